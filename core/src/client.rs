@@ -1,0 +1,308 @@
+//! `Client`: where tasks are submitted.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
+
+use peer_steal::{Pool, PoolHandle, SpawnError};
+
+use crate::cell::{Body, Cell, Node, Once, Retry, Slot};
+use crate::collect;
+use crate::error::TaskError;
+use crate::future::TaskFuture;
+use crate::inputs::{Held, Inputs};
+
+/// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
+///
+/// Cheap to clone; all clones share one pool of worker threads. Inside a task,
+/// [`Client::current`] gives the client that runs it, so tasks can submit tasks.
+///
+/// # Shutdown
+///
+/// When the last clone is dropped the pool shuts down: running tasks finish, tasks that have
+/// not started resolve to [`TaskError::Shutdown`], and the drop waits for the worker threads
+/// (unless it happens on one of them). Wait for what you need before dropping the client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+}
+
+/// Configures a [`Client`].
+#[derive(Debug, Default)]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: Option<usize>,
+}
+
+/// The client could not start its worker threads.
+#[derive(Debug)]
+pub struct BuildError(peer_steal::BuildError);
+
+/// Options for one task: `client.task().retries(3).submit(f)`.
+#[derive(Debug)]
+#[must_use = "a task builder does nothing until submitted"]
+pub struct TaskBuilder<'c> {
+    client: &'c Client,
+    retries: u32,
+}
+
+thread_local! {
+    /// On worker threads, the client that owns the pool. A `Weak` so that an idle worker does
+    /// not keep its own client alive.
+    static CURRENT: RefCell<Option<Arc<OnceLock<Weak<Inner>>>>> = const { RefCell::new(None) };
+}
+
+impl Builder {
+    /// Number of worker threads; defaults to the number of cores.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Stack size of each worker thread. Tasks that wait on tasks run other tasks on top of
+    /// their own frames, so very deep chains of waiting tasks need deep stacks (default
+    /// 256 MiB, reserved, not committed).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let me: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
+        let for_workers = me.clone();
+        let mut pool = Pool::builder()
+            .name("peer-worker")
+            .on_start(move |_| CURRENT.with(|c| *c.borrow_mut() = Some(for_workers.clone())))
+            .on_stop(|_| CURRENT.with(|c| *c.borrow_mut() = None));
+        if let Some(n) = self.workers {
+            pool = pool.workers(n);
+        }
+        if let Some(bytes) = self.stack_size {
+            pool = pool.stack_size(bytes);
+        }
+        let inner = Arc::new(Inner {
+            pool: pool.build().map_err(BuildError)?,
+        });
+        // Set once, right after the pool starts; a worker that asks before this sees `None`,
+        // but no task can run before `build` returns a client to submit it.
+        let _ = me.set(Arc::downgrade(&inner));
+        Ok(Client { inner })
+    }
+}
+
+impl Client {
+    /// A client with one worker per core.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system refuses to start threads; use [`Client::builder`] to handle
+    /// that as an error.
+    pub fn new() -> Client {
+        match Builder::default().build() {
+            Ok(client) => client,
+            Err(e) => panic!("peer: {e}"),
+        }
+    }
+
+    /// Configure a client.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The client whose task is running on this thread, if any.
+    pub fn current() -> Option<Client> {
+        CURRENT.with(|c| {
+            let slot = c.borrow();
+            let inner = slot.as_ref()?.get()?.upgrade()?;
+            Some(Client { inner })
+        })
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.inner.pool.workers()
+    }
+
+    fn pool(&self) -> &PoolHandle {
+        self.inner.pool.handle()
+    }
+
+    /// Runs `f` on the pool and returns a future of its result.
+    ///
+    /// A panic in `f` becomes [`TaskError::Panicked`] with the panic message.
+    #[inline]
+    pub fn submit<T, F>(&self, f: F) -> TaskFuture<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.submit_ready(Once(move |()| f()))
+    }
+
+    /// Runs `f` once every input future is done, with references to their values: the
+    /// task-graph form of Dask's `client.submit(score, param, data_future)`.
+    ///
+    /// `inputs` is `&fut`, a tuple `(&a, &b, ...)` of up to six futures, or a slice of futures
+    /// of one type; `f` receives `&A`, `(&A, &B, ...)` or `Vec<&A>`. If an input fails or is
+    /// cancelled, `f` never runs and the task fails with an error naming that input.
+    ///
+    /// ```
+    /// let client = peer_core::Client::builder().workers(2).build().unwrap();
+    /// let data = client.submit(|| vec![3, 1, 2]);
+    /// let scale = client.submit(|| 10);
+    /// let best = client.submit_with((&data, &scale), |(d, s)| d.iter().max().unwrap() * s);
+    /// assert_eq!(*best.wait().unwrap(), 30);
+    /// ```
+    pub fn submit_with<I, T, F>(&self, inputs: I, f: F) -> TaskFuture<T>
+    where
+        I: Inputs,
+        F: for<'a> FnOnce(<I::Held as Held>::Refs<'a>) -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.submit_after(inputs, Once(f))
+    }
+
+    /// Options for the next task (retries).
+    pub fn task(&self) -> TaskBuilder<'_> {
+        TaskBuilder {
+            client: self,
+            retries: 0,
+        }
+    }
+
+    /// Submits `f(item)` for every item, in order; one task per item.
+    pub fn map<A, T, F, It>(&self, items: It, f: F) -> Vec<TaskFuture<T>>
+    where
+        It: IntoIterator<Item = A>,
+        A: Send + 'static,
+        F: Fn(A) -> T + Send + Sync + 'static,
+        T: Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        items
+            .into_iter()
+            .map(|item| {
+                let f = f.clone();
+                self.submit(move || f(item))
+            })
+            .collect()
+    }
+
+    /// Waits for every future and returns their values in order, or the first error in order.
+    /// Values are moved out where these are the last handles, cloned otherwise.
+    pub fn gather<T, It>(&self, futures: It) -> Result<Vec<T>, TaskError>
+    where
+        It: IntoIterator<Item = TaskFuture<T>>,
+        T: Clone + Send + Sync + 'static,
+    {
+        collect::gather(futures)
+    }
+
+    fn submit_ready<T, B>(&self, body: B) -> TaskFuture<T>
+    where
+        T: Send + Sync + 'static,
+        B: Body<(), T>,
+    {
+        let cell = Arc::new(Cell::ready(body, ()));
+        let future = TaskFuture::new(cell.clone() as Arc<dyn Slot<T>>);
+        if let Err(SpawnError(job)) = self.pool().spawn(cell) {
+            job.abandon();
+        }
+        future
+    }
+
+    fn submit_after<I, T, B>(&self, inputs: I, body: B) -> TaskFuture<T>
+    where
+        I: Inputs,
+        T: Send + Sync + 'static,
+        B: Body<I::Held, T>,
+    {
+        let cell = Arc::new(Cell::pending(
+            body,
+            inputs.hold(),
+            inputs.count(),
+            self.pool().clone(),
+        ));
+        let future = TaskFuture::new(cell.clone() as Arc<dyn Slot<T>>);
+        inputs.visit(&mut |input| {
+            let node: Arc<dyn Node> = cell.clone();
+            if let Err((node, error)) = input.add_dependent(node) {
+                match error {
+                    None => node.input_done(),
+                    Some(e) => node.input_failed(&e),
+                }
+            }
+        });
+        // Release the submitter's own count: the task may now start.
+        (cell as Arc<dyn Node>).input_done();
+        future
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl TaskBuilder<'_> {
+    /// Runs the function up to `1 + n` times until it does not panic. The function must be
+    /// `FnMut` so it can be called again; inputs are passed again on each attempt.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Like [`Client::submit`], with these options.
+    pub fn submit<T, F>(self, mut f: F) -> TaskFuture<T>
+    where
+        F: FnMut() -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.client.submit_ready(Retry {
+            f: move |()| f(),
+            retries: self.retries,
+        })
+    }
+
+    /// Like [`Client::submit_with`], with these options.
+    pub fn submit_with<I, T, F>(self, inputs: I, f: F) -> TaskFuture<T>
+    where
+        I: Inputs,
+        F: for<'a> FnMut(<I::Held as Held>::Refs<'a>) -> T + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.client.submit_after(
+            inputs,
+            Retry {
+                f,
+                retries: self.retries,
+            },
+        )
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("workers", &self.workers())
+            .finish()
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}

@@ -1,0 +1,241 @@
+//! Waiting on many futures: `gather`, `as_completed`, `wait`.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use peer_steal::Unparker;
+
+use crate::cell::Waiter;
+use crate::error::TaskError;
+use crate::future::TaskFuture;
+
+/// Waits for every future and returns the values in order, or the first error in order.
+pub fn gather<T, It>(futures: It) -> Result<Vec<T>, TaskError>
+where
+    It: IntoIterator<Item = TaskFuture<T>>,
+    T: Clone + Send + Sync + 'static,
+{
+    futures.into_iter().map(TaskFuture::into_result).collect()
+}
+
+/// Completions of a set of futures, in the order they complete. Used by [`as_completed`] and
+/// [`wait`]; registered as a waiter on each future.
+pub(crate) struct Group {
+    state: Mutex<GroupState>,
+}
+
+struct GroupState {
+    done: VecDeque<usize>,
+    waker: Option<Waker>,
+    unparker: Option<Unparker>,
+}
+
+impl Group {
+    fn new(capacity: usize) -> Arc<Group> {
+        Arc::new(Group {
+            state: Mutex::new(GroupState {
+                done: VecDeque::with_capacity(capacity),
+                waker: None,
+                unparker: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        // Every critical section leaves the state consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Future `index` completed.
+    pub(crate) fn completed(&self, index: usize) {
+        let (waker, unparker) = {
+            let mut s = self.lock();
+            s.done.push_back(index);
+            (s.waker.take(), s.unparker.clone())
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        if let Some(u) = unparker {
+            u.unpark();
+        }
+    }
+
+    fn has_completed(&self) -> bool {
+        !self.lock().done.is_empty()
+    }
+
+    fn pop(&self) -> Option<usize> {
+        self.lock().done.pop_front()
+    }
+
+    fn watch<T: Send + Sync + 'static>(self: &Arc<Self>, futures: &[TaskFuture<T>]) {
+        for (index, future) in futures.iter().enumerate() {
+            if future
+                .slot
+                .header()
+                .add_waiter(Waiter::Group(self.clone(), index))
+                .is_err()
+            {
+                self.completed(index);
+            }
+        }
+    }
+
+    /// Blocks (helping, on a worker) until some future completed or the deadline passes.
+    fn block(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        peer_steal::block_until(
+            &|| self.has_completed(),
+            &mut |u| self.lock().unparker = Some(u),
+            deadline,
+        )
+    }
+}
+
+/// Yields futures as they complete (Dask's `as_completed`), as a blocking [`Iterator`] and as
+/// a [`Stream`](futures_core::Stream).
+///
+/// ```
+/// let client = peer_core::Client::builder().workers(2).build().unwrap();
+/// let futures = client.map(0..10u64, |i| i * i);
+/// let total: u64 = peer_core::as_completed(futures).map(|f| *f.wait().unwrap()).sum();
+/// assert_eq!(total, 285);
+/// ```
+pub struct AsCompleted<T> {
+    futures: Vec<Option<TaskFuture<T>>>,
+    group: Arc<Group>,
+    left: usize,
+}
+
+/// Yields `futures` in the order they complete.
+pub fn as_completed<T, It>(futures: It) -> AsCompleted<T>
+where
+    It: IntoIterator<Item = TaskFuture<T>>,
+    T: Send + Sync + 'static,
+{
+    let futures: Vec<TaskFuture<T>> = futures.into_iter().collect();
+    let group = Group::new(futures.len());
+    group.watch(&futures);
+    AsCompleted {
+        left: futures.len(),
+        futures: futures.into_iter().map(Some).collect(),
+        group,
+    }
+}
+
+impl<T> AsCompleted<T> {
+    fn take_done(&mut self, index: usize) -> TaskFuture<T> {
+        self.left -= 1;
+        match self.futures[index].take() {
+            Some(f) => f,
+            None => unreachable!("a future completed twice"),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Iterator for AsCompleted<T> {
+    type Item = TaskFuture<T>;
+
+    fn next(&mut self) -> Option<TaskFuture<T>> {
+        if self.left == 0 {
+            return None;
+        }
+        loop {
+            if let Some(index) = self.group.pop() {
+                return Some(self.take_done(index));
+            }
+            self.group.block(None);
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// Cancel safety: dropping a pending `next()` loses no future; it is yielded by a later call.
+impl<T: Send + Sync + 'static> futures_core::Stream for AsCompleted<T> {
+    type Item = TaskFuture<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TaskFuture<T>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let index = {
+            let mut s = self.group.lock();
+            match s.done.pop_front() {
+                Some(i) => i,
+                None => {
+                    s.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        };
+        Poll::Ready(Some(self.take_done(index)))
+    }
+}
+
+/// When [`wait`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitFor {
+    /// As soon as any future is done.
+    FirstCompleted,
+    /// When every future is done.
+    AllCompleted,
+}
+
+/// Which futures were done when [`wait`] returned, by index into its input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Indices of futures that are done.
+    pub done: Vec<usize>,
+    /// Indices of futures that are not done (non-empty only after a timeout, or with
+    /// [`WaitFor::FirstCompleted`]).
+    pub not_done: Vec<usize>,
+}
+
+/// Waits until the first or all of `futures` are done, or `timeout` passes
+/// (Python's `concurrent.futures.wait`; Dask's `wait`). It does not fail on a timeout: check
+/// [`Completion::not_done`]. Inside a task it runs other tasks while it waits.
+pub fn wait<T: Send + Sync + 'static>(
+    futures: &[TaskFuture<T>],
+    until: WaitFor,
+    timeout: Option<Duration>,
+) -> Completion {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    match until {
+        WaitFor::AllCompleted => {
+            for f in futures {
+                if !f.is_done() && deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                if !f.is_done() {
+                    wait_one(f, deadline);
+                }
+            }
+        }
+        WaitFor::FirstCompleted => {
+            if !futures.iter().any(TaskFuture::is_done) && !futures.is_empty() {
+                let group = Group::new(futures.len());
+                group.watch(futures);
+                group.block(deadline);
+            }
+        }
+    }
+    let (done, not_done) = (0..futures.len()).partition(|&i| futures[i].is_done());
+    Completion { done, not_done }
+}
+
+fn wait_one<T: Send + Sync + 'static>(f: &TaskFuture<T>, deadline: Option<Instant>) {
+    match deadline {
+        None => {
+            let _ = f.wait();
+        }
+        Some(d) => {
+            let _ = f.wait_timeout(d.saturating_duration_since(Instant::now()));
+        }
+    }
+}

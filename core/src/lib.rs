@@ -1,0 +1,41 @@
+//! Dask-style futures for Rust, on a local work-stealing pool.
+//!
+//! Submit functions, get [`TaskFuture`]s, pass futures into later tasks to build a graph, and
+//! gather the results — the same program later runs across a swarm of machines with
+//! `peer-net`. This crate alone needs no network.
+//!
+//! The seed's nested loop: load each file once, score every parameter against it.
+//!
+//! ```
+//! use peer_core::Client;
+//!
+//! fn load(name: &str) -> Vec<f64> { name.bytes().map(f64::from).collect() }
+//! fn score(param: f64, data: &[f64]) -> f64 { data.iter().map(|x| x * param).sum() }
+//!
+//! let client = Client::builder().workers(2).build().unwrap();
+//! let mut futures = Vec::new();
+//! for file in ["a.csv", "b.csv"] {
+//!     let data = client.submit(move || load(file));            // outer loop: load
+//!     for param in [0.5, 1.0, 2.0] {
+//!         futures.push(client.submit_with(&data, move |d| score(param, d)));  // inner loop
+//!     }
+//! }
+//! let results = client.gather(futures).unwrap();
+//! let best = results.iter().cloned().fold(f64::MIN, f64::max);
+//! assert!(best > 0.0);
+//! ```
+
+mod cell;
+mod client;
+mod collect;
+mod error;
+mod future;
+mod id;
+mod inputs;
+
+pub use client::{BuildError, Builder, Client, TaskBuilder};
+pub use collect::{AsCompleted, Completion, WaitFor, as_completed, gather, wait};
+pub use error::TaskError;
+pub use future::TaskFuture;
+pub use id::TaskId;
+pub use inputs::{Held, Inputs};
