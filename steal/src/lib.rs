@@ -10,24 +10,39 @@
 //! allocation from submission to result.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use std::sync::{Arc, Mutex};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use peer_steal::{Job, Pool};
+//! use peer_steal::{Job, Pool, Unparker};
 //!
-//! struct Count(AtomicUsize);
+//! /// Counts to 100; the job that reaches it wakes whoever waits.
+//! struct Count {
+//!     n: AtomicUsize,
+//!     waiter: Mutex<Option<Unparker>>,
+//! }
 //! impl Job for Count {
-//!     fn run(self: Arc<Self>) { self.0.fetch_add(1, Ordering::Relaxed); }
+//!     fn run(self: Arc<Self>) {
+//!         if self.n.fetch_add(1, Ordering::AcqRel) + 1 == 100 {
+//!             if let Some(u) = self.waiter.lock().unwrap().take() {
+//!                 u.unpark();
+//!             }
+//!         }
+//!     }
 //!     fn abandon(self: Arc<Self>) {}
 //! }
 //!
 //! let pool = Pool::builder().workers(2).build().unwrap();
-//! let count = Arc::new(Count(AtomicUsize::new(0)));
+//! let count = Arc::new(Count { n: AtomicUsize::new(0), waiter: Mutex::new(None) });
 //! for _ in 0..100 {
 //!     pool.spawn(count.clone()).unwrap();
 //! }
-//! // Help until every job has run (this thread is not a worker, so it just waits).
-//! pool.wait_until(&|| count.0.load(Ordering::Relaxed) == 100, &mut |_| {}, None);
-//! assert_eq!(count.0.load(Ordering::Relaxed), 100);
+//! // This thread is not a worker, so it parks; the condition is re-checked after registering,
+//! // so a job that finished before the registration is not missed.
+//! pool.wait_until(
+//!     &|| count.n.load(Ordering::Acquire) == 100,
+//!     &mut |u| *count.waiter.lock().unwrap() = Some(u),
+//!     None,
+//! );
+//! assert_eq!(count.n.load(Ordering::Acquire), 100);
 //! ```
 
 mod job;
