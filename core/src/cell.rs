@@ -230,11 +230,14 @@ impl<T: Send + Sync> Input for Header<T> {
     }
 }
 
+/// A dependent and the failure it must take on.
+type PendingFailure = (Arc<dyn Node>, TaskError);
+
 thread_local! {
     /// Failures waiting to be passed on to dependents. Failing a task fails its dependents,
     /// which fail theirs: doing that through this queue instead of recursion keeps a long
     /// failing chain from overflowing the stack.
-    static CASCADE: RefCell<Option<Vec<(Arc<dyn Node>, TaskError)>>> = const { RefCell::new(None) };
+    static CASCADE: RefCell<Option<Vec<PendingFailure>>> = const { RefCell::new(None) };
 }
 
 fn cascade_failure(node: Arc<dyn Node>, error: &TaskError) {

@@ -73,7 +73,11 @@ impl TaskError {
         match self {
             TaskError::Cancelled { .. } => TaskError::Cancelled { task },
             TaskError::Shutdown { .. } => TaskError::Shutdown { task },
-            TaskError::InputFailed { input: _, cause, task: failed } => TaskError::InputFailed {
+            TaskError::InputFailed {
+                input: _,
+                cause,
+                task: failed,
+            } => TaskError::InputFailed {
                 task,
                 input: *failed,
                 cause: cause.clone(),
@@ -92,7 +96,10 @@ impl fmt::Display for TaskError {
         match self {
             TaskError::Panicked { task, message } => write!(f, "{task} panicked: {message}"),
             TaskError::InputFailed { task, input, cause } => {
-                write!(f, "{task} did not run because its input {input} failed ({cause})")
+                write!(
+                    f,
+                    "{task} did not run because its input {input} failed ({cause})"
+                )
             }
             TaskError::Cancelled { task } => write!(f, "{task} was cancelled"),
             TaskError::Shutdown { task } => {

@@ -50,7 +50,10 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
     /// The result if the task is done; never blocks.
     #[inline]
     pub fn try_get(&self) -> Option<Result<&T, TaskError>> {
-        self.slot.header().result().map(|r| r.as_ref().map_err(Clone::clone))
+        self.slot
+            .header()
+            .result()
+            .map(|r| r.as_ref().map_err(Clone::clone))
     }
 
     /// Blocks until the task is done and returns its result.

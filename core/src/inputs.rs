@@ -63,7 +63,7 @@ impl Held for () {
 
 /// Reads a completed input's value; an input that failed fails the reader.
 #[inline]
-fn value<'a, A>(slot: &'a Arc<dyn Slot<A>>, task: TaskId) -> Result<&'a A, TaskError> {
+fn value<A>(slot: &Arc<dyn Slot<A>>, task: TaskId) -> Result<&A, TaskError> {
     match slot.header().result() {
         Some(Ok(v)) => Ok(v),
         Some(Err(e)) => Err(e.for_dependent(task)),

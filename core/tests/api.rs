@@ -64,7 +64,9 @@ fn input_shared_by_many_dependents_is_not_cloned() {
 fn owned_and_borrowed_await() {
     let c = client();
     let f = c.submit(|| vec![1, 2, 3]);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let borrowed = rt.block_on(async { (&f).await.map(|v| v.len()) });
     assert_eq!(borrowed, Ok(3));
     let owned = rt.block_on(f);
@@ -103,9 +105,8 @@ fn cancelled_await_leaks_no_waiter_and_loses_nothing() {
         .build()
         .unwrap();
     // Poll once, then drop the await by timing out.
-    let timed_out = rt.block_on(async {
-        tokio::time::timeout(Duration::from_millis(10), f.clone()).await
-    });
+    let timed_out =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(10), f.clone()).await });
     assert!(timed_out.is_err());
     tx.send(()).unwrap();
     assert_eq!(f.wait(), Ok(&7));
@@ -164,7 +165,11 @@ fn dependents_of_a_failed_task_fail_naming_the_input() {
         }
         other => panic!("expected InputFailed, got {other:?}"),
     }
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "a dependent of a failed task ran");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "a dependent of a failed task ran"
+    );
 }
 
 #[test]
@@ -197,7 +202,9 @@ fn retries_rerun_a_panicking_task() {
         a.fetch_add(1, Ordering::SeqCst);
         panic!("always {x}")
     });
-    assert!(matches!(g.wait(), Err(TaskError::Panicked { message, .. }) if &*message == "always 10"));
+    assert!(
+        matches!(g.wait(), Err(TaskError::Panicked { message, .. }) if &*message == "always 10")
+    );
     assert_eq!(attempts.load(Ordering::SeqCst), 3, "1 try + 2 retries");
 }
 
@@ -213,7 +220,10 @@ fn cancelling_a_pending_task_cancels_its_dependents() {
     assert!(!pending.cancel(), "cancelling twice reports false");
     // Dependents fail at once, without waiting for the gate.
     assert!(matches!(child.wait(), Err(TaskError::Cancelled { task }) if task == child.id()));
-    assert!(matches!(grandchild.wait(), Err(TaskError::Cancelled { .. })));
+    assert!(matches!(
+        grandchild.wait(),
+        Err(TaskError::Cancelled { .. })
+    ));
     tx.send(()).unwrap();
     assert_eq!(gate.wait(), Ok(&()));
     assert!(pending.wait().unwrap_err().is_cancelled());
@@ -287,7 +297,9 @@ fn as_completed_is_a_stream() {
     use futures_util::StreamExt;
     let c = client();
     let futures = c.map(0..100u64, |i| i);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut seen: Vec<u64> = rt.block_on(async {
         as_completed(futures)
             .then(|f| async move { f.await.unwrap() })
@@ -311,12 +323,20 @@ fn wait_first_all_and_timeout() {
     assert_eq!(first.not_done, vec![0]);
 
     let start = Instant::now();
-    let timed = wait(&futures, WaitFor::AllCompleted, Some(Duration::from_millis(50)));
+    let timed = wait(
+        &futures,
+        WaitFor::AllCompleted,
+        Some(Duration::from_millis(50)),
+    );
     assert!(start.elapsed() >= Duration::from_millis(50));
     assert_eq!(timed.not_done, vec![0]);
 
     tx.send(()).unwrap();
-    let all = wait(&futures, WaitFor::AllCompleted, Some(Duration::from_secs(30)));
+    let all = wait(
+        &futures,
+        WaitFor::AllCompleted,
+        Some(Duration::from_secs(30)),
+    );
     assert_eq!(all.done, vec![0, 1]);
     assert!(all.not_done.is_empty());
 }
@@ -326,7 +346,11 @@ fn wait_first_completed_times_out_when_nothing_finishes() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
     let blocked = c.submit(move || rx.recv().unwrap());
-    let r = wait(std::slice::from_ref(&blocked), WaitFor::FirstCompleted, Some(Duration::from_millis(30)));
+    let r = wait(
+        std::slice::from_ref(&blocked),
+        WaitFor::FirstCompleted,
+        Some(Duration::from_millis(30)),
+    );
     assert!(r.done.is_empty());
     assert_eq!(r.not_done, vec![0]);
     assert!(blocked.wait_timeout(Duration::from_millis(10)).is_none());
@@ -337,7 +361,10 @@ fn wait_first_completed_times_out_when_nothing_finishes() {
 #[test]
 fn tasks_submit_tasks_through_the_current_client() {
     let c = client();
-    assert!(Client::current().is_none(), "the test thread is not a worker");
+    assert!(
+        Client::current().is_none(),
+        "the test thread is not a worker"
+    );
     let f = c.submit(|| {
         let inner = Client::current().expect("a task sees its client");
         let parts: Vec<_> = (0..10u64).map(|i| inner.submit(move || i)).collect();
@@ -399,14 +426,22 @@ fn a_result_lives_while_a_future_or_pending_dependent_can_read_it() {
     data.wait().unwrap();
     let reader = c.submit_with((&data, &gate), |(t, _)| Arc::strong_count(&t.0));
     drop(data);
-    assert_eq!(drops.load(Ordering::SeqCst), 0, "freed while a dependent still needs it");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "freed while a dependent still needs it"
+    );
     tx.send(()).unwrap();
     reader.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while drops.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "not freed once nothing can read it");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        1,
+        "not freed once nothing can read it"
+    );
 }
 
 #[test]

@@ -255,7 +255,9 @@ impl PoolHandle {
         // If shutdown raced with the push, the last worker may already have drained the
         // injector; drain again ourselves so the job is abandoned rather than forgotten.
         // (notify_one's SeqCst fence orders the push before this load.)
-        if self.shared.shutdown.load(Ordering::SeqCst) && self.shared.live.load(Ordering::SeqCst) == 0 {
+        if self.shared.shutdown.load(Ordering::SeqCst)
+            && self.shared.live.load(Ordering::SeqCst) == 0
+        {
             self.shared.drain_injector();
         }
         Ok(())
@@ -353,7 +355,9 @@ impl Shared {
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool").field("workers", &self.workers()).finish()
+        f.debug_struct("Pool")
+            .field("workers", &self.workers())
+            .finish()
     }
 }
 

@@ -174,7 +174,11 @@ fn wait_until_helps_on_a_worker_and_times_out_elsewhere() {
     let pool = Arc::new(Pool::builder().workers(1).build().unwrap());
     // Outside the pool: a condition that never holds times out.
     let start = Instant::now();
-    assert!(!pool.wait_until(&|| false, &mut |_| {}, Some(start + Duration::from_millis(20))));
+    assert!(!pool.wait_until(
+        &|| false,
+        &mut |_| {},
+        Some(start + Duration::from_millis(20))
+    ));
     assert!(start.elapsed() >= Duration::from_millis(20));
 
     // On the single worker: a job waits for a second job, which can only run if the wait helps.
@@ -194,7 +198,9 @@ fn wait_until_helps_on_a_worker_and_times_out_elsewhere() {
         fn run(self: Arc<Self>) {
             self.pool.spawn(self.flag.clone()).unwrap();
             let flag = self.flag.clone();
-            let ok = self.pool.wait_until(&|| flag.0.load(Ordering::SeqCst) == 1, &mut |_| {}, None);
+            let ok =
+                self.pool
+                    .wait_until(&|| flag.0.load(Ordering::SeqCst) == 1, &mut |_| {}, None);
             assert!(ok);
             self.done.store(1, Ordering::SeqCst);
         }

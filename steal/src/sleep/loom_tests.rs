@@ -59,8 +59,12 @@ fn loom_producer_never_loses_a_wake_up() {
         let taken = Arc::new(AtomicUsize::new(0));
         let shutdown = Arc::new(AtomicBool::new(false));
         let w = {
-            let (sleep, queue, taken, shutdown) =
-                (sleep.clone(), queue.clone(), taken.clone(), shutdown.clone());
+            let (sleep, queue, taken, shutdown) = (
+                sleep.clone(),
+                queue.clone(),
+                taken.clone(),
+                shutdown.clone(),
+            );
             thread::spawn(move || {
                 // Exit once the one job is taken, so only a lost wake-up can block forever.
                 loop {
@@ -89,8 +93,12 @@ fn loom_shutdown_wakes_every_sleeper() {
         let shutdown = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..2)
             .map(|i| {
-                let (sleep, queue, taken, shutdown) =
-                    (sleep.clone(), queue.clone(), taken.clone(), shutdown.clone());
+                let (sleep, queue, taken, shutdown) = (
+                    sleep.clone(),
+                    queue.clone(),
+                    taken.clone(),
+                    shutdown.clone(),
+                );
                 thread::spawn(move || worker(i, &sleep, &queue, &taken, &shutdown))
             })
             .collect();
@@ -111,8 +119,12 @@ fn loom_two_sleepers_one_job_then_shutdown() {
         let shutdown = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..2)
             .map(|i| {
-                let (sleep, queue, taken, shutdown) =
-                    (sleep.clone(), queue.clone(), taken.clone(), shutdown.clone());
+                let (sleep, queue, taken, shutdown) = (
+                    sleep.clone(),
+                    queue.clone(),
+                    taken.clone(),
+                    shutdown.clone(),
+                );
                 thread::spawn(move || worker(i, &sleep, &queue, &taken, &shutdown))
             })
             .collect();
