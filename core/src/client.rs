@@ -65,7 +65,7 @@ impl Builder {
 
     /// Stack size of each worker thread. Tasks that wait on tasks run other tasks on top of
     /// their own frames, so very deep chains of waiting tasks need deep stacks (default
-    /// 256 MiB, reserved, not committed).
+    /// 64 MiB, reserved, not committed).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self

@@ -70,7 +70,9 @@ fn hundred_thousand_random_dependencies_match_sequential() {
 }
 
 /// Task `depth` submits task `depth + 1` and waits on it: 10,000 levels of tasks waiting on
-/// tasks. Every waiting worker must help, or 2 workers deadlock after 2 levels.
+/// tasks. Every waiting worker must help, or 2 workers deadlock after 2 levels. Helping nests
+/// frames, so this also checks that the default worker stack holds 10,000 levels (it needs
+/// between 8 and 32 MiB in a debug build).
 fn nested(client: Client, depth: u32, max: u32) -> u64 {
     if depth == max {
         return 0;

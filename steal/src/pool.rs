@@ -64,7 +64,7 @@ pub(crate) struct Shared {
 /// Default stack for worker threads. Waiting tasks help by running other tasks on top of their
 /// own frames, so deep chains of tasks waiting on tasks need deep stacks. The memory is only
 /// reserved; pages are committed as they are touched.
-const DEFAULT_STACK_SIZE: usize = 256 << 20;
+const DEFAULT_STACK_SIZE: usize = 64 << 20;
 
 impl Builder {
     /// Number of worker threads; defaults to the number of available cores.
@@ -73,7 +73,7 @@ impl Builder {
         self
     }
 
-    /// Stack size of each worker (default 256 MiB reserved, committed on use).
+    /// Stack size of each worker (default 64 MiB reserved, committed on use).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
