@@ -41,7 +41,8 @@ pub(crate) struct Header<T> {
     state: AtomicUsize,
     id: TaskId,
     waiters: Mutex<Vec<Waiter>>,
-    result: UnsafeCell<Option<Result<T, TaskError>>>,
+    /// Errors are boxed so that a slot costs a value plus a pointer, not the largest error.
+    result: UnsafeCell<Option<Result<T, Arc<TaskError>>>>,
 }
 
 // SAFETY: `result` is written only by the thread that claimed the cell (see the module doc) and
@@ -105,20 +106,24 @@ impl<T> Header<T> {
 
     /// The result, once complete.
     #[inline]
-    pub(crate) fn result(&self) -> Option<&Result<T, TaskError>> {
+    pub(crate) fn result(&self) -> Option<Result<&T, &TaskError>> {
         if !self.is_complete() {
             return None;
         }
         // SAFETY: COMPLETE was observed with Acquire, after which nobody writes `result`
         // (module doc); only `take_result` moves it, and that needs `&mut`.
-        unsafe { (*self.result.get()).as_ref() }
+        let slot = unsafe { &*self.result.get() };
+        slot.as_ref().map(|r| r.as_ref().map_err(|e| &**e))
     }
 
     pub(crate) fn take_result(&mut self) -> Option<Result<T, TaskError>> {
         if *self.state.get_mut() & KIND != COMPLETE {
             return None;
         }
-        self.result.get_mut().take()
+        self.result
+            .get_mut()
+            .take()
+            .map(|r| r.map_err(Arc::unwrap_or_clone))
     }
 
     /// Moves from `from` to `to`, keeping the waiters bit; false if not in `from`.
@@ -149,7 +154,7 @@ impl<T> Header<T> {
     /// Stores the result and tells every waiter. Only the claimer may call this, once.
     pub(crate) fn complete(&self, result: Result<T, TaskError>) {
         // SAFETY: we hold the claim (state RUNNING), so nobody else reads or writes `result`.
-        unsafe { *self.result.get() = Some(result) };
+        unsafe { *self.result.get() = Some(result.map_err(Arc::new)) };
         let old = self.state.swap(COMPLETE, Ordering::AcqRel);
         debug_assert_eq!(old & KIND, RUNNING, "completed a task that was not claimed");
         if old & WAITERS == 0 {
@@ -282,6 +287,40 @@ where
         catch_unwind(AssertUnwindSafe(move || (self.0)(refs)))
             .map_err(|payload| TaskError::panicked(id, payload))
     }
+}
+
+/// Calls an `FnOnce` that decides the task's outcome itself (named tasks run through the
+/// registry fail with their own errors); a panic becomes [`TaskError::Panicked`].
+pub(crate) struct TryOnce<F>(pub(crate) F);
+
+impl<H, T, F> Body<H, T> for TryOnce<F>
+where
+    H: Held,
+    F: for<'a> FnOnce(H::Refs<'a>, TaskId) -> Result<T, TaskError> + Send + 'static,
+{
+    fn call(self, inputs: &H, id: TaskId) -> Result<T, TaskError> {
+        let refs = inputs.refs(id)?;
+        match catch_unwind(AssertUnwindSafe(move || (self.0)(refs, id))) {
+            Ok(result) => result,
+            Err(payload) => Err(TaskError::panicked(id, payload)),
+        }
+    }
+}
+
+/// A finished task holding `value`: how plain values join a graph of futures.
+pub(crate) fn finished<T: Send + Sync + 'static>(value: T) -> Arc<dyn Slot<T>> {
+    type NoBody<T> = Once<fn(()) -> T>;
+    let cell: Cell<T, NoBody<T>, ()> = Cell {
+        header: Header::new(TaskId::next(), RUNNING),
+        remaining: AtomicUsize::new(0),
+        body: UnsafeCell::new(None),
+        inputs: UnsafeCell::new(None),
+        pool: None,
+    };
+    // Nobody else can see the cell yet, so completing it needs no synchronisation beyond the
+    // usual Release store.
+    cell.header.complete(Ok(value));
+    Arc::new(cell)
 }
 
 /// Calls an `FnMut` up to `1 + retries` times until it does not panic.

@@ -6,11 +6,13 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use peer_steal::{Pool, PoolHandle, SpawnError};
 
-use crate::cell::{Body, Cell, Node, Once, Retry, Slot};
+use crate::cell::{Body, Cell, Node, Once, Retry, Slot, TryOnce};
 use crate::collect;
 use crate::error::TaskError;
 use crate::future::TaskFuture;
+use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
+use crate::named::{IntoArgs, NamedTask};
 
 /// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
 ///
@@ -29,6 +31,7 @@ pub struct Client {
 
 struct Inner {
     pool: Pool,
+    encode_named: bool,
 }
 
 /// Configures a [`Client`].
@@ -36,6 +39,7 @@ struct Inner {
 pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
+    encode_named: bool,
 }
 
 /// The client could not start its worker threads.
@@ -71,6 +75,14 @@ impl Builder {
         self
     }
 
+    /// Run every named task through the registry with encoded arguments and result, as a
+    /// remote peer would, instead of calling the function directly (the default). For tests
+    /// of that path, and to check that a program's types survive encoding.
+    pub fn encode_named_tasks(mut self, yes: bool) -> Self {
+        self.encode_named = yes;
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Result<Client, BuildError> {
         let me: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
@@ -87,6 +99,7 @@ impl Builder {
         }
         let inner = Arc::new(Inner {
             pool: pool.build().map_err(BuildError)?,
+            encode_named: self.encode_named,
         });
         // Set once, right after the pool starts; a worker that asks before this sees `None`,
         // but no task can run before `build` returns a client to submit it.
@@ -165,6 +178,48 @@ impl Client {
         T: Send + Sync + 'static,
     {
         self.submit_after(inputs, Once(f))
+    }
+
+    /// Submits a [named task](crate::named): `args` is a tuple with one value or `&TaskFuture`
+    /// per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`.
+    pub fn submit_named<N, A>(&self, task: N, args: A) -> TaskFuture<N::Output>
+    where
+        N: NamedTask,
+        A: IntoArgs<N::Args>,
+    {
+        let _ = task;
+        args.submit::<N>(self)
+    }
+
+    /// A future that is already done with `value`: a way to pass plain data into a graph
+    /// (Dask's `scatter`).
+    pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
+        TaskFuture::new(crate::cell::finished(value))
+    }
+
+    pub(crate) fn encodes_named_tasks(&self) -> bool {
+        self.inner.encode_named
+    }
+
+    /// Like `submit`, for a function that decides the task's error itself.
+    pub(crate) fn submit_fallible<T, F>(&self, f: F) -> TaskFuture<T>
+    where
+        F: FnOnce(TaskId) -> Result<T, TaskError> + Send + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.submit_ready(TryOnce(move |(), id| f(id)))
+    }
+
+    /// Like `submit_with`, for a function that decides the task's error itself.
+    pub(crate) fn submit_fallible_with<I, T, F>(&self, inputs: I, f: F) -> TaskFuture<T>
+    where
+        I: Inputs,
+        F: for<'a> FnOnce(<I::Held as Held>::Refs<'a>, TaskId) -> Result<T, TaskError>
+            + Send
+            + 'static,
+        T: Send + Sync + 'static,
+    {
+        self.submit_after(inputs, TryOnce(f))
     }
 
     /// Options for the next task (retries).

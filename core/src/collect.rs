@@ -18,6 +18,9 @@ where
     It: IntoIterator<Item = TaskFuture<T>>,
     T: Clone + Send + Sync + 'static,
 {
+    let futures: Vec<TaskFuture<T>> = futures.into_iter().collect();
+    // One wake-up when the last one completes, not one per future.
+    wait_all(&futures, None);
     futures.into_iter().map(TaskFuture::into_result).collect()
 }
 
@@ -29,15 +32,22 @@ pub(crate) struct Group {
 
 struct GroupState {
     done: VecDeque<usize>,
+    /// Completions seen so far (popping from `done` does not lower it).
+    completed: usize,
+    /// Wake the waiter once `completed` reaches this: 1 for "any", all for "all", so that
+    /// waiting for a thousand futures costs one wake-up, not a thousand.
+    wake_at: usize,
     waker: Option<Waker>,
     unparker: Option<Unparker>,
 }
 
 impl Group {
-    fn new(capacity: usize) -> Arc<Group> {
+    fn new(capacity: usize, wake_at: usize) -> Arc<Group> {
         Arc::new(Group {
             state: Mutex::new(GroupState {
                 done: VecDeque::with_capacity(capacity),
+                completed: 0,
+                wake_at,
                 waker: None,
                 unparker: None,
             }),
@@ -54,6 +64,10 @@ impl Group {
         let (waker, unparker) = {
             let mut s = self.lock();
             s.done.push_back(index);
+            s.completed += 1;
+            if s.completed < s.wake_at {
+                return;
+            }
             (s.waker.take(), s.unparker.clone())
         };
         if let Some(w) = waker {
@@ -68,12 +82,20 @@ impl Group {
         !self.lock().done.is_empty()
     }
 
+    fn reached_target(&self) -> bool {
+        let s = self.lock();
+        s.completed >= s.wake_at
+    }
+
     fn pop(&self) -> Option<usize> {
         self.lock().done.pop_front()
     }
 
-    fn watch<T: Send + Sync + 'static>(self: &Arc<Self>, futures: &[TaskFuture<T>]) {
-        for (index, future) in futures.iter().enumerate() {
+    fn watch<'f, T: Send + Sync + 'static>(
+        self: &Arc<Self>,
+        futures: impl IntoIterator<Item = (usize, &'f TaskFuture<T>)>,
+    ) {
+        for (index, future) in futures {
             if future
                 .slot
                 .header()
@@ -85,13 +107,9 @@ impl Group {
         }
     }
 
-    /// Blocks (helping, on a worker) until some future completed or the deadline passes.
-    fn block(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
-        peer_steal::block_until(
-            &|| self.has_completed(),
-            &mut |u| self.lock().unparker = Some(u),
-            deadline,
-        )
+    /// Blocks (helping, on a worker) until `done` holds or the deadline passes.
+    fn block(self: &Arc<Self>, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        peer_steal::block_until(done, &mut |u| self.lock().unparker = Some(u), deadline)
     }
 }
 
@@ -117,8 +135,8 @@ where
     T: Send + Sync + 'static,
 {
     let futures: Vec<TaskFuture<T>> = futures.into_iter().collect();
-    let group = Group::new(futures.len());
-    group.watch(&futures);
+    let group = Group::new(futures.len(), 1);
+    group.watch(futures.iter().enumerate());
     AsCompleted {
         left: futures.len(),
         futures: futures.into_iter().map(Some).collect(),
@@ -147,7 +165,7 @@ impl<T: Send + Sync + 'static> Iterator for AsCompleted<T> {
             if let Some(index) = self.group.pop() {
                 return Some(self.take_done(index));
             }
-            self.group.block(None);
+            self.group.block(&|| self.group.has_completed(), None);
         }
     }
 
@@ -207,21 +225,12 @@ pub fn wait<T: Send + Sync + 'static>(
 ) -> Completion {
     let deadline = timeout.map(|t| Instant::now() + t);
     match until {
-        WaitFor::AllCompleted => {
-            for f in futures {
-                if !f.is_done() && deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                if !f.is_done() {
-                    wait_one(f, deadline);
-                }
-            }
-        }
+        WaitFor::AllCompleted => wait_all(futures, deadline),
         WaitFor::FirstCompleted => {
             if !futures.iter().any(TaskFuture::is_done) && !futures.is_empty() {
-                let group = Group::new(futures.len());
-                group.watch(futures);
-                group.block(deadline);
+                let group = Group::new(futures.len(), 1);
+                group.watch(futures.iter().enumerate());
+                group.block(&|| group.reached_target(), deadline);
             }
         }
     }
@@ -229,13 +238,19 @@ pub fn wait<T: Send + Sync + 'static>(
     Completion { done, not_done }
 }
 
-fn wait_one<T: Send + Sync + 'static>(f: &TaskFuture<T>, deadline: Option<Instant>) {
-    match deadline {
-        None => {
-            let _ = f.wait();
-        }
-        Some(d) => {
-            let _ = f.wait_timeout(d.saturating_duration_since(Instant::now()));
-        }
+/// Blocks until every future is done or the deadline passes, with a single wake-up.
+fn wait_all<T: Send + Sync + 'static>(futures: &[TaskFuture<T>], deadline: Option<Instant>) {
+    // Decide once which to watch: one that completes meanwhile still counts, because `watch`
+    // records a future that is already complete at registration.
+    let pending: Vec<(usize, &TaskFuture<T>)> = futures
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.is_done())
+        .collect();
+    if pending.is_empty() {
+        return;
     }
+    let group = Group::new(pending.len(), pending.len());
+    group.watch(pending);
+    group.block(&|| group.reached_target(), deadline);
 }

@@ -23,7 +23,7 @@ pub enum TaskError {
         task: TaskId,
         /// Its input that failed.
         input: TaskId,
-        /// The first failure in the chain: always a [`TaskError::Panicked`], never another
+        /// The first failure in the chain (a panic, a named-task error), never another
         /// `InputFailed`, so long chains of failures stay shallow.
         cause: Arc<TaskError>,
     },
@@ -37,6 +37,42 @@ pub enum TaskError {
         /// The task that did not run.
         task: TaskId,
     },
+    /// No named task of this name is registered in the binary that was to run it.
+    UnknownTask {
+        /// The task that did not run.
+        task: TaskId,
+        /// The name it was submitted under.
+        name: Arc<str>,
+    },
+    /// The runner registers the name with other parameter or result types.
+    SignatureMismatch {
+        /// The task that did not run.
+        task: TaskId,
+        /// Its name.
+        name: Arc<str>,
+        /// The signature the caller was built with.
+        expected: Arc<str>,
+        /// The signature the runner has.
+        found: Arc<str>,
+    },
+    /// The arguments of a named task could not be encoded or did not decode.
+    BadArguments {
+        /// The task that did not run.
+        task: TaskId,
+        /// Its name.
+        name: Arc<str>,
+        /// What went wrong, naming the argument.
+        message: Arc<str>,
+    },
+    /// The result of a named task could not be encoded or did not decode.
+    BadResult {
+        /// The task whose result was lost.
+        task: TaskId,
+        /// Its name.
+        name: Arc<str>,
+        /// What went wrong.
+        message: Arc<str>,
+    },
 }
 
 impl TaskError {
@@ -46,7 +82,11 @@ impl TaskError {
             TaskError::Panicked { task, .. }
             | TaskError::InputFailed { task, .. }
             | TaskError::Cancelled { task }
-            | TaskError::Shutdown { task } => *task,
+            | TaskError::Shutdown { task }
+            | TaskError::UnknownTask { task, .. }
+            | TaskError::SignatureMismatch { task, .. }
+            | TaskError::BadArguments { task, .. }
+            | TaskError::BadResult { task, .. } => *task,
         }
     }
 
@@ -82,10 +122,10 @@ impl TaskError {
                 input: *failed,
                 cause: cause.clone(),
             },
-            TaskError::Panicked { task: failed, .. } => TaskError::InputFailed {
+            root => TaskError::InputFailed {
                 task,
-                input: *failed,
-                cause: Arc::new(self.clone()),
+                input: root.task(),
+                cause: Arc::new(root.clone()),
             },
         }
     }
@@ -105,6 +145,28 @@ impl fmt::Display for TaskError {
             TaskError::Shutdown { task } => {
                 write!(f, "{task} did not run because its client shut down")
             }
+            TaskError::UnknownTask { task, name } => {
+                write!(f, "{task} names `{name}`, which no registered task has")
+            }
+            TaskError::SignatureMismatch {
+                task,
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{task} calls `{name}` as `{expected}` but the runner registers it as `{found}`"
+            ),
+            TaskError::BadArguments {
+                task,
+                name,
+                message,
+            } => write!(f, "{task} (`{name}`): {message}"),
+            TaskError::BadResult {
+                task,
+                name,
+                message,
+            } => write!(f, "{task} (`{name}`): {message}"),
         }
     }
 }

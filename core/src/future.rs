@@ -50,10 +50,7 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
     /// The result if the task is done; never blocks.
     #[inline]
     pub fn try_get(&self) -> Option<Result<&T, TaskError>> {
-        self.slot
-            .header()
-            .result()
-            .map(|r| r.as_ref().map_err(Clone::clone))
+        self.slot.header().result().map(|r| r.map_err(Clone::clone))
     }
 
     /// Blocks until the task is done and returns its result.
@@ -115,7 +112,7 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
             }
         }
         match self.slot.header().result() {
-            Some(result) => result.clone(),
+            Some(result) => result.cloned().map_err(Clone::clone),
             None => unreachable!("the result was taken while another handle could read it"),
         }
     }

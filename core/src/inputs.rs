@@ -12,7 +12,7 @@ use crate::error::TaskError;
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 
-/// Futures that a task takes as inputs: `&fut`, a tuple of up to six `&fut`s, or a slice
+/// Futures that a task takes as inputs: `&fut`, a tuple of one to six `&fut`s, or a slice
 /// (`&[TaskFuture<A>]`, `&Vec<TaskFuture<A>>`).
 ///
 /// The task's function receives references to the values: `&A` for one future, `(&A, &B)` for
@@ -182,6 +182,7 @@ macro_rules! tuple_inputs {
     };
 }
 
+tuple_inputs!(Single; A 0);
 tuple_inputs!(Two; A 0, B 1);
 tuple_inputs!(Three; A 0, B 1, C 2);
 tuple_inputs!(Four; A 0, B 1, C 2, D 3);

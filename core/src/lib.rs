@@ -25,6 +25,8 @@
 //! assert!(best > 0.0);
 //! ```
 
+extern crate self as peer_core;
+
 mod cell;
 mod client;
 mod collect;
@@ -32,6 +34,7 @@ mod error;
 mod future;
 mod id;
 mod inputs;
+pub mod named;
 
 pub use client::{BuildError, Builder, Client, TaskBuilder};
 pub use collect::{AsCompleted, Completion, WaitFor, as_completed, gather, wait};
@@ -39,3 +42,5 @@ pub use error::TaskError;
 pub use future::TaskFuture;
 pub use id::TaskId;
 pub use inputs::{Held, Inputs};
+pub use named::NamedTask;
+pub use peer_macros::task;

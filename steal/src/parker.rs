@@ -12,8 +12,17 @@ use crate::loom::{Condvar, Mutex};
 /// (a stale token), so callers always re-check their condition in a loop.
 #[derive(Debug)]
 pub struct Parker {
-    notified: Mutex<bool>,
+    state: Mutex<State>,
     condvar: Condvar,
+}
+
+#[derive(Debug)]
+struct State {
+    /// A token is waiting to be consumed.
+    notified: bool,
+    /// A thread is blocked in `park`: only then does `unpark` pay for a condvar notify, which
+    /// is a system call even when nobody waits.
+    parked: bool,
 }
 
 /// Wakes the thread parked on a [`Parker`]; cheap to clone and send to whoever completes the
@@ -25,7 +34,10 @@ impl Parker {
     /// A parker with no token.
     pub fn new() -> Arc<Parker> {
         Arc::new(Parker {
-            notified: Mutex::new(false),
+            state: Mutex::new(State {
+                notified: false,
+                parked: false,
+            }),
             condvar: Condvar::new(),
         })
     }
@@ -38,30 +50,35 @@ impl Parker {
     /// Blocks until a token is available or `deadline` passes, then consumes the token.
     /// Returns `true` if a token was consumed.
     pub fn park(&self, deadline: Option<Instant>) -> bool {
-        let mut notified = lock(&self.notified);
-        while !*notified {
+        let mut state = lock(&self.state);
+        state.parked = true;
+        let got = loop {
+            if state.notified {
+                break true;
+            }
             match deadline {
-                None => notified = wait(&self.condvar, notified),
+                None => state = wait(&self.condvar, state),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return false;
+                        break false;
                     }
-                    notified = wait_timeout(&self.condvar, notified, deadline - now);
+                    state = wait_timeout(&self.condvar, state, deadline - now);
                 }
             }
-        }
-        *notified = false;
-        true
+        };
+        state.parked = false;
+        state.notified = false;
+        got
     }
 
     /// Leaves a token and wakes the parked thread, if any.
     pub fn unpark(&self) {
-        let mut notified = lock(&self.notified);
-        if !*notified {
-            *notified = true;
-            // Notify while holding the lock: the parker cannot free itself in between because
-            // it is reference counted, and this keeps the protocol obvious.
+        let mut state = lock(&self.state);
+        state.notified = true;
+        if state.parked {
+            // Notify under the lock: the parker cannot miss it, since it checks `notified`
+            // under the same lock before every wait.
             self.condvar.notify_one();
         }
     }
@@ -79,24 +96,24 @@ impl Unparker {
     }
 }
 
-// A poisoned lock here only means another thread panicked while holding it; the bool it guards
-// is always valid, so carry on with it.
-fn lock(m: &Mutex<bool>) -> crate::loom::MutexGuard<'_, bool> {
+// A poisoned lock here only means another thread panicked while holding it; the flags it guards
+// are always valid, so carry on with them.
+fn lock(m: &Mutex<State>) -> crate::loom::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn wait<'a>(
     c: &Condvar,
-    g: crate::loom::MutexGuard<'a, bool>,
-) -> crate::loom::MutexGuard<'a, bool> {
+    g: crate::loom::MutexGuard<'a, State>,
+) -> crate::loom::MutexGuard<'a, State> {
     c.wait(g).unwrap_or_else(|e| e.into_inner())
 }
 
 fn wait_timeout<'a>(
     c: &Condvar,
-    g: crate::loom::MutexGuard<'a, bool>,
+    g: crate::loom::MutexGuard<'a, State>,
     d: std::time::Duration,
-) -> crate::loom::MutexGuard<'a, bool> {
+) -> crate::loom::MutexGuard<'a, State> {
     match c.wait_timeout(g, d) {
         Ok((g, _)) => g,
         Err(e) => e.into_inner().0,

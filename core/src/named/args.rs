@@ -1,0 +1,143 @@
+//! Arguments of named tasks: how they are stored, encoded and given.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::NamedTask;
+use super::registry::CallError;
+use crate::client::Client;
+use crate::future::TaskFuture;
+
+/// The parameter types of a named task, as a tuple of owned values `(A, B, ...)` (up to six).
+pub trait Args: Sized + Send + Sync + 'static {
+    /// References to each value: `(&A, &B, ...)`.
+    type Refs<'a>;
+    /// How many parameters.
+    const COUNT: usize;
+
+    /// Decodes one byte string per parameter.
+    fn decode(bytes: &[&[u8]]) -> Result<Self, CallError>;
+    /// References to the stored values.
+    fn as_refs(&self) -> Self::Refs<'_>;
+    /// Encodes each value into its own byte string.
+    fn encode(refs: Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError>;
+}
+
+/// One argument of a named task: a value, or `&TaskFuture` of an earlier task.
+pub trait IntoArg<T> {
+    /// A future of the argument: the future itself, or the value stored as a finished task.
+    fn into_future(self, client: &Client) -> TaskFuture<T>;
+}
+
+impl<T: Send + Sync + 'static> IntoArg<T> for T {
+    fn into_future(self, client: &Client) -> TaskFuture<T> {
+        client.scatter(self)
+    }
+}
+
+impl<T: Send + Sync + 'static> IntoArg<T> for &TaskFuture<T> {
+    fn into_future(self, _: &Client) -> TaskFuture<T> {
+        self.clone()
+    }
+}
+
+/// The arguments of a call to a named task: a tuple with one [`IntoArg`] per parameter.
+pub trait IntoArgs<A: Args> {
+    #[doc(hidden)]
+    fn submit<N: NamedTask<Args = A>>(self, client: &Client) -> TaskFuture<N::Output>;
+}
+
+fn decode_one<T: DeserializeOwned>(index: usize, bytes: &[u8]) -> Result<T, CallError> {
+    postcard::from_bytes(bytes).map_err(|e| CallError::DecodeArg {
+        index,
+        message: e.to_string(),
+    })
+}
+
+fn encode_one<T: Serialize>(index: usize, value: &T) -> Result<Vec<u8>, CallError> {
+    postcard::to_allocvec(value).map_err(|e| CallError::EncodeArg {
+        index,
+        message: e.to_string(),
+    })
+}
+
+fn check_count(expected: usize, bytes: &[&[u8]]) -> Result<(), CallError> {
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(CallError::ArgCount {
+            expected,
+            found: bytes.len(),
+        })
+    }
+}
+
+impl Args for () {
+    type Refs<'a> = ();
+    const COUNT: usize = 0;
+
+    fn decode(bytes: &[&[u8]]) -> Result<(), CallError> {
+        check_count(0, bytes)
+    }
+    fn as_refs(&self) {}
+    fn encode((): ()) -> Result<Vec<Vec<u8>>, CallError> {
+        Ok(Vec::new())
+    }
+}
+
+impl IntoArgs<()> for () {
+    fn submit<N: NamedTask<Args = ()>>(self, client: &Client) -> TaskFuture<N::Output> {
+        if client.encodes_named_tasks() {
+            client.submit_fallible(|id| super::call_encoded::<N>((), id))
+        } else {
+            client.submit(|| N::call(()))
+        }
+    }
+}
+
+macro_rules! args_tuple {
+    ($n:expr; $($A:ident $X:ident $a:ident $i:tt),+) => {
+        impl<$($A),+> Args for ($($A,)+)
+        where
+            $($A: Serialize + DeserializeOwned + Send + Sync + 'static),+
+        {
+            type Refs<'a> = ($(&'a $A,)+);
+            const COUNT: usize = $n;
+
+            fn decode(bytes: &[&[u8]]) -> Result<Self, CallError> {
+                check_count($n, bytes)?;
+                Ok(($(decode_one::<$A>($i, bytes[$i])?,)+))
+            }
+            fn as_refs(&self) -> Self::Refs<'_> {
+                ($(&self.$i,)+)
+            }
+            fn encode(($($a,)+): Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError> {
+                Ok(vec![$(encode_one($i, $a)?),+])
+            }
+        }
+
+        impl<$($A, $X),+> IntoArgs<($($A,)+)> for ($($X,)+)
+        where
+            $($A: Serialize + DeserializeOwned + Send + Sync + 'static, $X: IntoArg<$A>),+
+        {
+            fn submit<N: NamedTask<Args = ($($A,)+)>>(self, client: &Client) -> TaskFuture<N::Output> {
+                let futures = ($(self.$i.into_future(client),)+);
+                let inputs = ($(&futures.$i,)+);
+                if client.encodes_named_tasks() {
+                    client.submit_fallible_with(inputs, |($($a,)+), id| {
+                        super::call_encoded::<N>(($($a,)+), id)
+                    })
+                } else {
+                    client.submit_with(inputs, |($($a,)+)| N::call(($($a,)+)))
+                }
+            }
+        }
+    };
+}
+
+args_tuple!(1; A0 X0 a0 0);
+args_tuple!(2; A0 X0 a0 0, A1 X1 a1 1);
+args_tuple!(3; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2);
+args_tuple!(4; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3);
+args_tuple!(5; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4);
+args_tuple!(6; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5);
