@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use peer_steal::{Pool, PoolHandle, SpawnError};
 
@@ -17,21 +17,28 @@ use crate::named::{IntoArgs, NamedTask};
 /// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
 ///
 /// Cheap to clone; all clones share one pool of worker threads. Inside a task,
-/// [`Client::current`] gives the client that runs it, so tasks can submit tasks.
+/// [`Client::current`] and [`Client::with_current`] give the client that runs it, so tasks
+/// can submit tasks.
 ///
 /// # Shutdown
 ///
-/// When the last clone is dropped the pool shuts down: running tasks finish, tasks that have
-/// not started resolve to [`TaskError::Shutdown`], and the drop waits for the worker threads
-/// (unless it happens on one of them). Wait for what you need before dropping the client.
+/// When the last clone made from the built client is dropped the pool shuts down: running
+/// tasks finish, tasks that have not started resolve to [`TaskError::Shutdown`], and the drop
+/// waits for the worker threads (unless it happens on one of them). Wait for what you need
+/// before dropping the client. The client a task gets from [`Client::current`] is a view that
+/// does not keep the pool running.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pool: PoolHandle,
+    encode_named: bool,
+    /// Keeps the worker threads running; `None` in the view given to tasks, so that workers
+    /// never keep their own pool alive.
+    _owner: Option<Arc<Owner>>,
 }
 
-struct Inner {
-    pool: Pool,
-    encode_named: bool,
+/// Owns the threads: dropping it shuts the pool down.
+struct Owner {
+    _pool: Pool,
 }
 
 /// Configures a [`Client`].
@@ -55,9 +62,9 @@ pub struct TaskBuilder<'c> {
 }
 
 thread_local! {
-    /// On worker threads, the client that owns the pool. A `Weak` so that an idle worker does
-    /// not keep its own client alive.
-    static CURRENT: RefCell<Option<Arc<OnceLock<Weak<Inner>>>>> = const { RefCell::new(None) };
+    /// On worker threads, a view of the client that owns the pool, set once the pool is up.
+    /// Borrowed by `with_current`, so tasks submitting tasks touch no shared reference count.
+    static CURRENT: RefCell<Option<Arc<OnceLock<Client>>>> = const { RefCell::new(None) };
 }
 
 impl Builder {
@@ -85,7 +92,7 @@ impl Builder {
 
     /// Starts the worker threads.
     pub fn build(self) -> Result<Client, BuildError> {
-        let me: Arc<OnceLock<Weak<Inner>>> = Arc::new(OnceLock::new());
+        let me: Arc<OnceLock<Client>> = Arc::new(OnceLock::new());
         let for_workers = me.clone();
         let mut pool = Pool::builder()
             .name("peer-worker")
@@ -97,14 +104,19 @@ impl Builder {
         if let Some(bytes) = self.stack_size {
             pool = pool.stack_size(bytes);
         }
-        let inner = Arc::new(Inner {
-            pool: pool.build().map_err(BuildError)?,
+        let pool = pool.build().map_err(BuildError)?;
+        let view = Client {
+            pool: pool.handle().clone(),
             encode_named: self.encode_named,
-        });
-        // Set once, right after the pool starts; a worker that asks before this sees `None`,
-        // but no task can run before `build` returns a client to submit it.
-        let _ = me.set(Arc::downgrade(&inner));
-        Ok(Client { inner })
+            _owner: None,
+        };
+        // Set right after the pool starts; no task can run before `build` returns a client
+        // to submit it, so no worker looks before this.
+        let _ = me.set(view.clone());
+        Ok(Client {
+            _owner: Some(Arc::new(Owner { _pool: pool })),
+            ..view
+        })
     }
 }
 
@@ -127,22 +139,29 @@ impl Client {
         Builder::default()
     }
 
-    /// The client whose task is running on this thread, if any.
+    /// The client whose task is running on this thread, if any (Dask's `get_client`). It
+    /// does not keep the pool running once every other client is dropped.
     pub fn current() -> Option<Client> {
+        Client::with_current(Client::clone)
+    }
+
+    /// Calls `f` with the client whose task is running on this thread, without cloning it:
+    /// the cheapest way for a task to submit tasks. `None` outside a worker.
+    #[inline]
+    pub fn with_current<R>(f: impl FnOnce(&Client) -> R) -> Option<R> {
         CURRENT.with(|c| {
             let slot = c.borrow();
-            let inner = slot.as_ref()?.get()?.upgrade()?;
-            Some(Client { inner })
+            slot.as_ref()?.get().map(f)
         })
     }
 
     /// Number of worker threads.
     pub fn workers(&self) -> usize {
-        self.inner.pool.workers()
+        self.pool.workers()
     }
 
     fn pool(&self) -> &PoolHandle {
-        self.inner.pool.handle()
+        &self.pool
     }
 
     /// Runs `f` on the pool and returns a future of its result.
@@ -198,7 +217,7 @@ impl Client {
     }
 
     pub(crate) fn encodes_named_tasks(&self) -> bool {
-        self.inner.encode_named
+        self.encode_named
     }
 
     /// Like `submit`, for a function that decides the task's error itself.
