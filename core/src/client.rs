@@ -13,6 +13,7 @@ use crate::future::TaskFuture;
 use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
 use crate::named::{IntoArgs, NamedTask};
+use crate::sync::{Backend, LocalBackend};
 
 /// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
 ///
@@ -31,6 +32,8 @@ use crate::named::{IntoArgs, NamedTask};
 pub struct Client {
     pool: PoolHandle,
     encode_named: bool,
+    /// Where named primitives (locks, queues, ...) live.
+    backend: Arc<dyn Backend>,
     /// Keeps the worker threads running; `None` in the view given to tasks, so that workers
     /// never keep their own pool alive.
     _owner: Option<Arc<Owner>>,
@@ -108,6 +111,7 @@ impl Builder {
         let view = Client {
             pool: pool.handle().clone(),
             encode_named: self.encode_named,
+            backend: Arc::new(LocalBackend::default()),
             _owner: None,
         };
         // Set right after the pool starts; no task can run before `build` returns a client
@@ -214,6 +218,10 @@ impl Client {
     /// (Dask's `scatter`).
     pub fn scatter<T: Send + Sync + 'static>(&self, value: T) -> TaskFuture<T> {
         TaskFuture::new(crate::cell::finished(value))
+    }
+
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     pub(crate) fn encodes_named_tasks(&self) -> bool {

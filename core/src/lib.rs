@@ -35,6 +35,7 @@ mod future;
 mod id;
 mod inputs;
 pub mod named;
+pub mod sync;
 
 pub use client::{BuildError, Builder, Client, TaskBuilder};
 pub use collect::{AsCompleted, Completion, WaitFor, as_completed, gather, wait};
@@ -44,3 +45,4 @@ pub use id::TaskId;
 pub use inputs::{Held, Inputs};
 pub use named::NamedTask;
 pub use peer_macros::task;
+pub use sync::{Event, Lock, LockGuard, Permit, Queue, Semaphore, Subscription, Topic, Variable};

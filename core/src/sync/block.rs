@@ -1,0 +1,61 @@
+//! Blocking twins of the async methods: poll the same future, and between polls wait the way
+//! `TaskFuture::wait` does — on a worker, by running other tasks, so tasks blocked on a queue
+//! that a pending task would fill cannot deadlock the pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
+
+use peer_steal::Unparker;
+
+/// A waker that records the wake and unparks whoever blocks.
+#[derive(Default)]
+struct Signal {
+    woken: AtomicBool,
+    unparker: Mutex<Option<Unparker>>,
+}
+
+impl Wake for Signal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let unparker = self
+            .unparker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(u) = unparker {
+            u.unpark();
+        }
+    }
+}
+
+/// Polls `future` to completion on this thread, or gives up at `deadline` and returns `None`,
+/// leaving the future with the caller (dropping it withdraws it cleanly).
+pub(crate) fn block_on<F: Future + Unpin>(
+    future: &mut F,
+    deadline: Option<Instant>,
+) -> Option<F::Output> {
+    let signal = Arc::new(Signal::default());
+    let waker = Waker::from(signal.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(value) = Pin::new(&mut *future).poll(&mut cx) {
+            return Some(value);
+        }
+        let woke = peer_steal::block_until(
+            &|| signal.woken.load(Ordering::Acquire),
+            &mut |u| *signal.unparker.lock().unwrap_or_else(|e| e.into_inner()) = Some(u),
+            deadline,
+        );
+        if !woke {
+            return None;
+        }
+        signal.woken.store(false, Ordering::Release);
+    }
+}
