@@ -34,6 +34,7 @@ mod error;
 mod future;
 mod id;
 mod inputs;
+mod loom;
 pub mod named;
 pub mod sync;
 

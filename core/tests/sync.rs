@@ -419,3 +419,56 @@ fn names_are_shared_and_typed() {
     let c2 = client();
     assert!(c2.lock("name").try_lock().is_some());
 }
+
+#[test]
+fn a_blocked_consumer_is_never_buried_under_producers_waiting_for_it() {
+    // One consumer task and many producer tasks on a tiny queue, all on 2 workers: producers
+    // block on the full queue, and only the consumer can drain it. Helping on the blocked
+    // thread's own stack would run producers on top of the consumer and hang; compensation
+    // keeps the consumer free to resume.
+    for capacity in [1, 2, 8] {
+        let c = client();
+        let q = c.queue::<u64>("tiny", capacity);
+        let consumer = {
+            let q = q.clone();
+            c.submit(move || {
+                let mut sum = 0;
+                while let Ok(v) = q.blocking_get() {
+                    sum += v;
+                }
+                sum
+            })
+        };
+        let producers: Vec<_> = (0..50u64)
+            .map(|p| {
+                let q = q.clone();
+                c.submit(move || {
+                    for i in 0..20 {
+                        q.blocking_put(p * 20 + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        c.gather(producers).unwrap();
+        q.close();
+        assert_eq!(consumer.wait(), Ok(&(0..1000u64).sum::<u64>()));
+    }
+}
+
+#[test]
+fn every_worker_blocked_on_an_event_still_lets_the_setter_run() {
+    let c = client();
+    let e = c.event("all-blocked");
+    let waiters: Vec<_> = (0..6)
+        .map(|_| {
+            let e = e.clone();
+            c.submit(move || e.blocking_wait())
+        })
+        .collect();
+    let setter = {
+        let e = e.clone();
+        c.submit(move || e.set())
+    };
+    setter.wait().unwrap();
+    c.gather(waiters).unwrap();
+}

@@ -45,6 +45,7 @@
 //! assert_eq!(count.n.load(Ordering::Acquire), 100);
 //! ```
 
+mod compensate;
 mod job;
 mod loom;
 mod parker;
@@ -52,6 +53,7 @@ mod pool;
 mod sleep;
 mod worker;
 
+pub use compensate::block_compensated;
 pub use job::{Job, JobRef};
 pub use parker::{Parker, Unparker};
 pub use pool::{BuildError, Builder, Pool, PoolHandle, SpawnError, block_until};

@@ -53,12 +53,24 @@ pub enum BuildError {
 pub struct SpawnError(pub JobRef);
 
 pub(crate) struct Shared {
+    pub(crate) hooks: Hooks,
     pub(crate) injector: Injector<JobRef>,
     pub(crate) stealers: Box<[Stealer<JobRef>]>,
     pub(crate) sleep: Sleep,
     pub(crate) shutdown: AtomicBool,
     /// Workers that have not exited yet; the last one out drains the injector.
     pub(crate) live: AtomicUsize,
+    /// Compensating threads running now.
+    pub(crate) compensating: AtomicUsize,
+}
+
+/// What every thread of the pool runs at start and stop, and how it is made; compensating
+/// threads (see `compensate.rs`) are made the same way.
+pub(crate) struct Hooks {
+    pub(crate) name: String,
+    pub(crate) stack_size: usize,
+    pub(crate) on_start: Option<Arc<dyn Fn(usize) + Send + Sync>>,
+    pub(crate) on_stop: Option<Arc<dyn Fn(usize) + Send + Sync>>,
 }
 
 /// Default stack for worker threads. Waiting tasks help by running other tasks on top of their
@@ -107,15 +119,22 @@ impl Builder {
         let deques: Vec<_> = (0..workers)
             .map(|_| crossbeam_deque::Worker::new_lifo())
             .collect();
+        let name = self.name.unwrap_or_else(|| "peer-worker".to_owned());
+        let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         let shared = Arc::new(Shared {
+            hooks: Hooks {
+                name: name.clone(),
+                stack_size: stack,
+                on_start: self.on_start.clone(),
+                on_stop: self.on_stop.clone(),
+            },
             injector: Injector::new(),
             stealers: deques.iter().map(|d| d.stealer()).collect(),
             sleep: Sleep::new(workers),
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(workers),
+            compensating: AtomicUsize::new(0),
         });
-        let name = self.name.unwrap_or_else(|| "peer-worker".to_owned());
-        let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         let mut threads = Vec::with_capacity(workers);
         for (index, deque) in deques.into_iter().enumerate() {
             let for_thread = shared.clone();

@@ -1,6 +1,8 @@
-//! Blocking twins of the async methods: poll the same future, and between polls wait the way
-//! `TaskFuture::wait` does — on a worker, by running other tasks, so tasks blocked on a queue
-//! that a pending task would fill cannot deadlock the pool.
+//! Blocking twins of the async methods: poll the same future, and between polls block this
+//! thread. On a worker, a compensating thread runs the pool's tasks meanwhile
+//! (`peer_steal::block_compensated`), so tasks blocked on a queue that a pending task would
+//! fill cannot deadlock the pool — and, unlike helping on this thread's own stack, a blocked
+//! consumer is never buried under a producer that waits for it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -48,7 +50,7 @@ pub(crate) fn block_on<F: Future + Unpin>(
         if let Poll::Ready(value) = Pin::new(&mut *future).poll(&mut cx) {
             return Some(value);
         }
-        let woke = peer_steal::block_until(
+        let woke = peer_steal::block_compensated(
             &|| signal.woken.load(Ordering::Acquire),
             &mut |u| *signal.unparker.lock().unwrap_or_else(|e| e.into_inner()) = Some(u),
             deadline,

@@ -4,9 +4,11 @@
 use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use crate::loom::{Mutex, MutexGuard};
 
 use super::backend::{
     Backend, Closed, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
@@ -28,6 +30,11 @@ pub(crate) struct LocalBackend {
 /// Locks a mutex whose state every critical section leaves consistent, so a panic elsewhere
 /// while holding it (only in user wakers) does not make the state unusable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The reaper's own locks are plain `std` ones even under loom: it is never modelled.
+fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -133,7 +140,7 @@ struct SemState {
 }
 
 impl LocalSemaphore {
-    fn new(permits: usize) -> LocalSemaphore {
+    pub(crate) fn new(permits: usize) -> LocalSemaphore {
         LocalSemaphore {
             state: Mutex::new(SemState {
                 free: permits,
@@ -261,9 +268,9 @@ impl SemaphoreBackend for LocalSemaphore {
 /// One thread for the whole process that wakes semaphores when a lease may have run out, so
 /// waiters get the permit of a holder that died or hung without anyone polling.
 struct Reaper {
-    due: Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
-    targets: Mutex<HashMap<u64, Weak<LocalSemaphore>>>,
-    next: Mutex<u64>,
+    due: std::sync::Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
+    targets: std::sync::Mutex<HashMap<u64, Weak<LocalSemaphore>>>,
+    next: std::sync::Mutex<u64>,
     wake: Condvar,
 }
 
@@ -271,9 +278,9 @@ fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<&'static Reaper> = OnceLock::new();
     REAPER.get_or_init(|| {
         let reaper: &'static Reaper = Box::leak(Box::new(Reaper {
-            due: Mutex::new(BinaryHeap::new()),
-            targets: Mutex::new(HashMap::new()),
-            next: Mutex::new(0),
+            due: std::sync::Mutex::new(BinaryHeap::new()),
+            targets: std::sync::Mutex::new(HashMap::new()),
+            next: std::sync::Mutex::new(0),
             wake: Condvar::new(),
         }));
         // If the thread cannot start, leases still expire on the next operation; only
@@ -288,28 +295,28 @@ fn reaper() -> &'static Reaper {
 impl Reaper {
     fn schedule(&self, at: Instant, target: Weak<LocalSemaphore>) {
         let id = {
-            let mut next = lock(&self.next);
+            let mut next = lock_std(&self.next);
             *next += 1;
             *next
         };
-        lock(&self.targets).insert(id, target);
-        lock(&self.due).push(Reverse((at, id)));
+        lock_std(&self.targets).insert(id, target);
+        lock_std(&self.due).push(Reverse((at, id)));
         self.wake.notify_one();
     }
 
     fn run(&self) {
-        let mut due = lock(&self.due);
+        let mut due = lock_std(&self.due);
         loop {
             let now = Instant::now();
             match due.peek().copied() {
                 Some(Reverse((at, id))) if at <= now => {
                     due.pop();
                     drop(due);
-                    let target = lock(&self.targets).remove(&id);
+                    let target = lock_std(&self.targets).remove(&id);
                     if let Some(sem) = target.and_then(|w| w.upgrade()) {
                         sem.expire();
                     }
-                    due = lock(&self.due);
+                    due = lock_std(&self.due);
                 }
                 Some(Reverse((at, _))) => {
                     due = match self.wake.wait_timeout(due, at - now) {

@@ -12,7 +12,7 @@
 //!     let jobs = client.queue::<u32>("jobs", 100);
 //!     move || {
 //!         let mut sum = 0;
-//!         while let Ok(job) = jobs.blocking_get() {   // helps run other tasks while it waits
+//!         while let Ok(job) = jobs.blocking_get() {   // another thread runs tasks meanwhile
 //!             sum += job;
 //!         }
 //!         sum
@@ -25,17 +25,16 @@
 //! assert_eq!(worker.wait(), Ok(&55));
 //! ```
 //!
-//! Every waiting method comes as an `async fn` and a `blocking_*` twin. The blocking ones,
-//! called inside a task, run other tasks while they wait, like `TaskFuture::wait`.
+//! Every waiting method comes as an `async fn` and a `blocking_*` twin. A blocking one called
+//! inside a task parks its worker and lets a compensating thread run the pool's other tasks
+//! until it resumes (like Dask's `secede`), so a task blocked on a queue never stops the task
+//! that would fill it — not even when every worker is blocked.
 //!
 //! # Fairness
 //!
 //! Waiters are not served in strict arrival order: when a permit, an item or room frees up,
-//! every waiter is woken and the first to poll takes it. A first-come hand-off would deadlock
-//! with help-while-waiting, where the first waiter can be buried under a later one on the same
-//! worker's stack and unable to collect what was handed to it. Holding a lock while blocking
-//! on something else inside a task can still deadlock the same way a non-reentrant lock does:
-//! the task that waits may run, on top of itself, a task that wants the same lock.
+//! every waiter is woken and the first to poll takes it, so nothing is ever handed to a waiter
+//! that is slow to collect it (an executor that polls late, a thread that is descheduled).
 //!
 //! # Cancel safety
 //!
@@ -63,6 +62,8 @@
 mod backend;
 mod block;
 mod local;
+#[cfg(all(test, peer_loom))]
+mod loom_tests;
 
 use std::any::type_name;
 use std::fmt;
