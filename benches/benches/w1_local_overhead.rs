@@ -12,6 +12,8 @@
 //!   (`peer`: one `wait` per future, in order; `peer_gather`: one `gather` call).
 //! - `w1_fork_join`: a binary tree of depth 20 (2^20 leaves); elements = the 2^21 - 1 nodes,
 //!   each a task for peer and tokio (`rayon::join` queues only one side of each fork).
+//!   `peer` reaches the client through `Client::with_current`, `peer_current` through
+//!   `Client::current` (a clone per node); `peer_half_inline` runs one child inline.
 //! - `w1_chain`: 10,000 tasks each depending on the previous; elements = hops.
 //! - `w1_scaling`: 20,000 tasks spinning 10 µs each, 1 worker vs 2 (target: 2 ≥ 1.8× 1),
 //!   awaited with a `wait` each (`peer/N`) or one `gather` (`peer_gather/N`).
@@ -71,6 +73,11 @@ fn fork_join(c: &mut Criterion) {
         let client = w1::peer_client(WORKERS);
         group.bench_function("peer", |b| {
             b.iter(|| assert_eq!(w1::peer_fork_join(&client, w1::TREE_DEPTH), leaves));
+        });
+        group.bench_function("peer_current", |b| {
+            b.iter(|| {
+                assert_eq!(w1::peer_fork_join_current(&client, w1::TREE_DEPTH), leaves);
+            });
         });
         group.bench_function("peer_half_inline", |b| {
             b.iter(|| {

@@ -95,25 +95,44 @@ pub fn rayon_flat(pool: &rayon::ThreadPool, n: u64) {
 // fork-join
 
 /// peer, the shape: every node is a task that submits both children through
-/// [`Client::current`] and waits on them (`wait` runs other tasks meanwhile).
+/// [`Client::with_current`] (a borrow of the worker's client: no reference count touched) and
+/// waits on them (`wait` runs other tasks meanwhile).
 pub fn peer_tree(depth: u32) -> u64 {
     if depth == 0 {
         return 1;
     }
-    let client = Client::current().expect("inside a task");
-    let left = client.submit(move || peer_tree(depth - 1));
-    let right = client.submit(move || peer_tree(depth - 1));
+    let (left, right) = Client::with_current(|client| {
+        (
+            client.submit(move || peer_tree(depth - 1)),
+            client.submit(move || peer_tree(depth - 1)),
+        )
+    })
+    .expect("inside a task");
     left.wait().expect("left") + right.wait().expect("right")
 }
 
-/// peer, rayon's shape: submit one child (with a cloned client), compute the other inline.
-pub fn peer_tree_half_inline(client: &Client, depth: u32) -> u64 {
+/// [`peer_tree`] through [`Client::current`], which clones the client (two atomic reference
+/// count updates on one shared counter per node): kept to show what `with_current` saves.
+pub fn peer_tree_current(depth: u32) -> u64 {
     if depth == 0 {
         return 1;
     }
-    let inner = client.clone();
-    let right = client.submit(move || peer_tree_half_inline(&inner, depth - 1));
-    let left = peer_tree_half_inline(client, depth - 1);
+    let client = Client::current().expect("inside a task");
+    let left = client.submit(move || peer_tree_current(depth - 1));
+    let right = client.submit(move || peer_tree_current(depth - 1));
+    left.wait().expect("left") + right.wait().expect("right")
+}
+
+/// peer, rayon's shape: submit one child (through [`Client::with_current`]), compute the
+/// other inline.
+pub fn peer_tree_half_inline(depth: u32) -> u64 {
+    if depth == 0 {
+        return 1;
+    }
+    let right =
+        Client::with_current(|client| client.submit(move || peer_tree_half_inline(depth - 1)))
+            .expect("inside a task");
+    let left = peer_tree_half_inline(depth - 1);
     left + right.wait().expect("right")
 }
 
@@ -146,11 +165,18 @@ pub fn peer_fork_join(client: &Client, depth: u32) -> u64 {
         .expect("root")
 }
 
+/// Runs [`peer_tree_current`] from a root task; returns the leaf count.
+pub fn peer_fork_join_current(client: &Client, depth: u32) -> u64 {
+    *client
+        .submit(move || peer_tree_current(depth))
+        .wait()
+        .expect("root")
+}
+
 /// Runs [`peer_tree_half_inline`] from a root task; returns the leaf count.
 pub fn peer_fork_join_half_inline(client: &Client, depth: u32) -> u64 {
-    let inner = client.clone();
     *client
-        .submit(move || peer_tree_half_inline(&inner, depth))
+        .submit(move || peer_tree_half_inline(depth))
         .wait()
         .expect("root")
 }

@@ -9,11 +9,13 @@
 //! cargo run --release -p peer-benches --bin w1_interleaved -- [GROUP ...] [--rounds N]
 //! ```
 //!
-//! GROUP is `flat`, `fork_join`, `chain` or `scaling` (default: all). Prints a table per group
-//! and one JSON line per group (`{"group":..,"impl":{..}}`).
+//! GROUP is `flat`, `fork_join`, `chain` or `scaling` (default: these four), or `named`
+//! (not part of W1: closures against named tasks, see `peer_benches::named`). Prints a table
+//! per group and one JSON line per group (`{"group":..,"impl":{..}}`).
 
 use std::time::Instant;
 
+use peer_benches::named;
 use peer_benches::w1::{self, WORKERS};
 
 /// One implementation of a group's workload; returns nothing, panics if the result is wrong.
@@ -21,6 +23,8 @@ type Run<'a> = Box<dyn Fn() + 'a>;
 
 /// Chain runs take milliseconds: time several per round and keep the mean.
 const CHAIN_REPS: u32 = 10;
+/// Named-task runs take tens of milliseconds: likewise.
+const NAMED_REPS: u32 = 5;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -137,6 +141,10 @@ fn fork_join(rounds: usize) {
             Box::new(|| assert_eq!(w1::peer_fork_join(&client, d), leaves)),
         ),
         (
+            "peer_current",
+            Box::new(|| assert_eq!(w1::peer_fork_join_current(&client, d), leaves)),
+        ),
+        (
             "peer_half_inline",
             Box::new(|| assert_eq!(w1::peer_fork_join_half_inline(&client, d), leaves)),
         ),
@@ -199,6 +207,29 @@ fn scaling(rounds: usize) {
     interleave("w1_scaling", n, 1, rounds, &impls);
 }
 
+/// Not W1: closures against named tasks, direct and through the registry (`named` module).
+fn named(rounds: usize) {
+    let n = named::NAMED_TASKS;
+    let sum = named::expected_sum(n);
+    let client = w1::peer_client(WORKERS);
+    let encoding = named::encoding_client(WORKERS);
+    let impls: Vec<(&str, Run<'_>)> = vec![
+        (
+            "closure",
+            Box::new(|| assert_eq!(named::closure(&client, n), sum)),
+        ),
+        (
+            "named_direct",
+            Box::new(|| assert_eq!(named::named(&client, n), sum)),
+        ),
+        (
+            "named_encoded",
+            Box::new(|| assert_eq!(named::named(&encoding, n), sum)),
+        ),
+    ];
+    interleave("named_vs_closure", n, NAMED_REPS, rounds, &impls);
+}
+
 fn main() {
     let mut groups = Vec::new();
     let mut rounds = 15;
@@ -212,7 +243,7 @@ fn main() {
                     .filter(|&r| r > 0)
                     .unwrap_or_else(|| usage())
             }
-            "flat" | "fork_join" | "chain" | "scaling" => groups.push(arg),
+            "flat" | "fork_join" | "chain" | "scaling" | "named" => groups.push(arg),
             _ => usage(),
         }
     }
@@ -226,12 +257,13 @@ fn main() {
             "flat" => flat(rounds),
             "fork_join" => fork_join(rounds),
             "chain" => chain(rounds),
+            "named" => named(rounds),
             _ => scaling(rounds),
         }
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: w1_interleaved [flat|fork_join|chain|scaling ...] [--rounds N]");
+    eprintln!("usage: w1_interleaved [flat|fork_join|chain|scaling|named ...] [--rounds N]");
     std::process::exit(2)
 }

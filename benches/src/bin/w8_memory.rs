@@ -4,6 +4,8 @@
 //! w8_memory pending [N]              peer: N empty tasks submitted while both workers are busy
 //! w8_memory pending-tokio [N]        the tokio anchor, same method
 //! w8_memory soak [WAVES] [PER_WAVE]  peer: WAVES waves of PER_WAVE tasks, gathered and dropped
+//! w8_memory soak-tokio [WAVES] [PER_WAVE]
+//!                                    the tokio anchor: same waves, spawned and awaited
 //! ```
 //!
 //! `pending` occupies both workers with a task that blocks on a gate, so nothing submitted
@@ -184,8 +186,47 @@ fn soak(waves: usize, per_wave: usize) {
         max = max.max(rss);
         last = rss;
     }
+    print_soak("peer", waves, per_wave, idle, (first, last, max));
+}
+
+/// The tokio anchor of `soak`: the same waves, spawned on a runtime and awaited in order.
+fn soak_tokio(waves: usize, per_wave: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .build()
+        .expect("runtime");
+    let idle = rss_kb().0;
+    let mut first = 0;
+    let mut max = 0;
+    let mut last = 0;
+    for wave in 0..waves {
+        let sum = rt.block_on(async {
+            let handles: Vec<_> = (0..per_wave as u64)
+                .map(|i| tokio::spawn(async move { i }))
+                .collect();
+            let mut sum = 0;
+            for h in handles {
+                sum += h.await.expect("task");
+            }
+            sum
+        });
+        let expected = per_wave as u64 * (per_wave as u64).saturating_sub(1) / 2;
+        assert_eq!(sum, expected);
+        let rss = rss_kb().0;
+        if wave == 0 {
+            first = rss;
+        }
+        max = max.max(rss);
+        last = rss;
+    }
+    print_soak("tokio", waves, per_wave, idle, (first, last, max));
+}
+
+/// Prints a soak result; `waves_kb` is the RSS after the first and last wave and the maximum.
+fn print_soak(runtime: &str, waves: usize, per_wave: usize, idle: u64, waves_kb: (u64, u64, u64)) {
+    let (first, last, max) = waves_kb;
     println!(
-        "{{\"mode\":\"soak\",\"runtime\":\"peer\",\"waves\":{waves},\"per_wave\":{per_wave},\
+        "{{\"mode\":\"soak\",\"runtime\":\"{runtime}\",\"waves\":{waves},\"per_wave\":{per_wave},\
          \"tasks\":{},\"rss_idle_kb\":{idle},\"rss_first_wave_kb\":{first},\
          \"rss_last_wave_kb\":{last},\"rss_max_kb\":{max},\"hwm_kb\":{},\"ratio_last_first\":{:.3}}}",
         waves * per_wave,
@@ -201,7 +242,10 @@ fn arg(args: &[String], i: usize, default: usize) -> usize {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: w8_memory pending [N] | pending-tokio [N] | soak [WAVES] [PER_WAVE]");
+    eprintln!(
+        "usage: w8_memory pending [N] | pending-tokio [N] | soak [WAVES] [PER_WAVE] \
+         | soak-tokio [WAVES] [PER_WAVE]"
+    );
     std::process::exit(2)
 }
 
@@ -211,6 +255,7 @@ fn main() {
         Some("pending") => pending_peer(arg(&args, 1, 1_000_000)),
         Some("pending-tokio") => pending_tokio(arg(&args, 1, 1_000_000)),
         Some("soak") => soak(arg(&args, 1, 100), arg(&args, 2, 100_000)),
+        Some("soak-tokio") => soak_tokio(arg(&args, 1, 100), arg(&args, 2, 100_000)),
         _ => usage(),
     }
 }
