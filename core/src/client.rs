@@ -45,11 +45,12 @@ struct Owner {
 }
 
 /// Configures a [`Client`].
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
     encode_named: bool,
+    backend: Option<Arc<dyn Backend>>,
 }
 
 /// The client could not start its worker threads.
@@ -93,6 +94,13 @@ impl Builder {
         self
     }
 
+    /// Where named primitives live (default: in this process). The swarm client of
+    /// `peer-net` passes one that keeps each name on a home peer.
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Result<Client, BuildError> {
         let me: Arc<OnceLock<Client>> = Arc::new(OnceLock::new());
@@ -111,7 +119,9 @@ impl Builder {
         let view = Client {
             pool: pool.handle().clone(),
             encode_named: self.encode_named,
-            backend: Arc::new(LocalBackend::default()),
+            backend: self
+                .backend
+                .unwrap_or_else(|| Arc::new(LocalBackend::default())),
             _owner: None,
         };
         // Set right after the pool starts; no task can run before `build` returns a client
@@ -373,6 +383,17 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("workers", &self.workers())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("stack_size", &self.stack_size)
+            .field("encode_named", &self.encode_named)
+            .field("custom_backend", &self.backend.is_some())
             .finish()
     }
 }

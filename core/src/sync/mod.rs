@@ -918,3 +918,58 @@ impl fmt::Display for Expired {
 }
 
 impl std::error::Error for Expired {}
+
+#[cfg(all(test, not(peer_loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts the names asked of it and serves them from an in-process backend.
+    #[derive(Default)]
+    struct Counting {
+        inner: LocalBackend,
+        asked: AtomicUsize,
+    }
+
+    impl Backend for Counting {
+        fn semaphore(&self, name: &str, permits: usize) -> Arc<dyn SemaphoreBackend> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.semaphore(name, permits)
+        }
+        fn queue(&self, name: &str, capacity: usize) -> Arc<dyn QueueBackend> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.queue(name, capacity)
+        }
+        fn variable(&self, name: &str) -> Arc<dyn VariableBackend> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.variable(name)
+        }
+        fn event(&self, name: &str) -> Arc<dyn EventBackend> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.event(name)
+        }
+        fn topic(&self, name: &str) -> Arc<dyn TopicBackend> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner.topic(name)
+        }
+    }
+
+    #[test]
+    fn a_client_uses_the_backend_it_was_built_with() {
+        let backend = Arc::new(Counting::default());
+        let client = Client::builder()
+            .workers(1)
+            .backend(backend.clone())
+            .build()
+            .unwrap();
+        let _ = client.lock("a").try_lock().unwrap();
+        client.queue::<u8>("q", 1).try_put(1).unwrap();
+        client.event("e").set();
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 3);
+        // Clones and the view inside tasks share it.
+        let inner = client.submit(|| Client::with_current(|c| c.event("e").is_set()));
+        assert_eq!(inner.wait(), Ok(&Some(true)));
+        assert_eq!(backend.asked.load(Ordering::SeqCst), 4);
+    }
+}
