@@ -1,23 +1,14 @@
 //! Loom models of the lock and semaphore fast paths: run with
 //! `RUSTFLAGS="--cfg peer_loom" cargo test -p peer-core --lib --release loom`.
 
-use std::sync::Arc as StdArc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Waker};
 
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use super::local::LocalSemaphore;
 use crate::sync::backend::{SemaphoreBackend, Ticket};
-
-/// Records a wake in a loom atomic, so a lost wake-up shows as a waiter that never sees it.
-struct Flag(Arc<AtomicBool>);
-impl Wake for Flag {
-    fn wake(self: StdArc<Self>) {
-        self.0.store(true, Ordering::Release);
-    }
-}
 
 #[test]
 fn loom_try_acquire_is_mutually_exclusive() {
@@ -52,24 +43,12 @@ fn loom_a_waiter_is_woken_by_release() {
             let sem = sem.clone();
             thread::spawn(move || sem.release(grant.token).unwrap())
         };
-        let woken = Arc::new(AtomicBool::new(false));
-        let waker = Waker::from(StdArc::new(Flag(woken.clone())));
-        let mut cx = Context::from_waker(&waker);
+        // loom's executor parks until the waker fires: a lost wake-up is a loom deadlock.
         let mut ticket = Ticket::default();
-        loop {
-            match sem.poll_acquire(&mut ticket, None, &mut cx) {
-                Poll::Ready(g) => {
-                    sem.release(g.token).unwrap();
-                    break;
-                }
-                Poll::Pending => {
-                    // Only a wake may send us back; a lost one spins here until loom gives up.
-                    while !woken.swap(false, Ordering::Acquire) {
-                        thread::yield_now();
-                    }
-                }
-            }
-        }
+        let got = loom::future::block_on(std::future::poll_fn(|cx| {
+            sem.poll_acquire(&mut ticket, None, cx)
+        }));
+        sem.release(got.token).unwrap();
         holder.join().unwrap();
         assert_eq!(sem.available(), 1);
     });
