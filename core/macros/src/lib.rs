@@ -11,7 +11,7 @@ use syn::{FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, parse_macr
 
 /// Registers a function as a named task that any peer with the same binary can run.
 ///
-/// ```ignore
+/// ```text
 /// #[peer_core::task]
 /// fn score(param: f64, data: &Vec<f64>) -> f64 { ... }
 /// // generates `ScoreTask`, submitted with `client.submit_named(ScoreTask, (0.5, &data))`
