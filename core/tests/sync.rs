@@ -472,3 +472,31 @@ fn every_worker_blocked_on_an_event_still_lets_the_setter_run() {
     setter.wait().unwrap();
     c.gather(waiters).unwrap();
 }
+
+#[test]
+fn cancelled_semaphore_and_stream_reads_leave_no_trace() {
+    use futures_util::StreamExt;
+    let c = client();
+    let sem = c.semaphore("cancel-sem", 2);
+    let (a, b) = (sem.try_acquire().unwrap(), sem.try_acquire().unwrap());
+    let mut waiting = sem.acquire();
+    assert!(poll_once(&mut waiting).is_pending());
+    drop(a);
+    drop(waiting); // woken by the release, dropped before collecting
+    assert_eq!(sem.available(), 1, "a cancelled acquire kept a permit");
+    drop(b);
+    assert_eq!(sem.available(), 2);
+
+    let topic = c.topic::<u32>("cancel-topic");
+    let mut sub = topic.subscribe();
+    {
+        let mut next = sub.next();
+        assert!(poll_once(&mut next).is_pending());
+    }
+    topic.publish(9);
+    assert_eq!(
+        sub.blocking_next(Some(Duration::from_secs(5))),
+        Some(9),
+        "a dropped read consumed a value"
+    );
+}
