@@ -23,21 +23,39 @@ pub trait Args: Sized + Send + Sync + 'static {
     fn encode(refs: Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError>;
 }
 
+/// One argument of a named task as given.
+pub enum Arg<T> {
+    /// A plain value.
+    Value(T),
+    /// The future of an earlier task.
+    Future(TaskFuture<T>),
+}
+
 /// One argument of a named task: a value, or `&TaskFuture` of an earlier task.
 pub trait IntoArg<T> {
-    /// A future of the argument: the future itself, or the value stored as a finished task.
-    fn into_future(self, client: &Client) -> TaskFuture<T>;
+    /// The argument as given.
+    fn into_arg(self) -> Arg<T>;
 }
 
 impl<T: Send + Sync + 'static> IntoArg<T> for T {
-    fn into_future(self, client: &Client) -> TaskFuture<T> {
-        client.scatter(self)
+    fn into_arg(self) -> Arg<T> {
+        Arg::Value(self)
     }
 }
 
 impl<T: Send + Sync + 'static> IntoArg<T> for &TaskFuture<T> {
-    fn into_future(self, _: &Client) -> TaskFuture<T> {
-        self.clone()
+    fn into_arg(self) -> Arg<T> {
+        Arg::Future(self.clone())
+    }
+}
+
+impl<T: Send + Sync + 'static> Arg<T> {
+    /// A future of the argument: the future itself, or the value stored as a finished task.
+    fn into_future(self, client: &Client) -> TaskFuture<T> {
+        match self {
+            Arg::Value(v) => client.scatter(v),
+            Arg::Future(f) => f,
+        }
     }
 }
 
@@ -121,14 +139,30 @@ macro_rules! args_tuple {
             $($A: Serialize + DeserializeOwned + Send + Sync + 'static, $X: IntoArg<$A>),+
         {
             fn submit<N: NamedTask<Args = ($($A,)+)>>(self, client: &Client) -> TaskFuture<N::Output> {
-                let futures = ($(self.$i.into_future(client),)+);
-                let inputs = ($(&futures.$i,)+);
-                if client.encodes_named_tasks() {
-                    client.submit_fallible_with(inputs, |($($a,)+), id| {
-                        super::call_encoded::<N>(($($a,)+), id)
-                    })
-                } else {
-                    client.submit_with(inputs, |($($a,)+)| N::call(($($a,)+)))
+                match ($(self.$i.into_arg(),)+) {
+                    // Only values: one ready task that owns them, no futures to wait on.
+                    ($(Arg::Value($a),)+) => {
+                        let values = ($($a,)+);
+                        if client.encodes_named_tasks() {
+                            client.submit_fallible(move |id| {
+                                super::call_encoded::<N>(Args::as_refs(&values), id)
+                            })
+                        } else {
+                            client.submit(move || N::call(Args::as_refs(&values)))
+                        }
+                    }
+                    // Some futures: values join the graph as finished tasks.
+                    ($($a,)+) => {
+                        let futures = ($($a.into_future(client),)+);
+                        let inputs = ($(&futures.$i,)+);
+                        if client.encodes_named_tasks() {
+                            client.submit_fallible_with(inputs, |($($a,)+), id| {
+                                super::call_encoded::<N>(($($a,)+), id)
+                            })
+                        } else {
+                            client.submit_with(inputs, |($($a,)+)| N::call(($($a,)+)))
+                        }
+                    }
                 }
             }
         }

@@ -72,7 +72,7 @@
 mod args;
 mod registry;
 
-pub use args::{Args, IntoArg, IntoArgs};
+pub use args::{Arg, Args, IntoArg, IntoArgs};
 pub use registry::{CallError, Registration, Registry, registry};
 
 /// A function registered by name; implemented by [`#[task]`](crate::task).
@@ -89,9 +89,13 @@ pub trait NamedTask: Send + Sync + 'static {
     /// Calls the function with references to its arguments.
     fn call(args: <Self::Args as Args>::Refs<'_>) -> Self::Output;
 
-    /// A hash of the name and signature; callers and runners must agree on it.
+    /// A hash of the name and signature, computed at compile time; callers and runners must
+    /// agree on it.
+    const FINGERPRINT: u64 = fingerprint(Self::NAME, Self::SIGNATURE);
+
+    /// [`FINGERPRINT`](NamedTask::FINGERPRINT), as a function.
     fn fingerprint() -> u64 {
-        fingerprint(Self::NAME, Self::SIGNATURE)
+        Self::FINGERPRINT
     }
 }
 

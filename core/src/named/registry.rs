@@ -13,6 +13,7 @@ type Shim = fn(&[&[u8]]) -> Result<Vec<u8>, CallError>;
 pub struct Registration {
     name: &'static str,
     signature: &'static str,
+    fingerprint: u64,
     run: Shim,
     check: fn(&[&[u8]]) -> Result<(), CallError>,
 }
@@ -55,6 +56,7 @@ impl Registration {
         Registration {
             name: T::NAME,
             signature: T::SIGNATURE,
+            fingerprint: T::FINGERPRINT,
             run: run::<T>,
             check: check::<T>,
         }
@@ -72,7 +74,7 @@ impl Registration {
 
     /// Hash of name and signature; see [`NamedTask::fingerprint`].
     pub fn fingerprint(&self) -> u64 {
-        super::fingerprint(self.name, self.signature)
+        self.fingerprint
     }
 
     /// Decodes the arguments, runs the function and encodes its result. A panic in the
