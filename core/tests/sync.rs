@@ -500,3 +500,25 @@ fn cancelled_semaphore_and_stream_reads_leave_no_trace() {
         "a dropped read consumed a value"
     );
 }
+
+#[test]
+fn a_task_run_by_a_compensating_thread_can_wait_on_a_queued_task() {
+    // One worker, parked on a queue: the task its compensating thread runs waits on a task
+    // that is still queued. That wait must hand over again, not block the only runner.
+    let c = Client::builder().workers(1).build().unwrap();
+    let q = c.queue::<u32>("handover", 1);
+    let consumer = {
+        let q = q.clone();
+        c.submit(move || q.blocking_get().unwrap())
+    };
+    let producer = {
+        let q = q.clone();
+        c.submit(move || {
+            let inner = Client::with_current(|c| c.submit(|| 41)).unwrap();
+            let v = *inner.wait().unwrap();
+            q.blocking_put(v + 1).unwrap();
+        })
+    };
+    producer.wait().unwrap();
+    assert_eq!(consumer.wait(), Ok(&42));
+}

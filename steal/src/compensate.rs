@@ -33,6 +33,11 @@ thread_local! {
     static COMPENSATING_FOR: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
+/// Whether this thread is a compensating thread of some pool.
+pub(crate) fn is_compensating() -> bool {
+    COMPENSATING_FOR.with(|c| c.borrow().is_some())
+}
+
 /// Blocks until `done()` holds or `deadline` passes, like [`block_until`](crate::block_until),
 /// but without running other jobs on this thread: if this thread works for a pool, a
 /// compensating thread runs the pool's jobs meanwhile. For waits on locks, queues and other

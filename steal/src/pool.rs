@@ -316,6 +316,11 @@ pub fn block_until(
     let helped = worker::with_current(|w| w.map(|w| w.help_until(done, register, deadline)));
     match helped {
         Some(result) => result,
+        // A compensating thread has no deque to help from; it must not simply block either,
+        // or the work it stands in for stops: hand over to another compensating thread.
+        None if crate::compensate::is_compensating() => {
+            crate::compensate::block_compensated(done, register, deadline)
+        }
         None => wait_parked(done, register, deadline),
     }
 }
