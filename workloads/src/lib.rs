@@ -1,0 +1,7 @@
+//! Shared workloads for peer's benchmarks and tests.
+//!
+//! - [`uts`]: UTS, the Unbalanced Tree Search benchmark (Olivier et al., LCPC 2006), exactly
+//!   as specified in `BENCHMARKS.md`: sequentially and as tasks that spawn tasks on a
+//!   [`peer_core::Client`].
+
+pub mod uts;
