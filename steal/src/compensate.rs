@@ -33,6 +33,11 @@ thread_local! {
     static COMPENSATING_FOR: RefCell<Option<Arc<Shared>>> = const { RefCell::new(None) };
 }
 
+/// Whether this thread is a compensating thread of the pool `shared`.
+pub(crate) fn is_compensating_for(shared: &Arc<Shared>) -> bool {
+    COMPENSATING_FOR.with(|c| c.borrow().as_ref().is_some_and(|p| Arc::ptr_eq(p, shared)))
+}
+
 /// Whether this thread is a compensating thread of some pool.
 pub(crate) fn is_compensating() -> bool {
     COMPENSATING_FOR.with(|c| c.borrow().is_some())

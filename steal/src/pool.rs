@@ -220,11 +220,12 @@ impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        let on_own_worker = worker::with_current(|w| {
+        let on_own_thread = worker::with_current(|w| {
             w.is_some_and(|w| Arc::ptr_eq(&w.shared, &self.handle.shared))
-        });
-        if on_own_worker {
-            // Joining ourselves would deadlock; the workers exit on their own.
+        }) || crate::compensate::is_compensating_for(&self.handle.shared);
+        if on_own_thread {
+            // Joining ourselves, or a worker that may wait on the job running here, would
+            // deadlock; the workers exit on their own.
             return;
         }
         for t in threads {
