@@ -49,6 +49,7 @@ mod compensate;
 mod job;
 mod loom;
 mod parker;
+pub mod policy;
 mod pool;
 mod sleep;
 mod worker;
