@@ -3,5 +3,8 @@
 //! - [`uts`]: UTS, the Unbalanced Tree Search benchmark (Olivier et al., LCPC 2006), exactly
 //!   as specified in `BENCHMARKS.md`: sequentially and as tasks that spawn tasks on a
 //!   [`peer_core::Client`].
+//! - [`sim`]: a deterministic simulator of N peers running the real stealing policy on
+//!   UTS-shaped work, for policies at scales this machine cannot host.
 
+pub mod sim;
 pub mod uts;

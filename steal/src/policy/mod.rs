@@ -7,10 +7,10 @@
 //! it ended. No sockets and no clock: the swarm's event loop and the simulator drive the same
 //! code.
 //!
-//! - **Victim choice** ([`Strategy`]): uniformly random; the busier of two random peers by
-//!   gossiped load ("power of two choices"); or cluster-aware (Satin's CRS): two choices
-//!   among peers of our own cluster, plus at most one request to another cluster kept in
-//!   flight at a time.
+//! - **Victim choice** ([`Strategy`]): uniformly random; load-informed, the busier of two
+//!   random peers among those whose last gossiped load was above zero ("power of two
+//!   choices"; any peer when none reported work); or cluster-aware (Satin's CRS): the same
+//!   within our own cluster, plus at most one request to another cluster kept in flight.
 //! - **Steal-half**: a request asks for up to half of the victim's ready tasks; the victim,
 //!   which knows its own count, applies it.
 //! - **Backoff**: after a steal that brought nothing, the next waits `backoff`, doubling up to
@@ -301,8 +301,14 @@ impl Policy {
     }
 
     fn finish(&mut self, request: RequestId, outcome: Outcome, now: Instant) {
-        if self.in_flight.remove(&request).is_none() {
+        let Some(ended) = self.in_flight.remove(&request) else {
             return; // unknown, or already ended: a late reply
+        };
+        if outcome == Outcome::Empty {
+            // An empty reply is news: the victim has nothing, whatever it last gossiped.
+            if let Some(p) = self.peers.get_mut(&ended.peer) {
+                p.ready = 0;
+            }
         }
         match outcome {
             Outcome::Stole(_) => {
@@ -376,13 +382,25 @@ impl Policy {
         if candidates.is_empty() {
             return None;
         }
-        let a = candidates[self.random(candidates.len())];
-        if self.config.strategy == Strategy::Random || candidates.len() == 1 {
-            return Some(a);
+        if self.config.strategy == Strategy::Random {
+            return Some(candidates[self.random(candidates.len())]);
         }
-        let b = candidates[self.random(candidates.len())];
-        let load = |p: PeerId| self.peers.get(&p).map_or(0, |p| p.ready);
-        Some(if load(b) > load(a) { b } else { a })
+        // Load-informed: two random choices among the peers that last reported work, the
+        // busier wins; only when nobody reported any, a random peer.
+        let load = |policy: &Policy, p: PeerId| policy.peers.get(&p).map_or(0, |p| p.ready);
+        let loaded: Vec<PeerId> = candidates
+            .iter()
+            .copied()
+            .filter(|p| load(self, *p) > 0)
+            .collect();
+        let pool = if loaded.is_empty() {
+            candidates
+        } else {
+            &loaded[..]
+        };
+        let a = pool[self.random(pool.len())];
+        let b = pool[self.random(pool.len())];
+        Some(if load(self, b) > load(self, a) { b } else { a })
     }
 
     fn send(&mut self, peer: PeerId, wide_area: bool, now: Instant) {
