@@ -51,6 +51,7 @@ mod loom;
 mod parker;
 pub mod policy;
 mod pool;
+mod rng;
 mod sleep;
 mod worker;
 
@@ -58,4 +59,5 @@ pub use compensate::block_compensated;
 pub use job::{Job, JobRef};
 pub use parker::{Parker, Unparker};
 pub use pool::{BuildError, Builder, Pool, PoolHandle, SpawnError, block_until};
+pub use rng::Rng;
 pub use worker::current_worker_index;

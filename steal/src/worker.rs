@@ -10,13 +10,14 @@ use crossbeam_utils::Backoff;
 use crate::job::JobRef;
 use crate::parker::{Parker, Unparker};
 use crate::pool::Shared;
+use crate::rng::Rng;
 use crate::sleep::Woke;
 
 pub(crate) struct WorkerThread {
     pub(crate) shared: Arc<Shared>,
     index: usize,
     deque: Deque<JobRef>,
-    rng: Cell<u64>,
+    rng: std::cell::RefCell<Rng>,
 }
 
 thread_local! {
@@ -51,9 +52,9 @@ impl WorkerThread {
             shared,
             index,
             deque,
-            rng: Cell::new(
+            rng: std::cell::RefCell::new(Rng::new(
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-            ),
+            )),
         }
     }
 
@@ -158,7 +159,7 @@ impl WorkerThread {
             let stealers = &self.shared.stealers;
             let n = stealers.len();
             if n > 1 {
-                let start = (self.next_random() % n as u64) as usize;
+                let start = self.rng.borrow_mut().below(n);
                 for k in 0..n {
                     let victim = (start + k) % n;
                     if victim == self.index {
@@ -175,15 +176,5 @@ impl WorkerThread {
                 return None;
             }
         }
-    }
-
-    fn next_random(&self) -> u64 {
-        // xorshift64*: victims only need to be spread, not unpredictable.
-        let mut x = self.rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 }

@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
+use peer_steal::Rng;
 use peer_steal::policy::{Config, Input, Outcome, Output, PeerId, Policy, RequestId};
 
 use crate::uts::{self, Node, Params};
@@ -112,7 +113,7 @@ struct Sim<'a> {
     peers: Vec<SimPeer>,
     /// Nodes not yet run: queued, running or travelling in a reply.
     outstanding: u64,
-    rng: u64,
+    rng: Rng,
     nodes: u64,
     last_done: u64,
     steals: u64,
@@ -161,7 +162,7 @@ pub fn simulate(cfg: &SimConfig) -> Report {
         free: Vec::new(),
         peers,
         outstanding: 1,
-        rng: cfg.seed | 1,
+        rng: Rng::new(cfg.seed),
         nodes: 0,
         last_done: 0,
         steals: 0,
@@ -246,12 +247,7 @@ impl Sim<'_> {
     }
 
     fn random(&mut self, n: usize) -> usize {
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        self.rng.below(n)
     }
 
     fn send(&mut self, to: usize, msg: Msg) {

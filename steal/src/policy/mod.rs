@@ -25,6 +25,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::rng::Rng;
+
 /// A peer, as the policy knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerId(pub u64);
@@ -180,14 +182,14 @@ pub struct Policy {
     not_before: Option<Instant>,
     quiescent: bool,
     published: Option<(usize, Instant)>,
-    rng: u64,
+    rng: Rng,
     outputs: VecDeque<Output>,
 }
 
 impl Policy {
     /// The policy of peer `me` in `cluster`.
     pub fn new(me: PeerId, cluster: u32, config: Config) -> Policy {
-        let rng = config.seed ^ me.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let rng = Rng::new(config.seed ^ me.0.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         Policy {
             me,
             cluster,
@@ -419,13 +421,7 @@ impl Policy {
     }
 
     fn random(&mut self, n: usize) -> usize {
-        // xorshift64*: spreads victims, reproducibly from the seed.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+        self.rng.below(n)
     }
 }
 
