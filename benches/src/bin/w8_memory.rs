@@ -167,26 +167,12 @@ fn pending_tokio(n: usize) {
 
 fn soak(waves: usize, per_wave: usize) {
     let client = Client::builder().workers(WORKERS).build().expect("client");
-    let idle = rss_kb().0;
-    let mut first = 0;
-    let mut max = 0;
-    let mut last = 0;
-    for wave in 0..waves {
+    run_waves("peer", waves, per_wave, || {
         let futures: Vec<_> = (0..per_wave as u64)
             .map(|i| client.submit(move || i))
             .collect();
-        let values = client.gather(futures).expect("wave");
-        let expected = per_wave as u64 * (per_wave as u64).saturating_sub(1) / 2;
-        assert_eq!(values.iter().sum::<u64>(), expected);
-        drop(values);
-        let rss = rss_kb().0;
-        if wave == 0 {
-            first = rss;
-        }
-        max = max.max(rss);
-        last = rss;
-    }
-    print_soak("peer", waves, per_wave, idle, (first, last, max));
+        client.gather(futures).expect("wave").iter().sum()
+    });
 }
 
 /// The tokio anchor of `soak`: the same waves, spawned on a runtime and awaited in order.
@@ -195,12 +181,8 @@ fn soak_tokio(waves: usize, per_wave: usize) {
         .worker_threads(WORKERS)
         .build()
         .expect("runtime");
-    let idle = rss_kb().0;
-    let mut first = 0;
-    let mut max = 0;
-    let mut last = 0;
-    for wave in 0..waves {
-        let sum = rt.block_on(async {
+    run_waves("tokio", waves, per_wave, || {
+        rt.block_on(async {
             let handles: Vec<_> = (0..per_wave as u64)
                 .map(|i| tokio::spawn(async move { i }))
                 .collect();
@@ -209,17 +191,26 @@ fn soak_tokio(waves: usize, per_wave: usize) {
                 sum += h.await.expect("task");
             }
             sum
-        });
-        let expected = per_wave as u64 * (per_wave as u64).saturating_sub(1) / 2;
-        assert_eq!(sum, expected);
+        })
+    });
+}
+
+/// Runs `waves` waves of `per_wave` tasks (`wave` returns the sum of their results, checked),
+/// recording RSS after the first and last wave and the maximum, then prints the result.
+fn run_waves(runtime: &str, waves: usize, per_wave: usize, mut wave: impl FnMut() -> u64) {
+    let idle = rss_kb().0;
+    let expected = per_wave as u64 * (per_wave as u64).saturating_sub(1) / 2;
+    let (mut first, mut max, mut last) = (0, 0, 0);
+    for n in 0..waves {
+        assert_eq!(wave(), expected);
         let rss = rss_kb().0;
-        if wave == 0 {
+        if n == 0 {
             first = rss;
         }
         max = max.max(rss);
         last = rss;
     }
-    print_soak("tokio", waves, per_wave, idle, (first, last, max));
+    print_soak(runtime, waves, per_wave, idle, (first, last, max));
 }
 
 /// Prints a soak result; `waves_kb` is the RSS after the first and last wave and the maximum.
