@@ -272,19 +272,24 @@ impl SemaphoreBackend for LocalSemaphore {
 /// One thread for the whole process that wakes semaphores when a lease may have run out, so
 /// waiters get the permit of a holder that died or hung without anyone polling.
 struct Reaper {
-    due: std::sync::Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
-    targets: std::sync::Mutex<HashMap<u64, Weak<LocalSemaphore>>>,
-    next: std::sync::Mutex<u64>,
+    state: std::sync::Mutex<ReaperState>,
     wake: Condvar,
+}
+
+/// Leases that will run out, soonest first. A `Weak` has no order, so the heap holds ids and
+/// `targets` maps them to their semaphores.
+#[derive(Default)]
+struct ReaperState {
+    next_id: u64,
+    due: BinaryHeap<Reverse<(Instant, u64)>>,
+    targets: HashMap<u64, Weak<LocalSemaphore>>,
 }
 
 fn reaper() -> &'static Reaper {
     static REAPER: OnceLock<&'static Reaper> = OnceLock::new();
     REAPER.get_or_init(|| {
         let reaper: &'static Reaper = Box::leak(Box::new(Reaper {
-            due: std::sync::Mutex::new(BinaryHeap::new()),
-            targets: std::sync::Mutex::new(HashMap::new()),
-            next: std::sync::Mutex::new(0),
+            state: std::sync::Mutex::new(ReaperState::default()),
             wake: Condvar::new(),
         }));
         // If the thread cannot start, leases still expire on the next operation; only
@@ -298,38 +303,39 @@ fn reaper() -> &'static Reaper {
 
 impl Reaper {
     fn schedule(&self, at: Instant, target: Weak<LocalSemaphore>) {
-        let id = {
-            let mut next = lock_std(&self.next);
-            *next += 1;
-            *next
-        };
-        lock_std(&self.targets).insert(id, target);
-        lock_std(&self.due).push(Reverse((at, id)));
+        {
+            let mut s = lock_std(&self.state);
+            s.next_id += 1;
+            let id = s.next_id;
+            s.targets.insert(id, target);
+            s.due.push(Reverse((at, id)));
+        }
         self.wake.notify_one();
     }
 
     fn run(&self) {
-        let mut due = lock_std(&self.due);
+        let mut s = lock_std(&self.state);
         loop {
             let now = Instant::now();
-            match due.peek().copied() {
+            match s.due.peek().copied() {
                 Some(Reverse((at, id))) if at <= now => {
-                    due.pop();
-                    drop(due);
-                    let target = lock_std(&self.targets).remove(&id);
+                    s.due.pop();
+                    let target = s.targets.remove(&id);
+                    // Expire outside our lock: it takes the semaphore's and wakes waiters.
+                    drop(s);
                     if let Some(sem) = target.and_then(|w| w.upgrade()) {
                         sem.expire();
                     }
-                    due = lock_std(&self.due);
+                    s = lock_std(&self.state);
                 }
                 Some(Reverse((at, _))) => {
-                    due = match self.wake.wait_timeout(due, at - now) {
+                    s = match self.wake.wait_timeout(s, at - now) {
                         Ok((g, _)) => g,
                         Err(e) => e.into_inner().0,
                     };
                 }
                 None => {
-                    due = self.wake.wait(due).unwrap_or_else(|e| e.into_inner());
+                    s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
             }
         }
