@@ -309,6 +309,16 @@ where
 
 /// A finished task holding `value`: how plain values join a graph of futures.
 pub(crate) fn finished<T: Send + Sync + 'static>(value: T) -> Arc<dyn Slot<T>> {
+    let slot = promised();
+    // Nobody else can see the cell yet, so completing it needs no synchronisation beyond the
+    // usual Release store.
+    slot.header().complete(Ok(value));
+    slot
+}
+
+/// A task with no function, already claimed (RUNNING): whoever holds the returned slot
+/// completes it, exactly once. How results computed elsewhere (another peer) join a graph.
+pub(crate) fn promised<T: Send + Sync + 'static>() -> Arc<dyn Slot<T>> {
     type NoBody<T> = Once<fn(()) -> T>;
     let cell: Cell<T, NoBody<T>, ()> = Cell {
         header: Header::new(TaskId::next(), RUNNING),
@@ -317,9 +327,6 @@ pub(crate) fn finished<T: Send + Sync + 'static>(value: T) -> Arc<dyn Slot<T>> {
         inputs: UnsafeCell::new(None),
         pool: None,
     };
-    // Nobody else can see the cell yet, so completing it needs no synchronisation beyond the
-    // usual Release store.
-    cell.header.complete(Ok(value));
     Arc::new(cell)
 }
 

@@ -36,6 +36,7 @@ mod id;
 mod inputs;
 mod loom;
 pub mod named;
+mod promise;
 pub mod sync;
 
 pub use client::{BuildError, Builder, Client, TaskBuilder};
@@ -46,4 +47,5 @@ pub use id::TaskId;
 pub use inputs::{Held, Inputs};
 pub use named::NamedTask;
 pub use peer_macros::task;
+pub use promise::Promise;
 pub use sync::{Event, Lock, LockGuard, Permit, Queue, Semaphore, Subscription, Topic, Variable};

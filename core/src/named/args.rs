@@ -1,12 +1,17 @@
 //! Arguments of named tasks: how they are stored, encoded and given.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::NamedTask;
 use super::registry::CallError;
 use crate::client::Client;
+use crate::error::TaskError;
 use crate::future::TaskFuture;
+use crate::id::TaskId;
 
 /// The parameter types of a named task, as a tuple of owned values `(A, B, ...)` (up to six).
 pub trait Args: Sized + Send + Sync + 'static {
@@ -63,6 +68,50 @@ impl<T: Send + Sync + 'static> Arg<T> {
 pub trait IntoArgs<A: Args> {
     #[doc(hidden)]
     fn submit<N: NamedTask<Args = A>>(self, client: &Client) -> TaskFuture<N::Output>;
+
+    /// The arguments as another peer receives them: values encoded now, futures encoded
+    /// when done. How `peer-net` sends a call across the swarm.
+    fn into_slots(self) -> Result<Vec<ArgSlot>, CallError>;
+}
+
+/// One argument of a call to a named task, on its way to another peer.
+pub enum ArgSlot {
+    /// A value, encoded.
+    Encoded(Vec<u8>),
+    /// The future of an earlier task.
+    Future(FutureArg),
+}
+
+/// A future argument: its task, and its value encoded once the task is done.
+pub struct FutureArg {
+    /// The earlier task.
+    pub task: TaskId,
+    /// Resolves to the encoded value, or to why there is none.
+    pub encoded: Pin<Box<dyn Future<Output = Result<Vec<u8>, ArgFailure>> + Send>>,
+}
+
+/// Why a future argument has no encoded value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgFailure {
+    /// The earlier task failed.
+    Input(TaskError),
+    /// Its value could not be encoded.
+    Encode(CallError),
+}
+
+impl<T: Serialize + Send + Sync + 'static> Arg<T> {
+    fn into_slot(self, index: usize) -> Result<ArgSlot, CallError> {
+        match self {
+            Arg::Value(v) => encode_one(index, &v).map(ArgSlot::Encoded),
+            Arg::Future(f) => Ok(ArgSlot::Future(FutureArg {
+                task: f.id(),
+                encoded: Box::pin(async move {
+                    let value = (&f).await.map_err(ArgFailure::Input)?;
+                    encode_one(index, value).map_err(ArgFailure::Encode)
+                }),
+            })),
+        }
+    }
 }
 
 fn decode_one<T: DeserializeOwned>(index: usize, bytes: &[u8]) -> Result<T, CallError> {
@@ -104,6 +153,10 @@ impl Args for () {
 }
 
 impl IntoArgs<()> for () {
+    fn into_slots(self) -> Result<Vec<ArgSlot>, CallError> {
+        Ok(Vec::new())
+    }
+
     fn submit<N: NamedTask<Args = ()>>(self, client: &Client) -> TaskFuture<N::Output> {
         if client.encodes_named_tasks() {
             client.submit_fallible(|id| super::call_encoded::<N>((), id))
@@ -138,6 +191,10 @@ macro_rules! args_tuple {
         where
             $($A: Serialize + DeserializeOwned + Send + Sync + 'static, $X: IntoArg<$A>),+
         {
+            fn into_slots(self) -> Result<Vec<ArgSlot>, CallError> {
+                Ok(vec![$(self.$i.into_arg().into_slot($i)?),+])
+            }
+
             fn submit<N: NamedTask<Args = ($($A,)+)>>(self, client: &Client) -> TaskFuture<N::Output> {
                 match ($(self.$i.into_arg(),)+) {
                     // Only values: one ready task that owns them, no futures to wait on.

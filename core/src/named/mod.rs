@@ -72,7 +72,7 @@
 mod args;
 mod registry;
 
-pub use args::{Arg, Args, IntoArg, IntoArgs};
+pub use args::{Arg, ArgFailure, ArgSlot, Args, FutureArg, IntoArg, IntoArgs};
 pub use registry::{CallError, Registration, Registry, registry};
 
 /// A function registered by name; implemented by [`#[task]`](crate::task).

@@ -1,0 +1,759 @@
+//! One peer's share of the swarm's task graph, as a sans-IO state machine.
+//!
+//! The [`Node`] knows the tasks this peer owns (it submitted them), the ready tasks it may run
+//! or give away, the results it holds, and its [stealing policy](peer_steal::policy). It is
+//! told what happened ([`Input`]: a submission, a finished run, a request or response from
+//! another peer, a gossip batch, a peer coming or going) and says what to do ([`Output`]:
+//! send a request, answer one, run a task, resolve a future, publish gossip). No sockets, no
+//! clock, no threads: the event loop translates, and the tests drive it by hand.
+//!
+//! The life of a task:
+//! 1. Its owner takes it in ([`Node::submit`]); once every input is done it is *ready* and goes
+//!    on the owner's ready deque. Small results of inputs travel inline; large ones as a
+//!    reference to the peer that holds them.
+//! 2. A ready task runs where it is (newest first), or a thief takes it (oldest first, up to
+//!    half the deque, only tasks whose fingerprints the thief registers).
+//! 3. The runner fetches inputs it lacks from their holders, runs the task, keeps the result
+//!    and tells the owner (`Done`, with the result inline when it is small).
+//! 4. The owner resolves the future (fetching a large result from its holder), makes
+//!    dependents ready, and once the result is resolved and no dependent still needs to fetch
+//!    it, tells the holder to release it.
+
+mod owner;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peer_steal::policy::{self, Policy};
+
+use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
+use state::{Owned, Pending, PendingArg, Preparing};
+
+/// A result, shared between the store, inline copies and the executor.
+pub(crate) type Bytes = Arc<Vec<u8>>;
+
+/// Tuning of a [`Node`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Tasks run at once on this peer.
+    pub(crate) slots: usize,
+    /// Results up to this size travel inline with `Done` and in dependents' specs.
+    pub(crate) inline_max: usize,
+    /// Most tasks asked for in one steal.
+    pub(crate) steal_max: u32,
+    /// Requests in flight to one peer; more wait in a queue.
+    pub(crate) max_in_flight: usize,
+    /// Gossip events are batched for this long.
+    pub(crate) gossip_interval: Duration,
+    /// The stealing policy's tuning.
+    pub(crate) policy: policy::Config,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            slots: 1,
+            inline_max: 64 * 1024,
+            steal_max: 64,
+            max_in_flight: 64,
+            gossip_interval: Duration::from_millis(5),
+            policy: policy::Config {
+                steal_timeout: Duration::from_secs(5),
+                backoff_min: Duration::from_micros(500),
+                backoff_max: Duration::from_millis(200),
+                load_interval: Duration::from_millis(20),
+                ..policy::Config::default()
+            },
+        }
+    }
+}
+
+/// One argument of a submitted task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SubmitArg {
+    /// An encoded value.
+    Inline(Vec<u8>),
+    /// The result of a task this peer owns.
+    Owned(TaskKey),
+    /// A value the submitter encodes later ([`Input::LocalArg`]).
+    Local,
+}
+
+/// What the node is told.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A late argument of a task arrived (`Local`, or after [`Output::NeedArg`]).
+    LocalArg {
+        /// The task.
+        task: TaskKey,
+        /// Which argument.
+        index: usize,
+        /// Its encoding, or why there is none.
+        result: Result<Vec<u8>, Failure>,
+    },
+    /// A task ran here.
+    Ran {
+        /// The task.
+        task: TaskKey,
+        /// Its encoded result, or why there is none.
+        result: Result<Vec<u8>, Failure>,
+    },
+    /// Another peer asks something; answer with [`Output::Respond`] on `channel`.
+    Request {
+        /// Who asks.
+        from: u64,
+        /// The event loop's handle for the answer.
+        channel: u64,
+        /// What.
+        request: Request,
+    },
+    /// The answer to our [`Output::Send`] `tag`.
+    Response {
+        /// Our tag.
+        tag: u64,
+        /// The answer.
+        response: Response,
+    },
+    /// Our request `tag` got no answer (connection closed, time-out, refused stream).
+    RequestFailed {
+        /// Our tag.
+        tag: u64,
+        /// Why, for the logs and errors.
+        error: String,
+    },
+    /// A gossip batch from another peer.
+    Gossip(Batch),
+    /// A peer that speaks our protocol is connected.
+    PeerUp(u64),
+    /// A peer is gone.
+    PeerDown(u64),
+}
+
+/// What the event loop should do.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Output {
+    /// Send `request` to peer `to`; feed the answer back as [`Input::Response`] with `tag`.
+    Send {
+        /// The peer.
+        to: u64,
+        /// Our tag for the answer.
+        tag: u64,
+        /// What.
+        request: Request,
+    },
+    /// Answer the request that came with `channel`.
+    Respond {
+        /// The event loop's handle.
+        channel: u64,
+        /// The answer.
+        response: Response,
+    },
+    /// Run the task with these encoded arguments; feed back [`Input::Ran`].
+    Run {
+        /// The task.
+        spec: TaskSpec,
+        /// One per parameter.
+        args: Vec<Bytes>,
+    },
+    /// The result of a task we own is known: complete its future.
+    Resolve {
+        /// The task.
+        task: TaskKey,
+        /// Its encoded result, or why there is none.
+        result: Result<Bytes, Failure>,
+    },
+    /// Argument `index` of `task` referred to a result this peer no longer tracks: encode it
+    /// from the submitter's own future and feed [`Input::LocalArg`].
+    NeedArg {
+        /// The task.
+        task: TaskKey,
+        /// Which argument.
+        index: usize,
+    },
+    /// Publish a gossip batch.
+    Publish(Batch),
+}
+
+/// Counters of what the node did, for `peer status`, the demo and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tasks submitted here.
+    pub submitted: u64,
+    /// Tasks run here.
+    pub ran: u64,
+    /// Tasks received by stealing.
+    pub stolen: u64,
+    /// Tasks given to thieves.
+    pub given: u64,
+    /// Steal requests sent.
+    pub steal_requests: u64,
+    /// Steal requests that brought nothing.
+    pub failed_steals: u64,
+    /// Results fetched from other peers.
+    pub fetches: u64,
+    /// Results held here now.
+    pub held: u64,
+    /// Tasks owned here and not yet finished and released.
+    pub owned: u64,
+    /// Ready tasks waiting here.
+    pub ready: u64,
+}
+
+/// One peer's share of the task graph; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Node {
+    me: u64,
+    settings: Settings,
+    policy: Policy,
+    /// Fingerprints of the named tasks this binary registers, sorted.
+    can_run: Vec<u64>,
+    owned: HashMap<TaskKey, Owned>,
+    ready: VecDeque<TaskSpec>,
+    preparing: HashMap<TaskKey, Preparing>,
+    running: usize,
+    store: HashMap<TaskKey, Bytes>,
+    pending: HashMap<u64, Pending>,
+    next_tag: u64,
+    /// Requests to each peer: how many are in flight, and those waiting for a free place.
+    in_flight: HashMap<u64, usize>,
+    outbox: HashMap<u64, VecDeque<(u64, Request)>>,
+    gossip: Vec<GraphEvent>,
+    gossip_due: Option<Instant>,
+    batch_number: u64,
+    last_batch: HashMap<u64, u64>,
+    /// Peers waiting on us as their lifeline buddy, with the fingerprints they can run.
+    lifelines: HashMap<u64, Vec<u64>>,
+    stats: Stats,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// The node of peer `me`, which can run the named tasks with fingerprints `can_run`.
+    pub(crate) fn new(me: u64, mut can_run: Vec<u64>, settings: Settings) -> Node {
+        can_run.sort_unstable();
+        can_run.dedup();
+        let policy = Policy::new(policy::PeerId(me), 0, settings.policy.clone());
+        Node {
+            me,
+            settings,
+            policy,
+            can_run,
+            owned: HashMap::new(),
+            ready: VecDeque::new(),
+            preparing: HashMap::new(),
+            running: 0,
+            store: HashMap::new(),
+            pending: HashMap::new(),
+            next_tag: 0,
+            in_flight: HashMap::new(),
+            outbox: HashMap::new(),
+            gossip: Vec::new(),
+            gossip_due: None,
+            batch_number: 0,
+            last_batch: HashMap::new(),
+            lifelines: HashMap::new(),
+            stats: Stats::default(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// This peer's number.
+    pub(crate) fn me(&self) -> u64 {
+        self.me
+    }
+
+    /// What the node did so far.
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            held: self.store.len() as u64,
+            owned: self.owned.len() as u64,
+            ready: self.ready.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Takes in a task this peer owns. `key.owner` must be [`me`](Node::me) and `key.seq`
+    /// unused; the submitter numbers its tasks so it knows the key without a round trip.
+    pub(crate) fn submit(
+        &mut self,
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+        now: Instant,
+    ) {
+        self.stats.submitted += 1;
+        let mut task = Owned::new(name, fingerprint);
+        let mut failed = None;
+        for (index, arg) in args.into_iter().enumerate() {
+            let pending = match arg {
+                SubmitArg::Inline(bytes) => PendingArg::Ready(ArgSpec::Inline(bytes)),
+                SubmitArg::Local => PendingArg::Local,
+                SubmitArg::Owned(dep) => match self.owned.get_mut(&dep) {
+                    None => {
+                        self.outputs.push_back(Output::NeedArg { task: key, index });
+                        PendingArg::Local
+                    }
+                    Some(input) => match &input.state {
+                        state::State::Failed(cause) => {
+                            failed.get_or_insert_with(|| Failure::input(dep, cause));
+                            PendingArg::Local
+                        }
+                        state::State::Done { holder, inline } => {
+                            let arg = match inline {
+                                Some(bytes) => ArgSpec::Inline(bytes.to_vec()),
+                                None => {
+                                    input.readers += 1;
+                                    task.inputs.push(dep);
+                                    ArgSpec::Fetch {
+                                        task: dep,
+                                        holder: *holder,
+                                    }
+                                }
+                            };
+                            PendingArg::Ready(arg)
+                        }
+                        state::State::Waiting | state::State::Ready => {
+                            input.dependents.push(key);
+                            PendingArg::Dep(dep)
+                        }
+                    },
+                },
+            };
+            task.args.push(pending);
+        }
+        self.gossip(GraphEvent::Submitted(key), now);
+        self.owned.insert(key, task);
+        match failed {
+            Some(failure) => self.fail_owned(key, failure, now),
+            None => self.maybe_ready(key, now),
+        }
+        self.after(now);
+    }
+
+    /// Feeds one observation.
+    pub(crate) fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::LocalArg {
+                task,
+                index,
+                result,
+            } => self.local_arg(task, index, result, now),
+            Input::Ran { task, result } => self.ran(task, result, now),
+            Input::Request {
+                from,
+                channel,
+                request,
+            } => self.request(from, channel, request, now),
+            Input::Response { tag, response } => self.response(tag, Ok(response), now),
+            Input::RequestFailed { tag, error } => self.response(tag, Err(error), now),
+            Input::Gossip(batch) => self.gossip_in(batch, now),
+            Input::PeerUp(peer) => self.policy.handle(
+                policy::Input::PeerUp {
+                    peer: policy::PeerId(peer),
+                    cluster: 0,
+                },
+                now,
+            ),
+            Input::PeerDown(peer) => {
+                self.lifelines.remove(&peer);
+                self.policy.handle(
+                    policy::Input::PeerDown {
+                        peer: policy::PeerId(peer),
+                    },
+                    now,
+                )
+            }
+        }
+        self.after(now);
+    }
+
+    /// Ends what timed out: the policy's deadlines and the gossip batch.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.policy.handle_timeout(now);
+        if self.gossip_due.is_some_and(|due| due <= now) {
+            self.flush_gossip();
+        }
+        self.after(now);
+    }
+
+    /// The next thing to do, if any.
+    pub(crate) fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Node::handle_timeout) should next be called.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        [self.policy.poll_timeout(), self.gossip_due]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// After every step: start what can run, tell the policy our load, drain its outputs.
+    fn after(&mut self, now: Instant) {
+        self.dispatch(now);
+        self.policy.handle(
+            policy::Input::LocalLoad {
+                ready: self.ready.len(),
+            },
+            now,
+        );
+        while let Some(output) = self.policy.poll_output() {
+            match output {
+                policy::Output::Steal { peer, request } => {
+                    self.stats.steal_requests += 1;
+                    let ask = Request::Steal {
+                        max: self.settings.steal_max,
+                        can_run: self.can_run.clone(),
+                    };
+                    self.send(peer.0, Pending::Steal(request, peer.0), ask);
+                }
+                policy::Output::PublishLoad { ready } => {
+                    self.gossip(GraphEvent::Load(ready as u32), now);
+                }
+                policy::Output::Finished { outcome, .. } => {
+                    if !matches!(outcome, policy::Outcome::Stole(_)) {
+                        self.stats.failed_steals += 1;
+                    }
+                }
+                policy::Output::Lifeline { peer } => {
+                    let ask = Request::Lifeline {
+                        can_run: self.can_run.clone(),
+                    };
+                    self.send(peer.0, Pending::Notify(peer.0), ask);
+                }
+                policy::Output::Push { peer, tasks } => {
+                    let can_run = self.lifelines.get(&peer.0).cloned().unwrap_or_default();
+                    let given = self.take_oldest(peer.0, tasks, &can_run);
+                    if given.is_empty() {
+                        // Nothing we may give right now: keep the registration.
+                        self.policy
+                            .handle(policy::Input::LifelineRequest { from: peer }, now);
+                    } else {
+                        self.lifelines.remove(&peer.0);
+                        let push = Request::Push { tasks: given };
+                        self.send(peer.0, Pending::Notify(peer.0), push);
+                        self.policy.handle(
+                            policy::Input::LocalLoad {
+                                ready: self.ready.len(),
+                            },
+                            now,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: u64, pending: Pending, request: Request) {
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
+        self.pending.insert(tag, pending);
+        let in_flight = self.in_flight.entry(to).or_default();
+        if *in_flight < self.settings.max_in_flight {
+            *in_flight += 1;
+            self.outputs.push_back(Output::Send { to, tag, request });
+        } else {
+            self.outbox.entry(to).or_default().push_back((tag, request));
+        }
+    }
+
+    /// A request to `peer` ended: send the next one waiting for it.
+    fn request_ended(&mut self, peer: u64) {
+        if let Some((tag, request)) = self.outbox.get_mut(&peer).and_then(VecDeque::pop_front) {
+            self.outputs.push_back(Output::Send {
+                to: peer,
+                tag,
+                request,
+            });
+            return;
+        }
+        self.outbox.remove(&peer);
+        if let Some(n) = self.in_flight.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&peer);
+            }
+        }
+    }
+
+    fn gossip(&mut self, event: GraphEvent, now: Instant) {
+        self.gossip.push(event);
+        if self.gossip_due.is_none() {
+            self.gossip_due = Some(now + self.settings.gossip_interval);
+        }
+    }
+
+    fn flush_gossip(&mut self) {
+        self.gossip_due = None;
+        if self.gossip.is_empty() {
+            return;
+        }
+        self.batch_number += 1;
+        let batch = Batch {
+            from: self.me,
+            number: self.batch_number,
+            events: std::mem::take(&mut self.gossip),
+        };
+        self.outputs.push_back(Output::Publish(batch));
+    }
+
+    fn gossip_in(&mut self, batch: Batch, now: Instant) {
+        if batch.from == self.me {
+            return;
+        }
+        let last = self.last_batch.entry(batch.from).or_default();
+        if batch.number <= *last {
+            return; // a duplicate or an old batch
+        }
+        *last = batch.number;
+        // Only the newest load in a batch counts.
+        if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
+            GraphEvent::Load(n) => Some(*n),
+            _ => None,
+        }) {
+            self.policy.handle(
+                policy::Input::Load {
+                    peer: policy::PeerId(batch.from),
+                    ready: ready as usize,
+                },
+                now,
+            );
+        }
+    }
+
+    fn request(&mut self, from: u64, channel: u64, request: Request, now: Instant) {
+        let response = match request {
+            Request::Steal { max, can_run } => {
+                // A thief has nothing ready.
+                self.policy.handle(
+                    policy::Input::Load {
+                        peer: policy::PeerId(from),
+                        ready: 0,
+                    },
+                    now,
+                );
+                let count = self.ready.iter().filter(|s| portable(&can_run, s)).count();
+                let take = count.div_ceil(2).min(max as usize);
+                let tasks = self.take_oldest(from, take, &can_run);
+                Response::Stolen {
+                    tasks,
+                    ready: self.ready.len() as u32,
+                }
+            }
+            Request::Lifeline { can_run } => {
+                self.lifelines.insert(from, can_run);
+                self.policy.handle(
+                    policy::Input::LifelineRequest {
+                        from: policy::PeerId(from),
+                    },
+                    now,
+                );
+                Response::Ack
+            }
+            Request::Push { tasks } => {
+                let count = tasks.len();
+                self.stats.stolen += count as u64;
+                self.ready.extend(tasks);
+                self.policy.handle(
+                    policy::Input::LocalLoad {
+                        ready: self.ready.len(),
+                    },
+                    now,
+                );
+                self.policy.handle(
+                    policy::Input::Pushed {
+                        from: policy::PeerId(from),
+                        tasks: count,
+                    },
+                    now,
+                );
+                Response::Ack
+            }
+            Request::Fetch { task } => match self.store.get(&task) {
+                Some(bytes) => Response::Value(bytes.to_vec()),
+                None => Response::Missing,
+            },
+            Request::Done { task, done } => {
+                if task.owner != self.me {
+                    Response::Refused(format!("task {task} is not owned by this peer"))
+                } else {
+                    self.done(task, from, done, now);
+                    Response::Ack
+                }
+            }
+            Request::Release { tasks } => {
+                for task in tasks {
+                    self.store.remove(&task);
+                }
+                Response::Ack
+            }
+        };
+        self.outputs
+            .push_back(Output::Respond { channel, response });
+    }
+
+    /// Up to `take` of our ready tasks, oldest first, among those `thief` can run.
+    fn take_oldest(&mut self, thief: u64, take: usize, can_run: &[u64]) -> Vec<TaskSpec> {
+        if thief == self.me || take == 0 {
+            return Vec::new();
+        }
+        let mut given = Vec::with_capacity(take.min(self.ready.len()));
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for spec in self.ready.drain(..) {
+            if given.len() < take && portable(can_run, &spec) {
+                given.push(spec);
+            } else {
+                kept.push_back(spec);
+            }
+        }
+        self.ready = kept;
+        self.stats.given += given.len() as u64;
+        given
+    }
+
+    fn response(&mut self, tag: u64, response: Result<Response, String>, now: Instant) {
+        let Some(pending) = self.pending.remove(&tag) else {
+            return;
+        };
+        self.request_ended(pending.peer());
+        match (pending, response) {
+            (Pending::Steal(request, victim), response) => {
+                let (tasks, left) = match response {
+                    Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
+                    _ => (Vec::new(), None),
+                };
+                self.stats.stolen += tasks.len() as u64;
+                let stolen = tasks.len();
+                self.ready.extend(tasks);
+                self.policy.handle(
+                    policy::Input::LocalLoad {
+                        ready: self.ready.len(),
+                    },
+                    now,
+                );
+                self.policy
+                    .handle(policy::Input::Reply { request, stolen }, now);
+                if let Some(ready) = left {
+                    self.policy.handle(
+                        policy::Input::Load {
+                            peer: policy::PeerId(victim),
+                            ready: ready as usize,
+                        },
+                        now,
+                    );
+                }
+            }
+            (Pending::Input { task, dep, .. }, response) => {
+                let bytes = match response {
+                    Ok(Response::Value(bytes)) => Ok(Arc::new(bytes)),
+                    Ok(other) => Err(format!("holder answered {other:?}")),
+                    Err(error) => Err(error),
+                };
+                self.stats.fetches += u64::from(bytes.is_ok());
+                self.input_fetched(task, dep, bytes, now);
+            }
+            (Pending::Resolve(task, _), response) => {
+                let result = match response {
+                    Ok(Response::Value(bytes)) => {
+                        self.stats.fetches += 1;
+                        Ok(Arc::new(bytes))
+                    }
+                    Ok(other) => Err(Failure::InputLost(format!(
+                        "the holder of {task} answered {other:?}"
+                    ))),
+                    Err(error) => Err(Failure::InputLost(format!(
+                        "fetching {task} failed: {error}"
+                    ))),
+                };
+                self.resolved(task, result, now);
+            }
+            (Pending::Notify(_), _) => {}
+        }
+    }
+
+    /// Starts ready tasks while slots are free: newest first, fetching missing inputs.
+    fn dispatch(&mut self, now: Instant) {
+        while self.running + self.preparing.len() < self.settings.slots {
+            let Some(spec) = self.ready.pop_back() else {
+                return;
+            };
+            let mut prep = Preparing::new(spec.args.len());
+            for (index, arg) in spec.args.iter().enumerate() {
+                match arg {
+                    ArgSpec::Inline(bytes) => prep.args[index] = Some(Arc::new(bytes.clone())),
+                    ArgSpec::Fetch { task, holder } => {
+                        if let Some(bytes) = self.store.get(task) {
+                            prep.args[index] = Some(bytes.clone());
+                        } else if *holder == self.me {
+                            prep.lost = Some(format!("input {task} is no longer held here"));
+                        } else {
+                            prep.missing += 1;
+                            let (task_key, dep, holder) = (spec.key, *task, *holder);
+                            self.send(
+                                holder,
+                                Pending::Input {
+                                    task: task_key,
+                                    dep,
+                                    peer: holder,
+                                },
+                                Request::Fetch { task: dep },
+                            );
+                        }
+                    }
+                }
+            }
+            prep.spec = Some(spec);
+            let key = prep.key();
+            self.preparing.insert(key, prep);
+            self.maybe_run(key, now);
+        }
+    }
+
+    fn input_fetched(
+        &mut self,
+        task: TaskKey,
+        dep: TaskKey,
+        bytes: Result<Bytes, String>,
+        now: Instant,
+    ) {
+        let Some(prep) = self.preparing.get_mut(&task) else {
+            return;
+        };
+        prep.missing -= 1;
+        match bytes {
+            Ok(bytes) => prep.fill(dep, bytes),
+            Err(error) => {
+                prep.lost
+                    .get_or_insert(format!("input {dep} could not be fetched: {error}"));
+            }
+        }
+        self.maybe_run(task, now);
+    }
+
+    fn maybe_run(&mut self, task: TaskKey, now: Instant) {
+        if self.preparing.get(&task).is_none_or(|p| p.missing > 0) {
+            return;
+        }
+        let Some(prep) = self.preparing.remove(&task) else {
+            return;
+        };
+        self.running += 1;
+        match prep.into_run() {
+            Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
+            // Reported as a failed run, so the owner hears of it the usual way.
+            Err(lost) => self.ran(task, Err(Failure::InputLost(lost)), now),
+        }
+    }
+}
+
+/// Whether a thief that registers `can_run` (sorted) can run `spec`.
+fn portable(can_run: &[u64], spec: &TaskSpec) -> bool {
+    can_run.binary_search(&spec.fingerprint).is_ok()
+}

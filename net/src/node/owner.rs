@@ -1,0 +1,260 @@
+//! What a [`Node`] does as the runner of a task and as its owner.
+
+use std::time::Instant;
+
+use super::state::{Owned, Pending, PendingArg, State, shared};
+use super::{Bytes, Node, Output};
+use crate::wire::{ArgSpec, Done, Failure, GraphEvent, Request, TaskKey, TaskSpec};
+
+impl Node {
+    /// A task ran here: keep a large result, tell the owner.
+    pub(super) fn ran(&mut self, task: TaskKey, result: Result<Vec<u8>, Failure>, now: Instant) {
+        self.running = self.running.saturating_sub(1);
+        self.stats.ran += 1;
+        let done = match result {
+            Ok(bytes) => {
+                let size = bytes.len() as u64;
+                self.gossip(GraphEvent::Finished { task, size }, now);
+                if bytes.len() <= self.settings.inline_max {
+                    Done::Value {
+                        size,
+                        inline: Some(bytes),
+                    }
+                } else {
+                    self.store.insert(task, shared(bytes));
+                    Done::Value { size, inline: None }
+                }
+            }
+            Err(failure) => {
+                self.gossip(GraphEvent::Failed(task), now);
+                Done::Failed(failure)
+            }
+        };
+        if task.owner == self.me {
+            self.done(task, self.me, done, now);
+        } else {
+            self.send(
+                task.owner,
+                Pending::Notify(task.owner),
+                Request::Done { task, done },
+            );
+        }
+    }
+
+    /// The owner hears that `task` finished at `from`.
+    pub(super) fn done(&mut self, task: TaskKey, from: u64, done: Done, now: Instant) {
+        let first = self
+            .owned
+            .get(&task)
+            .is_some_and(|o| matches!(o.state, State::Waiting | State::Ready));
+        if !first {
+            // Unknown, or finished already (it ran twice): keep one result, free the other.
+            if from != self.me && matches!(done, Done::Value { inline: None, .. }) {
+                self.release_at(from, task);
+            }
+            return;
+        }
+        match done {
+            Done::Value { inline, .. } => {
+                let inline = inline.map(shared);
+                if let Some(owned) = self.owned.get_mut(&task) {
+                    owned.state = State::Done {
+                        holder: from,
+                        inline: inline.clone(),
+                    };
+                }
+                // Before resolving, which may forget the task and its list of inputs.
+                self.inputs_no_longer_needed(task, now);
+                match inline {
+                    Some(bytes) => self.resolved(task, Ok(bytes), now),
+                    None if from == self.me => {
+                        let held = self.store.get(&task).cloned().ok_or_else(|| {
+                            Failure::InputLost(format!("the result of {task} vanished"))
+                        });
+                        self.resolved(task, held, now);
+                    }
+                    None => self.send(from, Pending::Resolve(task, from), Request::Fetch { task }),
+                }
+                self.start_dependents(task, now);
+                self.maybe_release(task, now);
+            }
+            Done::Failed(failure) => self.fail_owned(task, failure, now),
+        }
+    }
+
+    /// Gives the dependents of a finished task its result (inline or where to fetch it).
+    fn start_dependents(&mut self, task: TaskKey, now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        let State::Done { holder, inline } = &owned.state else {
+            return;
+        };
+        let (holder, inline) = (*holder, inline.clone());
+        let dependents = std::mem::take(&mut owned.dependents);
+        for dependent in dependents {
+            let Some(d) = self.owned.get_mut(&dependent) else {
+                continue;
+            };
+            if !matches!(d.state, State::Waiting) {
+                continue;
+            }
+            let mut fetches = 0;
+            for arg in &mut d.args {
+                if matches!(arg, PendingArg::Dep(dep) if *dep == task) {
+                    *arg = PendingArg::Ready(match &inline {
+                        Some(bytes) => ArgSpec::Inline(bytes.to_vec()),
+                        None => {
+                            fetches += 1;
+                            ArgSpec::Fetch { task, holder }
+                        }
+                    });
+                }
+            }
+            if fetches > 0 {
+                d.inputs.push(task);
+                if let Some(input) = self.owned.get_mut(&task) {
+                    input.readers += 1;
+                }
+            }
+            self.maybe_ready(dependent, now);
+        }
+    }
+
+    /// Fails `task` and, transitively, every dependent, each with the first cause.
+    pub(super) fn fail_owned(&mut self, task: TaskKey, failure: Failure, now: Instant) {
+        let mut failing = vec![(task, failure)];
+        while let Some((task, failure)) = failing.pop() {
+            let Some(owned) = self.owned.get_mut(&task) else {
+                continue;
+            };
+            if matches!(owned.state, State::Done { .. } | State::Failed(_)) {
+                continue;
+            }
+            owned.state = State::Failed(failure.clone());
+            owned.args.clear();
+            let dependents = std::mem::take(&mut owned.dependents);
+            let cause = Failure::input(task, &failure);
+            failing.extend(dependents.into_iter().map(|d| (d, cause.clone())));
+            self.inputs_no_longer_needed(task, now);
+            self.resolved(task, Err(failure), now);
+        }
+    }
+
+    /// The owner's future of `task` gets its result.
+    pub(super) fn resolved(&mut self, task: TaskKey, result: Result<Bytes, Failure>, now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        if owned.resolved {
+            return;
+        }
+        owned.resolved = true;
+        self.outputs.push_back(Output::Resolve { task, result });
+        self.maybe_release(task, now);
+    }
+
+    /// A finished task no longer needs to fetch its inputs.
+    fn inputs_no_longer_needed(&mut self, task: TaskKey, now: Instant) {
+        let inputs = match self.owned.get_mut(&task) {
+            Some(owned) => std::mem::take(&mut owned.inputs),
+            None => return,
+        };
+        for input in inputs {
+            if let Some(o) = self.owned.get_mut(&input) {
+                o.readers = o.readers.saturating_sub(1);
+            }
+            self.maybe_release(input, now);
+        }
+    }
+
+    /// Forgets a finished task once its future is resolved and nobody will fetch its result,
+    /// and tells its holder to free the result.
+    fn maybe_release(&mut self, task: TaskKey, now: Instant) {
+        let releasable = self.owned.get(&task).is_some_and(|o| {
+            o.resolved
+                && o.readers == 0
+                && o.dependents.is_empty()
+                && matches!(o.state, State::Done { .. } | State::Failed(_))
+        });
+        if !releasable {
+            return;
+        }
+        let Some(owned) = self.owned.remove(&task) else {
+            return;
+        };
+        if let State::Done { holder, .. } = owned.state {
+            if holder == self.me {
+                self.store.remove(&task);
+            } else {
+                self.release_at(holder, task);
+            }
+            self.gossip(GraphEvent::Released(task), now);
+        }
+    }
+
+    fn release_at(&mut self, holder: u64, task: TaskKey) {
+        self.send(
+            holder,
+            Pending::Notify(holder),
+            Request::Release { tasks: vec![task] },
+        );
+    }
+
+    /// Queues an owned task once all its arguments are known.
+    pub(super) fn maybe_ready(&mut self, task: TaskKey, _now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        if !matches!(owned.state, State::Waiting) || !owned.has_all_args() {
+            return;
+        }
+        owned.state = State::Ready;
+        let args = std::mem::take(&mut owned.args)
+            .into_iter()
+            .filter_map(|a| match a {
+                PendingArg::Ready(arg) => Some(arg),
+                PendingArg::Dep(_) | PendingArg::Local => None,
+            })
+            .collect();
+        self.ready.push_back(TaskSpec {
+            key: task,
+            name: owned.name.clone(),
+            fingerprint: owned.fingerprint,
+            args,
+        });
+    }
+
+    /// A late argument of an owned task arrived from the submitter.
+    pub(super) fn local_arg(
+        &mut self,
+        task: TaskKey,
+        index: usize,
+        result: Result<Vec<u8>, Failure>,
+        now: Instant,
+    ) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        if !matches!(owned.state, State::Waiting) {
+            return;
+        }
+        match result {
+            Ok(bytes) => {
+                if let Some(arg) = owned.args.get_mut(index) {
+                    *arg = PendingArg::Ready(ArgSpec::Inline(bytes));
+                }
+                self.maybe_ready(task, now);
+            }
+            Err(failure) => self.fail_owned(task, failure, now),
+        }
+    }
+}
+
+impl Owned {
+    /// Whether nothing about the task is left to do here (for tests).
+    #[cfg(test)]
+    pub(super) fn is_finished(&self) -> bool {
+        matches!(self.state, State::Done { .. } | State::Failed(_))
+    }
+}

@@ -1,0 +1,174 @@
+//! The records a [`Node`](super::Node) keeps per task and per request.
+
+use std::sync::Arc;
+
+use peer_steal::policy::RequestId;
+
+use super::Bytes;
+use crate::wire::{ArgSpec, Failure, TaskKey, TaskSpec};
+
+/// Where a task this peer owns stands.
+#[derive(Debug)]
+pub(super) enum State {
+    /// Some inputs are not done yet.
+    Waiting,
+    /// Ready or running somewhere.
+    Ready,
+    /// Finished; its result is at `holder` (and here too when small).
+    Done {
+        /// The peer that ran it and keeps the result.
+        holder: u64,
+        /// The result, when small enough to travel inline.
+        inline: Option<Bytes>,
+    },
+    /// Failed, for this reason.
+    Failed(Failure),
+}
+
+/// One argument of an owned task that is not ready yet.
+#[derive(Debug)]
+pub(super) enum PendingArg {
+    /// Known.
+    Ready(ArgSpec),
+    /// The result of another owned task, not done yet.
+    Dep(TaskKey),
+    /// Comes from the submitter ([`Input::LocalArg`](super::Input::LocalArg)).
+    Local,
+}
+
+/// A task this peer owns.
+#[derive(Debug)]
+pub(super) struct Owned {
+    pub(super) name: String,
+    pub(super) fingerprint: u64,
+    pub(super) state: State,
+    /// Arguments, until the task is ready.
+    pub(super) args: Vec<PendingArg>,
+    /// Owned tasks waiting for this one.
+    pub(super) dependents: Vec<TaskKey>,
+    /// Inputs this task fetches from their holders: they are kept until it finishes.
+    pub(super) inputs: Vec<TaskKey>,
+    /// Unfinished dependents that will fetch this result from its holder.
+    pub(super) readers: usize,
+    /// Whether the future got its result.
+    pub(super) resolved: bool,
+}
+
+impl Owned {
+    pub(super) fn new(name: String, fingerprint: u64) -> Owned {
+        Owned {
+            name,
+            fingerprint,
+            state: State::Waiting,
+            args: Vec::new(),
+            dependents: Vec::new(),
+            inputs: Vec::new(),
+            readers: 0,
+            resolved: false,
+        }
+    }
+
+    /// Whether every argument is known.
+    pub(super) fn has_all_args(&self) -> bool {
+        self.args.iter().all(|a| matches!(a, PendingArg::Ready(_)))
+    }
+}
+
+/// A request of ours waiting for its answer.
+#[derive(Debug)]
+pub(super) enum Pending {
+    /// A steal, as the policy numbered it; to the peer.
+    Steal(RequestId, u64),
+    /// Fetching input `dep` of `task`, which is about to run here.
+    Input {
+        /// The task about to run.
+        task: TaskKey,
+        /// Its input.
+        dep: TaskKey,
+        /// The holder asked.
+        peer: u64,
+    },
+    /// Fetching the result of an owned task to resolve its future; from the peer.
+    Resolve(TaskKey, u64),
+    /// A `Done` or `Release` notice; to the peer.
+    Notify(u64),
+}
+
+impl Pending {
+    /// The peer the request went to.
+    pub(super) fn peer(&self) -> u64 {
+        match self {
+            Pending::Steal(_, peer) | Pending::Resolve(_, peer) | Pending::Notify(peer) => *peer,
+            Pending::Input { peer, .. } => *peer,
+        }
+    }
+}
+
+/// A task about to run here, waiting for inputs fetched from their holders.
+#[derive(Debug)]
+pub(super) struct Preparing {
+    pub(super) spec: Option<TaskSpec>,
+    pub(super) args: Vec<Option<Bytes>>,
+    pub(super) missing: usize,
+    pub(super) lost: Option<String>,
+}
+
+impl Preparing {
+    pub(super) fn new(args: usize) -> Preparing {
+        Preparing {
+            spec: None,
+            args: vec![None; args],
+            missing: 0,
+            lost: None,
+        }
+    }
+
+    pub(super) fn key(&self) -> TaskKey {
+        match &self.spec {
+            Some(spec) => spec.key,
+            None => unreachable!("a task being prepared has its spec"),
+        }
+    }
+
+    /// Puts a fetched input into every argument that refers to it.
+    pub(super) fn fill(&mut self, dep: TaskKey, bytes: Bytes) {
+        let Some(spec) = &self.spec else { return };
+        for (slot, arg) in self.args.iter_mut().zip(&spec.args) {
+            if matches!(arg, ArgSpec::Fetch { task, .. } if *task == dep) {
+                *slot = Some(bytes.clone());
+            }
+        }
+    }
+
+    /// The spec and arguments to run, or why an input is lost.
+    pub(super) fn into_run(self) -> Result<(TaskSpec, Vec<Bytes>), String> {
+        if let Some(lost) = self.lost {
+            return Err(lost);
+        }
+        let spec = self.spec.ok_or("a task being prepared has its spec")?;
+        let args: Option<Vec<Bytes>> = self.args.into_iter().collect();
+        match args {
+            Some(args) => Ok((spec, args)),
+            None => Err(format!("task {} is missing an input", spec.key)),
+        }
+    }
+}
+
+impl Failure {
+    /// The failure of a task whose input `dep` failed with `cause`; keeps the first cause so
+    /// long chains stay shallow.
+    pub(super) fn input(dep: TaskKey, cause: &Failure) -> Failure {
+        match cause {
+            Failure::Input { .. } => cause.clone(),
+            other => Failure::Input {
+                task: dep,
+                cause: Box::new(other.clone()),
+            },
+        }
+    }
+}
+
+/// Shared bytes of an inline result.
+pub(super) fn shared(bytes: Vec<u8>) -> Bytes {
+    Arc::new(bytes)
+}

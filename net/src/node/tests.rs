@@ -1,0 +1,375 @@
+//! Nodes wired together by hand: messages delivered in order, a fake clock, and an executor
+//! that runs three toy tasks. No sockets.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const ADD: u64 = 1; // sums its u64 arguments
+const FAIL: u64 = 2; // always fails
+const BIG: u64 = 3; // returns `arg` bytes of zeros, so results exceed the inline limit
+const LEN: u64 = 4; // the length of its byte-vector argument, as u64
+
+fn name(fingerprint: u64) -> String {
+    ["", "add", "fail", "big", "len"][fingerprint as usize].to_string()
+}
+
+fn enc(v: u64) -> Vec<u8> {
+    postcard::to_allocvec(&v).unwrap()
+}
+
+fn run(spec: &TaskSpec, args: &[Bytes]) -> Result<Vec<u8>, Failure> {
+    let nums = || args.iter().map(|a| postcard::from_bytes::<u64>(a).unwrap());
+    match spec.fingerprint {
+        ADD => Ok(enc(nums().sum())),
+        FAIL => Err(Failure::Panicked("boom".into())),
+        BIG => Ok(postcard::to_allocvec(&vec![0u8; nums().next().unwrap() as usize]).unwrap()),
+        LEN => {
+            let v: Vec<u8> = postcard::from_bytes(&args[0]).unwrap();
+            Ok(enc(v.len() as u64))
+        }
+        _ => Err(Failure::UnknownTask),
+    }
+}
+
+/// Several nodes and the messages between them.
+struct Net {
+    nodes: Vec<Node>,
+    now: Instant,
+    /// (to, input) in delivery order.
+    wire: VecDeque<(usize, Input)>,
+    /// channel -> (requester, tag)
+    channels: HashMap<u64, (usize, u64)>,
+    next_channel: u64,
+    resolved: HashMap<TaskKey, Result<Bytes, Failure>>,
+    runs: HashMap<TaskKey, usize>,
+    published: usize,
+}
+
+impl Net {
+    fn new(n: usize, slots: usize, can_run: &[&[u64]]) -> Net {
+        let settings = Settings {
+            slots,
+            inline_max: 64,
+            ..Settings::default()
+        };
+        let nodes: Vec<Node> = (0..n)
+            .map(|i| {
+                Node::new(
+                    i as u64,
+                    can_run[i % can_run.len()].to_vec(),
+                    settings.clone(),
+                )
+            })
+            .collect();
+        let mut net = Net {
+            nodes,
+            now: Instant::now(),
+            wire: VecDeque::new(),
+            channels: HashMap::new(),
+            next_channel: 0,
+            resolved: HashMap::new(),
+            runs: HashMap::new(),
+            published: 0,
+        };
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    net.nodes[a].handle(Input::PeerUp(b as u64), net.now);
+                }
+            }
+        }
+        net
+    }
+
+    fn submit(&mut self, at: usize, seq: u64, fingerprint: u64, args: Vec<SubmitArg>) -> TaskKey {
+        let key = TaskKey {
+            owner: at as u64,
+            seq,
+        };
+        self.nodes[at].submit(key, name(fingerprint), fingerprint, args, self.now);
+        key
+    }
+
+    /// Delivers everything until nothing moves, advancing the clock when only timers are left.
+    fn settle(&mut self) {
+        for _ in 0..1_000_000 {
+            self.drain_outputs();
+            if let Some((to, input)) = self.wire.pop_front() {
+                self.nodes[to].handle(input, self.now);
+                continue;
+            }
+            let next = self.nodes.iter().filter_map(Node::poll_timeout).min();
+            match next {
+                Some(t) if t <= self.now + Duration::from_secs(60) => {
+                    self.now = self.now.max(t);
+                    for node in &mut self.nodes {
+                        node.handle_timeout(self.now);
+                    }
+                }
+                _ => return,
+            }
+        }
+        panic!("the nodes never settled");
+    }
+
+    fn drain_outputs(&mut self) {
+        for i in 0..self.nodes.len() {
+            while let Some(output) = self.nodes[i].poll_output() {
+                match output {
+                    Output::Send { to, tag, request } => {
+                        self.next_channel += 1;
+                        self.channels.insert(self.next_channel, (i, tag));
+                        let from = i as u64;
+                        let channel = self.next_channel;
+                        self.wire.push_back((
+                            to as usize,
+                            Input::Request {
+                                from,
+                                channel,
+                                request,
+                            },
+                        ));
+                    }
+                    Output::Respond { channel, response } => {
+                        let (to, tag) = self.channels.remove(&channel).unwrap();
+                        self.wire.push_back((to, Input::Response { tag, response }));
+                    }
+                    Output::Run { spec, args } => {
+                        *self.runs.entry(spec.key).or_default() += 1;
+                        let result = run(&spec, &args);
+                        let task = spec.key;
+                        self.wire.push_back((i, Input::Ran { task, result }));
+                    }
+                    Output::Resolve { task, result } => {
+                        assert_eq!(task.owner, i as u64, "only owners resolve");
+                        let old = self.resolved.insert(task, result);
+                        assert!(old.is_none(), "{task} resolved twice");
+                    }
+                    Output::NeedArg { task, index } => {
+                        panic!("unexpected NeedArg for {task} argument {index}")
+                    }
+                    Output::Publish(batch) => {
+                        self.published += 1;
+                        for j in 0..self.nodes.len() {
+                            if j != i {
+                                self.wire.push_back((j, Input::Gossip(batch.clone())));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn value(&self, key: TaskKey) -> u64 {
+        match &self.resolved[&key] {
+            Ok(bytes) => postcard::from_bytes(bytes).unwrap(),
+            Err(f) => panic!("{key} failed: {f:?}"),
+        }
+    }
+
+    fn assert_all_released(&self) {
+        for (i, node) in self.nodes.iter().enumerate() {
+            let stats = node.stats();
+            assert_eq!(
+                stats.owned,
+                0,
+                "node {i} still owns tasks: {:?}",
+                node.owned.values().next()
+            );
+            assert_eq!(stats.held, 0, "node {i} still holds results");
+            assert_eq!(stats.ready, 0, "node {i} still has ready tasks");
+        }
+    }
+}
+
+#[test]
+fn one_node_runs_a_graph_alone() {
+    let mut net = Net::new(1, 2, &[&[ADD]]);
+    let a = net.submit(
+        0,
+        1,
+        ADD,
+        vec![SubmitArg::Inline(enc(1)), SubmitArg::Inline(enc(2))],
+    );
+    let b = net.submit(
+        0,
+        2,
+        ADD,
+        vec![SubmitArg::Owned(a), SubmitArg::Inline(enc(10))],
+    );
+    let c = net.submit(0, 3, ADD, vec![SubmitArg::Owned(a), SubmitArg::Owned(b)]);
+    net.settle();
+    assert_eq!((net.value(a), net.value(b), net.value(c)), (3, 13, 16));
+    net.assert_all_released();
+}
+
+#[test]
+fn idle_nodes_steal_and_every_task_runs_exactly_once() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let keys: Vec<TaskKey> = (0..300)
+        .map(|i| net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]))
+        .collect();
+    net.settle();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(net.value(*key), i as u64);
+        assert_eq!(net.runs[key], 1, "{key} ran {} times", net.runs[key]);
+    }
+    let ran: Vec<u64> = net.nodes.iter().map(|n| n.stats().ran).collect();
+    assert_eq!(ran.iter().sum::<u64>(), 300);
+    assert!(
+        ran[1] > 0 && ran[2] > 0,
+        "the idle nodes stole nothing: {ran:?}"
+    );
+    net.assert_all_released();
+}
+
+#[test]
+fn dependents_fetch_large_inputs_from_their_holders_and_results_are_released() {
+    let mut net = Net::new(3, 1, &[&[ADD, BIG, LEN]]);
+    let mut lens = Vec::new();
+    for i in 0..40 {
+        let big = net.submit(0, 2 * i, BIG, vec![SubmitArg::Inline(enc(100 + i))]);
+        lens.push(net.submit(0, 2 * i + 1, LEN, vec![SubmitArg::Owned(big)]));
+    }
+    net.settle();
+    for (i, key) in lens.iter().enumerate() {
+        assert_eq!(net.value(*key), 100 + i as u64);
+    }
+    let fetched: u64 = net.nodes.iter().map(|n| n.stats().fetches).sum();
+    assert!(fetched > 0, "no input was fetched from another peer");
+    net.assert_all_released();
+}
+
+#[test]
+fn a_failure_reaches_every_dependent_with_its_first_cause() {
+    let mut net = Net::new(2, 1, &[&[ADD, FAIL]]);
+    let bad = net.submit(0, 1, FAIL, vec![]);
+    let mid = net.submit(0, 2, ADD, vec![SubmitArg::Owned(bad)]);
+    let last = net.submit(0, 3, ADD, vec![SubmitArg::Owned(mid)]);
+    let fine = net.submit(0, 4, ADD, vec![SubmitArg::Inline(enc(5))]);
+    net.settle();
+    assert_eq!(net.resolved[&bad], Err(Failure::Panicked("boom".into())));
+    let cause = Failure::Input {
+        task: bad,
+        cause: Box::new(Failure::Panicked("boom".into())),
+    };
+    assert_eq!(net.resolved[&mid], Err(cause.clone()));
+    assert_eq!(net.resolved[&last], Err(cause));
+    assert_eq!(net.value(fine), 5);
+    assert!(!net.runs.contains_key(&mid), "a dependent of a failure ran");
+    net.assert_all_released();
+}
+
+#[test]
+fn a_thief_never_gets_a_task_it_cannot_run() {
+    // Node 1 registers only ADD; node 0 submits FAIL-fingerprint tasks it can run itself.
+    let mut net = Net::new(2, 1, &[&[ADD, LEN], &[ADD]]);
+    let keys: Vec<TaskKey> = (0..50)
+        .map(|i| {
+            net.submit(
+                0,
+                i,
+                LEN,
+                vec![SubmitArg::Inline(
+                    postcard::to_allocvec(&vec![1u8; i as usize]).unwrap(),
+                )],
+            )
+        })
+        .collect();
+    net.settle();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(net.value(*key), i as u64);
+    }
+    assert_eq!(net.nodes[1].stats().ran, 0);
+    assert_eq!(net.nodes[0].stats().given, 0);
+}
+
+#[test]
+fn a_done_notice_for_a_task_not_owned_here_is_refused() {
+    let mut node = Node::new(0, vec![ADD], Settings::default());
+    let now = Instant::now();
+    let task = TaskKey { owner: 9, seq: 1 };
+    node.handle(
+        Input::Request {
+            from: 9,
+            channel: 7,
+            request: Request::Done {
+                task,
+                done: crate::wire::Done::Value {
+                    size: 1,
+                    inline: Some(vec![1]),
+                },
+            },
+        },
+        now,
+    );
+    let refused = std::iter::from_fn(|| node.poll_output()).any(|o| {
+        matches!(o, Output::Respond { channel: 7, response: Response::Refused(ref why) } if why.contains("not owned"))
+    });
+    assert!(refused);
+}
+
+#[test]
+fn a_result_computed_twice_is_kept_once() {
+    let mut node = Node::new(
+        0,
+        vec![ADD],
+        Settings {
+            inline_max: 0,
+            ..Settings::default()
+        },
+    );
+    let now = Instant::now();
+    let key = TaskKey { owner: 0, seq: 1 };
+    node.handle(Input::PeerUp(1), now);
+    node.handle(Input::PeerUp(2), now);
+    node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(1))], now);
+    let done = |size| crate::wire::Done::Value { size, inline: None };
+    for (from, channel) in [(1, 1), (2, 2)] {
+        node.handle(
+            Input::Request {
+                from,
+                channel,
+                request: Request::Done {
+                    task: key,
+                    done: done(1),
+                },
+            },
+            now,
+        );
+    }
+    let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let fetch_from_1 = outputs.iter().any(|o| {
+        matches!(o, Output::Send { to: 1, request: Request::Fetch { task }, .. } if *task == key)
+    });
+    let release_2 = outputs.iter().any(|o| {
+        matches!(o, Output::Send { to: 2, request: Request::Release { tasks }, .. } if tasks == &vec![key])
+    });
+    assert!(fetch_from_1, "the first result is fetched: {outputs:?}");
+    assert!(release_2, "the second copy is released: {outputs:?}");
+}
+
+#[test]
+fn idle_nodes_go_quiet_once_no_work_is_left() {
+    let mut net = Net::new(4, 1, &[&[ADD]]);
+    for i in 0..20 {
+        net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]);
+    }
+    net.settle();
+    // `settle` returns only when no node has a timer within a minute: the swarm is silent.
+    let before = net.published;
+    net.now += Duration::from_secs(600);
+    for node in &mut net.nodes {
+        node.handle_timeout(net.now);
+    }
+    net.drain_outputs();
+    assert!(
+        net.wire.is_empty(),
+        "an idle swarm still talks: {:?}",
+        net.wire
+    );
+    assert_eq!(net.published, before);
+}
