@@ -64,6 +64,13 @@ pub enum TaskError {
         /// What went wrong, naming the argument.
         message: Arc<str>,
     },
+    /// The task's result, or an input it needed, was lost with a peer of the swarm.
+    Lost {
+        /// The task.
+        task: TaskId,
+        /// What was lost, and where.
+        message: Arc<str>,
+    },
     /// The result of a named task could not be encoded or did not decode.
     BadResult {
         /// The task whose result was lost.
@@ -86,7 +93,8 @@ impl TaskError {
             | TaskError::UnknownTask { task, .. }
             | TaskError::SignatureMismatch { task, .. }
             | TaskError::BadArguments { task, .. }
-            | TaskError::BadResult { task, .. } => *task,
+            | TaskError::BadResult { task, .. }
+            | TaskError::Lost { task, .. } => *task,
         }
     }
 
@@ -167,6 +175,7 @@ impl fmt::Display for TaskError {
                 name,
                 message,
             } => write!(f, "{task} (`{name}`): {message}"),
+            TaskError::Lost { task, message } => write!(f, "{task} was lost: {message}"),
         }
     }
 }

@@ -261,11 +261,6 @@ impl Node {
         }
     }
 
-    /// This peer's number.
-    pub(crate) fn me(&self) -> u64 {
-        self.me
-    }
-
     /// What the node did so far.
     pub(crate) fn stats(&self) -> Stats {
         Stats {

@@ -1,0 +1,122 @@
+//! The libp2p stack: TCP, an optional pre-shared key, noise, yamux, and the protocols a
+//! peer speaks.
+
+use std::io;
+use std::time::Duration;
+
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::Boxed;
+use libp2p::core::upgrade::Version;
+use libp2p::identity::Keypair;
+use libp2p::pnet::PnetConfig;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    PeerId, StreamProtocol, Transport, gossipsub, identify, kad, mdns, noise, ping, tcp, yamux,
+};
+
+use crate::codec::{FrameCodec, PROTOCOL};
+use crate::config::Config;
+
+/// The identify protocol version: peers of another version are not used for tasks.
+pub(crate) const AGENT: &str = concat!("peer/", env!("CARGO_PKG_VERSION"));
+const IDENTIFY: &str = "/peer/1";
+const KADEMLIA: StreamProtocol = StreamProtocol::new("/peer/kad/1");
+/// The gossip topic of task-graph events.
+pub(crate) const GRAPH_TOPIC: &str = "peer/graph/1";
+
+/// Every protocol a peer speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) tasks: request_response::Behaviour<FrameCodec>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, config: &Config) -> io::Result<Behaviour> {
+        let me = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY.into(), key.public()).with_agent_version(AGENT.into()),
+        );
+        let mut kad_config = kad::Config::new(KADEMLIA);
+        kad_config.set_query_timeout(Duration::from_secs(10));
+        let mut kad = kad::Behaviour::with_config(me, kad::store::MemoryStore::new(me), kad_config);
+        // Every peer serves the routing table: on a LAN or loopback nobody learns its
+        // external reachability, so the default automatic mode would stay a client.
+        kad.set_mode(Some(kad::Mode::Server));
+        let mdns = if config.mdns {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), me)?)
+        } else {
+            None
+        };
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(200))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .max_transmit_size(config.max_frame.min(16 << 20))
+            .build()
+            .map_err(io::Error::other)?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(io::Error::other)?;
+        let tasks = request_response::Behaviour::with_codec(
+            FrameCodec {
+                max_frame: config.max_frame,
+            },
+            [(PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(256),
+        );
+        Ok(Behaviour {
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            kad,
+            mdns: mdns.into(),
+            gossipsub,
+            tasks,
+        })
+    }
+}
+
+/// TCP (no Nagle delay), the private-network handshake when a swarm key is set, noise,
+/// yamux.
+pub(crate) fn transport(
+    key: &Keypair,
+    swarm_key: Option<crate::config::SwarmKey>,
+) -> io::Result<Boxed<(PeerId, StreamMuxerBox)>> {
+    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+    let noise = noise::Config::new(key).map_err(io::Error::other)?;
+    let yamux = yamux::Config::default();
+    Ok(match swarm_key {
+        Some(psk) => tcp
+            .and_then(move |socket, _| PnetConfig::new(psk.0).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+        None => tcp
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux)
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    })
+}
+
+/// The policy's number for a peer: a hash of its id (FNV-1a), stable across processes.
+pub(crate) fn peer_number(peer: &PeerId) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in peer.to_bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

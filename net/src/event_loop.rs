@@ -1,0 +1,462 @@
+//! The one task that owns the libp2p `Swarm` and the [`Node`]: it translates swarm events and
+//! client commands into node inputs, and node outputs into network and pool actions. No
+//! decisions are made here.
+
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
+use peer_core::named::{ArgFailure, FutureArg, registry};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
+use crate::codec::PROTOCOL;
+use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
+use crate::wire::{Batch, Failure, Response, TaskKey, TaskSpec};
+
+/// Completes the submitter's future from an encoded result.
+pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
+
+/// What a [`Client`](crate::Client) asks of its event loop.
+pub(crate) enum Command {
+    /// Take in a task this peer owns.
+    Submit {
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+        /// Futures of the arguments, by index: encoded when the node asks (`Local`
+        /// arguments at once, `Owned` ones only if the node no longer tracks them).
+        futures: Vec<(usize, FutureArg)>,
+        resolve: Resolver,
+    },
+    /// Report what this peer knows.
+    Status(oneshot::Sender<Status>),
+    /// Stop: drop every pending future (they fail with `Shutdown`).
+    Shutdown,
+}
+
+/// A snapshot of one peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The node's counters.
+    pub stats: Stats,
+    /// Peers connected that speak the task protocol.
+    pub peers: usize,
+    /// Where this peer listens.
+    pub listen_addrs: Vec<Multiaddr>,
+}
+
+/// Messages from worker threads and spawned futures back to the loop.
+pub(crate) enum Internal {
+    Ran {
+        task: TaskKey,
+        result: Result<Vec<u8>, Failure>,
+    },
+    Arg {
+        task: TaskKey,
+        index: usize,
+        result: Result<Vec<u8>, Failure>,
+    },
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    node: Node,
+    local: peer_core::Client,
+    commands: mpsc::Receiver<Command>,
+    internal_tx: mpsc::Sender<Internal>,
+    internal_rx: mpsc::Receiver<Internal>,
+    topic: gossipsub::IdentTopic,
+    peers: HashMap<u64, PeerId>,
+    up: HashSet<u64>,
+    channels: HashMap<u64, ResponseChannel<Response>>,
+    next_channel: u64,
+    outbound: HashMap<OutboundRequestId, u64>,
+    resolvers: HashMap<TaskKey, Resolver>,
+    futures: HashMap<(TaskKey, usize), FutureArg>,
+    ready_tx: Option<oneshot::Sender<Vec<Multiaddr>>>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        node: Node,
+        local: peer_core::Client,
+        commands: mpsc::Receiver<Command>,
+        ready_tx: oneshot::Sender<Vec<Multiaddr>>,
+    ) -> EventLoop {
+        // Each worker sends at most one `Ran` per task it runs, and argument futures one
+        // each; the loop drains this channel before anything else blocks.
+        let (internal_tx, internal_rx) = mpsc::channel(4096);
+        EventLoop {
+            swarm,
+            node,
+            local,
+            commands,
+            internal_tx,
+            internal_rx,
+            topic: gossipsub::IdentTopic::new(GRAPH_TOPIC),
+            peers: HashMap::new(),
+            up: HashSet::new(),
+            channels: HashMap::new(),
+            next_channel: 0,
+            outbound: HashMap::new(),
+            resolvers: HashMap::new(),
+            futures: HashMap::new(),
+            ready_tx: Some(ready_tx),
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut kad_refresh = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            self.drain_outputs();
+            let timeout = self.node.poll_timeout();
+            let sleep = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(internal) = self.internal_rx.recv() => self.internal(internal),
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => return,
+                    Some(command) => self.command(command),
+                },
+                event = self.swarm.select_next_some() => self.swarm_event(event),
+                () = sleep => self.node.handle_timeout(Instant::now()),
+                _ = kad_refresh.tick() => {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+        }
+    }
+
+    fn internal(&mut self, internal: Internal) {
+        let now = Instant::now();
+        match internal {
+            Internal::Ran { task, result } => self.node.handle(Input::Ran { task, result }, now),
+            Internal::Arg {
+                task,
+                index,
+                result,
+            } => self.node.handle(
+                Input::LocalArg {
+                    task,
+                    index,
+                    result,
+                },
+                now,
+            ),
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Submit {
+                key,
+                name,
+                fingerprint,
+                args,
+                futures,
+                resolve,
+            } => {
+                self.resolvers.insert(key, resolve);
+                for (index, future) in futures {
+                    if matches!(args.get(index), Some(SubmitArg::Local)) {
+                        self.encode_arg(key, index, future);
+                    } else {
+                        self.futures.insert((key, index), future);
+                    }
+                }
+                self.node
+                    .submit(key, name, fingerprint, args, Instant::now());
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(Status {
+                    stats: self.node.stats(),
+                    peers: self.up.len(),
+                    listen_addrs: self.swarm.listeners().cloned().collect(),
+                });
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Encodes a future argument once its task is done, off the loop.
+    fn encode_arg(&self, task: TaskKey, index: usize, future: FutureArg) {
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = future.encoded.await.map_err(|e| match e {
+                ArgFailure::Input(error) => Failure::InputLost(error.to_string()),
+                ArgFailure::Encode(error) => Failure::BadArguments(error.to_string()),
+            });
+            let _ = tx
+                .send(Internal::Arg {
+                    task,
+                    index,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                Output::Send { to, tag, request } => match self.peers.get(&to) {
+                    Some(peer) => {
+                        let id = self.swarm.behaviour_mut().tasks.send_request(peer, request);
+                        self.outbound.insert(id, tag);
+                    }
+                    None => self.node.handle(
+                        Input::RequestFailed {
+                            tag,
+                            error: format!("peer {to:016x} is not connected"),
+                        },
+                        Instant::now(),
+                    ),
+                },
+                Output::Respond { channel, response } => {
+                    if let Some(channel) = self.channels.remove(&channel) {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .tasks
+                            .send_response(channel, response);
+                    }
+                }
+                Output::Run { spec, args } => self.run_task(spec, args),
+                Output::Resolve { task, result } => {
+                    self.futures.retain(|(t, _), _| *t != task);
+                    if let Some(resolve) = self.resolvers.remove(&task) {
+                        resolve(result);
+                    }
+                }
+                Output::NeedArg { task, index } => match self.futures.remove(&(task, index)) {
+                    Some(future) => self.encode_arg(task, index, future),
+                    None => self.node.handle(
+                        Input::LocalArg {
+                            task,
+                            index,
+                            result: Err(Failure::InputLost(format!(
+                                "argument {index} of {task} is no longer known"
+                            ))),
+                        },
+                        Instant::now(),
+                    ),
+                },
+                Output::Publish(batch) => {
+                    let Ok(bytes) = postcard::to_allocvec(&batch) else {
+                        continue;
+                    };
+                    // Fails with no subscribed peer yet; gossip is advisory, so drop it.
+                    if let Err(error) = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(self.topic.clone(), bytes)
+                    {
+                        tracing::trace!(%error, "gossip not published");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a named task on the local pool; its result comes back as `Internal::Ran`.
+    fn run_task(&mut self, spec: TaskSpec, args: Vec<Bytes>) {
+        let task = spec.key;
+        let registration = match registry().get(&spec.name) {
+            None => Err(Failure::UnknownTask),
+            Some(r) if r.fingerprint() != spec.fingerprint => {
+                Err(Failure::SignatureMismatch(r.signature().to_string()))
+            }
+            Some(r) => Ok(r),
+        };
+        let registration = match registration {
+            Ok(r) => r,
+            Err(failure) => {
+                self.node.handle(
+                    Input::Ran {
+                        task,
+                        result: Err(failure),
+                    },
+                    Instant::now(),
+                );
+                return;
+            }
+        };
+        let tx = self.internal_tx.clone();
+        let job = move || {
+            let slices: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            let result = match catch_unwind(AssertUnwindSafe(|| registration.call(&slices))) {
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(error)) => Err(call_failure(error)),
+                Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
+            };
+            let _ = tx.blocking_send(Internal::Ran { task, result });
+        };
+        drop(self.local.submit(job));
+    }
+
+    fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match event {
+            SwarmEvent::NewListenAddr { .. } => {
+                if let Some(ready) = self.ready_tx.take() {
+                    let _ = ready.send(self.swarm.listeners().cloned().collect());
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.peers.insert(peer_number(&peer_id), peer_id);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                let number = peer_number(&peer_id);
+                if self.up.remove(&number) {
+                    self.node.handle(Input::PeerDown(number), now);
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.behaviour_event(event, now),
+            _ => {}
+        }
+    }
+
+    fn behaviour_event(&mut self, event: BehaviourEvent, now: Instant) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in &info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, addr.clone());
+                }
+                let number = peer_number(&peer_id);
+                if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
+                    self.peers.insert(number, peer_id);
+                    self.node.handle(Input::PeerUp(number), now);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() {
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(addresses.into_vec())
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                match postcard::from_bytes::<Batch>(&message.data) {
+                    Ok(batch) => self.node.handle(Input::Gossip(batch), now),
+                    Err(error) => tracing::debug!(%error, "malformed gossip dropped"),
+                }
+            }
+            BehaviourEvent::Tasks(event) => self.tasks_event(event, now),
+            _ => {}
+        }
+    }
+
+    fn tasks_event(
+        &mut self,
+        event: request_response::Event<crate::wire::Request, Response>,
+        now: Instant,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    self.next_channel += 1;
+                    self.channels.insert(self.next_channel, channel);
+                    let from = peer_number(&peer);
+                    self.peers.insert(from, peer);
+                    self.node.handle(
+                        Input::Request {
+                            from,
+                            channel: self.next_channel,
+                            request,
+                        },
+                        now,
+                    );
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(tag) = self.outbound.remove(&request_id) {
+                        self.node.handle(Input::Response { tag, response }, now);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(tag) = self.outbound.remove(&request_id) {
+                    let error = error.to_string();
+                    self.node.handle(Input::RequestFailed { tag, error }, now);
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Connects to the bootstrap peers and starts Kademlia's search for the rest.
+    pub(crate) fn bootstrap(&mut self, peers: &[(PeerId, Multiaddr)]) {
+        for (peer, addr) in peers {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(peer, addr.clone());
+            let _ = self.swarm.dial(addr.clone());
+        }
+        if !peers.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+}
+
+fn call_failure(error: peer_core::named::CallError) -> Failure {
+    use peer_core::named::CallError;
+    match error {
+        CallError::DecodeResult(m) | CallError::EncodeResult(m) => Failure::BadResult(m),
+        other => Failure::BadArguments(other.to_string()),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
