@@ -87,7 +87,7 @@ fn dependents_use_inputs_held_by_other_peers() {
     let mut expected = Vec::new();
     let mut futures = Vec::new();
     for file in 0..6u64 {
-        let n = 20_000 + file;
+        let n = 100_000 + file;
         let data = client.submit_named(MakeDataTask, (n,));
         let total: u64 = (0..n).sum();
         for weight in 1..=20u64 {
