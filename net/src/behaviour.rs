@@ -76,7 +76,7 @@ impl Behaviour {
         );
         Ok(Behaviour {
             identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(5))),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(2))),
             kad,
             mdns: mdns.into(),
             gossipsub,

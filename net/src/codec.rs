@@ -185,7 +185,10 @@ mod tests {
             (any::<u32>(), proptest::collection::vec(any::<u64>(), 0..8))
                 .prop_map(|(max, can_run)| Request::Steal { max, can_run }),
             key.clone().prop_map(|task| Request::Fetch { task }),
-            proptest::collection::vec(key, 0..8).prop_map(|tasks| Request::Release { tasks }),
+            proptest::collection::vec(key, 0..8).prop_map(|release| Request::Notify {
+                done: Vec::new(),
+                release,
+            }),
             proptest::collection::vec(spec, 0..3).prop_map(|specs| Request::Steal {
                 max: specs.len() as u32,
                 can_run: specs.iter().map(|s| s.fingerprint).collect(),

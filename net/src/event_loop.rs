@@ -79,7 +79,8 @@ pub(crate) struct EventLoop {
     next_channel: u64,
     outbound: HashMap<OutboundRequestId, u64>,
     resolvers: HashMap<TaskKey, Resolver>,
-    futures: HashMap<(TaskKey, usize), FutureArg>,
+    /// Futures of `Owned` arguments, by task, in case the node asks for their values.
+    futures: HashMap<TaskKey, Vec<(usize, FutureArg)>>,
     ready_tx: Option<oneshot::Sender<Vec<Multiaddr>>>,
 }
 
@@ -170,12 +171,16 @@ impl EventLoop {
                 resolve,
             } => {
                 self.resolvers.insert(key, resolve);
+                let mut kept = Vec::new();
                 for (index, future) in futures {
                     if matches!(args.get(index), Some(SubmitArg::Local)) {
                         self.encode_arg(key, index, future);
                     } else {
-                        self.futures.insert((key, index), future);
+                        kept.push((index, future));
                     }
+                }
+                if !kept.is_empty() {
+                    self.futures.insert(key, kept);
                 }
                 self.node
                     .submit(key, name, fingerprint, args, Instant::now());
@@ -214,6 +219,7 @@ impl EventLoop {
             match output {
                 Output::Send { to, tag, request } => match self.peers.get(&to) {
                     Some(peer) => {
+                        tracing::trace!(to = %peer, tag, ?request, "send");
                         let id = self.swarm.behaviour_mut().tasks.send_request(peer, request);
                         self.outbound.insert(id, tag);
                     }
@@ -236,12 +242,12 @@ impl EventLoop {
                 }
                 Output::Run { spec, args } => self.run_task(spec, args),
                 Output::Resolve { task, result } => {
-                    self.futures.retain(|(t, _), _| *t != task);
+                    self.futures.remove(&task);
                     if let Some(resolve) = self.resolvers.remove(&task) {
                         resolve(result);
                     }
                 }
-                Output::NeedArg { task, index } => match self.futures.remove(&(task, index)) {
+                Output::NeedArg { task, index } => match self.take_future(task, index) {
                     Some(future) => self.encode_arg(task, index, future),
                     None => self.node.handle(
                         Input::LocalArg {
@@ -270,6 +276,12 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    fn take_future(&mut self, task: TaskKey, index: usize) -> Option<FutureArg> {
+        let futures = self.futures.get_mut(&task)?;
+        let at = futures.iter().position(|(i, _)| *i == index)?;
+        Some(futures.swap_remove(at).1)
     }
 
     /// Runs a named task on the local pool; its result comes back as `Internal::Ran`.
@@ -377,6 +389,11 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Tasks(event) => self.tasks_event(event, now),
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => tracing::debug!(%peer, ?rtt, "ping"),
             _ => {}
         }
     }
@@ -394,6 +411,7 @@ impl EventLoop {
                     self.next_channel += 1;
                     self.channels.insert(self.next_channel, channel);
                     let from = peer_number(&peer);
+                    tracing::trace!(from = %peer, ?request, "request");
                     self.peers.insert(from, peer);
                     self.node.handle(
                         Input::Request {
@@ -409,6 +427,7 @@ impl EventLoop {
                     response,
                 } => {
                     if let Some(tag) = self.outbound.remove(&request_id) {
+                        tracing::trace!(tag, ?response, "response");
                         self.node.handle(Input::Response { tag, response }, now);
                     }
                 }

@@ -13,4 +13,5 @@ pub use client::Client;
 pub use config::{Config, SwarmKey};
 pub use error::Error;
 pub use event_loop::Status;
+pub use libp2p::{Multiaddr, PeerId};
 pub use node::Stats;

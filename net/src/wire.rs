@@ -102,12 +102,13 @@ pub enum Request {
         /// The task.
         task: TaskKey,
     },
-    /// Your task finished here (runner → owner).
-    Done {
-        /// The task.
-        task: TaskKey,
-        /// How.
-        done: Done,
+    /// Notices, batched per peer: tasks of yours that finished here (runner → owner), and
+    /// results nobody needs any more, to free (owner → holder).
+    Notify {
+        /// Finished tasks the receiver owns.
+        done: Vec<(TaskKey, Done)>,
+        /// Results the receiver holds, to free.
+        release: Vec<TaskKey>,
     },
     /// I am idle and stop asking: push me work when you have some (a lifeline
     /// registration); I can run these fingerprints, sorted.
@@ -119,11 +120,6 @@ pub enum Request {
     Push {
         /// The tasks.
         tasks: Vec<TaskSpec>,
-    },
-    /// Nobody needs these results any more: free them (owner → holder).
-    Release {
-        /// The tasks.
-        tasks: Vec<TaskKey>,
     },
 }
 
@@ -141,7 +137,7 @@ pub enum Response {
     Value(Vec<u8>),
     /// The fetched result is not held here.
     Missing,
-    /// Done, Release, Lifeline or Push taken.
+    /// Notify, Lifeline or Push taken.
     Ack,
     /// The request was refused; says why.
     Refused(String),

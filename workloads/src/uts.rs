@@ -181,7 +181,7 @@ pub const MAX_CHILDREN: u32 = 100;
 pub const DEFAULT_SPLIT: usize = 2;
 
 /// A tree node: its random state and its height (the root is at 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     /// SHA-1 digest that determines the node's children.
     pub state: [u8; 20],
@@ -190,7 +190,7 @@ pub struct Node {
 }
 
 /// Node, leaf and depth counts of a (part of a) tree.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Nodes visited.
     pub nodes: u64,

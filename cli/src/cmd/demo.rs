@@ -1,9 +1,12 @@
-//! `peer demo`: the seed's nested loop on an embedded runtime.
+//! `peer demo`: the seed's nested loop (load each file once, score every parameter against
+//! it, keep the best) on an embedded swarm of in-process peers over loopback, on a swarm
+//! reached through `--bootstrap`, or on one local pool with `--local`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use peer_core::Client;
+use anyhow::{Context, bail};
+use peer_core::TaskFuture;
+use peer_net::{Client, Config};
 
 /// Options of `peer demo`.
 #[derive(Debug, clap::Args)]
@@ -17,9 +20,22 @@ pub(crate) struct Args {
     /// Values in each data set (~8 bytes each).
     #[arg(long, default_value_t = 12_500, value_parser = positive)]
     values: usize,
-    /// Worker threads (default: one per core).
+    /// Peers of the embedded swarm, each a libp2p node on 127.0.0.1 in this process.
+    #[arg(long, default_value_t = 3, value_parser = positive)]
+    peers: usize,
+    /// Worker threads per peer (default: the cores shared among the peers, at least 1).
     #[arg(long, value_parser = positive)]
     workers: Option<usize>,
+    /// Join the swarm of this peer (`/ip4/.../tcp/.../p2p/...`) and run the job there
+    /// instead of embedding one.
+    #[arg(long, conflicts_with = "local")]
+    bootstrap: Option<peer_net::Multiaddr>,
+    /// Other peers to wait for before submitting, with `--bootstrap`.
+    #[arg(long, default_value_t = 1, requires = "bootstrap")]
+    wait_peers: usize,
+    /// Run on one in-process pool, no networking.
+    #[arg(long)]
+    local: bool,
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -30,46 +46,120 @@ fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
-/// A data set as `load` returns it.
-struct Data(Vec<f64>);
-
-fn load(file: usize, values: usize) -> Data {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ file as u64;
-    Data(
-        (0..values)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 10_000) as f64 / 100.0
-            })
-            .collect(),
-    )
+/// Loads data set `file`: `values` pseudo-random numbers, the same on every peer.
+#[peer_core::task(name = "peer::demo::load")]
+pub(crate) fn load(file: u64, values: u64) -> Vec<f64> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ file;
+    (0..values)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 10_000) as f64 / 100.0
+        })
+        .collect()
 }
 
 /// Scores a parameter against a sample of the data (a few microseconds of work).
-fn score(param: f64, data: &Data) -> f64 {
-    let sample = &data.0[..data.0.len().min(2_000)];
+#[peer_core::task(name = "peer::demo::score")]
+pub(crate) fn score(param: f64, data: &Vec<f64>) -> f64 {
+    let sample = &data[..data.len().min(2_000)];
     -sample.iter().map(|v| (v - param).abs()).sum::<f64>() / sample.len().max(1) as f64
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let mut builder = Client::builder();
+    if args.local {
+        return run_local(&args);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let peers = if args.bootstrap.is_some() {
+        1
+    } else {
+        args.peers
+    };
+    let workers = args.workers.unwrap_or((cores / peers).max(1));
+    let base = Config::new()
+        .listen("/ip4/127.0.0.1/tcp/0".parse()?)
+        .mdns(false)
+        .workers(workers);
+    let mut swarm = Vec::with_capacity(peers);
+    let first = match &args.bootstrap {
+        Some(addr) => Client::join(base.clone().bootstrap(addr.clone())),
+        None => Client::join(base.clone()),
+    }
+    .context("starting the first peer")?;
+    let first_addr = first
+        .addresses()
+        .into_iter()
+        .next()
+        .context("no listen address")?;
+    swarm.push(first);
+    for _ in 1..peers {
+        let peer =
+            Client::join(base.clone().bootstrap(first_addr.clone())).context("starting a peer")?;
+        swarm.push(peer);
+    }
+    let others = if args.bootstrap.is_some() {
+        args.wait_peers
+    } else {
+        peers - 1
+    };
+    let seen = swarm[0].wait_for_peers(others, Duration::from_secs(30));
+    if seen < others {
+        bail!("only {seen} of {others} peers connected within 30 s");
+    }
+    let client = &swarm[0];
+    let start = Instant::now();
+    let mut futures: Vec<TaskFuture<f64>> = Vec::with_capacity(args.files * args.params);
+    for file in 0..args.files {
+        let data = client.submit_named(LoadTask, (file as u64, args.values as u64));
+        for p in 0..args.params {
+            futures.push(client.submit_named(ScoreTask, (param(p, args.params), &data)));
+        }
+    }
+    let tasks = futures.len() + args.files;
+    let results = client.gather(futures)?;
+    let secs = start.elapsed().as_secs_f64();
+    let best = results.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    println!("best score: {best:.6}");
+    let mut ran = Vec::new();
+    let mut stolen = 0;
+    for peer in &swarm {
+        let stats = peer.status()?.stats;
+        ran.push(stats.ran.to_string());
+        stolen += stats.stolen;
+    }
+    let place = match &args.bootstrap {
+        Some(addr) => format!("the swarm of {addr} ({seen} other peers)"),
+        None => format!("{peers} in-process peers × {workers} workers"),
+    };
+    println!(
+        "{tasks} tasks on {place} in {secs:.3} s ({:.0} tasks/s)",
+        tasks as f64 / secs
+    );
+    println!(
+        "steals: {stolen} tasks moved; ran here per peer: {}",
+        ran.join(" ")
+    );
+    Ok(())
+}
+
+fn param(p: usize, params: usize) -> f64 {
+    p as f64 * 100.0 / params as f64
+}
+
+fn run_local(args: &Args) -> anyhow::Result<()> {
+    let mut builder = peer_core::Client::builder();
     if let Some(n) = args.workers {
         builder = builder.workers(n);
     }
     let client = builder.build().context("starting the worker pool")?;
-    let params: Vec<f64> = (0..args.params)
-        .map(|p| p as f64 * 100.0 / args.params as f64)
-        .collect();
-
     let start = Instant::now();
     let mut futures = Vec::with_capacity(args.files * args.params);
     for file in 0..args.files {
-        let values = args.values;
-        let data = client.submit(move || load(file, values));
-        for &param in &params {
-            futures.push(client.submit_with(&data, move |d| score(param, d)));
+        let data = client.submit_named(LoadTask, (file as u64, args.values as u64));
+        for p in 0..args.params {
+            futures.push(client.submit_named(ScoreTask, (param(p, args.params), &data)));
         }
     }
     let tasks = futures.len() + args.files;

@@ -1,6 +1,8 @@
 //! Subcommands, one file each.
 
 mod demo;
+mod join;
+mod uts;
 
 use clap::{Parser, Subcommand};
 
@@ -15,12 +17,19 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the seed's nested loop (load each file, score every parameter, keep the best) on
-    /// an in-process pool and print the best score and throughput.
+    /// an embedded swarm of in-process peers over loopback, and print the best score, the
+    /// throughput and the steals.
     Demo(demo::Args),
+    /// Start a peer and serve tasks until killed; prints the command that joins it.
+    Join(join::Args),
+    /// Count a UTS tree as tasks across a swarm and check the exact counts.
+    Uts(uts::Args),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Join(args) => join::run(args),
+        Command::Uts(args) => uts::run(args),
     }
 }

@@ -20,6 +20,7 @@
 //!    it, tells the holder to release it.
 
 mod owner;
+mod runner;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 use peer_steal::policy::{self, Policy};
 
 use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
-use state::{Owned, Pending, PendingArg, Preparing};
+use runner::InputCache;
+use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
 /// A result, shared between the store, inline copies and the executor.
 pub(crate) type Bytes = Arc<Vec<u8>>;
@@ -47,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) steal_max: u32,
     /// Requests in flight to one peer; more wait in a queue.
     pub(crate) max_in_flight: usize,
+    /// Bytes of inputs fetched from other peers kept for the next task that needs them.
+    pub(crate) cache_max: usize,
     /// Gossip events are batched for this long.
     pub(crate) gossip_interval: Duration,
     /// The stealing policy's tuning.
@@ -60,6 +64,7 @@ impl Default for Settings {
             inline_max: 64 * 1024,
             steal_max: 64,
             max_in_flight: 64,
+            cache_max: 256 << 20,
             gossip_interval: Duration::from_millis(5),
             policy: policy::Config {
                 steal_timeout: Duration::from_secs(5),
@@ -197,6 +202,8 @@ pub struct Stats {
     pub fetches: u64,
     /// Results held here now.
     pub held: u64,
+    /// Inputs fetched from other peers and kept for further tasks.
+    pub cached: u64,
     /// Tasks owned here and not yet finished and released.
     pub owned: u64,
     /// Ready tasks waiting here.
@@ -216,6 +223,10 @@ pub(crate) struct Node {
     preparing: HashMap<TaskKey, Preparing>,
     running: usize,
     store: HashMap<TaskKey, Bytes>,
+    /// Inputs fetched from other peers.
+    cache: InputCache,
+    /// Inputs being fetched, with the tasks waiting for each.
+    fetching: HashMap<TaskKey, Vec<TaskKey>>,
     pending: HashMap<u64, Pending>,
     next_tag: u64,
     /// Requests to each peer: how many are in flight, and those waiting for a free place.
@@ -227,6 +238,8 @@ pub(crate) struct Node {
     last_batch: HashMap<u64, u64>,
     /// Peers waiting on us as their lifeline buddy, with the fingerprints they can run.
     lifelines: HashMap<u64, Vec<u64>>,
+    /// Notices waiting for each peer.
+    notices: HashMap<u64, Notices>,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -247,6 +260,8 @@ impl Node {
             preparing: HashMap::new(),
             running: 0,
             store: HashMap::new(),
+            cache: InputCache::default(),
+            fetching: HashMap::new(),
             pending: HashMap::new(),
             next_tag: 0,
             in_flight: HashMap::new(),
@@ -256,6 +271,7 @@ impl Node {
             batch_number: 0,
             last_batch: HashMap::new(),
             lifelines: HashMap::new(),
+            notices: HashMap::new(),
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
@@ -265,6 +281,7 @@ impl Node {
     pub(crate) fn stats(&self) -> Stats {
         Stats {
             held: self.store.len() as u64,
+            cached: self.cache.len() as u64,
             owned: self.owned.len() as u64,
             ready: self.ready.len() as u64,
             ..self.stats
@@ -392,6 +409,7 @@ impl Node {
     /// After every step: start what can run, tell the policy our load, drain its outputs.
     fn after(&mut self, now: Instant) {
         self.dispatch(now);
+        self.flush_notices();
         self.policy.handle(
             policy::Input::LocalLoad {
                 ready: self.ready.len(),
@@ -420,7 +438,7 @@ impl Node {
                     let ask = Request::Lifeline {
                         can_run: self.can_run.clone(),
                     };
-                    self.send(peer.0, Pending::Notify(peer.0), ask);
+                    self.send(peer.0, Pending::OneWay(peer.0), ask);
                 }
                 policy::Output::Push { peer, tasks } => {
                     let can_run = self.lifelines.get(&peer.0).cloned().unwrap_or_default();
@@ -432,7 +450,7 @@ impl Node {
                     } else {
                         self.lifelines.remove(&peer.0);
                         let push = Request::Push { tasks: given };
-                        self.send(peer.0, Pending::Notify(peer.0), push);
+                        self.send(peer.0, Pending::OneWay(peer.0), push);
                         self.policy.handle(
                             policy::Input::LocalLoad {
                                 ready: self.ready.len(),
@@ -443,6 +461,29 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// Sends each peer its waiting notices, unless a batch to it is still in flight.
+    fn flush_notices(&mut self) {
+        let ready: Vec<u64> = self
+            .notices
+            .iter()
+            .filter(|(_, n)| !n.in_flight && !(n.done.is_empty() && n.release.is_empty()))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in ready {
+            let Some(notices) = self.notices.get_mut(&peer) else {
+                continue;
+            };
+            notices.in_flight = true;
+            let request = Request::Notify {
+                done: std::mem::take(&mut notices.done),
+                release: std::mem::take(&mut notices.release),
+            };
+            self.send(peer, Pending::Notify(peer), request);
+        }
+        self.notices
+            .retain(|_, n| n.in_flight || !(n.done.is_empty() && n.release.is_empty()));
     }
 
     fn send(&mut self, to: u64, pending: Pending, request: Request) {
@@ -508,6 +549,11 @@ impl Node {
             return; // a duplicate or an old batch
         }
         *last = batch.number;
+        for event in &batch.events {
+            if let GraphEvent::Released(task) = event {
+                self.cache.remove(task);
+            }
+        }
         // Only the newest load in a batch counts.
         if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
             GraphEvent::Load(n) => Some(*n),
@@ -575,19 +621,26 @@ impl Node {
                 Some(bytes) => Response::Value(bytes.to_vec()),
                 None => Response::Missing,
             },
-            Request::Done { task, done } => {
-                if task.owner != self.me {
-                    Response::Refused(format!("task {task} is not owned by this peer"))
-                } else {
-                    self.done(task, from, done, now);
-                    Response::Ack
-                }
-            }
-            Request::Release { tasks } => {
-                for task in tasks {
+            Request::Notify { done, release } => {
+                for task in release {
                     self.store.remove(&task);
                 }
-                Response::Ack
+                let mut refused = Vec::new();
+                for (task, done) in done {
+                    if task.owner == self.me {
+                        self.done(task, from, done, now);
+                    } else {
+                        refused.push(task.to_string());
+                    }
+                }
+                if refused.is_empty() {
+                    Response::Ack
+                } else {
+                    Response::Refused(format!(
+                        "tasks not owned by this peer: {}",
+                        refused.join(", ")
+                    ))
+                }
             }
         };
         self.outputs
@@ -645,14 +698,13 @@ impl Node {
                     );
                 }
             }
-            (Pending::Input { task, dep, .. }, response) => {
+            (Pending::Input { dep, .. }, response) => {
                 let bytes = match response {
                     Ok(Response::Value(bytes)) => Ok(Arc::new(bytes)),
                     Ok(other) => Err(format!("holder answered {other:?}")),
                     Err(error) => Err(error),
                 };
-                self.stats.fetches += u64::from(bytes.is_ok());
-                self.input_fetched(task, dep, bytes, now);
+                self.input_fetched(dep, bytes, now);
             }
             (Pending::Resolve(task, _), response) => {
                 let result = match response {
@@ -669,81 +721,12 @@ impl Node {
                 };
                 self.resolved(task, result, now);
             }
-            (Pending::Notify(_), _) => {}
-        }
-    }
-
-    /// Starts ready tasks while slots are free: newest first, fetching missing inputs.
-    fn dispatch(&mut self, now: Instant) {
-        while self.running + self.preparing.len() < self.settings.slots {
-            let Some(spec) = self.ready.pop_back() else {
-                return;
-            };
-            let mut prep = Preparing::new(spec.args.len());
-            for (index, arg) in spec.args.iter().enumerate() {
-                match arg {
-                    ArgSpec::Inline(bytes) => prep.args[index] = Some(Arc::new(bytes.clone())),
-                    ArgSpec::Fetch { task, holder } => {
-                        if let Some(bytes) = self.store.get(task) {
-                            prep.args[index] = Some(bytes.clone());
-                        } else if *holder == self.me {
-                            prep.lost = Some(format!("input {task} is no longer held here"));
-                        } else {
-                            prep.missing += 1;
-                            let (task_key, dep, holder) = (spec.key, *task, *holder);
-                            self.send(
-                                holder,
-                                Pending::Input {
-                                    task: task_key,
-                                    dep,
-                                    peer: holder,
-                                },
-                                Request::Fetch { task: dep },
-                            );
-                        }
-                    }
+            (Pending::Notify(peer), _) => {
+                if let Some(notices) = self.notices.get_mut(&peer) {
+                    notices.in_flight = false;
                 }
             }
-            prep.spec = Some(spec);
-            let key = prep.key();
-            self.preparing.insert(key, prep);
-            self.maybe_run(key, now);
-        }
-    }
-
-    fn input_fetched(
-        &mut self,
-        task: TaskKey,
-        dep: TaskKey,
-        bytes: Result<Bytes, String>,
-        now: Instant,
-    ) {
-        let Some(prep) = self.preparing.get_mut(&task) else {
-            return;
-        };
-        prep.missing -= 1;
-        match bytes {
-            Ok(bytes) => prep.fill(dep, bytes),
-            Err(error) => {
-                prep.lost
-                    .get_or_insert(format!("input {dep} could not be fetched: {error}"));
-            }
-        }
-        self.maybe_run(task, now);
-    }
-
-    fn maybe_run(&mut self, task: TaskKey, now: Instant) {
-        if self.preparing.get(&task).is_none_or(|p| p.missing > 0) {
-            return;
-        }
-        let Some(prep) = self.preparing.remove(&task) else {
-            return;
-        };
-        self.running += 1;
-        match prep.into_run() {
-            Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
-            // Reported as a failed run, so the owner hears of it the usual way.
-            Err(lost) => self.ran(task, Err(Failure::InputLost(lost)), now),
+            (Pending::OneWay(_), _) => {}
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::state::{Owned, Pending, PendingArg, State, shared};
+use super::state::{Pending, PendingArg, State, shared};
 use super::{Bytes, Node, Output};
 use crate::wire::{ArgSpec, Done, Failure, GraphEvent, Request, TaskKey, TaskSpec};
 
@@ -33,11 +33,11 @@ impl Node {
         if task.owner == self.me {
             self.done(task, self.me, done, now);
         } else {
-            self.send(
-                task.owner,
-                Pending::Notify(task.owner),
-                Request::Done { task, done },
-            );
+            self.notices
+                .entry(task.owner)
+                .or_default()
+                .done
+                .push((task, done));
         }
     }
 
@@ -194,11 +194,7 @@ impl Node {
     }
 
     fn release_at(&mut self, holder: u64, task: TaskKey) {
-        self.send(
-            holder,
-            Pending::Notify(holder),
-            Request::Release { tasks: vec![task] },
-        );
+        self.notices.entry(holder).or_default().release.push(task);
     }
 
     /// Queues an owned task once all its arguments are known.
@@ -248,13 +244,5 @@ impl Node {
             }
             Err(failure) => self.fail_owned(task, failure, now),
         }
-    }
-}
-
-impl Owned {
-    /// Whether nothing about the task is left to do here (for tests).
-    #[cfg(test)]
-    pub(super) fn is_finished(&self) -> bool {
-        matches!(self.state, State::Done { .. } | State::Failed(_))
     }
 }

@@ -79,26 +79,29 @@ impl Owned {
 pub(super) enum Pending {
     /// A steal, as the policy numbered it; to the peer.
     Steal(RequestId, u64),
-    /// Fetching input `dep` of `task`, which is about to run here.
+    /// Fetching input `dep` of tasks about to run here.
     Input {
-        /// The task about to run.
-        task: TaskKey,
-        /// Its input.
+        /// The input.
         dep: TaskKey,
         /// The holder asked.
         peer: u64,
     },
     /// Fetching the result of an owned task to resolve its future; from the peer.
     Resolve(TaskKey, u64),
-    /// A `Done` or `Release` notice; to the peer.
+    /// A batch of notices; to the peer.
     Notify(u64),
+    /// A lifeline registration or a push; to the peer.
+    OneWay(u64),
 }
 
 impl Pending {
     /// The peer the request went to.
     pub(super) fn peer(&self) -> u64 {
         match self {
-            Pending::Steal(_, peer) | Pending::Resolve(_, peer) | Pending::Notify(peer) => *peer,
+            Pending::Steal(_, peer)
+            | Pending::Resolve(_, peer)
+            | Pending::Notify(peer)
+            | Pending::OneWay(peer) => *peer,
             Pending::Input { peer, .. } => *peer,
         }
     }
@@ -120,13 +123,6 @@ impl Preparing {
             args: vec![None; args],
             missing: 0,
             lost: None,
-        }
-    }
-
-    pub(super) fn key(&self) -> TaskKey {
-        match &self.spec {
-            Some(spec) => spec.key,
-            None => unreachable!("a task being prepared has its spec"),
         }
     }
 
@@ -171,4 +167,13 @@ impl Failure {
 /// Shared bytes of an inline result.
 pub(super) fn shared(bytes: Vec<u8>) -> Bytes {
     Arc::new(bytes)
+}
+
+/// Notices waiting to go to one peer: sent as one request, one request in flight at a time,
+/// so a busy peer's notices batch themselves.
+#[derive(Debug, Default)]
+pub(super) struct Notices {
+    pub(super) done: Vec<(TaskKey, crate::wire::Done)>,
+    pub(super) release: Vec<TaskKey>,
+    pub(super) in_flight: bool,
 }

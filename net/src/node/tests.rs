@@ -296,18 +296,21 @@ fn a_done_notice_for_a_task_not_owned_here_is_refused() {
         Input::Request {
             from: 9,
             channel: 7,
-            request: Request::Done {
-                task,
-                done: crate::wire::Done::Value {
-                    size: 1,
-                    inline: Some(vec![1]),
-                },
+            request: Request::Notify {
+                done: vec![(
+                    task,
+                    crate::wire::Done::Value {
+                        size: 1,
+                        inline: Some(vec![1]),
+                    },
+                )],
+                release: vec![],
             },
         },
         now,
     );
     let refused = std::iter::from_fn(|| node.poll_output()).any(|o| {
-        matches!(o, Output::Respond { channel: 7, response: Response::Refused(ref why) } if why.contains("not owned"))
+        matches!(o, Output::Respond { channel: 7, response: Response::Refused(ref why) } if why.contains("not owned by this peer"))
     });
     assert!(refused);
 }
@@ -333,9 +336,9 @@ fn a_result_computed_twice_is_kept_once() {
             Input::Request {
                 from,
                 channel,
-                request: Request::Done {
-                    task: key,
-                    done: done(1),
+                request: Request::Notify {
+                    done: vec![(key, done(1))],
+                    release: vec![],
                 },
             },
             now,
@@ -346,7 +349,7 @@ fn a_result_computed_twice_is_kept_once() {
         matches!(o, Output::Send { to: 1, request: Request::Fetch { task }, .. } if *task == key)
     });
     let release_2 = outputs.iter().any(|o| {
-        matches!(o, Output::Send { to: 2, request: Request::Release { tasks }, .. } if tasks == &vec![key])
+        matches!(o, Output::Send { to: 2, request: Request::Notify { release, .. }, .. } if release == &vec![key])
     });
     assert!(fetch_from_1, "the first result is fetched: {outputs:?}");
     assert!(release_2, "the second copy is released: {outputs:?}");

@@ -1,0 +1,141 @@
+//! What a [`Node`] does to run ready tasks: take them from the deque while workers are free,
+//! fetch inputs it lacks (one fetch per input, however many tasks wait for it), and keep
+//! fetched inputs in a bounded cache, since the tasks of one graph often share an input.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::state::{Pending, Preparing};
+use super::{Bytes, Node, Output};
+use crate::wire::{ArgSpec, Failure, Request, TaskKey};
+
+/// Inputs fetched from other peers, oldest evicted first past a byte budget, and dropped
+/// as soon as their owner gossips that they were released.
+#[derive(Debug, Default)]
+pub(super) struct InputCache {
+    entries: HashMap<TaskKey, Bytes>,
+    order: VecDeque<TaskKey>,
+    bytes: usize,
+}
+
+impl InputCache {
+    pub(super) fn get(&self, task: &TaskKey) -> Option<&Bytes> {
+        self.entries.get(task)
+    }
+
+    pub(super) fn insert(&mut self, task: TaskKey, value: Bytes, budget: usize) {
+        if value.len() > budget || self.entries.contains_key(&task) {
+            return;
+        }
+        self.bytes += value.len();
+        self.entries.insert(task, value);
+        self.order.push_back(task);
+        while self.bytes > budget {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.remove(&old);
+        }
+    }
+
+    pub(super) fn remove(&mut self, task: &TaskKey) {
+        if let Some(value) = self.entries.remove(task) {
+            self.bytes -= value.len();
+        }
+        if self.order.len() > 2 * self.entries.len() + 16 {
+            let entries = &self.entries;
+            self.order.retain(|t| entries.contains_key(t));
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl Node {
+    /// Starts ready tasks while workers are free: newest first, fetching missing inputs.
+    pub(super) fn dispatch(&mut self, now: Instant) {
+        while self.running + self.preparing.len() < self.settings.slots {
+            let Some(spec) = self.ready.pop_back() else {
+                return;
+            };
+            let key = spec.key;
+            let mut prep = Preparing::new(spec.args.len());
+            let mut wanted: Vec<(TaskKey, u64)> = Vec::new();
+            for (index, arg) in spec.args.iter().enumerate() {
+                match arg {
+                    ArgSpec::Inline(bytes) => prep.args[index] = Some(Arc::new(bytes.clone())),
+                    ArgSpec::Fetch { task, holder } => {
+                        if let Some(bytes) = self.store.get(task).or(self.cache.get(task)) {
+                            prep.args[index] = Some(bytes.clone());
+                        } else if *holder == self.me {
+                            prep.lost = Some(format!("input {task} is no longer held here"));
+                        } else if !wanted.iter().any(|(t, _)| t == task) {
+                            wanted.push((*task, *holder));
+                        }
+                    }
+                }
+            }
+            prep.missing = wanted.len();
+            prep.spec = Some(spec);
+            self.preparing.insert(key, prep);
+            for (dep, holder) in wanted {
+                let waiting = self.fetching.entry(dep).or_default();
+                waiting.push(key);
+                if waiting.len() == 1 {
+                    self.send(
+                        holder,
+                        Pending::Input { dep, peer: holder },
+                        Request::Fetch { task: dep },
+                    );
+                }
+            }
+            self.maybe_run(key, now);
+        }
+    }
+
+    /// A fetch of `dep` ended: hand it to every task waiting for it.
+    pub(super) fn input_fetched(
+        &mut self,
+        dep: TaskKey,
+        bytes: Result<Bytes, String>,
+        now: Instant,
+    ) {
+        if let Ok(bytes) = &bytes {
+            self.stats.fetches += 1;
+            let budget = self.settings.cache_max;
+            self.cache.insert(dep, bytes.clone(), budget);
+        }
+        for task in self.fetching.remove(&dep).unwrap_or_default() {
+            let Some(prep) = self.preparing.get_mut(&task) else {
+                continue;
+            };
+            prep.missing -= 1;
+            match &bytes {
+                Ok(bytes) => prep.fill(dep, bytes.clone()),
+                Err(error) => {
+                    prep.lost
+                        .get_or_insert(format!("input {dep} could not be fetched: {error}"));
+                }
+            }
+            self.maybe_run(task, now);
+        }
+    }
+
+    fn maybe_run(&mut self, task: TaskKey, now: Instant) {
+        if self.preparing.get(&task).is_none_or(|p| p.missing > 0) {
+            return;
+        }
+        let Some(prep) = self.preparing.remove(&task) else {
+            return;
+        };
+        self.running += 1;
+        match prep.into_run() {
+            Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
+            // Reported as a failed run, so the owner hears of it the usual way.
+            Err(lost) => self.ran(task, Err(Failure::InputLost(lost)), now),
+        }
+    }
+}
