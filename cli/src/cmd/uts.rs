@@ -62,6 +62,13 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         counts.max_depth,
         counts.nodes as f64 / secs / 1e6
     );
+    let stats = client.status()?.stats;
+    println!(
+        "tasks: {} submitted, {} ran on this peer, {} ran elsewhere",
+        stats.submitted,
+        stats.ran,
+        stats.submitted.saturating_sub(stats.ran)
+    );
     if counts != known.counts {
         bail!("wrong counts: expected {:?}", known.counts);
     }
