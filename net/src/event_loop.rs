@@ -115,7 +115,8 @@ impl EventLoop {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut kad_refresh = tokio::time::interval(Duration::from_secs(30));
+        // Kademlia's search for peers we do not know yet; cheap in a small swarm.
+        let mut kad_refresh = tokio::time::interval(Duration::from_secs(5));
         loop {
             self.drain_outputs();
             let timeout = self.node.poll_timeout();
@@ -359,6 +360,9 @@ impl EventLoop {
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
                     self.peers.insert(number, peer_id);
                     self.node.handle(Input::PeerUp(number), now);
+                    // A new member may know others: ask around now rather than at the
+                    // next periodic refresh.
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
