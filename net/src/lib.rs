@@ -14,4 +14,4 @@ pub use config::{Config, SwarmKey};
 pub use error::Error;
 pub use event_loop::Status;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::Stats;
+pub use node::{Latency, Stats};

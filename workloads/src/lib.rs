@@ -3,10 +3,12 @@
 //! - [`uts`]: UTS, the Unbalanced Tree Search benchmark (Olivier et al., LCPC 2006), exactly
 //!   as specified in `BENCHMARKS.md`: sequentially and as tasks that spawn tasks on a
 //!   [`peer_core::Client`].
+//! - [`bench_tasks`]: tiny named tasks for the swarm benchmarks.
 //! - [`swarm_uts`]: the same search as named tasks across a swarm of peers (`peer-net`).
 //! - [`sim`]: a deterministic simulator of N peers running the real stealing policy on
 //!   UTS-shaped work, for policies at scales this machine cannot host.
 
+pub mod bench_tasks;
 pub mod sim;
 pub mod swarm_uts;
 pub mod uts;

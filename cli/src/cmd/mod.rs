@@ -1,5 +1,6 @@
 //! Subcommands, one file each.
 
+mod bench;
 mod demo;
 mod join;
 mod uts;
@@ -22,6 +23,8 @@ enum Command {
     Demo(demo::Args),
     /// Start a peer and serve tasks until killed; prints the command that joins it.
     Join(join::Args),
+    /// Swarm benchmarks (W3 steal round trip, W5 sleep sweep, W8 soak), printing JSON.
+    Bench(bench::Args),
     /// Count a UTS tree as tasks across a swarm and check the exact counts.
     Uts(uts::Args),
 }
@@ -31,5 +34,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Join(args) => join::run(args),
         Command::Uts(args) => uts::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

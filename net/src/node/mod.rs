@@ -29,6 +29,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use peer_steal::policy::{self, Policy};
 
 use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
@@ -204,10 +205,37 @@ pub struct Stats {
     pub held: u64,
     /// Inputs fetched from other peers and kept for further tasks.
     pub cached: u64,
+    /// Round trips of answered steal requests.
+    pub steal_round_trip: Latency,
     /// Tasks owned here and not yet finished and released.
     pub owned: u64,
     /// Ready tasks waiting here.
     pub ready: u64,
+}
+
+/// A summary of measured durations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// How many were measured.
+    pub count: u64,
+    /// The median.
+    pub p50: Duration,
+    /// The 99th percentile.
+    pub p99: Duration,
+    /// The longest.
+    pub max: Duration,
+}
+
+impl Latency {
+    /// Summarises a histogram of nanoseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        Latency {
+            count: histogram.len(),
+            p50: Duration::from_nanos(histogram.value_at_quantile(0.5)),
+            p99: Duration::from_nanos(histogram.value_at_quantile(0.99)),
+            max: Duration::from_nanos(histogram.max()),
+        }
+    }
 }
 
 /// One peer's share of the task graph; see the [module docs](self).
@@ -240,6 +268,8 @@ pub(crate) struct Node {
     lifelines: HashMap<u64, Vec<u64>>,
     /// Notices waiting for each peer.
     notices: HashMap<u64, Notices>,
+    /// Round trips of answered steal requests, in nanoseconds.
+    steal_rtt: Histogram<u64>,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -272,6 +302,7 @@ impl Node {
             last_batch: HashMap::new(),
             lifelines: HashMap::new(),
             notices: HashMap::new(),
+            steal_rtt: Histogram::new(3).expect("3 significant digits is a valid precision"),
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
@@ -282,6 +313,7 @@ impl Node {
         Stats {
             held: self.store.len() as u64,
             cached: self.cache.len() as u64,
+            steal_round_trip: Latency::of(&self.steal_rtt),
             owned: self.owned.len() as u64,
             ready: self.ready.len() as u64,
             ..self.stats
@@ -424,7 +456,7 @@ impl Node {
                         max: self.settings.steal_max,
                         can_run: self.can_run.clone(),
                     };
-                    self.send(peer.0, Pending::Steal(request, peer.0), ask);
+                    self.send(peer.0, Pending::Steal(request, peer.0, now), ask);
                 }
                 policy::Output::PublishLoad { ready } => {
                     self.gossip(GraphEvent::Load(ready as u32), now);
@@ -672,7 +704,13 @@ impl Node {
         };
         self.request_ended(pending.peer());
         match (pending, response) {
-            (Pending::Steal(request, victim), response) => {
+            (Pending::Steal(request, victim, sent), response) => {
+                if response.is_ok() {
+                    let nanos = now.saturating_duration_since(sent).as_nanos();
+                    let _ = self
+                        .steal_rtt
+                        .record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                }
                 let (tasks, left) = match response {
                     Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
                     _ => (Vec::new(), None),

@@ -77,8 +77,8 @@ impl Owned {
 /// A request of ours waiting for its answer.
 #[derive(Debug)]
 pub(super) enum Pending {
-    /// A steal, as the policy numbered it; to the peer.
-    Steal(RequestId, u64),
+    /// A steal, as the policy numbered it; to the peer; sent then.
+    Steal(RequestId, u64, std::time::Instant),
     /// Fetching input `dep` of tasks about to run here.
     Input {
         /// The input.
@@ -98,7 +98,7 @@ impl Pending {
     /// The peer the request went to.
     pub(super) fn peer(&self) -> u64 {
         match self {
-            Pending::Steal(_, peer)
+            Pending::Steal(_, peer, _)
             | Pending::Resolve(_, peer)
             | Pending::Notify(peer)
             | Pending::OneWay(peer) => *peer,
