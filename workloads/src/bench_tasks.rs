@@ -27,3 +27,13 @@ pub fn checksum(data: &Vec<u8>) -> u64 {
     data.iter()
         .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b))
 }
+
+/// Busy-spins `us` microseconds (W5's CPU-bound task) and returns it.
+#[peer_core::task(name = "peer_workloads::bench::spin_us")]
+pub fn spin_us(us: u64) -> u64 {
+    let end = std::time::Instant::now() + std::time::Duration::from_micros(us);
+    while std::time::Instant::now() < end {
+        std::hint::spin_loop();
+    }
+    us
+}

@@ -2,7 +2,7 @@
 //!
 //! - `steal` (W3): the round trip of a steal against the raw TCP round trip on the same
 //!   loopback, in the same run.
-//! - `sleep` (W5): N fixed-duration tasks across a swarm.
+//! - `spin` (W5): N independent busy-spinning tasks across a swarm.
 //! - `soak` (W8): waves of tasks whose large results are fetched and released, with the
 //!   resident memory of this peer and of any watched peer process after each wave.
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use peer_net::{Client, Config, Multiaddr};
-use peer_workloads::bench_tasks::{ChecksumTask, PayloadTask, SleepMsTask};
+use peer_workloads::bench_tasks::{ChecksumTask, PayloadTask, SleepMsTask, SpinUsTask};
 
 /// Options of `peer bench`.
 #[derive(Debug, clap::Args)]
@@ -35,12 +35,13 @@ enum Which {
         #[arg(long, default_value_t = 20_000)]
         pings: u64,
     },
-    /// W5: `--tasks` tasks that each sleep `--ms` milliseconds.
-    Sleep {
+    /// W5: `--tasks` independent tasks that each busy-spin `--us` microseconds, submitted
+    /// by this peer and run by every peer.
+    Spin {
         #[arg(long, default_value_t = 20_000)]
         tasks: u64,
-        #[arg(long, default_value_t = 1)]
-        ms: u64,
+        #[arg(long, default_value_t = 1_000)]
+        us: u64,
         #[command(flatten)]
         swarm: SwarmArgs,
     },
@@ -104,7 +105,7 @@ impl SwarmArgs {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Steal { tasks, pings } => steal(tasks, pings),
-        Which::Sleep { tasks, ms, swarm } => sleep(tasks, ms, &swarm),
+        Which::Spin { tasks, us, swarm } => spin(tasks, us, &swarm),
         Which::Soak {
             waves,
             tasks,
@@ -182,21 +183,21 @@ fn steal(tasks: u64, pings: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sleep(tasks: u64, ms: u64, swarm: &SwarmArgs) -> anyhow::Result<()> {
+fn spin(tasks: u64, us: u64, swarm: &SwarmArgs) -> anyhow::Result<()> {
     let client = swarm.join()?;
-    let peers = client.status()?.peers;
+    let status = client.status()?;
     let start = Instant::now();
-    let futures = client.map_named(SleepMsTask, (0..tasks).map(|_| (ms,)));
+    let futures = client.map_named(SpinUsTask, (0..tasks).map(|_| (us,)));
     let done = client.gather(futures)?;
     let secs = start.elapsed().as_secs_f64();
-    if done.len() as u64 != tasks || done.iter().any(|&d| d != ms) {
+    if done.len() as u64 != tasks || done.iter().any(|&d| d != us) {
         bail!("wrong results");
     }
     let ran_here = client.status()?.stats.ran;
     println!(
-        "{{\"workload\":\"W5\",\"system\":\"peer\",\"tasks\":{tasks},\"ms\":{ms},\"peers\":{},\
+        "{{\"workload\":\"W5\",\"system\":\"peer\",\"tasks\":{tasks},\"us\":{us},\"peers\":{},\
 \"workers_here\":{},\"secs\":{secs:.3},\"tasks_per_s\":{:.0},\"ran_here\":{ran_here}}}",
-        peers + 1,
+        status.peers + 1,
         client.workers(),
         tasks as f64 / secs
     );

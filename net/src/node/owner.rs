@@ -183,6 +183,8 @@ impl Node {
         let Some(owned) = self.owned.remove(&task) else {
             return;
         };
+        // Our own copy, if a task of ours fetched it as an input.
+        self.cache.remove(&task);
         if let State::Done { holder, .. } = owned.state {
             if holder == self.me {
                 self.store.remove(&task);

@@ -1,0 +1,27 @@
+# Helpers shared by the swarm benchmark scripts: build the release `peer`, start
+# `peer join` processes on 127.0.0.1 (mDNS off) and stop them on exit.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
+peer="$root/target/release/peer"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# start_peer OUTFILE [ARGS...]: starts `peer join`, waits for its address; sets $addr, $pid.
+start_peer() {
+  local out="$1"; shift
+  "$peer" join --listen /ip4/127.0.0.1/tcp/0 --no-mdns "$@" >"$out" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 300); do
+    addr=$(sed -n 's/^  peer join --bootstrap \([^ ]*\).*/\1/p' "$out")
+    [ -n "$addr" ] && return 0
+    sleep 0.1
+  done
+  echo "peer join did not start: $(cat "$out")" >&2
+  return 1
+}
+
+# cpu_ticks PID: user + system clock ticks used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
