@@ -36,6 +36,10 @@ use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKe
 use runner::InputCache;
 use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
+/// Most events in one gossip batch: a batch is published when it is this full or
+/// [`Settings::gossip_interval`] after its first event, whichever comes first.
+const MAX_BATCH: usize = 1024;
+
 /// A result, shared between the store, inline copies and the executor.
 pub(crate) type Bytes = Arc<Vec<u8>>;
 
@@ -553,6 +557,10 @@ impl Node {
 
     fn gossip(&mut self, event: GraphEvent, now: Instant) {
         self.gossip.push(event);
+        if self.gossip.len() >= MAX_BATCH {
+            self.flush_gossip();
+            return;
+        }
         if self.gossip_due.is_none() {
             self.gossip_due = Some(now + self.settings.gossip_interval);
         }
