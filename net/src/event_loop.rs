@@ -378,13 +378,11 @@ impl EventLoop {
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
-            }) => {
-                if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() {
-                    let opts = DialOpts::peer_id(peer)
-                        .addresses(addresses.into_vec())
-                        .build();
-                    let _ = self.swarm.dial(opts);
-                }
+            }) if !self.swarm.is_connected(&peer) && peer != *self.swarm.local_peer_id() => {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addresses.into_vec())
+                    .build();
+                let _ = self.swarm.dial(opts);
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 match postcard::from_bytes::<Batch>(&message.data) {

@@ -504,7 +504,7 @@ impl Node {
         let ready: Vec<u64> = self
             .notices
             .iter()
-            .filter(|(_, n)| !n.in_flight && !(n.done.is_empty() && n.release.is_empty()))
+            .filter(|(_, n)| !n.in_flight && n.has_any())
             .map(|(peer, _)| *peer)
             .collect();
         for peer in ready {
@@ -519,7 +519,7 @@ impl Node {
             self.send(peer, Pending::Notify(peer), request);
         }
         self.notices
-            .retain(|_, n| n.in_flight || !(n.done.is_empty() && n.release.is_empty()));
+            .retain(|_, n| n.in_flight || n.has_any());
     }
 
     fn send(&mut self, to: u64, pending: Pending, request: Request) {

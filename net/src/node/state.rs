@@ -177,3 +177,10 @@ pub(super) struct Notices {
     pub(super) release: Vec<TaskKey>,
     pub(super) in_flight: bool,
 }
+
+impl Notices {
+    /// Whether any notice waits.
+    pub(super) fn has_any(&self) -> bool {
+        !(self.done.is_empty() && self.release.is_empty())
+    }
+}
