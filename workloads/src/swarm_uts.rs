@@ -52,7 +52,10 @@ pub fn on_swarm(client: &Client, tree: &str, chunk: u64, split: u32) -> Result<C
         });
     };
     let submit = |frontier: Vec<Node>| -> TaskFuture<Explored> {
-        client.submit_named(ExploreTask, (known.name.to_string(), frontier, chunk, split))
+        client.submit_named(
+            ExploreTask,
+            (known.name.to_string(), frontier, chunk, split),
+        )
     };
     let mut total = Counts::default();
     let mut batch = vec![submit(vec![uts::root(&known.params)])];
