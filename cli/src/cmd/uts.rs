@@ -15,9 +15,17 @@ pub(crate) struct Args {
     /// Join the swarm of this peer instead of running alone.
     #[arg(long)]
     bootstrap: Option<Multiaddr>,
-    /// Other peers to wait for before starting, with `--bootstrap`.
+    /// Other peers to wait for before starting (with `--bootstrap` or `--mdns`).
     #[arg(long, default_value_t = 1)]
     wait_peers: usize,
+    /// Find peers on the LAN by mDNS (off by default: this command is mostly run on one
+    /// machine).
+    #[arg(long)]
+    mdns: bool,
+    /// Listen on this address (default `/ip4/127.0.0.1/tcp/0`, or all interfaces with
+    /// `--mdns`).
+    #[arg(long)]
+    listen: Option<Multiaddr>,
     /// Worker threads of this peer (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
@@ -32,9 +40,12 @@ pub(crate) struct Args {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let known = uts::known(&args.tree)
         .with_context(|| format!("unknown tree {:?}: use T1, T3, T1L or T3L", args.tree))?;
-    let mut config = Config::new()
-        .listen("/ip4/127.0.0.1/tcp/0".parse()?)
-        .mdns(false);
+    let listen = match (&args.listen, args.mdns) {
+        (Some(addr), _) => addr.clone(),
+        (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
+        (None, false) => "/ip4/127.0.0.1/tcp/0".parse()?,
+    };
+    let mut config = Config::new().listen(listen).mdns(args.mdns);
     if let Some(n) = args.workers {
         config = config.workers(n);
     }
@@ -42,7 +53,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         config = config.bootstrap(addr.clone());
     }
     let client = Client::join(config).context("joining the swarm")?;
-    if args.bootstrap.is_some() {
+    if args.bootstrap.is_some() || args.mdns {
         let seen = client.wait_for_peers(args.wait_peers, Duration::from_secs(30));
         if seen < args.wait_peers {
             bail!(

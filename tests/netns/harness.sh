@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Multi-host harness: network namespaces joined by veth pairs to one bridge, one peer per
+# namespace. Run as root. Nothing leaves these namespaces: the bridge lives in a namespace
+# of its own with no route out.
+#
+#   source tests/netns/harness.sh          # defines the functions below, cleans up on exit
+#   hosts_up 4                             # peer-<tag>-h1..h4 at 10.77.0.1..4/24
+#   host_run 2 LOG CMD...                  # runs CMD in host 2 in the background; sets $pid
+#   host_exec 2 CMD...                     # runs CMD in host 2 in the foreground
+#   link_cut 3 / link_heal 3               # takes host 3's cable out of the bridge and back
+#   hosts_down                             # kills what host_run started, deletes everything
+set -euo pipefail
+
+netns_tag="${NETNS_TAG:-$$}"
+netns_bridge="peer-$netns_tag-br"
+netns_hosts=0
+netns_pids=()
+
+netns_host() { echo "peer-$netns_tag-h$1"; }
+
+hosts_up() {
+  local n="$1"
+  ip netns add "$netns_bridge"
+  ip -n "$netns_bridge" link add br0 type bridge
+  ip -n "$netns_bridge" link set br0 up
+  ip -n "$netns_bridge" link set lo up
+  for i in $(seq 1 "$n"); do
+    local host
+    host=$(netns_host "$i")
+    ip netns add "$host"
+    ip link add "v$netns_tag-$i" type veth peer name eth0 netns "$host"
+    ip link set "v$netns_tag-$i" netns "$netns_bridge"
+    ip -n "$netns_bridge" link set "v$netns_tag-$i" master br0 up
+    ip -n "$host" addr add "10.77.0.$i/24" dev eth0
+    ip -n "$host" link set eth0 up
+    ip -n "$host" link set lo up
+    # mDNS sends to 224.0.0.251 on every interface with a multicast route.
+    ip -n "$host" route add 224.0.0.0/4 dev eth0
+    netns_hosts="$i"
+  done
+}
+
+host_run() {
+  local i="$1" log="$2"; shift 2
+  ip netns exec "$(netns_host "$i")" "$@" >"$log" 2>&1 &
+  pid=$!
+  netns_pids+=("$pid")
+}
+
+host_exec() {
+  local i="$1"; shift
+  ip netns exec "$(netns_host "$i")" "$@"
+}
+
+link_cut() { ip -n "$netns_bridge" link set "v$netns_tag-$1" down; }
+link_heal() { ip -n "$netns_bridge" link set "v$netns_tag-$1" up; }
+
+hosts_down() {
+  for p in "${netns_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for i in $(seq 1 "$netns_hosts"); do ip netns del "$(netns_host "$i")" 2>/dev/null || true; done
+  ip netns del "$netns_bridge" 2>/dev/null || true
+  netns_hosts=0
+  netns_pids=()
+}
+
+trap hosts_down EXIT
