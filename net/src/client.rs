@@ -35,13 +35,14 @@ struct Keys {
 /// on this peer's own pool through [`Deref`] to the local [`peer_core::Client`], and futures
 /// of both kinds mix in one graph.
 ///
-/// ```no_run
+/// ```
 /// use peer_net::{Client, Config};
 ///
 /// #[peer_core::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
-/// let client = Client::join(Config::new().mdns(false).workers(2)).unwrap();
+/// let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+/// let client = Client::join(Config::new().listen(loopback).mdns(false).workers(2)).unwrap();
 /// let futures = client.map_named(SquareTask, (0..10u64).map(|x| (x,)));
 /// let squares = client.gather(futures).unwrap();
 /// assert_eq!(squares[3], 9);

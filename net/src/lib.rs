@@ -1,4 +1,34 @@
-//! The `peer` swarm over libp2p.
+//! The `peer` swarm over libp2p: peers that find each other, steal ready tasks from one
+//! another and move results to whoever needs them, with no central scheduler.
+//!
+//! A program joins (or starts) a swarm with [`Client::join`] and gets the API of the local
+//! [`peer_core::Client`]: named tasks go to the swarm, closures run on its own pool, and
+//! futures of both kinds mix in one graph.
+//!
+//! ```
+//! use peer_net::{Client, Config};
+//!
+//! #[peer_core::task]
+//! fn load(n: u64) -> Vec<u64> { (0..n).collect() }
+//!
+//! #[peer_core::task]
+//! fn score(weight: u64, data: &Vec<u64>) -> u64 { data.iter().map(|x| x * weight).sum() }
+//!
+//! // Two peers on loopback; the second finds the first through its address.
+//! let local = Config::new().listen("/ip4/127.0.0.1/tcp/0".parse().unwrap()).mdns(false).workers(1);
+//! let first = Client::join(local.clone()).unwrap();
+//! let second = Client::join(local.bootstrap(first.addresses()[0].clone())).unwrap();
+//! second.wait_for_peers(1, std::time::Duration::from_secs(10));
+//!
+//! let data = second.submit_named(LoadTask, (1_000,));                // a future
+//! let scores = second.map_named(ScoreTask, (1..=4).map(|w| (w, &data))); // graph edges
+//! let best = second.gather(scores).unwrap().into_iter().max();
+//! assert_eq!(best, Some(4 * 499_500));
+//! ```
+//!
+//! How it works — discovery, ownership, stealing, gossip and the protocol — is in
+//! `docs/swarm.md`; the protocol logic is a sans-IO state machine tested without sockets, and
+//! one event loop per peer owns the libp2p `Swarm`.
 
 mod behaviour;
 mod client;

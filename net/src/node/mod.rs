@@ -518,8 +518,7 @@ impl Node {
             };
             self.send(peer, Pending::Notify(peer), request);
         }
-        self.notices
-            .retain(|_, n| n.in_flight || n.has_any());
+        self.notices.retain(|_, n| n.in_flight || n.has_any());
     }
 
     fn send(&mut self, to: u64, pending: Pending, request: Request) {
