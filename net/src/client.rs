@@ -81,7 +81,7 @@ impl Client {
             .collect::<Result<Vec<_>, _>>()?;
         let can_run = registry().iter().map(|r| r.fingerprint()).collect();
         let settings = Settings {
-            slots: workers,
+            slots: workers + 1,
             inline_max: config.inline_max,
             ..Settings::default()
         };
