@@ -479,20 +479,19 @@ impl Node {
                 policy::Output::Push { peer, tasks } => {
                     let can_run = self.lifelines.get(&peer.0).cloned().unwrap_or_default();
                     let given = self.take_oldest(peer.0, tasks, &can_run);
+                    let ready = self.ready.len();
+                    self.policy.handle(policy::Input::LocalLoad { ready }, now);
                     if given.is_empty() {
                         // Nothing we may give right now: keep the registration.
                         self.policy
                             .handle(policy::Input::LifelineRequest { from: peer }, now);
                     } else {
                         self.lifelines.remove(&peer.0);
-                        let push = Request::Push { tasks: given };
-                        self.send(peer.0, Pending::OneWay(peer.0), push);
-                        self.policy.handle(
-                            policy::Input::LocalLoad {
-                                ready: self.ready.len(),
-                            },
-                            now,
-                        );
+                        // Kept until the push is taken, to be queued again if it is not.
+                        let push = Request::Push {
+                            tasks: given.clone(),
+                        };
+                        self.send(peer.0, Pending::Push(peer.0, given), push);
                     }
                 }
             }
@@ -771,7 +770,14 @@ impl Node {
                     notices.in_flight = false;
                 }
             }
-            (Pending::OneWay(_), _) => {}
+            (Pending::OneWay(_), _) | (Pending::Push(..), Ok(Response::Ack)) => {}
+            (Pending::Push(_, tasks), _) => {
+                // The waiting peer is gone or refused: the tasks are still ours to run.
+                self.stats.given -= tasks.len() as u64;
+                self.ready.extend(tasks);
+                let ready = self.ready.len();
+                self.policy.handle(policy::Input::LocalLoad { ready }, now);
+            }
         }
     }
 }

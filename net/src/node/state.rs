@@ -90,8 +90,10 @@ pub(super) enum Pending {
     Resolve(TaskKey, u64),
     /// A batch of notices; to the peer.
     Notify(u64),
-    /// A lifeline registration or a push; to the peer.
+    /// A lifeline registration; to the peer.
     OneWay(u64),
+    /// Tasks pushed to a peer that registered a lifeline with us, kept until it takes them.
+    Push(u64, Vec<TaskSpec>),
 }
 
 impl Pending {
@@ -101,7 +103,8 @@ impl Pending {
             Pending::Steal(_, peer, _)
             | Pending::Resolve(_, peer)
             | Pending::Notify(peer)
-            | Pending::OneWay(peer) => *peer,
+            | Pending::OneWay(peer)
+            | Pending::Push(peer, _) => *peer,
             Pending::Input { peer, .. } => *peer,
         }
     }

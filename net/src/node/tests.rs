@@ -376,3 +376,55 @@ fn idle_nodes_go_quiet_once_no_work_is_left() {
     );
     assert_eq!(net.published, before);
 }
+
+#[test]
+fn tasks_pushed_to_a_peer_that_vanished_are_run_here_after_all() {
+    let mut node = Node::new(0, vec![ADD], Settings::default());
+    let now = Instant::now();
+    node.handle(Input::PeerUp(1), now);
+    node.handle(
+        Input::Request {
+            from: 1,
+            channel: 1,
+            request: Request::Lifeline { can_run: vec![ADD] },
+        },
+        now,
+    );
+    for seq in 0..6 {
+        let key = TaskKey { owner: 0, seq };
+        node.submit(
+            key,
+            "add".into(),
+            ADD,
+            vec![SubmitArg::Inline(enc(seq))],
+            now,
+        );
+    }
+    let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let (tag, pushed) = outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Send {
+                to: 1,
+                tag,
+                request: Request::Push { tasks },
+            } => Some((*tag, tasks.len() as u64)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no push to the registered peer: {outputs:?}"));
+    assert!(pushed > 0);
+    let before = node.stats().ready;
+    node.handle(
+        Input::RequestFailed {
+            tag,
+            error: "connection closed".into(),
+        },
+        now,
+    );
+    assert_eq!(
+        node.stats().ready,
+        before + pushed,
+        "the pushed tasks are queued again"
+    );
+    assert_eq!(node.stats().given, 0);
+}
