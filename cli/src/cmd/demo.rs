@@ -109,18 +109,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         bail!("only {seen} of {others} peers connected within 30 s");
     }
     let client = &swarm[0];
-    let start = Instant::now();
-    let mut futures: Vec<TaskFuture<f64>> = Vec::with_capacity(args.files * args.params);
-    for file in 0..args.files {
-        let data = client.submit_named(LoadTask, (file as u64, args.values as u64));
-        for p in 0..args.params {
-            futures.push(client.submit_named(ScoreTask, (param(p, args.params), &data)));
-        }
-    }
-    let tasks = futures.len() + args.files;
-    let results = client.gather(futures)?;
-    let secs = start.elapsed().as_secs_f64();
-    let best = results.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    let (best, tasks, secs) = nested_loop(
+        &args,
+        |file, values| client.submit_named(LoadTask, (file, values)),
+        |param, data| client.submit_named(ScoreTask, (param, data)),
+    )?;
     println!("best score: {best:.6}");
     let mut ran = Vec::new();
     let mut stolen = 0;
@@ -144,8 +137,25 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn param(p: usize, params: usize) -> f64 {
-    p as f64 * 100.0 / params as f64
+/// The seed's loop: load each data set once, score every parameter against it, keep the
+/// best. Returns the best score, the number of tasks and the seconds taken.
+fn nested_loop(
+    args: &Args,
+    load: impl Fn(u64, u64) -> TaskFuture<Vec<f64>>,
+    score: impl Fn(f64, &TaskFuture<Vec<f64>>) -> TaskFuture<f64>,
+) -> anyhow::Result<(f64, usize, f64)> {
+    let start = Instant::now();
+    let mut futures = Vec::with_capacity(args.files * args.params);
+    for file in 0..args.files {
+        let data = load(file as u64, args.values as u64);
+        for p in 0..args.params {
+            futures.push(score(p as f64 * 100.0 / args.params as f64, &data));
+        }
+    }
+    let tasks = futures.len() + args.files;
+    let results = peer_core::gather(futures)?;
+    let best = results.into_iter().fold(f64::NEG_INFINITY, f64::max);
+    Ok((best, tasks, start.elapsed().as_secs_f64()))
 }
 
 fn run_local(args: &Args) -> anyhow::Result<()> {
@@ -154,18 +164,11 @@ fn run_local(args: &Args) -> anyhow::Result<()> {
         builder = builder.workers(n);
     }
     let client = builder.build().context("starting the worker pool")?;
-    let start = Instant::now();
-    let mut futures = Vec::with_capacity(args.files * args.params);
-    for file in 0..args.files {
-        let data = client.submit_named(LoadTask, (file as u64, args.values as u64));
-        for p in 0..args.params {
-            futures.push(client.submit_named(ScoreTask, (param(p, args.params), &data)));
-        }
-    }
-    let tasks = futures.len() + args.files;
-    let results = client.gather(futures)?;
-    let best = results.into_iter().fold(f64::NEG_INFINITY, f64::max);
-    let secs = start.elapsed().as_secs_f64();
+    let (best, tasks, secs) = nested_loop(
+        args,
+        |file, values| client.submit_named(LoadTask, (file, values)),
+        |param, data| client.submit_named(ScoreTask, (param, data)),
+    )?;
     println!("best score: {best:.6}");
     println!(
         "{tasks} tasks on {} workers in {secs:.3} s ({:.0} tasks/s)",
