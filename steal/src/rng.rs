@@ -6,9 +6,15 @@
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator from `seed` (any value; zero is mapped to a non-zero state).
+    /// A generator from `seed` (any value). The seed is mixed first (SplitMix64's
+    /// finalizer), so seeds that differ in one bit, even the lowest, give unrelated streams.
     pub fn new(seed: u64) -> Rng {
-        Rng(seed | 1)
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // xorshift's one forbidden state.
+        Rng(if z == 0 { 1 } else { z })
     }
 
     /// The next 64 random bits.

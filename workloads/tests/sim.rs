@@ -67,3 +67,60 @@ fn every_node_runs_exactly_once_under_every_strategy() {
         assert!(r.steals >= r.failed_steals);
     }
 }
+
+/// A BIN tree like T3, narrow and deep, small enough for a debug build.
+fn narrow(seed: u64, strategy: Strategy) -> SimConfig {
+    SimConfig {
+        peers: 32,
+        tree: Params {
+            tree: Tree::Bin,
+            b0: 40.0,
+            gen_mx: 0,
+            q: 0.23,
+            m: 4,
+            r: 7,
+        },
+        latency: Duration::from_micros(50),
+        ..small(seed, strategy)
+    }
+}
+
+#[test]
+fn every_node_of_a_narrow_tree_runs_exactly_once_on_32_peers() {
+    let expected = uts::sequential(&narrow(0, Strategy::Random).tree).nodes;
+    assert!(expected > 500, "a tree worth spreading: {expected} nodes");
+    for strategy in [
+        Strategy::Random,
+        Strategy::TwoChoices,
+        Strategy::ClusterAware,
+    ] {
+        let r = simulate(&narrow(5, strategy));
+        assert_eq!(r.nodes, expected, "{strategy:?}");
+        assert!(r.pushes > 0, "{strategy:?}: the lifelines never pushed");
+    }
+}
+
+#[test]
+fn the_swarm_falls_silent_once_the_work_is_done() {
+    for strategy in [
+        Strategy::Random,
+        Strategy::TwoChoices,
+        Strategy::ClusterAware,
+    ] {
+        for cfg in [small(4, strategy), narrow(4, strategy)] {
+            let r = simulate(&cfg);
+            assert_eq!(
+                r.idle_messages_per_peer_per_s, 0.0,
+                "{strategy:?}, {} peers: messages after the end",
+                cfg.peers
+            );
+            // The last message goes out within a load interval of the end (the last
+            // deferred publication of an empty queue), well before the idle window.
+            assert!(
+                r.quiet_after <= cfg.policy.load_interval + cfg.policy.steal_timeout,
+                "{strategy:?}: still talking {:?} after the end",
+                r.quiet_after
+            );
+        }
+    }
+}

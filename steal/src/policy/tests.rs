@@ -30,6 +30,8 @@ enum Step {
     /// Reply to the k-th request sent so far (possibly long finished, or not yet sent).
     Reply(usize, usize),
     Advance(u64),
+    Lifeline(u64),
+    Pushed(u64, usize),
 }
 
 fn step() -> impl Gen<Value = Step> {
@@ -40,6 +42,8 @@ fn step() -> impl Gen<Value = Step> {
         (0usize..3).prop_map(Step::Local),
         (0usize..40, 0usize..4).prop_map(|(k, s)| Step::Reply(k, s)),
         (0u64..300_000).prop_map(Step::Advance),
+        (0u64..8).prop_map(Step::Lifeline),
+        (0u64..8, 0usize..4).prop_map(|(p, n)| Step::Pushed(p, n)),
     ]
 }
 
@@ -73,6 +77,11 @@ proptest! {
                         *finished.entry(request).or_default() += 1;
                     }
                     Output::PublishLoad { .. } => {}
+                    Output::Lifeline { peer } => assert_ne!(peer, ME, "registered with itself"),
+                    Output::Push { peer, tasks } => {
+                        assert_ne!(peer, ME, "pushed to itself");
+                        assert!(tasks >= 1, "an empty push");
+                    }
                 }
             }
         };
@@ -90,8 +99,12 @@ proptest! {
                     now += Duration::from_micros(us);
                     policy.handle_timeout(now);
                 }
+                Step::Lifeline(p) => policy.handle(Input::LifelineRequest { from: PeerId(p) }, now),
+                Step::Pushed(p, n) => policy.handle(Input::Pushed { from: PeerId(p), tasks: n }, now),
             }
             record(drain(&mut policy), &mut sent);
+            // The event loop never spins: whatever is due at `now` has been done.
+            prop_assert!(policy.poll_timeout().is_none_or(|t| t > now));
         }
         // Let every outstanding request time out.
         now += Duration::from_secs(10);
@@ -300,7 +313,7 @@ fn a_busy_peer_does_not_steal_and_publishes_its_load() {
     );
     let outputs = drain(&mut policy);
     assert_eq!(outputs, vec![Output::PublishLoad { ready: 4 }]);
-    // Crossing zero is published at once; smaller changes wait for the interval.
+    // Every change waits for the interval, crossing zero too; stealing does not.
     policy.handle(Input::LocalLoad { ready: 3 }, now);
     assert!(
         drain(&mut policy)
@@ -310,7 +323,7 @@ fn a_busy_peer_does_not_steal_and_publishes_its_load() {
     policy.handle(Input::LocalLoad { ready: 0 }, now);
     let outputs = drain(&mut policy);
     assert!(
-        outputs.contains(&Output::PublishLoad { ready: 0 }),
+        !outputs.contains(&Output::PublishLoad { ready: 0 }),
         "{outputs:?}"
     );
     assert!(outputs.iter().any(|o| matches!(
@@ -320,6 +333,10 @@ fn a_busy_peer_does_not_steal_and_publishes_its_load() {
             ..
         }
     )));
+    let due = now + Config::default().load_interval;
+    assert_eq!(policy.poll_timeout(), Some(due));
+    policy.handle_timeout(due);
+    assert!(drain(&mut policy).contains(&Output::PublishLoad { ready: 0 }));
 }
 
 #[test]
@@ -352,4 +369,193 @@ fn the_same_seed_gives_the_same_choices() {
         victims
     };
     assert_eq!(run(), run());
+}
+
+/// Drives an idle peer whose every steal comes back empty until `rounds` timer turns
+/// passed; returns the time and the lifeline registrations it sent.
+fn idle(policy: &mut Policy, mut now: Instant, rounds: usize) -> (Instant, Vec<PeerId>) {
+    let mut lifelines = Vec::new();
+    for _ in 0..rounds {
+        for out in drain(policy) {
+            match out {
+                Output::Steal { request, .. } => {
+                    policy.handle(Input::Reply { request, stolen: 0 }, now);
+                }
+                Output::Lifeline { peer } => lifelines.push(peer),
+                _ => {}
+            }
+        }
+        now = policy
+            .poll_timeout()
+            .unwrap_or(now + Duration::from_millis(1));
+        policy.handle_timeout(now);
+    }
+    lifelines.sort();
+    (now, lifelines)
+}
+
+fn with_peers(config: Config, peers: u64) -> (Policy, Instant) {
+    let now = Instant::now();
+    let mut policy = Policy::new(ME, 0, config);
+    for p in 1..=peers {
+        policy.handle(
+            Input::PeerUp {
+                peer: PeerId(p),
+                cluster: 0,
+            },
+            now,
+        );
+    }
+    (policy, now)
+}
+
+#[test]
+fn a_quiescent_peer_registers_with_its_buddies_and_only_a_push_wakes_it() {
+    let config = Config {
+        wake_on_load: false,
+        ..Config::default()
+    };
+    // Nine peers, we are rank 0: buddies at ranks 1, 2, 4 and 8.
+    let (mut policy, now) = with_peers(config, 8);
+    let buddies = vec![PeerId(1), PeerId(2), PeerId(4), PeerId(8)];
+    assert_eq!(policy.lifeline_buddies(), buddies);
+    policy.handle(Input::LocalLoad { ready: 0 }, now);
+    let (now, registered) = idle(&mut policy, now, 20);
+    assert!(policy.is_quiescent());
+    assert_eq!(registered, buddies);
+    // Silent: no timer, and nothing however long we wait.
+    assert_eq!(policy.poll_timeout(), None);
+    let (now, again) = idle(&mut policy, now, 20);
+    assert!(again.is_empty());
+    // Gossip does not wake it when told not to; a push does.
+    policy.handle(
+        Input::Load {
+            peer: PeerId(3),
+            ready: 50,
+        },
+        now,
+    );
+    assert!(policy.is_quiescent() && drain(&mut policy).is_empty());
+    policy.handle(Input::LocalLoad { ready: 2 }, now);
+    policy.handle(
+        Input::Pushed {
+            from: PeerId(4),
+            tasks: 2,
+        },
+        now,
+    );
+    assert!(!policy.is_quiescent());
+    // Out of work again: steals, then registers anew only where the push consumed it.
+    policy.handle(Input::LocalLoad { ready: 0 }, now);
+    let (_, registered) = idle(&mut policy, now, 20);
+    assert!(policy.is_quiescent());
+    assert_eq!(registered, vec![PeerId(4)]);
+}
+
+#[test]
+fn an_empty_push_or_a_lost_buddy_is_replaced_by_a_new_registration() {
+    let (mut policy, now) = with_peers(Config::default(), 4);
+    policy.handle(Input::LocalLoad { ready: 0 }, now);
+    let (now, registered) = idle(&mut policy, now, 20);
+    assert_eq!(registered, vec![PeerId(1), PeerId(2), PeerId(4)]);
+    policy.handle(
+        Input::Pushed {
+            from: PeerId(2),
+            tasks: 0,
+        },
+        now,
+    );
+    assert!(policy.is_quiescent());
+    assert_eq!(
+        drain(&mut policy),
+        vec![Output::Lifeline { peer: PeerId(2) }]
+    );
+    // Peer 4 leaves: four peers remain, our buddies are now ranks 1 and 2 (peers 1, 2),
+    // both still registered; a reconnecting peer 1 may have lost ours.
+    policy.handle(Input::PeerDown { peer: PeerId(4) }, now);
+    assert!(drain(&mut policy).is_empty());
+    policy.handle(
+        Input::PeerUp {
+            peer: PeerId(1),
+            cluster: 0,
+        },
+        now,
+    );
+    assert_eq!(
+        drain(&mut policy),
+        vec![Output::Lifeline { peer: PeerId(1) }]
+    );
+}
+
+#[test]
+fn a_buddy_with_work_pushes_its_waiters_at_most_half_of_it() {
+    let (mut policy, now) = with_peers(Config::default(), 4);
+    policy.handle(Input::LocalLoad { ready: 1 }, now);
+    drain(&mut policy);
+    for p in [1, 2, 3, 2] {
+        policy.handle(Input::LifelineRequest { from: PeerId(p) }, now);
+    }
+    // A last task is kept.
+    assert!(drain(&mut policy).is_empty());
+    assert_eq!(policy.waiting(), 3);
+    // Two tasks: one to the oldest waiter.
+    policy.handle(Input::LocalLoad { ready: 2 }, now);
+    assert_eq!(
+        drain(&mut policy),
+        vec![Output::Push {
+            peer: PeerId(1),
+            tasks: 1
+        }]
+    );
+    policy.handle(Input::LocalLoad { ready: 1 }, now);
+    assert!(drain(&mut policy).is_empty());
+    // A waiter that goes down is forgotten.
+    policy.handle(Input::PeerDown { peer: PeerId(3) }, now);
+    assert_eq!(policy.waiting(), 1);
+    policy.handle(Input::LocalLoad { ready: 12 }, now);
+    let pushes: Vec<Output> = drain(&mut policy)
+        .into_iter()
+        .filter(|o| matches!(o, Output::Push { .. }))
+        .collect();
+    assert_eq!(
+        pushes,
+        vec![Output::Push {
+            peer: PeerId(2),
+            tasks: 6
+        }]
+    );
+    assert_eq!(policy.waiting(), 0);
+}
+
+#[test]
+fn stealing_early_gives_up_without_going_quiescent() {
+    let config = Config {
+        steal_below: 4,
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut policy = Policy::new(ME, 0, config);
+    policy.handle(Input::LocalLoad { ready: 10 }, now);
+    for p in 1..=3 {
+        policy.handle(
+            Input::PeerUp {
+                peer: PeerId(p),
+                cluster: 0,
+            },
+            now,
+        );
+    }
+    assert_eq!(policy.in_flight(), 0);
+    policy.handle(Input::LocalLoad { ready: 3 }, now);
+    assert_eq!(policy.in_flight(), 1, "no steal while running low");
+    let (now, registered) = idle(&mut policy, now, 20);
+    assert!(registered.is_empty() && !policy.is_quiescent());
+    assert_eq!(policy.in_flight(), 0);
+    // Out of work: a fresh spell, steals first, then the lifelines.
+    policy.handle(Input::LocalLoad { ready: 0 }, now);
+    assert_eq!(policy.in_flight(), 1);
+    let (_, registered) = idle(&mut policy, now, 20);
+    assert!(policy.is_quiescent());
+    assert_eq!(registered, vec![PeerId(1), PeerId(2)]);
+    // Four peers, ranks 0..4: buddies at ranks 1 and 2.
 }

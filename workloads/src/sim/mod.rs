@@ -2,22 +2,31 @@
 //! real [`peer_steal::policy::Policy`] of each peer.
 //!
 //! Each simulated peer keeps a deque of UTS nodes and runs them one at a time, each for
-//! `node_cost`; a node's children go onto its deque. Messages (steal requests, replies with
-//! up to half of the victim's deque, load gossip) arrive after `latency` plus `msg_cost`.
-//! Load gossip reaches `gossip_fanout` random peers per publication, a stand-in for a
-//! gossip mesh. Time is virtual and every random choice comes from the seed, so the same
-//! configuration gives the same trace ([`Report::trace`]).
+//! `node_cost`; a node's children go onto its deque. Messages arrive after `latency` plus
+//! `msg_cost`: steal requests, replies with up to half of the victim's deque (its oldest,
+//! shallowest nodes) and the victim's remaining count, lifeline registrations, lifeline
+//! pushes (nodes taken like a steal's), and load gossip, which reaches `gossip_fanout`
+//! random peers per publication, a stand-in for a gossip mesh. The event loop follows the
+//! policy's module doc to the letter, as the network layer must. Time is virtual and every
+//! random choice comes from the seed, so the same configuration gives the same trace
+//! ([`Report::trace`]).
 //!
-//! `cargo run --release -p peer-workloads --bin sim` prints the table of `docs/stealing.md`.
+//! After the last node ends, the simulation goes on for `settle` and then `idle_window`:
+//! messages sent in the window give the idle rate, and the last message sent gives the time
+//! the swarm took to fall silent.
+//!
+//! `cargo run --release -p peer-workloads --bin sim` prints the tables of `docs/stealing.md`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use peer_steal::Rng;
-use peer_steal::policy::{Config, Input, Outcome, Output, PeerId, Policy, RequestId};
+use peer_steal::policy::{Config, Input, PeerId, Policy, RequestId};
 
 use crate::uts::{self, Node, Params};
+
+mod peer;
 
 /// One simulation.
 #[derive(Debug, Clone)]
@@ -59,16 +68,25 @@ pub struct Report {
     pub ideal: Duration,
     /// `ideal / makespan`.
     pub efficiency: f64,
-    /// Steal requests sent.
+    /// Steal requests sent until the makespan.
     pub steals: u64,
-    /// Steal requests that brought nothing (empty, timed out, or peer gone).
+    /// Those that brought nothing (empty, timed out, or peer gone).
     pub failed_steals: u64,
+    /// Lifeline pushes (unsolicited transfers of work to a waiting buddy) until the makespan.
+    pub pushes: u64,
     /// Messages of every kind until the makespan.
     pub messages: u64,
+    /// Of those, load gossip (one per receiver of a publication).
+    pub load_messages: u64,
+    /// Of those, lifeline registrations and pushes.
+    pub lifeline_messages: u64,
     /// `messages / peers / makespan`.
     pub messages_per_peer_per_s: f64,
     /// Messages per peer per second in the idle window (after the work ended and `settle`).
     pub idle_messages_per_peer_per_s: f64,
+    /// From the makespan to the last message sent before the end of the idle window: how
+    /// long the swarm took to fall silent (the whole horizon if it never did).
+    pub quiet_after: Duration,
     /// A hash of every event in order: equal for equal traces.
     pub trace: u64,
 }
@@ -78,13 +96,23 @@ enum Msg {
         from: usize,
         request: RequestId,
     },
+    /// Carries the victim's ready count after the steal: free gossip.
     Reply {
+        from: usize,
         request: RequestId,
         nodes: Vec<Node>,
+        ready: usize,
     },
     Load {
         from: usize,
         ready: usize,
+    },
+    Lifeline {
+        from: usize,
+    },
+    Push {
+        from: usize,
+        nodes: Vec<Node>,
     },
 }
 
@@ -101,6 +129,17 @@ struct SimPeer {
     timer_at: Option<u64>,
 }
 
+/// Counters, split at the makespan.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    messages: u64,
+    load: u64,
+    lifeline: u64,
+    steals: u64,
+    failed: u64,
+    pushes: u64,
+}
+
 struct Sim<'a> {
     cfg: &'a SimConfig,
     base: Instant,
@@ -111,14 +150,13 @@ struct Sim<'a> {
     events: Vec<Option<Event>>,
     free: Vec<usize>,
     peers: Vec<SimPeer>,
-    /// Nodes not yet run: queued, running or travelling in a reply.
+    /// Nodes not yet run: queued, running or travelling in a reply or push.
     outstanding: u64,
     rng: Rng,
     nodes: u64,
     last_done: u64,
-    steals: u64,
-    failed: u64,
-    messages: u64,
+    last_sent: u64,
+    tally: Tally,
     trace: u64,
 }
 
@@ -165,22 +203,21 @@ pub fn simulate(cfg: &SimConfig) -> Report {
         rng: Rng::new(cfg.seed),
         nodes: 0,
         last_done: 0,
-        steals: 0,
-        failed: 0,
-        messages: 0,
+        last_sent: 0,
+        tally: Tally::default(),
         trace: 0xcbf2_9ce4_8422_2325,
     };
     sim.peers[0].deque.push_back(uts::root(&cfg.tree));
     for p in 0..cfg.peers {
-        sim.local_load(p);
         sim.start(p);
+        sim.local_load(p);
     }
-    let mut messages_at_end = None;
+    let mut at_end: Option<(u64, Tally)> = None;
     let mut messages_at_settled = None;
     while let Some(Reverse((at, _, id))) = sim.queue.pop() {
-        if let Some((end, _)) = messages_at_end {
+        if let Some((end, _)) = at_end {
             if messages_at_settled.is_none() && at > end + nanos(cfg.settle) {
-                messages_at_settled = Some(sim.messages);
+                messages_at_settled = Some(sim.tally.messages);
             }
             if at > end + nanos(cfg.settle) + nanos(cfg.idle_window) {
                 break;
@@ -192,12 +229,12 @@ pub fn simulate(cfg: &SimConfig) -> Report {
         };
         sim.free.push(id as usize);
         sim.handle(event);
-        if messages_at_end.is_none() && sim.outstanding == 0 {
-            messages_at_end = Some((sim.last_done, sim.messages));
+        if at_end.is_none() && sim.outstanding == 0 {
+            at_end = Some((sim.last_done, sim.tally));
         }
     }
-    let (end, messages) = messages_at_end.unwrap_or((sim.last_done, sim.messages));
-    let idle_messages = sim.messages - messages_at_settled.unwrap_or(sim.messages);
+    let (end, tally) = at_end.unwrap_or((sim.last_done, sim.tally));
+    let idle_messages = sim.tally.messages - messages_at_settled.unwrap_or(sim.tally.messages);
     let work = cfg.node_cost.as_secs_f64() * sim.nodes as f64;
     let makespan = Duration::from_nanos(end);
     let ideal = Duration::from_secs_f64(work / cfg.peers as f64);
@@ -207,13 +244,19 @@ pub fn simulate(cfg: &SimConfig) -> Report {
         makespan,
         ideal,
         efficiency: ideal.as_secs_f64() / makespan.as_secs_f64().max(f64::MIN_POSITIVE),
-        steals: sim.steals,
-        failed_steals: sim.failed,
-        messages,
-        messages_per_peer_per_s: messages as f64 / cfg.peers as f64 / makespan.as_secs_f64(),
+        steals: tally.steals,
+        failed_steals: tally.failed,
+        pushes: tally.pushes,
+        messages: tally.messages,
+        load_messages: tally.load,
+        lifeline_messages: tally.lifeline,
+        messages_per_peer_per_s: tally.messages as f64
+            / cfg.peers as f64
+            / makespan.as_secs_f64().max(f64::MIN_POSITIVE),
         idle_messages_per_peer_per_s: idle_messages as f64
             / cfg.peers as f64
-            / cfg.idle_window.as_secs_f64(),
+            / cfg.idle_window.as_secs_f64().max(f64::MIN_POSITIVE),
+        quiet_after: Duration::from_nanos(sim.last_sent.saturating_sub(end)),
         trace: sim.trace,
     }
 }
@@ -251,116 +294,14 @@ impl Sim<'_> {
     }
 
     fn send(&mut self, to: usize, msg: Msg) {
-        self.messages += 1;
+        self.tally.messages += 1;
+        match msg {
+            Msg::Load { .. } => self.tally.load += 1,
+            Msg::Lifeline { .. } | Msg::Push { .. } => self.tally.lifeline += 1,
+            Msg::Steal { .. } | Msg::Reply { .. } => {}
+        }
+        self.last_sent = self.now;
         let at = self.now + nanos(self.cfg.latency) + nanos(self.cfg.msg_cost);
         self.schedule(at, Event::Deliver(to, msg));
-    }
-
-    fn start(&mut self, p: usize) {
-        if self.peers[p].running.is_some() {
-            return;
-        }
-        if let Some(node) = self.peers[p].deque.pop_back() {
-            self.peers[p].running = Some(node);
-            let at = self.now + nanos(self.cfg.node_cost);
-            self.schedule(at, Event::Done(p));
-        }
-    }
-
-    fn local_load(&mut self, p: usize) {
-        let ready = self.peers[p].deque.len();
-        let now = self.instant();
-        self.peers[p].policy.handle(Input::LocalLoad { ready }, now);
-        self.pump(p);
-    }
-
-    fn handle(&mut self, event: Event) {
-        match event {
-            Event::Done(p) => {
-                self.record(1, p);
-                if let Some(node) = self.peers[p].running.take() {
-                    self.nodes += 1;
-                    self.last_done = self.now;
-                    let before = self.peers[p].deque.len();
-                    self.peers[p]
-                        .deque
-                        .extend(uts::children(&self.cfg.tree, &node));
-                    self.outstanding += (self.peers[p].deque.len() - before) as u64;
-                    self.outstanding -= 1;
-                }
-                self.start(p);
-                self.local_load(p);
-            }
-            Event::Timer(p) => {
-                if self.peers[p].timer_at == Some(self.now) {
-                    self.peers[p].timer_at = None;
-                    let now = self.instant();
-                    self.peers[p].policy.handle_timeout(now);
-                    self.pump(p);
-                }
-            }
-            Event::Deliver(p, Msg::Steal { from, request }) => {
-                self.record(2, p);
-                // Steal-half, rounded up: a victim with one queued node gives it away.
-                let take = self.peers[p].deque.len().div_ceil(2);
-                let nodes: Vec<Node> = self.peers[p].deque.drain(..take).collect();
-                self.send(from, Msg::Reply { request, nodes });
-                self.local_load(p);
-            }
-            Event::Deliver(p, Msg::Reply { request, nodes }) => {
-                self.record(3, p);
-                let stolen = nodes.len();
-                self.peers[p].deque.extend(nodes);
-                let now = self.instant();
-                self.peers[p]
-                    .policy
-                    .handle(Input::Reply { request, stolen }, now);
-                self.start(p);
-                self.local_load(p);
-            }
-            Event::Deliver(p, Msg::Load { from, ready }) => {
-                let now = self.instant();
-                let input = Input::Load {
-                    peer: PeerId(from as u64),
-                    ready,
-                };
-                self.peers[p].policy.handle(input, now);
-                self.pump(p);
-            }
-        }
-    }
-
-    /// Carries out what peer `p`'s policy asks for and arms its timer.
-    fn pump(&mut self, p: usize) {
-        while let Some(out) = self.peers[p].policy.poll_output() {
-            match out {
-                Output::Steal { peer, request } => {
-                    self.steals += 1;
-                    self.send(peer.0 as usize, Msg::Steal { from: p, request });
-                }
-                Output::PublishLoad { ready } => {
-                    let n = self.cfg.peers;
-                    for _ in 0..self.cfg.gossip_fanout.min(n.saturating_sub(1)) {
-                        let mut q = self.random(n);
-                        if q == p {
-                            q = (q + 1) % n;
-                        }
-                        self.send(q, Msg::Load { from: p, ready });
-                    }
-                }
-                Output::Finished { outcome, .. } => {
-                    if !matches!(outcome, Outcome::Stole(_)) {
-                        self.failed += 1;
-                    }
-                }
-            }
-        }
-        if let Some(at) = self.peers[p].policy.poll_timeout() {
-            let at = nanos(at.saturating_duration_since(self.base)).max(self.now);
-            if self.peers[p].timer_at.is_none_or(|t| at < t) {
-                self.peers[p].timer_at = Some(at);
-                self.schedule(at, Event::Timer(p));
-            }
-        }
     }
 }
