@@ -20,6 +20,10 @@ impl Policy {
             Strategy::ClusterAware => {
                 let wide_in_flight = self.in_flight.values().any(|f| f.wide_area);
                 let local_in_flight = self.in_flight.values().any(|f| !f.wide_area);
+                if wide_in_flight && local_in_flight {
+                    // Both kept in flight already: spare the scan of every peer.
+                    return;
+                }
                 let (near, far): (Vec<PeerId>, Vec<PeerId>) = self
                     .peers
                     .keys()
