@@ -265,27 +265,22 @@ impl Client {
 fn resolver<N: NamedTask>(promise: Promise<N::Output>, keys: Arc<Mutex<Keys>>) -> Resolver {
     Box::new(move |result| {
         let id = promise.id();
-        let name = || Arc::<str>::from(N::NAME);
+        let mut keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
         let outcome = match result {
             Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| TaskError::BadResult {
                 task: id,
-                name: name(),
+                name: N::NAME.into(),
                 message: e.to_string().into(),
             }),
-            Err(failure) => {
-                let keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
-                Err(task_error::<N>(failure, id, &keys))
-            }
+            Err(failure) => Err(task_error::<N>(failure, id, &keys)),
         };
-        {
-            let mut keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(key) = keys.by_id.remove(&id) {
-                // A failed task stays known by key, so its dependents' errors can name it.
-                if outcome.is_ok() {
-                    keys.by_key.remove(&key);
-                }
+        if let Some(key) = keys.by_id.remove(&id) {
+            // A failed task stays known by key, so its dependents' errors can name it.
+            if outcome.is_ok() {
+                keys.by_key.remove(&key);
             }
         }
+        drop(keys);
         promise.complete(outcome);
     })
 }

@@ -17,14 +17,13 @@ pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/1")
 
 /// Encodes one frame, refusing a message over `max` bytes.
 pub(crate) fn encode_frame<T: Serialize>(message: &T, max: usize) -> io::Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    let frame = postcard::to_extend(message, std::mem::take(&mut frame))
+    // Room for the prefix first, so the body is encoded in place after it.
+    let mut frame = postcard::to_extend(message, vec![0u8; 4])
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let len = frame.len() - 4;
     if len > max {
         return Err(too_large(len, max));
     }
-    let mut frame = frame;
     frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(frame)
 }
