@@ -76,7 +76,11 @@ impl Behaviour {
         );
         Ok(Behaviour {
             identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(2))),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(crate::event_loop::PING_INTERVAL)
+                    .with_timeout(crate::event_loop::PING_TIMEOUT),
+            ),
             kad,
             mdns: mdns.into(),
             gossipsub,
@@ -84,6 +88,10 @@ impl Behaviour {
         })
     }
 }
+
+/// A connection whose handshake takes longer fails: a hung peer's kernel still accepts
+/// TCP connections, and the dial would otherwise wait until it wakes.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TCP (no Nagle delay), the private-network handshake when a swarm key is set, noise,
 /// yamux.
@@ -100,12 +108,14 @@ pub(crate) fn transport(
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux)
+            .timeout(HANDSHAKE_TIMEOUT)
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
         None => tcp
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux)
+            .timeout(HANDSHAKE_TIMEOUT)
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed(),
     })

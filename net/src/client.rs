@@ -243,6 +243,17 @@ impl Client {
         }
     }
 
+    /// Sends a command, or fails when the loop is gone.
+    pub(crate) fn command(&self, command: Command) -> Result<(), Error> {
+        self.commands.try_send(command).or_else(|e| match e {
+            mpsc::error::TrySendError::Full(command) => {
+                self.send(command);
+                Ok(())
+            }
+            mpsc::error::TrySendError::Closed(_) => Err(Error::Stopped),
+        })
+    }
+
     /// Sends a command without blocking an async caller; waits (sleeping briefly) while the
     /// loop's queue is full, which is back-pressure on a submitter far ahead of the swarm.
     fn send(&self, mut command: Command) {

@@ -179,6 +179,7 @@ mod tests {
                 name,
                 fingerprint,
                 args,
+                hops: 0,
             });
         prop_oneof![
             (any::<u32>(), proptest::collection::vec(any::<u64>(), 0..8))
@@ -187,6 +188,7 @@ mod tests {
             proptest::collection::vec(key, 0..8).prop_map(|release| Request::Notify {
                 done: Vec::new(),
                 release,
+                moved: Vec::new(),
             }),
             proptest::collection::vec(spec, 0..3).prop_map(|specs| Request::Steal {
                 max: specs.len() as u32,

@@ -32,6 +32,36 @@ pub enum Error {
     /// The local pool of workers could not start.
     #[error("cannot start the local workers: {0}")]
     Pool(String),
+    /// A detached job is malformed or its name is taken.
+    #[error("bad job: {0}")]
+    Job(String),
+    /// A value to publish could not be encoded.
+    #[error("cannot encode the value: {0}")]
+    Encode(String),
+    /// The published value is not of the type asked for.
+    #[error("the value published under {name:?} does not decode: {reason}")]
+    Decode {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The detached job that was to publish under this name failed.
+    #[error("the job {name:?} failed: {reason}")]
+    JobFailed {
+        /// The job's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing was published under the name within the time waited.
+    #[error("nothing was published under {name:?} within {waited:?}")]
+    NotPublished {
+        /// The name.
+        name: String,
+        /// How long was waited.
+        waited: std::time::Duration,
+    },
     /// The event loop has stopped (the client was shut down or its thread panicked).
     #[error("the swarm's event loop has stopped")]
     Stopped,

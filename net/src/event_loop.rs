@@ -4,10 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
@@ -17,7 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
-use crate::wire::{Batch, Failure, Response, TaskKey, TaskSpec};
+use crate::wire::{Batch, Failure, JobSpec, Response, TaskKey, TaskSpec};
+
+/// Pings each connected peer this often; with [`PING_TIMEOUT`], a hung or cut-off peer is
+/// suspected within 1.75 s of its last answer. Chosen for a LAN, where a round trip takes
+/// well under a millisecond: the time-out is long so that a peer whose cores are all busy
+/// (its event loop competes with its workers) is not suspected by mistake.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(250);
+/// A ping unanswered this long makes its peer suspect.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Completes the submitter's future from an encoded result.
 pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
@@ -35,6 +43,12 @@ pub(crate) enum Command {
         futures: Vec<(usize, FutureArg)>,
         resolve: Resolver,
     },
+    /// Take in a detached job this peer submits.
+    Detach(JobSpec, oneshot::Sender<Result<(), String>>),
+    /// Publish a value under a name.
+    Publish(String, Vec<u8>),
+    /// Find the value published under a name, here or at the peers that are up.
+    Lookup(String, oneshot::Sender<Option<Result<Vec<u8>, Failure>>>),
     /// Report what this peer knows.
     Status(oneshot::Sender<Status>),
     /// Stop: drop every pending future (they fail with `Shutdown`).
@@ -50,6 +64,22 @@ pub struct Status {
     pub peers: usize,
     /// Where this peer listens.
     pub listen_addrs: Vec<Multiaddr>,
+    /// Peers suspected so far, oldest first.
+    pub recoveries: Vec<Suspicion>,
+}
+
+/// A peer suspected, as [`Status`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspicion {
+    /// The peer.
+    pub peer: PeerId,
+    /// When, by the wall clock.
+    pub at: SystemTime,
+    /// Why: its connection closed, or it stopped answering pings.
+    pub reason: String,
+    /// Tasks owned here that were queued or running there, or whose only result was there,
+    /// queued again.
+    pub requeued: usize,
 }
 
 /// Messages from worker threads and spawned futures back to the loop.
@@ -75,7 +105,14 @@ pub(crate) struct EventLoop {
     topic: gossipsub::IdentTopic,
     peers: HashMap<u64, PeerId>,
     up: HashSet<u64>,
+    /// Peers that identified as speaking the task protocol, up or suspected.
+    members: HashSet<u64>,
     channels: HashMap<u64, ResponseChannel<Response>>,
+    /// Request channels by libp2p's id, to report whether their answers went out.
+    inbound: HashMap<InboundRequestId, u64>,
+    /// Lookups of published values waiting for the node's answer.
+    lookups: HashMap<u64, oneshot::Sender<Option<Result<Vec<u8>, Failure>>>>,
+    next_lookup: u64,
     next_channel: u64,
     outbound: HashMap<OutboundRequestId, u64>,
     resolvers: HashMap<TaskKey, Resolver>,
@@ -105,7 +142,11 @@ impl EventLoop {
             topic: gossipsub::IdentTopic::new(GRAPH_TOPIC),
             peers: HashMap::new(),
             up: HashSet::new(),
+            members: HashSet::new(),
             channels: HashMap::new(),
+            inbound: HashMap::new(),
+            lookups: HashMap::new(),
+            next_lookup: 0,
             next_channel: 0,
             outbound: HashMap::new(),
             resolvers: HashMap::new(),
@@ -186,11 +227,37 @@ impl EventLoop {
                 self.node
                     .submit(key, name, fingerprint, args, Instant::now());
             }
+            Command::Detach(spec, reply) => {
+                let _ = reply.send(self.node.detach(spec, Instant::now()));
+            }
+            Command::Publish(name, value) => {
+                self.node.publish(name, Ok(value), Instant::now());
+            }
+            Command::Lookup(name, reply) => {
+                self.next_lookup += 1;
+                self.lookups.insert(self.next_lookup, reply);
+                self.node.lookup(name, self.next_lookup, Instant::now());
+            }
             Command::Status(reply) => {
+                let (now, wall) = (Instant::now(), SystemTime::now());
+                let recoveries = self
+                    .node
+                    .recoveries()
+                    .iter()
+                    .filter_map(|r| {
+                        Some(Suspicion {
+                            peer: *self.peers.get(&r.peer)?,
+                            at: wall - now.saturating_duration_since(r.at),
+                            reason: r.reason.clone(),
+                            requeued: r.requeued,
+                        })
+                    })
+                    .collect();
                 let _ = reply.send(Status {
                     stats: self.node.stats(),
                     peers: self.up.len(),
                     listen_addrs: self.swarm.listeners().cloned().collect(),
+                    recoveries,
                 });
             }
             Command::Shutdown => {}
@@ -233,12 +300,21 @@ impl EventLoop {
                     ),
                 },
                 Output::Respond { channel, response } => {
-                    if let Some(channel) = self.channels.remove(&channel) {
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .tasks
-                            .send_response(channel, response);
+                    let sent = self.channels.remove(&channel).is_some_and(|handle| {
+                        let tasks = &mut self.swarm.behaviour_mut().tasks;
+                        tasks.send_response(handle, response).is_ok()
+                    });
+                    if !sent {
+                        let input = Input::Responded {
+                            channel,
+                            sent: false,
+                        };
+                        self.node.handle(input, Instant::now());
+                    }
+                }
+                Output::Found { waiter, value } => {
+                    if let Some(reply) = self.lookups.remove(&waiter) {
+                        let _ = reply.send(value);
                     }
                 }
                 Output::Run { spec, args } => self.run_task(spec, args),
@@ -335,12 +411,15 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
+                cause,
                 ..
             } => {
                 let number = peer_number(&peer_id);
-                if self.up.remove(&number) {
-                    self.node.handle(Input::PeerDown(number), now);
-                }
+                let reason = match cause {
+                    Some(error) => format!("connection closed: {error}"),
+                    None => "connection closed".to_string(),
+                };
+                self.suspect(number, reason, now);
             }
             SwarmEvent::Behaviour(event) => self.behaviour_event(event, now),
             _ => {}
@@ -357,6 +436,9 @@ impl EventLoop {
                         .add_address(&peer_id, addr.clone());
                 }
                 let number = peer_number(&peer_id);
+                if info.protocols.contains(&PROTOCOL) {
+                    self.members.insert(number);
+                }
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
                     self.peers.insert(number, peer_id);
                     self.node.handle(Input::PeerUp(number), now);
@@ -395,7 +477,25 @@ impl EventLoop {
                 peer,
                 result: Ok(rtt),
                 ..
-            }) => tracing::debug!(%peer, ?rtt, "ping"),
+            }) => {
+                tracing::trace!(%peer, ?rtt, "ping");
+                // A suspect whose connection survived answers again: it is back.
+                let number = peer_number(&peer);
+                if self.members.contains(&number) && self.up.insert(number) {
+                    self.node.handle(Input::PeerUp(number), now);
+                }
+            }
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Err(error),
+                ..
+            }) => {
+                // Hung or cut off. The connection stays: if the peer answers again on it,
+                // it is back without a new handshake.
+                let reason = format!("no answer to ping within {PING_TIMEOUT:?} ({error})");
+                tracing::debug!(%peer, %reason, "ping failed");
+                self.suspect(peer_number(&peer), reason, now);
+            }
             _ => {}
         }
     }
@@ -408,10 +508,13 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request,
+                    channel,
+                    request_id,
                 } => {
                     self.next_channel += 1;
                     self.channels.insert(self.next_channel, channel);
+                    self.inbound.insert(request_id, self.next_channel);
                     let from = peer_number(&peer);
                     tracing::trace!(from = %peer, ?request, "request");
                     self.peers.insert(from, peer);
@@ -442,10 +545,44 @@ impl EventLoop {
                     self.node.handle(Input::RequestFailed { tag, error }, now);
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 tracing::debug!(%peer, %error, "inbound request failed");
+                if let Some(channel) = self.inbound.remove(&request_id) {
+                    self.channels.remove(&channel);
+                    let input = Input::Responded {
+                        channel,
+                        sent: false,
+                    };
+                    self.node.handle(input, now);
+                }
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                if let Some(channel) = self.inbound.remove(&request_id) {
+                    let input = Input::Responded {
+                        channel,
+                        sent: true,
+                    };
+                    self.node.handle(input, now);
+                }
+            }
+        }
+    }
+
+    /// Tells the node a peer is suspected, once until it is up again.
+    fn suspect(&mut self, number: u64, reason: String, now: Instant) {
+        if self.up.remove(&number) {
+            self.node.handle(
+                Input::PeerDown {
+                    peer: number,
+                    reason,
+                },
+                now,
+            );
         }
     }
 

@@ -36,12 +36,14 @@ mod codec;
 mod config;
 mod error;
 mod event_loop;
+mod job;
 mod node;
 pub mod wire;
 
 pub use client::Client;
 pub use config::{Config, SwarmKey};
 pub use error::Error;
-pub use event_loop::Status;
+pub use event_loop::{Status, Suspicion};
+pub use job::{Job, JobRef};
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Latency, Stats};

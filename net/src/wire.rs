@@ -32,6 +32,9 @@ pub struct TaskSpec {
     pub fingerprint: u64,
     /// One per parameter.
     pub args: Vec<ArgSpec>,
+    /// How many times it was handed from one peer to another (or queued again): the owner
+    /// keeps the location with the highest count, since notices of moves can cross.
+    pub hops: u32,
 }
 
 /// One argument of a task on the wire.
@@ -109,6 +112,8 @@ pub enum Request {
         done: Vec<(TaskKey, Done)>,
         /// Results the receiver holds, to free.
         release: Vec<TaskKey>,
+        /// Tasks the receiver owns that the sender handed on: to this peer, as hop number.
+        moved: Vec<Moved>,
     },
     /// I am idle and stop asking: push me work when you have some (a lifeline
     /// registration); I can run these fingerprints, sorted.
@@ -121,6 +126,22 @@ pub enum Request {
         /// The tasks.
         tasks: Vec<TaskSpec>,
     },
+    /// The value published under `name`, if you know it.
+    Published {
+        /// The name.
+        name: String,
+    },
+}
+
+/// A task handed on by a peer that does not own it, as its owner hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    /// The task.
+    pub task: TaskKey,
+    /// The peer that has it now.
+    pub to: u64,
+    /// Its hop count there ([`TaskSpec::hops`]).
+    pub hops: u32,
 }
 
 /// The answer to a [`Request`].
@@ -141,6 +162,9 @@ pub enum Response {
     Ack,
     /// The request was refused; says why.
     Refused(String),
+    /// A published value (or the failure of the job that was to publish it); `None` when
+    /// this peer does not know the name.
+    Published(Option<Result<Vec<u8>, Failure>>),
 }
 
 /// One event of the task-graph gossip.
@@ -161,6 +185,47 @@ pub enum GraphEvent {
     Failed(TaskKey),
     /// The owner (the sender) released a task's result.
     Released(TaskKey),
+    /// The sender owns this detached job (it submitted or adopted it).
+    Detached(JobSpec),
+    /// A value published under a name, or why the job that was to publish it failed.
+    Published {
+        /// The name.
+        name: String,
+        /// The encoded value.
+        value: Result<Vec<u8>, Failure>,
+    },
+}
+
+/// A detached job: a graph of named tasks that outlives its submitter, its output
+/// published under `name`. Any peer can adopt it, so it carries everything needed to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The name its result is published under; also the job's identity.
+    pub name: String,
+    /// The tasks, each depending only on earlier ones.
+    pub tasks: Vec<JobTask>,
+    /// Index of the task whose result is published.
+    pub output: u32,
+}
+
+/// One named task of a [`JobSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTask {
+    /// Its registered name.
+    pub name: String,
+    /// Hash of its name and signature.
+    pub fingerprint: u64,
+    /// One per parameter.
+    pub args: Vec<JobArg>,
+}
+
+/// One argument of a [`JobTask`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobArg {
+    /// An encoded value.
+    Value(Vec<u8>),
+    /// The result of an earlier task of the job, by index.
+    Task(u32),
 }
 
 /// What one gossip message carries: a batch of events from one peer.

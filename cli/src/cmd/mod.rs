@@ -3,6 +3,8 @@
 mod bench;
 mod demo;
 mod join;
+mod swarm_args;
+mod sweep;
 mod uts;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,11 @@ enum Command {
     Bench(bench::Args),
     /// Count a UTS tree as tasks across a swarm and check the exact counts.
     Uts(uts::Args),
+    /// Run a sweep of sleeping tasks with a known sum, optionally as a detached job whose
+    /// sum is published under a name.
+    Sweep(sweep::Args),
+    /// Print the number published under a name (by `peer sweep --detach NAME`).
+    Published(sweep::PublishedArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -35,5 +42,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Join(args) => join::run(args),
         Command::Uts(args) => uts::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Published(args) => sweep::published(args),
     }
 }

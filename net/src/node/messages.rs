@@ -4,21 +4,31 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use peer_steal::policy;
 
 use super::state::Pending;
 use super::{Node, Output, portable};
-use crate::wire::{Failure, Request, Response, TaskSpec};
+use crate::wire::{Moved, Request, Response, TaskKey, TaskSpec};
+
+/// How long a batch of notices that was not taken waits before it goes again (at once when
+/// its peer comes back).
+const NOTICE_RETRY: Duration = Duration::from_millis(500);
 
 impl Node {
-    /// Sends each peer its waiting notices, unless a batch to it is still in flight.
-    pub(super) fn flush_notices(&mut self) {
+    /// Sends each peer its waiting notices, unless a batch to it is still in flight, the peer
+    /// is down, or an earlier batch failed and its retry is not due.
+    pub(super) fn flush_notices(&mut self, now: Instant) {
         let ready: Vec<u64> = self
             .notices
             .iter()
-            .filter(|(_, n)| !n.in_flight && n.has_any())
+            .filter(|(peer, n)| {
+                !n.in_flight
+                    && n.batch.has_any()
+                    && n.retry_at.is_none_or(|t| t <= now)
+                    && !self.down.contains(peer)
+            })
             .map(|(peer, _)| *peer)
             .collect();
         for peer in ready {
@@ -26,13 +36,16 @@ impl Node {
                 continue;
             };
             notices.in_flight = true;
+            notices.retry_at = None;
+            let batch = std::mem::take(&mut notices.batch);
             let request = Request::Notify {
-                done: std::mem::take(&mut notices.done),
-                release: std::mem::take(&mut notices.release),
+                done: batch.done.clone(),
+                release: batch.release.clone(),
+                moved: batch.moved.clone(),
             };
-            self.send(peer, Pending::Notify(peer), request);
+            self.send(peer, Pending::Notify(peer, batch), request);
         }
-        self.notices.retain(|_, n| n.in_flight || n.has_any());
+        self.notices.retain(|_, n| n.in_flight || n.batch.has_any());
     }
 
     pub(super) fn send(&mut self, to: u64, pending: Pending, request: Request) {
@@ -40,6 +53,11 @@ impl Node {
         let tag = self.next_tag;
         debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
         self.pending.insert(tag, pending);
+        if self.down.contains(&to) {
+            // Nobody would answer: fail it at the end of this step.
+            self.unsendable.push(tag);
+            return;
+        }
         let in_flight = self.in_flight.entry(to).or_default();
         if *in_flight < self.settings.max_in_flight {
             *in_flight += 1;
@@ -81,7 +99,11 @@ impl Node {
                 );
                 let count = self.ready.iter().filter(|s| portable(&can_run, s)).count();
                 let take = count.div_ceil(2).min(max as usize);
-                let tasks = self.take_oldest(from, take, &can_run);
+                let tasks = self.take_oldest(from, take, &can_run, now);
+                if !tasks.is_empty() {
+                    // Kept until the answer is on its way, to be queued again if it is not.
+                    self.giving.insert(channel, tasks.clone());
+                }
                 Response::Stolen {
                     tasks,
                     ready: self.ready.len() as u32,
@@ -120,9 +142,19 @@ impl Node {
                 Some(bytes) => Response::Value(bytes.to_vec()),
                 None => Response::Missing,
             },
-            Request::Notify { done, release } => {
+            Request::Published { name } => Response::Published(self.published.get(&name).cloned()),
+            Request::Notify {
+                done,
+                release,
+                moved,
+            } => {
                 for task in release {
                     self.store.remove(&task);
+                }
+                for m in moved {
+                    if m.task.owner == self.me {
+                        self.moved(m.task, m.to, m.hops, now);
+                    }
                 }
                 let mut refused = Vec::new();
                 for (task, done) in done {
@@ -152,6 +184,7 @@ impl Node {
         thief: u64,
         take: usize,
         can_run: &[u64],
+        now: Instant,
     ) -> Vec<TaskSpec> {
         if thief == self.me || take == 0 {
             return Vec::new();
@@ -167,7 +200,37 @@ impl Node {
         }
         self.ready = kept;
         self.stats.given += given.len() as u64;
+        for spec in &mut given {
+            spec.hops += 1;
+            self.record_move(spec.key, thief, spec.hops, now);
+        }
         given
+    }
+
+    /// Takes back tasks that were to go to another peer and did not.
+    pub(super) fn requeue(&mut self, tasks: Vec<TaskSpec>, now: Instant) {
+        for mut spec in tasks {
+            spec.hops += 1;
+            self.record_move(spec.key, self.me, spec.hops, now);
+            self.ready.push_back(spec);
+        }
+        let ready = self.ready.len();
+        self.policy.handle(policy::Input::LocalLoad { ready }, now);
+    }
+
+    /// Tells the owner of `task` (or this peer, when it is the owner) that it is at `to`.
+    fn record_move(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
+        if task.owner == self.me {
+            self.moved(task, to, hops, now);
+        } else {
+            let moved = Moved { task, to, hops };
+            self.notices
+                .entry(task.owner)
+                .or_default()
+                .batch
+                .moved
+                .push(moved);
+        }
     }
 
     pub(super) fn response(&mut self, tag: u64, response: Result<Response, String>, now: Instant) {
@@ -216,33 +279,37 @@ impl Node {
                 };
                 self.input_fetched(dep, bytes, now);
             }
-            (Pending::Resolve(task, _), response) => {
-                let result = match response {
-                    Ok(Response::Value(bytes)) => {
-                        self.stats.fetches += 1;
-                        Ok(Arc::new(bytes))
-                    }
-                    Ok(other) => Err(Failure::InputLost(format!(
-                        "the holder of {task} answered {other:?}"
-                    ))),
-                    Err(error) => Err(Failure::InputLost(format!(
-                        "fetching {task} failed: {error}"
-                    ))),
-                };
-                self.resolved(task, result, now);
-            }
-            (Pending::Notify(peer), _) => {
+            (Pending::Resolve(task, _), response) => match response {
+                Ok(Response::Value(bytes)) => {
+                    self.stats.fetches += 1;
+                    self.resolved(task, Ok(Arc::new(bytes)), now);
+                }
+                // The only copy is gone: run it again (it resolves when done).
+                _ => self.rerun(task, now),
+            },
+            (Pending::Notify(peer, batch), response) => {
+                let taken = response.is_ok();
                 if let Some(notices) = self.notices.get_mut(&peer) {
                     notices.in_flight = false;
+                }
+                if !taken {
+                    let notices = self.notices.entry(peer).or_default();
+                    notices.batch.put_back(batch);
+                    notices.retry_at = Some(now + NOTICE_RETRY);
                 }
             }
             (Pending::OneWay(_), _) | (Pending::Push(..), Ok(Response::Ack)) => {}
             (Pending::Push(_, tasks), _) => {
                 // The waiting peer is gone or refused: the tasks are still ours to run.
                 self.stats.given -= tasks.len() as u64;
-                self.ready.extend(tasks);
-                let ready = self.ready.len();
-                self.policy.handle(policy::Input::LocalLoad { ready }, now);
+                self.requeue(tasks, now);
+            }
+            (Pending::Lookup(waiter, _), response) => {
+                let value = match response {
+                    Ok(Response::Published(value)) => value,
+                    _ => None,
+                };
+                self.looked_up(waiter, value);
             }
         }
     }

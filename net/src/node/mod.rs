@@ -19,14 +19,16 @@
 //!    dependents ready, and once the result is resolved and no dependent still needs to fetch
 //!    it, tells the holder to release it.
 
+mod jobs;
 mod messages;
 mod owner;
+mod recovery;
 mod runner;
 mod state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,10 +140,23 @@ pub(crate) enum Input {
     },
     /// A gossip batch from another peer.
     Gossip(Batch),
-    /// A peer that speaks our protocol is connected.
+    /// Our answer on `channel` went out (`sent`), or could not (its stream or connection
+    /// failed).
+    Responded {
+        /// The event loop's handle of the request.
+        channel: u64,
+        /// Whether it went out.
+        sent: bool,
+    },
+    /// A peer that speaks our protocol is connected, or answers again.
     PeerUp(u64),
-    /// A peer is gone.
-    PeerDown(u64),
+    /// A peer is suspected: its connection closed or it stopped answering.
+    PeerDown {
+        /// The peer.
+        peer: u64,
+        /// Why, for the logs and `peer status`.
+        reason: String,
+    },
 }
 
 /// What the event loop should do.
@@ -187,6 +202,27 @@ pub(crate) enum Output {
     },
     /// Publish a gossip batch.
     Publish(Batch),
+    /// The answer to [`Node::lookup`] `waiter`: the published value, if any peer had it.
+    Found {
+        /// The lookup.
+        waiter: u64,
+        /// The value, or the failure of the job that was to publish it.
+        value: Option<Result<Vec<u8>, Failure>>,
+    },
+}
+
+/// A peer suspected, and what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recovery {
+    /// The peer.
+    pub(crate) peer: u64,
+    /// When it was suspected.
+    pub(crate) at: Instant,
+    /// Why.
+    pub(crate) reason: String,
+    /// Tasks owned here that were queued or running there, or whose result was only there,
+    /// queued again.
+    pub(crate) requeued: usize,
 }
 
 /// Counters of what the node did, for `peer status`, the demo and tests.
@@ -216,6 +252,14 @@ pub struct Stats {
     pub owned: u64,
     /// Ready tasks waiting here.
     pub ready: u64,
+    /// Peers suspected.
+    pub suspicions: u64,
+    /// Owned tasks queued again because a suspect had them or their result.
+    pub requeued: u64,
+    /// Owned tasks run again, their lost inputs included.
+    pub reruns: u64,
+    /// Detached jobs adopted from a suspected owner.
+    pub adopted: u64,
 }
 
 /// A summary of measured durations.
@@ -273,8 +317,30 @@ pub(crate) struct Node {
     lifelines: HashMap<u64, Vec<u64>>,
     /// Notices waiting for each peer.
     notices: HashMap<u64, Notices>,
+    /// Lifeline registrations of peers that can run none of our ready tasks, and how many
+    /// were ready then: handed back to the policy when more are.
+    stalled_lifelines: Vec<u64>,
+    stalled_at: usize,
     /// Round trips of answered steal requests, in nanoseconds.
     steal_rtt: Histogram<u64>,
+    /// Peers that speak to us now.
+    up: HashSet<u64>,
+    /// Peers suspected and not back.
+    down: HashSet<u64>,
+    /// Requests to suspects, failed at the end of the step.
+    unsendable: Vec<u64>,
+    /// Tasks given in steal answers not yet sent, by request channel.
+    giving: HashMap<u64, Vec<TaskSpec>>,
+    recoveries: Vec<Recovery>,
+    /// Detached jobs not yet published, by name.
+    jobs: HashMap<String, jobs::Job>,
+    /// Values published under names.
+    published: HashMap<String, Result<Vec<u8>, Failure>>,
+    /// Output tasks of jobs run here, with the job's name.
+    job_outputs: HashMap<TaskKey, String>,
+    job_seq: u64,
+    /// Lookups waiting for answers: the name, and how many peers have not answered.
+    lookups: HashMap<u64, (String, usize)>,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -307,7 +373,19 @@ impl Node {
             last_batch: HashMap::new(),
             lifelines: HashMap::new(),
             notices: HashMap::new(),
+            stalled_lifelines: Vec::new(),
+            stalled_at: 0,
             steal_rtt: Histogram::new(3).expect("3 significant digits is a valid precision"),
+            up: HashSet::new(),
+            down: HashSet::new(),
+            unsendable: Vec::new(),
+            giving: HashMap::new(),
+            recoveries: Vec::new(),
+            jobs: HashMap::new(),
+            published: HashMap::new(),
+            job_outputs: HashMap::new(),
+            job_seq: 0,
+            lookups: HashMap::new(),
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
@@ -366,9 +444,14 @@ impl Node {
                             };
                             PendingArg::Ready(arg)
                         }
-                        state::State::Waiting | state::State::Ready => {
+                        state::State::Waiting | state::State::Ready { .. } => {
                             input.dependents.push(key);
                             PendingArg::Dep(dep)
+                        }
+                        // Its result is freed: the submitter encodes it from its future.
+                        state::State::Released => {
+                            self.outputs.push_back(Output::NeedArg { task: key, index });
+                            PendingArg::Local
                         }
                     },
                 },
@@ -401,29 +484,29 @@ impl Node {
             Input::Response { tag, response } => self.response(tag, Ok(response), now),
             Input::RequestFailed { tag, error } => self.response(tag, Err(error), now),
             Input::Gossip(batch) => self.gossip_in(batch, now),
-            Input::PeerUp(peer) => self.policy.handle(
-                policy::Input::PeerUp {
-                    peer: policy::PeerId(peer),
-                    cluster: 0,
-                },
-                now,
-            ),
-            Input::PeerDown(peer) => {
-                self.lifelines.remove(&peer);
-                self.policy.handle(
-                    policy::Input::PeerDown {
-                        peer: policy::PeerId(peer),
-                    },
-                    now,
-                )
+            Input::Responded { channel, sent } => {
+                if let Some(tasks) = self.giving.remove(&channel)
+                    && !sent
+                {
+                    self.stats.given -= tasks.len() as u64;
+                    self.requeue(tasks, now);
+                }
             }
+            Input::PeerUp(peer) => self.peer_up(peer, now),
+            Input::PeerDown { peer, reason } => self.peer_down(peer, reason, now),
         }
         self.after(now);
+    }
+
+    /// Peers suspected so far, oldest first.
+    pub(crate) fn recoveries(&self) -> &[Recovery] {
+        &self.recoveries
     }
 
     /// Ends what timed out: the policy's deadlines and the gossip batch.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.policy.handle_timeout(now);
+        // Held notices whose retry is due go in `after`.
         if self.gossip_due.is_some_and(|due| due <= now) {
             self.flush_gossip();
         }
@@ -437,7 +520,13 @@ impl Node {
 
     /// When [`handle_timeout`](Node::handle_timeout) should next be called.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        [self.policy.poll_timeout(), self.gossip_due]
+        let retry = self
+            .notices
+            .iter()
+            .filter(|(peer, n)| !n.in_flight && !self.down.contains(peer))
+            .filter_map(|(_, n)| n.retry_at)
+            .min();
+        [self.policy.poll_timeout(), self.gossip_due, retry]
             .into_iter()
             .flatten()
             .min()
@@ -445,14 +534,22 @@ impl Node {
 
     /// After every step: start what can run, tell the policy our load, drain its outputs.
     fn after(&mut self, now: Instant) {
+        self.fail_unsendable(now);
         self.dispatch(now);
-        self.flush_notices();
+        self.flush_notices(now);
         self.policy.handle(
             policy::Input::LocalLoad {
                 ready: self.ready.len(),
             },
             now,
         );
+        if self.ready.len() > self.stalled_at {
+            for peer in std::mem::take(&mut self.stalled_lifelines) {
+                let from = policy::PeerId(peer);
+                self.policy
+                    .handle(policy::Input::LifelineRequest { from }, now);
+            }
+        }
         while let Some(output) = self.policy.poll_output() {
             match output {
                 policy::Output::Steal { peer, request } => {
@@ -479,13 +576,14 @@ impl Node {
                 }
                 policy::Output::Push { peer, tasks } => {
                     let can_run = self.lifelines.get(&peer.0).cloned().unwrap_or_default();
-                    let given = self.take_oldest(peer.0, tasks, &can_run);
+                    let given = self.take_oldest(peer.0, tasks, &can_run, now);
                     let ready = self.ready.len();
                     self.policy.handle(policy::Input::LocalLoad { ready }, now);
                     if given.is_empty() {
-                        // Nothing we may give right now: keep the registration.
-                        self.policy
-                            .handle(policy::Input::LifelineRequest { from: peer }, now);
+                        // Nothing it can run: keep the registration, but hand it back to the
+                        // policy only when more tasks are ready (else it asks again at once).
+                        self.stalled_lifelines.push(peer.0);
+                        self.stalled_at = self.ready.len();
                     } else {
                         self.lifelines.remove(&peer.0);
                         // Kept until the push is taken, to be queued again if it is not.
@@ -534,8 +632,12 @@ impl Node {
         }
         *last = batch.number;
         for event in &batch.events {
-            if let GraphEvent::Released(task) = event {
-                self.cache.remove(task);
+            match event {
+                GraphEvent::Released(task) => self.cache.remove(task),
+                GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
+                    self.job_gossip(batch.from, event);
+                }
+                _ => {}
             }
         }
         // Only the newest load in a batch counts.

@@ -36,6 +36,7 @@ impl Node {
             self.notices
                 .entry(task.owner)
                 .or_default()
+                .batch
                 .done
                 .push((task, done));
         }
@@ -46,7 +47,7 @@ impl Node {
         let first = self
             .owned
             .get(&task)
-            .is_some_and(|o| matches!(o.state, State::Waiting | State::Ready));
+            .is_some_and(|o| matches!(o.state, State::Waiting | State::Ready { .. }));
         if !first {
             // Unknown, or finished already (it ran twice): keep one result, free the other.
             if from != self.me && matches!(done, Done::Value { inline: None, .. }) {
@@ -77,6 +78,12 @@ impl Node {
                 }
                 self.start_dependents(task, now);
                 self.maybe_release(task, now);
+            }
+            // An input could not be fetched: its result is lost, not the task's fault.
+            Done::Failed(Failure::InputLost(why)) if self.may_rerun(task) => {
+                tracing::debug!(%task, %why, "an input was lost; running it again");
+                self.rerun_lost_inputs(task, now);
+                self.rerun(task, now);
             }
             Done::Failed(failure) => self.fail_owned(task, failure, now),
         }
@@ -128,7 +135,10 @@ impl Node {
             let Some(owned) = self.owned.get_mut(&task) else {
                 continue;
             };
-            if matches!(owned.state, State::Done { .. } | State::Failed(_)) {
+            if matches!(
+                owned.state,
+                State::Done { .. } | State::Released | State::Failed(_)
+            ) {
                 continue;
             }
             owned.state = State::Failed(failure.clone());
@@ -150,6 +160,10 @@ impl Node {
             return;
         }
         owned.resolved = true;
+        if let Some(name) = self.job_outputs.remove(&task) {
+            let value = result.clone().map(|bytes| bytes.to_vec());
+            self.publish(name, value, now);
+        }
         self.outputs.push_back(Output::Resolve { task, result });
         self.maybe_release(task, now);
     }
@@ -168,24 +182,24 @@ impl Node {
         }
     }
 
-    /// Forgets a finished task once its future is resolved and nobody will fetch its result,
-    /// and tells its holder to free the result.
-    fn maybe_release(&mut self, task: TaskKey, now: Instant) {
-        let releasable = self.owned.get(&task).is_some_and(|o| {
-            o.resolved
-                && o.readers == 0
-                && o.dependents.is_empty()
-                && matches!(o.state, State::Done { .. } | State::Failed(_))
-        });
+    /// Frees a finished task's result once its future is resolved and nobody will fetch it,
+    /// telling its holder; forgets the task too unless a tracked dependent may need it to
+    /// run again.
+    pub(super) fn maybe_release(&mut self, task: TaskKey, now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        let releasable = owned.resolved
+            && owned.readers == 0
+            && owned.dependents.is_empty()
+            && matches!(owned.state, State::Done { .. } | State::Failed(_));
         if !releasable {
             return;
         }
-        let Some(owned) = self.owned.remove(&task) else {
-            return;
-        };
-        // Our own copy, if a task of ours fetched it as an input.
-        self.cache.remove(&task);
         if let State::Done { holder, .. } = owned.state {
+            owned.state = State::Released;
+            // Our own copy, if a task of ours fetched it as an input.
+            self.cache.remove(&task);
             if holder == self.me {
                 self.store.remove(&task);
             } else {
@@ -193,13 +207,43 @@ impl Node {
             }
             self.gossip(GraphEvent::Released(task), now);
         }
+        self.maybe_forget(task);
     }
 
-    fn release_at(&mut self, holder: u64, task: TaskKey) {
-        self.notices.entry(holder).or_default().release.push(task);
+    /// Forgets released or failed tasks that no tracked dependent reads, and then their
+    /// inputs that no longer have a reason to be kept.
+    fn maybe_forget(&mut self, task: TaskKey) {
+        let mut candidates = vec![task];
+        while let Some(task) = candidates.pop() {
+            let forgettable = self.owned.get(&task).is_some_and(|o| {
+                o.lineage == 0
+                    && o.resolved
+                    && o.readers == 0
+                    && o.dependents.is_empty()
+                    && matches!(o.state, State::Released | State::Failed(_))
+            });
+            if !forgettable {
+                continue;
+            }
+            let Some(owned) = self.owned.remove(&task) else {
+                continue;
+            };
+            for input in owned.fetched_inputs() {
+                if let Some(o) = self.owned.get_mut(&input) {
+                    o.lineage = o.lineage.saturating_sub(1);
+                    candidates.push(input);
+                }
+            }
+        }
     }
 
-    /// Queues an owned task once all its arguments are known.
+    pub(super) fn release_at(&mut self, holder: u64, task: TaskKey) {
+        let notices = self.notices.entry(holder).or_default();
+        notices.batch.release.push(task);
+    }
+
+    /// Queues an owned task once all its arguments are known, keeping its spec to run it
+    /// again should its run or its result be lost.
     pub(super) fn maybe_ready(&mut self, task: TaskKey, _now: Instant) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
@@ -207,7 +251,7 @@ impl Node {
         if !matches!(owned.state, State::Waiting) || !owned.has_all_args() {
             return;
         }
-        owned.state = State::Ready;
+        owned.state = State::Ready { at: self.me };
         let args = std::mem::take(&mut owned.args)
             .into_iter()
             .filter_map(|a| match a {
@@ -215,12 +259,28 @@ impl Node {
                 PendingArg::Dep(_) | PendingArg::Local => None,
             })
             .collect();
-        self.ready.push_back(TaskSpec {
+        let first_time = owned.spec.is_none();
+        if !first_time {
+            owned.hops += 1;
+        }
+        let spec = TaskSpec {
             key: task,
             name: owned.name.clone(),
             fingerprint: owned.fingerprint,
             args,
-        });
+            hops: owned.hops,
+        };
+        owned.spec = Some(spec.clone());
+        if first_time {
+            // Its inputs are kept while it is: it may have to run again from them.
+            let inputs: Vec<TaskKey> = owned.fetched_inputs().collect();
+            for input in inputs {
+                if let Some(o) = self.owned.get_mut(&input) {
+                    o.lineage += 1;
+                }
+            }
+        }
+        self.ready.push_back(spec);
     }
 
     /// A late argument of an owned task arrived from the submitter.

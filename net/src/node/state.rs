@@ -10,10 +10,13 @@ use crate::wire::{ArgSpec, Failure, TaskKey, TaskSpec};
 /// Where a task this peer owns stands.
 #[derive(Debug)]
 pub(super) enum State {
-    /// Some inputs are not done yet.
+    /// Some inputs are not done yet (or it is about to run again).
     Waiting,
-    /// Ready or running somewhere.
-    Ready,
+    /// Queued or running at `at`: this peer, or the last peer it was handed to.
+    Ready {
+        /// Where it is, as far as the owner knows.
+        at: u64,
+    },
     /// Finished; its result is at `holder` (and here too when small).
     Done {
         /// The peer that ran it and keeps the result.
@@ -21,6 +24,9 @@ pub(super) enum State {
         /// The result, when small enough to travel inline.
         inline: Option<Bytes>,
     },
+    /// Finished and its result freed; kept while dependents might have to run again, since
+    /// this task would then have to run again first.
+    Released,
     /// Failed, for this reason.
     Failed(Failure),
 }
@@ -52,6 +58,16 @@ pub(super) struct Owned {
     pub(super) readers: usize,
     /// Whether the future got its result.
     pub(super) resolved: bool,
+    /// What was queued when it became ready: kept to run it again if its run or its result
+    /// is lost.
+    pub(super) spec: Option<TaskSpec>,
+    /// The highest hop count heard of ([`TaskSpec::hops`]).
+    pub(super) hops: u32,
+    /// Owned tasks that read this result by fetching it and are still tracked: while any
+    /// is, this record is kept so that it can run again for them.
+    pub(super) lineage: usize,
+    /// How many times it was queued again after a loss.
+    pub(super) reruns: u32,
 }
 
 impl Owned {
@@ -65,7 +81,34 @@ impl Owned {
             inputs: Vec::new(),
             readers: 0,
             resolved: false,
+            spec: None,
+            hops: 0,
+            lineage: 0,
+            reruns: 0,
         }
+    }
+
+    /// Whether its run or its result was only at `peer`.
+    pub(super) fn lost_with(&self, peer: u64) -> bool {
+        match self.state {
+            State::Ready { at } => at == peer,
+            State::Done {
+                holder,
+                inline: None,
+            } => holder == peer,
+            _ => false,
+        }
+    }
+
+    /// The tasks whose results it fetches, by its spec.
+    pub(super) fn fetched_inputs(&self) -> impl Iterator<Item = TaskKey> + '_ {
+        self.spec
+            .iter()
+            .flat_map(|s| &s.args)
+            .filter_map(|a| match a {
+                ArgSpec::Fetch { task, .. } => Some(*task),
+                ArgSpec::Inline(_) => None,
+            })
     }
 
     /// Whether every argument is known.
@@ -88,12 +131,14 @@ pub(super) enum Pending {
     },
     /// Fetching the result of an owned task to resolve its future; from the peer.
     Resolve(TaskKey, u64),
-    /// A batch of notices; to the peer.
-    Notify(u64),
+    /// A batch of notices, kept to send again if it is not taken; to the peer.
+    Notify(u64, NoticeBatch),
     /// A lifeline registration; to the peer.
     OneWay(u64),
     /// Tasks pushed to a peer that registered a lifeline with us, kept until it takes them.
     Push(u64, Vec<TaskSpec>),
+    /// Asking a peer for a published value, for lookup `waiter`.
+    Lookup(u64, u64),
 }
 
 impl Pending {
@@ -102,8 +147,9 @@ impl Pending {
         match self {
             Pending::Steal(_, peer, _)
             | Pending::Resolve(_, peer)
-            | Pending::Notify(peer)
+            | Pending::Notify(peer, _)
             | Pending::OneWay(peer)
+            | Pending::Lookup(_, peer)
             | Pending::Push(peer, _) => *peer,
             Pending::Input { peer, .. } => *peer,
         }
@@ -173,17 +219,35 @@ pub(super) fn shared(bytes: Vec<u8>) -> Bytes {
 }
 
 /// Notices waiting to go to one peer: sent as one request, one request in flight at a time,
-/// so a busy peer's notices batch themselves.
+/// so a busy peer's notices batch themselves. A batch that is not taken comes back here and
+/// goes again later: they are how owners learn of finished work, so none is dropped.
 #[derive(Debug, Default)]
 pub(super) struct Notices {
-    pub(super) done: Vec<(TaskKey, crate::wire::Done)>,
-    pub(super) release: Vec<TaskKey>,
+    pub(super) batch: NoticeBatch,
     pub(super) in_flight: bool,
+    /// Held until then after a failed send (or until the peer is up again).
+    pub(super) retry_at: Option<std::time::Instant>,
 }
 
-impl Notices {
+/// The notices of one `Notify` request.
+#[derive(Debug, Default)]
+pub(super) struct NoticeBatch {
+    pub(super) done: Vec<(TaskKey, crate::wire::Done)>,
+    pub(super) release: Vec<TaskKey>,
+    pub(super) moved: Vec<crate::wire::Moved>,
+}
+
+impl NoticeBatch {
     /// Whether any notice waits.
     pub(super) fn has_any(&self) -> bool {
-        !(self.done.is_empty() && self.release.is_empty())
+        !(self.done.is_empty() && self.release.is_empty() && self.moved.is_empty())
+    }
+
+    /// Puts an unsent batch back in front of the newer notices.
+    pub(super) fn put_back(&mut self, mut older: NoticeBatch) {
+        older.done.append(&mut self.done);
+        older.release.append(&mut self.release);
+        older.moved.append(&mut self.moved);
+        *self = older;
     }
 }

@@ -6,13 +6,16 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod recovery;
+
 const ADD: u64 = 1; // sums its u64 arguments
 const FAIL: u64 = 2; // always fails
 const BIG: u64 = 3; // returns `arg` bytes of zeros, so results exceed the inline limit
 const LEN: u64 = 4; // the length of its byte-vector argument, as u64
+const COPY: u64 = 5; // returns its byte-vector argument
 
 fn name(fingerprint: u64) -> String {
-    ["", "add", "fail", "big", "len"][fingerprint as usize].to_string()
+    ["", "add", "fail", "big", "len", "copy"][fingerprint as usize].to_string()
 }
 
 fn enc(v: u64) -> Vec<u8> {
@@ -29,6 +32,7 @@ fn run(spec: &TaskSpec, args: &[Bytes]) -> Result<Vec<u8>, Failure> {
             let v: Vec<u8> = postcard::from_bytes(&args[0]).unwrap();
             Ok(enc(v.len() as u64))
         }
+        COPY => Ok(args[0].to_vec()),
         _ => Err(Failure::UnknownTask),
     }
 }
@@ -45,22 +49,30 @@ struct Net {
     resolved: HashMap<TaskKey, Result<Bytes, Failure>>,
     runs: HashMap<TaskKey, usize>,
     published: usize,
+    /// Killed nodes: nothing reaches them, nothing they say goes out.
+    dead: Vec<bool>,
+    /// Nodes cut off from all others: their requests and answers fail.
+    cut: Vec<bool>,
+    /// Answers to lookups: (node, waiter) -> value.
+    found: HashMap<(usize, u64), Option<Result<Vec<u8>, Failure>>>,
 }
 
 impl Net {
     fn new(n: usize, slots: usize, can_run: &[&[u64]]) -> Net {
-        let settings = Settings {
-            slots,
-            inline_max: 64,
-            ..Settings::default()
-        };
+        Net::with_slots(&vec![slots; n], can_run)
+    }
+
+    /// One node per entry of `slots`, with that many workers.
+    fn with_slots(slots: &[usize], can_run: &[&[u64]]) -> Net {
+        let n = slots.len();
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
-                Node::new(
-                    i as u64,
-                    can_run[i % can_run.len()].to_vec(),
-                    settings.clone(),
-                )
+                let settings = Settings {
+                    slots: slots[i],
+                    inline_max: 64,
+                    ..Settings::default()
+                };
+                Node::new(i as u64, can_run[i % can_run.len()].to_vec(), settings)
             })
             .collect();
         let mut net = Net {
@@ -72,6 +84,9 @@ impl Net {
             resolved: HashMap::new(),
             runs: HashMap::new(),
             published: 0,
+            dead: vec![false; n],
+            cut: vec![false; n],
+            found: HashMap::new(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -96,28 +111,100 @@ impl Net {
     fn settle(&mut self) {
         for _ in 0..1_000_000 {
             self.drain_outputs();
-            if let Some((to, input)) = self.wire.pop_front() {
-                self.nodes[to].handle(input, self.now);
-                continue;
-            }
-            let next = self.nodes.iter().filter_map(Node::poll_timeout).min();
-            match next {
-                Some(t) if t <= self.now + Duration::from_secs(60) => {
-                    self.now = self.now.max(t);
-                    for node in &mut self.nodes {
-                        node.handle_timeout(self.now);
-                    }
-                }
-                _ => return,
+            if !self.step() && !self.advance() {
+                return;
             }
         }
-        panic!("the nodes never settled");
+        let last: Vec<_> = self.wire.iter().take(6).collect();
+        panic!("the nodes never settled; on the wire: {last:?}");
+    }
+
+    /// Moves the clock to the next timer (if within a minute) and fires it.
+    fn advance(&mut self) -> bool {
+        let next = self.nodes.iter().filter_map(Node::poll_timeout).min();
+        match next {
+            Some(t) if t <= self.now + Duration::from_secs(60) => {
+                self.now = self.now.max(t);
+                for node in &mut self.nodes {
+                    node.handle_timeout(self.now);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Delivers one message; false when none is waiting.
+    fn step(&mut self) -> bool {
+        self.drain_outputs();
+        let Some((to, input)) = self.wire.pop_front() else {
+            return false;
+        };
+        if !self.dead[to] {
+            self.nodes[to].handle(input, self.now);
+        }
+        self.drain_outputs();
+        true
+    }
+
+    /// Whether `a` and `b` can talk.
+    fn linked(&self, a: usize, b: usize) -> bool {
+        !(self.dead[a] || self.dead[b] || self.cut[a] || self.cut[b])
+    }
+
+    /// Kills node `k`: the others suspect it at once (its connections closed).
+    fn kill(&mut self, k: usize) {
+        self.dead[k] = true;
+        self.tell_others(k, |peer| Input::PeerDown {
+            peer,
+            reason: "killed".into(),
+        });
+    }
+
+    /// Cuts node `k` off: it and the others suspect each other.
+    fn cut_off(&mut self, k: usize) {
+        self.cut[k] = true;
+        self.tell_both(k, |peer| Input::PeerDown {
+            peer,
+            reason: "cut off".into(),
+        });
+    }
+
+    /// Joins node `k` again: it and the others see each other up.
+    fn heal(&mut self, k: usize) {
+        self.cut[k] = false;
+        self.tell_both(k, Input::PeerUp);
+    }
+
+    fn tell_others(&mut self, k: usize, input: impl Fn(u64) -> Input) {
+        for j in 0..self.nodes.len() {
+            if j != k && !self.dead[j] {
+                self.nodes[j].handle(input(k as u64), self.now);
+            }
+        }
+    }
+
+    fn tell_both(&mut self, k: usize, input: impl Fn(u64) -> Input) {
+        self.tell_others(k, &input);
+        for j in 0..self.nodes.len() {
+            if j != k && !self.dead[j] {
+                self.nodes[k].handle(input(j as u64), self.now);
+            }
+        }
     }
 
     fn drain_outputs(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(output) = self.nodes[i].poll_output() {
+                if self.dead[i] {
+                    continue;
+                }
                 match output {
+                    Output::Send { to, tag, .. } if !self.linked(i, to as usize) => {
+                        let error = "not connected".to_string();
+                        self.wire
+                            .push_back((i, Input::RequestFailed { tag, error }));
+                    }
                     Output::Send { to, tag, request } => {
                         self.next_channel += 1;
                         self.channels.insert(self.next_channel, (i, tag));
@@ -133,8 +220,22 @@ impl Net {
                         ));
                     }
                     Output::Respond { channel, response } => {
-                        let (to, tag) = self.channels.remove(&channel).unwrap();
-                        self.wire.push_back((to, Input::Response { tag, response }));
+                        // Requests a test hands a node itself have no requester here.
+                        let Some((to, tag)) = self.channels.remove(&channel) else {
+                            continue;
+                        };
+                        let sent = self.linked(i, to);
+                        self.wire.push_back((i, Input::Responded { channel, sent }));
+                        if sent {
+                            self.wire.push_back((to, Input::Response { tag, response }));
+                        } else if !self.dead[to] {
+                            let error = "connection closed".to_string();
+                            self.wire
+                                .push_back((to, Input::RequestFailed { tag, error }));
+                        }
+                    }
+                    Output::Found { waiter, value } => {
+                        self.found.insert((i, waiter), value);
                     }
                     Output::Run { spec, args } => {
                         *self.runs.entry(spec.key).or_default() += 1;
@@ -153,7 +254,7 @@ impl Net {
                     Output::Publish(batch) => {
                         self.published += 1;
                         for j in 0..self.nodes.len() {
-                            if j != i {
+                            if j != i && self.linked(i, j) {
                                 self.wire.push_back((j, Input::Gossip(batch.clone())));
                             }
                         }
@@ -172,6 +273,9 @@ impl Net {
 
     fn assert_all_released(&self) {
         for (i, node) in self.nodes.iter().enumerate() {
+            if self.dead[i] {
+                continue;
+            }
             let stats = node.stats();
             assert_eq!(
                 stats.owned,
@@ -305,6 +409,7 @@ fn a_done_notice_for_a_task_not_owned_here_is_refused() {
                     },
                 )],
                 release: vec![],
+                moved: vec![],
             },
         },
         now,
@@ -339,6 +444,7 @@ fn a_result_computed_twice_is_kept_once() {
                 request: Request::Notify {
                     done: vec![(key, done(1))],
                     release: vec![],
+                    moved: vec![],
                 },
             },
             now,

@@ -1,0 +1,73 @@
+//! How a one-shot command (`uts`, `sweep`, `published`) joins a swarm.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use peer_net::{Client, Config, Multiaddr};
+
+/// Options for joining a swarm, shared by the commands that run work on one.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SwarmArgs {
+    /// Join the swarm of this peer instead of running alone.
+    #[arg(long)]
+    bootstrap: Option<Multiaddr>,
+    /// Other peers to wait for before starting (with `--bootstrap` or `--mdns`).
+    #[arg(long, default_value_t = 1)]
+    wait_peers: usize,
+    /// Find peers on the LAN by mDNS (off by default: these commands are mostly run on one
+    /// machine).
+    #[arg(long)]
+    mdns: bool,
+    /// Listen on this address (default `/ip4/127.0.0.1/tcp/0`, or all interfaces with
+    /// `--mdns`).
+    #[arg(long)]
+    listen: Option<Multiaddr>,
+    /// Worker threads of this peer (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+impl SwarmArgs {
+    /// Starts this peer and waits for the peers asked for.
+    pub(crate) fn join(&self) -> anyhow::Result<Client> {
+        let listen = match (&self.listen, self.mdns) {
+            (Some(addr), _) => addr.clone(),
+            (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
+            (None, false) => "/ip4/127.0.0.1/tcp/0".parse()?,
+        };
+        let mut config = Config::new().listen(listen).mdns(self.mdns);
+        if let Some(n) = self.workers {
+            config = config.workers(n);
+        }
+        if let Some(addr) = &self.bootstrap {
+            config = config.bootstrap(addr.clone());
+        }
+        let client = Client::join(config).context("joining the swarm")?;
+        if self.bootstrap.is_some() || self.mdns {
+            let seen = client.wait_for_peers(self.wait_peers, Duration::from_secs(30));
+            if seen < self.wait_peers {
+                bail!(
+                    "only {seen} of {} peers connected within 30 s",
+                    self.wait_peers
+                );
+            }
+        }
+        Ok(client)
+    }
+}
+
+/// Prints one line per peer this peer suspected: who, when (Unix nanoseconds), why, and
+/// how many of its tasks ran again.
+pub(crate) fn print_recoveries(client: &Client) -> anyhow::Result<()> {
+    for r in client.status()?.recoveries {
+        let at =
+            r.at.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+        println!(
+            "recovery: peer={} at_unix_ns={at} reason={:?} requeued={}",
+            r.peer, r.reason, r.requeued
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! A peer fails while four hosts (network namespaces on one bridge, as root; the scenarios
+//! are `tests/netns/failures.sh`) run a job, and the job still finishes exactly: a peer
+//! killed, a peer stopped (it hangs without closing its connections), a host's cable pulled
+//! and put back, and the submitter of a detached job killed.
+
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The exact counts of UTS T1L (`peer_workloads::uts::known("T1L")`).
+const T1L_COUNTS: &str = "T1L: 102181082 nodes, 81746377 leaves, depth 13";
+
+/// Each scenario loads all the cores: under `cargo test` (threads of one process) they run
+/// one at a time; under nextest the `netns` test group does the same across processes.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs `failures.sh SCENARIO`, asserts that it succeeded and returns its stdout. `k` makes
+/// the namespace tag unique among the scenarios (interface names have at most 15 bytes).
+fn run_scenario(scenario: &str, k: u32) -> String {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/failures.sh");
+    let out = Command::new("bash")
+        .args([script, scenario, env!("CARGO_BIN_EXE_peer")])
+        .env("NETNS_TAG", format!("f{}{k}", std::process::id() % 10_000))
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{scenario} failed ({}; the harness needs root for ip netns); stdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// The `recovery:` lines of `peer uts`, one per suspected peer, each checked for the format
+/// `recovery: peer=<id> at_unix_ns=<ns> reason="<text>" requeued=<n>`.
+fn recovery_lines(stdout: &str) -> Vec<&str> {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("recovery:"))
+        .collect();
+    for line in &lines {
+        for field in [" peer=", " at_unix_ns=", " reason=\"", " requeued="] {
+            assert!(line.contains(field), "no {field:?} in {line:?}");
+        }
+    }
+    lines
+}
+
+fn assert_t1l_exact(stdout: &str) {
+    assert!(stdout.contains(T1L_COUNTS), "{stdout}");
+    assert!(stdout.contains("counts exact"), "{stdout}");
+}
+
+#[test]
+fn uts_counts_exactly_when_a_peer_is_killed() {
+    let stdout = run_scenario("kill9", 1);
+    assert_t1l_exact(&stdout);
+}
+
+#[test]
+fn uts_counts_exactly_when_a_peer_is_stopped() {
+    let stdout = run_scenario("stop", 2);
+    assert_t1l_exact(&stdout);
+    assert!(
+        !recovery_lines(&stdout).is_empty(),
+        "the stopped peer was never suspected:\n{stdout}"
+    );
+}
+
+#[test]
+fn uts_counts_exactly_when_a_cable_is_cut_and_put_back() {
+    let stdout = run_scenario("cut", 3);
+    assert_t1l_exact(&stdout);
+    assert!(
+        !recovery_lines(&stdout).is_empty(),
+        "the cut-off peer was never suspected:\n{stdout}"
+    );
+}
+
+#[test]
+fn a_detached_job_publishes_its_result_when_its_submitter_is_killed() {
+    let stdout = run_scenario("detached", 4);
+    // The sum of i * i for i in 0..400.
+    let expected: u64 = (0..400u64).map(|i| i * i).sum();
+    assert_eq!(expected, 21_253_400);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim() == format!("sweep-total = {expected}")),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,224 @@
+//! Detached jobs and published values.
+//!
+//! A detached job is a graph of named tasks ([`JobSpec`]) whose owner runs it like any of
+//! its tasks and publishes the output under the job's name. Its description is gossiped
+//! when it is submitted, so every peer knows it: when the owner is suspected before the
+//! value is published, the live peer with the highest rendezvous score for the job's name
+//! adopts it (runs it again as its own and says so). Every peer decides alone, from its own
+//! view of who is up, and the same view gives the same successor; if views differ, two
+//! peers may run it, and the first value published is the one kept.
+//!
+//! Published values are gossiped to every peer; one that missed the gossip (it joined
+//! later, or was cut off) asks the peers it knows.
+
+use std::time::Instant;
+
+use super::{Node, Output, SubmitArg};
+use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, TaskKey};
+
+/// A detached job this peer knows of, not yet published.
+#[derive(Debug)]
+pub(super) struct Job {
+    /// The peer running it.
+    pub(super) owner: u64,
+    pub(super) spec: JobSpec,
+}
+
+/// Job tasks are numbered from here, apart from the submitter's own numbers.
+const JOB_SEQ_BASE: u64 = 1 << 63;
+
+impl Node {
+    /// Takes in a detached job this peer submits.
+    pub(crate) fn detach(&mut self, spec: JobSpec, now: Instant) -> Result<(), String> {
+        check_job(&spec)?;
+        if self.published.contains_key(&spec.name) || self.jobs.contains_key(&spec.name) {
+            return Err(format!("a job named {:?} exists already", spec.name));
+        }
+        self.run_job(spec, now);
+        self.after(now);
+        Ok(())
+    }
+
+    /// Publishes `value` under `name` (the first value under a name is kept).
+    pub(crate) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>, now: Instant) {
+        if self.published.contains_key(&name) {
+            return;
+        }
+        self.jobs.remove(&name);
+        self.gossip(
+            GraphEvent::Published {
+                name: name.clone(),
+                value: value.clone(),
+            },
+            now,
+        );
+        self.published.insert(name, value);
+    }
+
+    /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
+    /// asking the peers that are up when this peer does not know it.
+    pub(crate) fn lookup(&mut self, name: String, waiter: u64, now: Instant) {
+        if let Some(value) = self.published.get(&name) {
+            let value = Some(value.clone());
+            self.outputs.push_back(Output::Found { waiter, value });
+            return;
+        }
+        let mut peers: Vec<u64> = self.up.iter().copied().collect();
+        peers.sort_unstable();
+        if peers.is_empty() {
+            self.outputs.push_back(Output::Found {
+                waiter,
+                value: None,
+            });
+            return;
+        }
+        self.lookups.insert(waiter, (name.clone(), peers.len()));
+        for peer in peers {
+            let request = crate::wire::Request::Published { name: name.clone() };
+            self.send(peer, super::state::Pending::Lookup(waiter, peer), request);
+        }
+        self.after(now);
+    }
+
+    /// One peer answered lookup `waiter`: the first value found answers it.
+    pub(super) fn looked_up(&mut self, waiter: u64, value: Option<Result<Vec<u8>, Failure>>) {
+        let Some((name, left)) = self.lookups.get_mut(&waiter) else {
+            return;
+        };
+        *left -= 1;
+        match value {
+            Some(value) => {
+                let name = name.clone();
+                self.lookups.remove(&waiter);
+                self.published.entry(name.clone()).or_insert(value.clone());
+                self.jobs.remove(&name);
+                let value = Some(value);
+                self.outputs.push_back(Output::Found { waiter, value });
+            }
+            None if *left == 0 => {
+                self.lookups.remove(&waiter);
+                self.outputs.push_back(Output::Found {
+                    waiter,
+                    value: None,
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Gossip about jobs from `from`.
+    pub(super) fn job_gossip(&mut self, from: u64, event: &GraphEvent) {
+        match event {
+            GraphEvent::Detached(spec) if !self.published.contains_key(&spec.name) => {
+                let job = Job {
+                    owner: from,
+                    spec: spec.clone(),
+                };
+                self.jobs.insert(spec.name.clone(), job);
+            }
+            GraphEvent::Published { name, value } => {
+                self.jobs.remove(name);
+                self.published
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// `peer` is suspected: adopt the unpublished jobs it ran that fall to this peer.
+    pub(super) fn adopt_orphaned_jobs(&mut self, peer: u64, now: Instant) {
+        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
+        candidates.push(self.me);
+        let mut orphans: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(name, job)| job.owner == peer && successor(name, &candidates) == self.me)
+            .map(|(name, _)| name.clone())
+            .collect();
+        orphans.sort_unstable();
+        for name in orphans {
+            if let Some(job) = self.jobs.remove(&name) {
+                tracing::info!(job = %name, "adopting a detached job whose owner is suspected");
+                self.stats.adopted += 1;
+                self.run_job(job.spec, now);
+            }
+        }
+    }
+
+    /// Runs a job as this peer's: submits its tasks and tells every peer it owns it.
+    fn run_job(&mut self, spec: JobSpec, now: Instant) {
+        let mut keys: Vec<TaskKey> = Vec::with_capacity(spec.tasks.len());
+        for task in &spec.tasks {
+            self.job_seq += 1;
+            let key = TaskKey {
+                owner: self.me,
+                seq: JOB_SEQ_BASE + self.job_seq,
+            };
+            let args = task
+                .args
+                .iter()
+                .map(|arg| match arg {
+                    JobArg::Value(bytes) => SubmitArg::Inline(bytes.clone()),
+                    JobArg::Task(index) => SubmitArg::Owned(keys[*index as usize]),
+                })
+                .collect();
+            self.submit(key, task.name.clone(), task.fingerprint, args, now);
+            keys.push(key);
+        }
+        self.job_outputs
+            .insert(keys[spec.output as usize], spec.name.clone());
+        self.gossip(GraphEvent::Detached(spec.clone()), now);
+        let job = Job {
+            owner: self.me,
+            spec,
+        };
+        self.jobs.insert(job.spec.name.clone(), job);
+    }
+}
+
+/// Checks that a job's tasks depend only on earlier ones and its output exists.
+pub(crate) fn check_job(spec: &JobSpec) -> Result<(), String> {
+    if spec.output as usize >= spec.tasks.len() {
+        return Err(format!(
+            "job {:?}: output {} of {} tasks",
+            spec.name,
+            spec.output,
+            spec.tasks.len()
+        ));
+    }
+    for (i, task) in spec.tasks.iter().enumerate() {
+        for arg in &task.args {
+            if let JobArg::Task(j) = arg
+                && *j as usize >= i
+            {
+                return Err(format!(
+                    "job {:?}: task {i} ({}) reads task {j}, which is not an earlier one",
+                    spec.name, task.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The peer among `candidates` with the highest rendezvous score for `name`: every peer
+/// with the same candidates picks the same one, and removing a candidate moves only the
+/// names it had.
+pub(super) fn successor(name: &str, candidates: &[u64]) -> u64 {
+    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    candidates
+        .iter()
+        .copied()
+        .max_by_key(|peer| (mix(name_hash ^ peer.rotate_left(17)), *peer))
+        .unwrap_or_default()
+}
+
+/// SplitMix64's finaliser: spreads the bits of a hash.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}

@@ -1,0 +1,259 @@
+//! What a [`Node`] does when a peer is suspected and when it is back.
+//!
+//! A suspected peer is treated as dead for the work on it: every request to it fails at
+//! once, and the tasks this peer owns that were queued or running there, or whose only
+//! result was there and is still needed, run again from their specs (lineage). An input
+//! whose result is gone runs again first, recursively; that is why the owner keeps the spec
+//! of a task while a tracked dependent fetched its result. Whatever the suspect finishes
+//! after all reaches the owner when it is back, and a result computed twice is kept once.
+
+use std::time::Instant;
+
+use peer_steal::policy;
+
+use super::state::{PendingArg, State};
+use super::{Node, Recovery};
+use crate::wire::{ArgSpec, Failure, TaskKey};
+
+/// Most times one task runs again after losses before it fails with `InputLost`: a task
+/// that keeps losing its inputs points at a fault that re-running does not mend.
+const MAX_RERUNS: u32 = 8;
+
+impl Node {
+    /// A peer speaks to us (again): notices held for it go now.
+    pub(super) fn peer_up(&mut self, peer: u64, now: Instant) {
+        self.up.insert(peer);
+        self.down.remove(&peer);
+        if let Some(notices) = self.notices.get_mut(&peer) {
+            notices.retry_at = None;
+        }
+        let input = policy::Input::PeerUp {
+            peer: policy::PeerId(peer),
+            cluster: 0,
+        };
+        self.policy.handle(input, now);
+    }
+
+    /// A peer is suspected (its connection closed, or it stopped answering pings).
+    pub(super) fn peer_down(&mut self, peer: u64, reason: String, now: Instant) {
+        self.up.remove(&peer);
+        if peer == self.me || !self.down.insert(peer) {
+            return;
+        }
+        self.lifelines.remove(&peer);
+        self.stalled_lifelines.retain(|p| *p != peer);
+        let input = policy::Input::PeerDown {
+            peer: policy::PeerId(peer),
+        };
+        self.policy.handle(input, now);
+        self.fail_requests_to(peer, &reason, now);
+        let lost: Vec<TaskKey> = self
+            .owned
+            .iter()
+            .filter(|(_, o)| o.lost_with(peer))
+            .map(|(key, _)| *key)
+            .collect();
+        for task in &lost {
+            self.rerun(*task, now);
+        }
+        self.stats.suspicions += 1;
+        self.stats.requeued += lost.len() as u64;
+        tracing::info!(peer = %format_args!("{peer:016x}"), %reason, requeued = lost.len(), "peer suspected");
+        self.recoveries.push(Recovery {
+            peer,
+            at: now,
+            reason,
+            requeued: lost.len(),
+        });
+        self.adopt_orphaned_jobs(peer, now);
+    }
+
+    /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.
+    fn fail_requests_to(&mut self, peer: u64, reason: &str, now: Instant) {
+        self.in_flight.remove(&peer);
+        self.outbox.remove(&peer);
+        let mut tags: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.peer() == peer)
+            .map(|(tag, _)| *tag)
+            .collect();
+        tags.sort_unstable();
+        for tag in tags {
+            let error = format!("peer {peer:016x} is suspected: {reason}");
+            self.response(tag, Err(error), now);
+        }
+    }
+
+    /// Fails the requests that [`send`](Node::send) could not send (their peer is down).
+    pub(super) fn fail_unsendable(&mut self, now: Instant) {
+        while let Some(tag) = self.unsendable.pop() {
+            let to = self.pending.get(&tag).map(|p| p.peer()).unwrap_or_default();
+            self.response(tag, Err(format!("peer {to:016x} is suspected")), now);
+        }
+    }
+
+    /// The owner hears that one of its tasks went to `to` on hop `hops`.
+    pub(super) fn moved(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        let State::Ready { at } = &mut owned.state else {
+            return;
+        };
+        if hops <= owned.hops {
+            return; // an older move, heard late
+        }
+        *at = to;
+        owned.hops = hops;
+        if self.down.contains(&to) {
+            self.stats.requeued += 1;
+            self.rerun(task, now);
+        }
+    }
+
+    /// Whether `task` may run again after a loss.
+    pub(super) fn may_rerun(&self, task: TaskKey) -> bool {
+        self.owned
+            .get(&task)
+            .is_some_and(|o| o.spec.is_some() && o.reruns < MAX_RERUNS)
+    }
+
+    /// The results `task` fetches from other peers are lost: run them again.
+    pub(super) fn rerun_lost_inputs(&mut self, task: TaskKey, now: Instant) {
+        let inputs: Vec<TaskKey> = match self.owned.get(&task) {
+            Some(owned) => owned.fetched_inputs().collect(),
+            None => return,
+        };
+        for input in inputs {
+            let remote = self.owned.get(&input).is_some_and(
+                |o| matches!(o.state, State::Done { holder, inline: None } if holder != self.me),
+            );
+            if remote {
+                self.rerun(input, now);
+            }
+        }
+    }
+
+    /// Runs an owned task again from its spec. Inputs done and held by live peers are
+    /// fetched as before; inputs whose results are gone run again first.
+    pub(super) fn rerun(&mut self, task: TaskKey, now: Instant) {
+        if !self.mark_for_rerun(task) {
+            return;
+        }
+        let mut marked = vec![task];
+        while let Some(task) = marked.pop() {
+            self.queue_again(task, &mut marked, now);
+        }
+    }
+
+    /// Sets a task back to waiting, freeing a result that may still be held somewhere;
+    /// false when it cannot or need not run again.
+    fn mark_for_rerun(&mut self, task: TaskKey) -> bool {
+        let me = self.me;
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return false;
+        };
+        if owned.spec.is_none() || matches!(owned.state, State::Waiting | State::Failed(_)) {
+            return false;
+        }
+        if owned.reruns >= MAX_RERUNS {
+            let failure = Failure::InputLost(format!("{task} was lost {MAX_RERUNS} times"));
+            self.fail_owned(task, failure, Instant::now());
+            return false;
+        }
+        owned.reruns += 1;
+        let old = std::mem::replace(&mut owned.state, State::Waiting);
+        self.stats.reruns += 1;
+        if let State::Done {
+            holder,
+            inline: None,
+        } = old
+        {
+            if holder == me {
+                self.store.remove(&task);
+            } else if !self.down.contains(&holder) {
+                // Computed again: the old copy is not needed.
+                self.release_at(holder, task);
+            }
+        }
+        true
+    }
+
+    /// Gives a marked task its arguments from its spec and queues it when all are known;
+    /// marks lost inputs too, onto `marked`.
+    fn queue_again(&mut self, task: TaskKey, marked: &mut Vec<TaskKey>, now: Instant) {
+        let Some(owned) = self.owned.get_mut(&task) else {
+            return;
+        };
+        let Some(spec) = owned.spec.clone() else {
+            return;
+        };
+        // Inputs it was counted as reading; counted again below where still fetched.
+        let old_inputs = std::mem::take(&mut owned.inputs);
+        for input in &old_inputs {
+            if let Some(o) = self.owned.get_mut(input) {
+                o.readers = o.readers.saturating_sub(1);
+            }
+        }
+        let mut args = Vec::with_capacity(spec.args.len());
+        let mut inputs = Vec::new();
+        let mut failed = None;
+        for arg in spec.args {
+            let ArgSpec::Fetch { task: dep, .. } = arg else {
+                args.push(PendingArg::Ready(arg));
+                continue;
+            };
+            let held_here = self.store.contains_key(&dep);
+            let Some(input) = self.owned.get_mut(&dep) else {
+                failed.get_or_insert(Failure::InputLost(format!("input {dep} is forgotten")));
+                args.push(PendingArg::Local);
+                continue;
+            };
+            let arg = match &input.state {
+                State::Failed(cause) => {
+                    failed.get_or_insert(Failure::input(dep, cause));
+                    PendingArg::Local
+                }
+                State::Done {
+                    inline: Some(bytes),
+                    ..
+                } => PendingArg::Ready(ArgSpec::Inline(bytes.to_vec())),
+                State::Done {
+                    holder,
+                    inline: None,
+                } if !self.down.contains(holder) && (*holder != self.me || held_here) => {
+                    input.readers += 1;
+                    inputs.push(dep);
+                    PendingArg::Ready(ArgSpec::Fetch {
+                        task: dep,
+                        holder: *holder,
+                    })
+                }
+                State::Waiting | State::Ready { .. } => {
+                    input.dependents.push(task);
+                    PendingArg::Dep(dep)
+                }
+                State::Done { .. } | State::Released => {
+                    input.dependents.push(task);
+                    if self.mark_for_rerun(dep) {
+                        marked.push(dep);
+                    }
+                    PendingArg::Dep(dep)
+                }
+            };
+            args.push(arg);
+        }
+        if let Some(owned) = self.owned.get_mut(&task) {
+            owned.args = args;
+            owned.inputs = inputs;
+        }
+        for input in old_inputs {
+            self.maybe_release(input, now);
+        }
+        match failed {
+            Some(failure) => self.fail_owned(task, failure, now),
+            None => self.maybe_ready(task, now),
+        }
+    }
+}

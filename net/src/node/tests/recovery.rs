@@ -1,0 +1,289 @@
+//! Peers that die, hang or are cut off, driven by hand: owners run lost work again from
+//! lineage, results computed twice are kept once, detached jobs are adopted.
+
+use super::*;
+use crate::node::jobs::successor;
+use crate::wire::{JobArg, JobSpec, JobTask};
+
+fn key(seq: u64) -> TaskKey {
+    TaskKey { owner: 0, seq }
+}
+
+/// Delivers messages one at a time until `until` holds; panics if the net settles first.
+fn step_until(net: &mut Net, mut until: impl FnMut(&Net) -> bool) {
+    while !until(net) {
+        assert!(
+            net.step() || net.advance(),
+            "the net went quiet before the condition held"
+        );
+    }
+}
+
+/// Node `k` has started a task it has not reported yet (its `Ran` is on the wire).
+fn running_at(net: &Net, k: usize) -> bool {
+    net.wire
+        .iter()
+        .any(|(to, input)| *to == k && matches!(input, Input::Ran { .. }))
+}
+
+#[test]
+fn tasks_running_on_a_killed_peer_run_again_and_every_future_resolves_once() {
+    // The owner has no worker, so the other two run everything.
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[ADD]]);
+    for i in 0..40 {
+        net.submit(
+            0,
+            i,
+            ADD,
+            vec![SubmitArg::Inline(enc(i)), SubmitArg::Inline(enc(i))],
+        );
+    }
+    step_until(&mut net, |net| {
+        running_at(net, 1) && net.resolved.len() >= 5
+    });
+    net.kill(1);
+    net.settle();
+    for i in 0..40 {
+        assert_eq!(net.value(key(i)), 2 * i, "task {i}");
+    }
+    let stats = net.nodes[0].stats();
+    assert_eq!(stats.suspicions, 1);
+    assert!(stats.requeued >= 1, "the killed peer's tasks: {stats:?}");
+    assert!(net.nodes[2].stats().ran >= 1);
+    net.assert_all_released();
+}
+
+#[test]
+fn a_lost_result_still_needed_is_computed_again_before_its_dependent_runs() {
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[ADD, BIG, LEN]]);
+    // Each `LEN` waits for its `BIG` input (large: kept by its runner) and a late argument.
+    for i in 0..6 {
+        net.submit(0, i, BIG, vec![SubmitArg::Inline(enc(100 + i))]);
+        net.submit(
+            0,
+            100 + i,
+            LEN,
+            vec![SubmitArg::Owned(key(i)), SubmitArg::Local],
+        );
+    }
+    net.settle();
+    let holder = |net: &Net, i| match net.nodes[0].owned[&key(i)].state {
+        state::State::Done { holder, .. } => holder,
+        ref other => panic!("BIG {i} is {other:?}"),
+    };
+    let victim = holder(&net, 0) as usize;
+    let lost = (0..6).filter(|i| holder(&net, *i) == victim as u64).count();
+    net.kill(victim);
+    for i in 0..6 {
+        let input = Input::LocalArg {
+            task: key(100 + i),
+            index: 1,
+            result: Ok(enc(0)),
+        };
+        net.nodes[0].handle(input, net.now);
+    }
+    net.settle();
+    for i in 0..6 {
+        assert_eq!(net.value(key(100 + i)), 100 + i, "LEN {i}");
+    }
+    assert!(net.nodes[0].stats().reruns >= lost as u64);
+    net.assert_all_released();
+}
+
+#[test]
+fn lineage_reaches_back_through_released_inputs() {
+    // big -> copy -> len: `big`'s result is freed once `copy` has read it, but its record
+    // stays while `copy`'s does, so losing `copy`'s result runs both again.
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[BIG, COPY, LEN]]);
+    let big = net.submit(0, 1, BIG, vec![SubmitArg::Inline(enc(300))]);
+    let copy = net.submit(0, 2, COPY, vec![SubmitArg::Owned(big)]);
+    let len = net.submit(0, 3, LEN, vec![SubmitArg::Owned(copy), SubmitArg::Local]);
+    net.settle();
+    assert!(
+        matches!(net.nodes[0].owned[&big].state, state::State::Released),
+        "big's result is freed once copy read it"
+    );
+    let state::State::Done { holder, .. } = net.nodes[0].owned[&copy].state else {
+        panic!("copy is not done");
+    };
+    net.kill(holder as usize);
+    let runs_before = net.runs[&big];
+    let input = Input::LocalArg {
+        task: len,
+        index: 1,
+        result: Ok(enc(0)),
+    };
+    net.nodes[0].handle(input, net.now);
+    net.settle();
+    assert_eq!(net.value(len), 300);
+    assert_eq!(net.runs[&big], runs_before + 1, "big ran again for copy");
+    assert_eq!(net.runs[&copy], 2);
+    net.assert_all_released();
+}
+
+#[test]
+fn a_cut_off_peer_keeps_working_and_what_it_finished_is_kept_once_after_the_heal() {
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[ADD, BIG]]);
+    for i in 0..30 {
+        // Large results, so a second copy is held somewhere and must be freed.
+        net.submit(0, i, BIG, vec![SubmitArg::Inline(enc(80 + i))]);
+    }
+    step_until(&mut net, |net| {
+        running_at(net, 2) && net.nodes[2].stats().stolen > 3
+    });
+    net.cut_off(2);
+    // The cut-off side runs what it holds; its notices to the owner wait.
+    net.settle();
+    assert!(net.nodes[2].stats().ran >= 1);
+    net.heal(2);
+    net.settle();
+    for i in 0..30 {
+        let bytes = net.resolved[&key(i)].as_ref().expect("resolved");
+        let v: Vec<u8> = postcard::from_bytes(bytes).unwrap();
+        assert_eq!(v.len() as u64, 80 + i);
+    }
+    assert!(net.nodes[0].stats().requeued >= 1);
+    // Every duplicate result is freed at its holder once the notices got through.
+    net.assert_all_released();
+}
+
+#[test]
+fn a_task_handed_on_to_a_peer_that_dies_runs_again() {
+    let mut net = Net::with_slots(&[0, 1, 1, 1], &[&[ADD]]);
+    let task = net.submit(0, 1, ADD, vec![SubmitArg::Inline(enc(5))]);
+    // Peer 1 took it and hands it to peer 2 (as a steal answer would); 2 dies before the
+    // owner hears of the move: the notice from 1 names a suspect, so the owner runs it.
+    net.nodes[0].handle(
+        Input::Request {
+            from: 1,
+            channel: 1,
+            request: Request::Steal {
+                max: 1,
+                can_run: vec![ADD],
+            },
+        },
+        net.now,
+    );
+    let stolen = std::iter::from_fn(|| net.nodes[0].poll_output())
+        .find_map(|o| match o {
+            Output::Respond {
+                response: Response::Stolen { tasks, .. },
+                ..
+            } => Some(tasks),
+            _ => None,
+        })
+        .expect("a steal answer");
+    assert_eq!(stolen.len(), 1);
+    net.kill(2);
+    let moved = crate::wire::Moved {
+        task,
+        to: 2,
+        hops: stolen[0].hops + 1,
+    };
+    let notify = Request::Notify {
+        done: vec![],
+        release: vec![],
+        moved: vec![moved],
+    };
+    net.nodes[0].handle(
+        Input::Request {
+            from: 1,
+            channel: 2,
+            request: notify,
+        },
+        net.now,
+    );
+    net.dead[1] = true; // peer 1 never runs its copy in this test
+    net.settle();
+    assert_eq!(net.value(task), 5);
+    assert_eq!(net.runs[&task], 1, "run once, by the peer left");
+    assert_eq!(net.nodes[3].stats().ran, 1);
+}
+
+#[test]
+fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
+    // The owner has no worker and the others do not register `add`, so nobody can steal
+    // the job's tasks: it is still running when its owner dies.
+    let mut net = Net::with_slots(&[0, 1, 1, 1], &[&[]]);
+    // ((1 + 2) + (3 + 4)) as a job of three additions.
+    let job = JobSpec {
+        name: "sum".into(),
+        tasks: vec![
+            JobTask {
+                name: name(ADD),
+                fingerprint: ADD,
+                args: vec![JobArg::Value(enc(1)), JobArg::Value(enc(2))],
+            },
+            JobTask {
+                name: name(ADD),
+                fingerprint: ADD,
+                args: vec![JobArg::Value(enc(3)), JobArg::Value(enc(4))],
+            },
+            JobTask {
+                name: name(ADD),
+                fingerprint: ADD,
+                args: vec![JobArg::Task(0), JobArg::Task(1)],
+            },
+        ],
+        output: 2,
+    };
+    net.nodes[0].detach(job.clone(), net.now).unwrap();
+    assert!(
+        net.nodes[0].detach(job, net.now).is_err(),
+        "names are unique"
+    );
+    // The owner dies once the others know the job, before it is published.
+    step_until(&mut net, |net| {
+        (1..4).all(|i| net.nodes[i].jobs.contains_key("sum"))
+    });
+    net.kill(0);
+    net.settle();
+    let adopted: Vec<usize> = (1..4)
+        .filter(|i| net.nodes[*i].stats().adopted == 1)
+        .collect();
+    assert_eq!(adopted.len(), 1, "one successor");
+    assert_eq!(adopted[0] as u64, successor("sum", &[1, 2, 3]));
+    for i in 1..4 {
+        let value = net.nodes[i].published.get("sum").cloned();
+        assert_eq!(value, Some(Ok(enc(10))), "node {i}");
+    }
+}
+
+#[test]
+fn a_lookup_asks_the_peers_that_are_up() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    net.cut_off(2);
+    net.nodes[0].publish("answer".into(), Ok(enc(42)), net.now);
+    net.settle();
+    net.heal(2);
+    // Node 2 missed the gossip; it asks.
+    net.nodes[2].lookup("answer".into(), 7, net.now);
+    net.settle();
+    assert_eq!(net.found[&(2, 7)], Some(Ok(enc(42))));
+    net.nodes[2].lookup("nothing".into(), 8, net.now);
+    net.settle();
+    assert_eq!(net.found[&(2, 8)], None);
+}
+
+#[test]
+fn the_successor_depends_only_on_the_candidates() {
+    let peers = [11u64, 22, 33, 44, 55];
+    let chosen = successor("job", &peers);
+    let mut shuffled = peers;
+    shuffled.reverse();
+    assert_eq!(successor("job", &shuffled), chosen);
+    let others: Vec<u64> = peers
+        .iter()
+        .copied()
+        .filter(|p| *p != 44 || chosen == 44)
+        .collect();
+    assert_eq!(
+        successor("job", &others),
+        chosen,
+        "removing another peer changes nothing"
+    );
+    let spread: std::collections::HashSet<u64> = (0..64)
+        .map(|i| successor(&format!("job-{i}"), &peers))
+        .collect();
+    assert!(spread.len() >= 4, "names spread over the peers: {spread:?}");
+}

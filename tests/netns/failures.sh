@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# A peer fails while four hosts (network namespaces on one bridge, mDNS on) run a job; the
+# job must still finish with the exact answer.
+#
+# Usage: failures.sh SCENARIO PEER_BINARY
+#   kill9     hosts 1-3 `peer join`, host 4 counts UTS T1L; host 2's peer is killed (-9)
+#   stop      the same, but host 2's peer is stopped (SIGSTOP) until the count is done
+#   cut       the same, but host 2's cable is pulled for CUT_FOR seconds, then put back
+#   detached  host 4 submits a detached sweep and is killed (-9); host 1 then reads the
+#             published result with `peer published`
+#
+# Prints host 4's output (kill9, stop, cut) or `peer published`'s (detached) on stdout; when
+# that fails, the logs of the other peers on stderr. Exits non-zero on failure (124: the job
+# did not finish within FAIL_TIMEOUT).
+#
+# Environment:
+#   FAIL_AFTER    seconds from host 4's start to the fault (default 4; 3 for detached). Host 4
+#                 first waits for three peers by mDNS (a fraction of a second here).
+#   CUT_FOR       seconds the cable stays out in `cut` (default 3)
+#   FAIL_TIMEOUT  seconds the job may take in all (default 300)
+#   NETNS_TAG     names the namespaces (see harness.sh)
+#   RUST_LOG      the peers' logs (default warn,peer_net=info: suspicions and adoptions)
+source "$(dirname "$0")/harness.sh"
+
+usage() {
+  echo "usage: $0 kill9|stop|cut|detached PEER_BINARY" >&2
+  exit 2
+}
+[[ $# -eq 2 ]] || usage
+scenario="$1"
+peer="$2"
+case "$scenario" in
+  kill9 | stop | cut) default_after=4 ;;
+  detached) default_after=3 ;;
+  *) usage ;;
+esac
+fail_after="${FAIL_AFTER:-$default_after}"
+cut_for="${CUT_FOR:-3}"
+timeout="${FAIL_TIMEOUT:-300}"
+export RUST_LOG="${RUST_LOG:-warn,peer_net=info}" NO_COLOR=1
+
+logs=$(mktemp -d)
+cleanup() {
+  hosts_down
+  rm -rf "$logs"
+}
+trap cleanup EXIT
+
+note() { echo "failures.sh [$scenario] $(date +%T.%3N): $*" >&2; }
+
+# The logs of the peers of hosts "$@", on stderr.
+dump_logs() {
+  for i in "$@"; do
+    if [[ -f "$logs/peer$i.log" ]]; then
+      echo "===== host $i: peer log =====" >&2
+      cat "$logs/peer$i.log" >&2
+    fi
+  done
+}
+
+hosts_up 4
+for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1; done
+
+if [[ "$scenario" == detached ]]; then
+  host_run 4 "$logs/peer4.log" "$peer" sweep --tasks 400 --ms 20 --detach sweep-total \
+    --mdns --wait-peers 3 --workers 1
+  note "host 4 submits the detached sweep (pid $(host_pid 4)); the fault in $fail_after s"
+  sleep "$fail_after"
+  if ! kill -0 "$(host_pid 4)" 2>/dev/null; then
+    note "host 4 had already exited before the fault: the test does not test recovery"
+  fi
+  if host_kill 4 KILL 2>/dev/null; then note "host 4 killed (-9)"; fi
+  rc=0
+  # --foreground: stay in this process group, so that a test runner's kill reaches it.
+  host_exec 1 timeout --foreground -k 10 "$timeout" \
+    "$peer" published sweep-total --mdns --wait-peers 2 --timeout 120 || rc=$?
+  note "peer published exited with $rc"
+  if ((rc != 0)); then dump_logs 1 2 3 4; fi
+  exit "$rc"
+fi
+
+host_run 4 "$logs/peer4.log" "$peer" uts T1L --mdns --wait-peers 3 --workers 1
+note "host 4 counts T1L (pid $(host_pid 4)); the fault in $fail_after s"
+sleep "$fail_after"
+if ! kill -0 "$(host_pid 4)" 2>/dev/null; then
+  note "host 4 had already exited before the fault: the test does not test recovery"
+fi
+case "$scenario" in
+  kill9)
+    host_kill 2 KILL
+    note "host 2's peer killed (-9)"
+    ;;
+  stop)
+    host_kill 2 STOP
+    note "host 2's peer stopped (SIGSTOP); it stays stopped until the count is done"
+    ;;
+  cut)
+    link_cut 2
+    note "host 2's cable cut for $cut_for s"
+    sleep "$cut_for"
+    link_heal 2
+    note "host 2's cable back"
+    ;;
+esac
+
+rc=0
+host_wait 4 "$timeout" || rc=$?
+if ((rc == 124)); then
+  note "host 4 still running after $timeout s"
+else
+  note "host 4 exited with $rc"
+fi
+cat "$logs/peer4.log"
+if ((rc != 0)); then dump_logs 1 2 3; fi
+exit "$rc"
