@@ -19,13 +19,24 @@ use crate::codec::PROTOCOL;
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
 use crate::wire::{Batch, Failure, JobSpec, Response, TaskKey, TaskSpec};
 
-/// Pings each connected peer this often; with [`PING_TIMEOUT`], a hung or cut-off peer is
-/// suspected within 1.75 s of its last answer. Chosen for a LAN, where a round trip takes
-/// well under a millisecond: the time-out is long so that a peer whose cores are all busy
-/// (its event loop competes with its workers) is not suspected by mistake.
+/// Pings each connected peer this often. A peer that answered no ping for [`SILENCE_LIMIT`]
+/// is suspected: a hung or cut-off peer within 1.6 s of its last answer. Chosen for a LAN,
+/// where a round trip takes well under a millisecond: six missed pings in a row, so that a
+/// peer whose cores are all busy (its event loop competes with its workers) is not
+/// suspected by mistake.
 pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(250);
-/// A ping unanswered this long makes its peer suspect.
+/// libp2p's own time-out of one ping. It reports only the second failure in a row, and
+/// the second waits for a new stream's 10 s negotiation: too slow to find a hung peer
+/// alone, hence [`SILENCE_LIMIT`].
 pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A peer silent this long (no ping answered, no message) is suspected.
+const SILENCE_LIMIT: Duration = Duration::from_millis(1500);
+/// How often silences are checked.
+const SILENCE_CHECK: Duration = Duration::from_millis(100);
+
+/// A published value as peers hold it: the encoding, or the failure of its job; `None`
+/// when unknown.
+pub(crate) type Lookup = Option<Result<Vec<u8>, Failure>>;
 
 /// Completes the submitter's future from an encoded result.
 pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
@@ -48,7 +59,7 @@ pub(crate) enum Command {
     /// Publish a value under a name.
     Publish(String, Vec<u8>),
     /// Find the value published under a name, here or at the peers that are up.
-    Lookup(String, oneshot::Sender<Option<Result<Vec<u8>, Failure>>>),
+    Lookup(String, oneshot::Sender<Lookup>),
     /// Report what this peer knows.
     Status(oneshot::Sender<Status>),
     /// Stop: drop every pending future (they fail with `Shutdown`).
@@ -107,11 +118,15 @@ pub(crate) struct EventLoop {
     up: HashSet<u64>,
     /// Peers that identified as speaking the task protocol, up or suspected.
     members: HashSet<u64>,
+    /// When each peer that is up last answered a ping or sent a message.
+    last_heard: HashMap<u64, Instant>,
+    /// When silences were last checked.
+    last_check: Instant,
     channels: HashMap<u64, ResponseChannel<Response>>,
     /// Request channels by libp2p's id, to report whether their answers went out.
     inbound: HashMap<InboundRequestId, u64>,
     /// Lookups of published values waiting for the node's answer.
-    lookups: HashMap<u64, oneshot::Sender<Option<Result<Vec<u8>, Failure>>>>,
+    lookups: HashMap<u64, oneshot::Sender<Lookup>>,
     next_lookup: u64,
     next_channel: u64,
     outbound: HashMap<OutboundRequestId, u64>,
@@ -143,6 +158,8 @@ impl EventLoop {
             peers: HashMap::new(),
             up: HashSet::new(),
             members: HashSet::new(),
+            last_heard: HashMap::new(),
+            last_check: Instant::now(),
             channels: HashMap::new(),
             inbound: HashMap::new(),
             lookups: HashMap::new(),
@@ -158,6 +175,8 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         // Kademlia's search for peers we do not know yet; cheap in a small swarm.
         let mut kad_refresh = tokio::time::interval(Duration::from_secs(5));
+        let mut silence_check = tokio::time::interval(SILENCE_CHECK);
+        silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain_outputs();
             let timeout = self.node.poll_timeout();
@@ -179,6 +198,7 @@ impl EventLoop {
                 _ = kad_refresh.tick() => {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
+                _ = silence_check.tick() => self.check_silences(Instant::now()),
             }
         }
     }
@@ -440,6 +460,7 @@ impl EventLoop {
                     self.members.insert(number);
                 }
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
+                    self.last_heard.insert(number, now);
                     self.peers.insert(number, peer_id);
                     self.node.handle(Input::PeerUp(number), now);
                     // A new member may know others: ask around now rather than at the
@@ -482,8 +503,10 @@ impl EventLoop {
                 // A suspect whose connection survived answers again: it is back.
                 let number = peer_number(&peer);
                 if self.members.contains(&number) && self.up.insert(number) {
+                    self.last_heard.insert(number, now);
                     self.node.handle(Input::PeerUp(number), now);
                 }
+                self.heard(number, now);
             }
             BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
@@ -500,43 +523,56 @@ impl EventLoop {
         }
     }
 
+    /// A request or response of the task protocol from `peer`.
+    fn task_message(
+        &mut self,
+        peer: PeerId,
+        message: request_response::Message<crate::wire::Request, Response>,
+        now: Instant,
+    ) {
+        match message {
+            request_response::Message::Request {
+                request,
+                channel,
+                request_id,
+            } => {
+                self.next_channel += 1;
+                self.channels.insert(self.next_channel, channel);
+                self.inbound.insert(request_id, self.next_channel);
+                let from = peer_number(&peer);
+                tracing::trace!(from = %peer, ?request, "request");
+                self.peers.insert(from, peer);
+                self.node.handle(
+                    Input::Request {
+                        from,
+                        channel: self.next_channel,
+                        request,
+                    },
+                    now,
+                );
+            }
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => {
+                if let Some(tag) = self.outbound.remove(&request_id) {
+                    tracing::trace!(tag, ?response, "response");
+                    self.node.handle(Input::Response { tag, response }, now);
+                }
+            }
+        }
+    }
+
     fn tasks_event(
         &mut self,
         event: request_response::Event<crate::wire::Request, Response>,
         now: Instant,
     ) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request,
-                    channel,
-                    request_id,
-                } => {
-                    self.next_channel += 1;
-                    self.channels.insert(self.next_channel, channel);
-                    self.inbound.insert(request_id, self.next_channel);
-                    let from = peer_number(&peer);
-                    tracing::trace!(from = %peer, ?request, "request");
-                    self.peers.insert(from, peer);
-                    self.node.handle(
-                        Input::Request {
-                            from,
-                            channel: self.next_channel,
-                            request,
-                        },
-                        now,
-                    );
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(tag) = self.outbound.remove(&request_id) {
-                        tracing::trace!(tag, ?response, "response");
-                        self.node.handle(Input::Response { tag, response }, now);
-                    }
-                }
-            },
+            request_response::Event::Message { peer, message, .. } => {
+                self.heard(peer_number(&peer), now);
+                self.task_message(peer, message, now);
+            }
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
@@ -573,8 +609,45 @@ impl EventLoop {
         }
     }
 
+    /// Suspects the peers that are up but have been silent too long. If this loop itself
+    /// was held up (its process stopped, its machine overloaded), the silence is ours: the
+    /// clocks of all peers start again.
+    fn check_silences(&mut self, now: Instant) {
+        let gap = now.saturating_duration_since(self.last_check);
+        self.last_check = now;
+        if gap > SILENCE_LIMIT / 2 {
+            tracing::debug!(?gap, "the event loop was held up; silences start again");
+            for heard in self.last_heard.values_mut() {
+                *heard = now;
+            }
+            return;
+        }
+        let silent: Vec<u64> = self
+            .up
+            .iter()
+            .filter(|p| {
+                self.last_heard
+                    .get(p)
+                    .is_some_and(|t| now.saturating_duration_since(*t) > SILENCE_LIMIT)
+            })
+            .copied()
+            .collect();
+        for peer in silent {
+            let reason = format!("silent for {SILENCE_LIMIT:?}: no ping answered");
+            self.suspect(peer, reason, now);
+        }
+    }
+
+    /// A peer showed it is alive.
+    fn heard(&mut self, number: u64, now: Instant) {
+        if let Some(heard) = self.last_heard.get_mut(&number) {
+            *heard = now;
+        }
+    }
+
     /// Tells the node a peer is suspected, once until it is up again.
     fn suspect(&mut self, number: u64, reason: String, now: Instant) {
+        self.last_heard.remove(&number);
         if self.up.remove(&number) {
             self.node.handle(
                 Input::PeerDown {

@@ -126,6 +126,12 @@ pub enum Request {
         /// The tasks.
         tasks: Vec<TaskSpec>,
     },
+    /// Which of these tasks of mine are you not holding (queued, running, or finished
+    /// with the notice not yet taken)? The owner's check on work it has not heard of.
+    Holding {
+        /// Tasks the sender owns and believes the receiver has.
+        tasks: Vec<TaskKey>,
+    },
     /// The value published under `name`, if you know it.
     Published {
         /// The name.
@@ -162,6 +168,8 @@ pub enum Response {
     Ack,
     /// The request was refused; says why.
     Refused(String),
+    /// Of the tasks asked about in `Holding`, those not held here.
+    NotHeld(Vec<TaskKey>),
     /// A published value (or the failure of the job that was to publish it); `None` when
     /// this peer does not know the name.
     Published(Option<Result<Vec<u8>, Failure>>),

@@ -163,6 +163,7 @@ fn spec(name: &str, fingerprint: u64, owner: u64) -> TaskSpec {
         name: name.into(),
         fingerprint,
         args: vec![ArgSpec::Inline(postcard::to_allocvec(&21u64).unwrap())],
+        hops: 0,
     }
 }
 
@@ -250,12 +251,36 @@ fn bad_frames_and_tasks_are_refused_and_the_peer_keeps_working() {
                 Done::Failed(Failure::UnknownTask),
             )],
             release: vec![],
+            moved: vec![],
         });
         let answer = ask(&mut raw, target_id, stray).await.unwrap();
         match postcard::from_bytes::<Response>(&answer).unwrap() {
             Response::Refused(why) => assert!(why.contains("not owned by this peer"), "{why}"),
             other => panic!("expected a refusal, got {other:?}"),
         }
+
+        // An audit of tasks it never had, some not even the asker's: only the asker's are
+        // answered, all as not held.
+        let ours = TaskKey { owner: me, seq: 5 };
+        let theirs = TaskKey { owner: 3, seq: 5 };
+        let audit = encoded(&Request::Holding {
+            tasks: vec![ours, theirs],
+        });
+        let answer = ask(&mut raw, target_id, audit).await.unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Response>(&answer).unwrap(),
+            Response::NotHeld(vec![ours])
+        );
+
+        // A lookup of a name nobody published.
+        let lookup = encoded(&Request::Published {
+            name: "nothing".into(),
+        });
+        let answer = ask(&mut raw, target_id, lookup).await.unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Response>(&answer).unwrap(),
+            Response::Published(None)
+        );
     });
     // Still serving real work.
     let doubled = target.submit_named(DoubleTask, (21u64,));

@@ -14,11 +14,13 @@
 # did not finish within FAIL_TIMEOUT).
 #
 # Environment:
-#   FAIL_AFTER    seconds from host 4's start to the fault (default 4; 3 for detached). Host 4
-#                 first waits for three peers by mDNS (a fraction of a second here).
+#   FAIL_AFTER    seconds from host 4's start to the fault (default 15, about half of a T1L
+#                 count in a debug build; 2 for detached). Host 4 first waits for three peers
+#                 by mDNS (a fraction of a second here).
 #   CUT_FOR       seconds the cable stays out in `cut` (default 3)
 #   FAIL_TIMEOUT  seconds the job may take in all (default 300)
 #   NETNS_TAG     names the namespaces (see harness.sh)
+#   FAIL_LOGS     a directory to keep every peer's log in
 #   RUST_LOG      the peers' logs (default warn,peer_net=info: suspicions and adoptions)
 source "$(dirname "$0")/harness.sh"
 
@@ -30,8 +32,8 @@ usage() {
 scenario="$1"
 peer="$2"
 case "$scenario" in
-  kill9 | stop | cut) default_after=4 ;;
-  detached) default_after=3 ;;
+  kill9 | stop | cut) default_after=15 ;;
+  detached) default_after=2 ;;
   *) usage ;;
 esac
 fail_after="${FAIL_AFTER:-$default_after}"
@@ -42,11 +44,28 @@ export RUST_LOG="${RUST_LOG:-warn,peer_net=info}" NO_COLOR=1
 logs=$(mktemp -d)
 cleanup() {
   hosts_down
+  if [[ -n "${FAIL_LOGS:-}" ]]; then mkdir -p "$FAIL_LOGS" && cp "$logs"/*.log "$FAIL_LOGS"/; fi
   rm -rf "$logs"
 }
 trap cleanup EXIT
 
 note() { echo "failures.sh [$scenario] $(date +%T.%3N): $*" >&2; }
+
+# Fails the scenario if host 4 is no longer running: the fault would test nothing.
+still_running() {
+  if ! kill -0 "$(host_pid 4)" 2>/dev/null; then
+    note "host 4 exited before the fault: raise the work or lower FAIL_AFTER"
+    dump_logs 1 2 3 4
+    exit 3
+  fi
+}
+
+# Prints `fault: host=H peer=<id> at_unix_ns=<now>` on stdout: which peer failed, and when.
+fault_line() {
+  local id
+  id=$(awk '$1 == "peer" { print $2; exit }' "$logs/peer$1.log")
+  echo "fault: host=$1 peer=$id at_unix_ns=$(date +%s%N)"
+}
 
 # The logs of the peers of hosts "$@", on stderr.
 dump_logs() {
@@ -62,14 +81,16 @@ hosts_up 4
 for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1; done
 
 if [[ "$scenario" == detached ]]; then
-  host_run 4 "$logs/peer4.log" "$peer" sweep --tasks 400 --ms 20 --detach sweep-total \
+  # 400 tasks of 50 ms: 5 s on four workers, so the submitter dies with the job under way.
+  host_run 4 "$logs/peer4.log" "$peer" sweep --tasks 400 --ms 50 --detach sweep-total \
     --mdns --wait-peers 3 --workers 1
   note "host 4 submits the detached sweep (pid $(host_pid 4)); the fault in $fail_after s"
   sleep "$fail_after"
-  if ! kill -0 "$(host_pid 4)" 2>/dev/null; then
-    note "host 4 had already exited before the fault: the test does not test recovery"
-  fi
-  if host_kill 4 KILL 2>/dev/null; then note "host 4 killed (-9)"; fi
+  still_running
+  host_kill 4 KILL
+  echo "fault: host=4 at_unix_ns=$(date +%s%N)"
+  note "host 4 killed (-9)"
+  cat "$logs/peer4.log"
   rc=0
   # --foreground: stay in this process group, so that a test runner's kill reaches it.
   host_exec 1 timeout --foreground -k 10 "$timeout" \
@@ -82,9 +103,8 @@ fi
 host_run 4 "$logs/peer4.log" "$peer" uts T1L --mdns --wait-peers 3 --workers 1
 note "host 4 counts T1L (pid $(host_pid 4)); the fault in $fail_after s"
 sleep "$fail_after"
-if ! kill -0 "$(host_pid 4)" 2>/dev/null; then
-  note "host 4 had already exited before the fault: the test does not test recovery"
-fi
+still_running
+fault_line 2
 case "$scenario" in
   kill9)
     host_kill 2 KILL

@@ -142,6 +142,12 @@ impl Node {
                 Some(bytes) => Response::Value(bytes.to_vec()),
                 None => Response::Missing,
             },
+            Request::Holding { tasks } => Response::NotHeld(
+                tasks
+                    .into_iter()
+                    .filter(|t| t.owner == from && !self.holds(*t))
+                    .collect(),
+            ),
             Request::Published { name } => Response::Published(self.published.get(&name).cloned()),
             Request::Notify {
                 done,
@@ -304,6 +310,11 @@ impl Node {
                 self.stats.given -= tasks.len() as u64;
                 self.requeue(tasks, now);
             }
+            (Pending::Audit(peer, sent), Ok(Response::NotHeld(missing))) => {
+                self.not_held(peer, missing, sent, now);
+            }
+            // No answer: the peer is suspected by now, or will be.
+            (Pending::Audit(..), _) => {}
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,

@@ -299,6 +299,10 @@ pub(crate) struct Node {
     ready: VecDeque<TaskSpec>,
     preparing: HashMap<TaskKey, Preparing>,
     running: usize,
+    /// Tasks running here, with how many copies.
+    running_keys: HashMap<TaskKey, u32>,
+    /// When owned tasks at other peers are next checked on ([`Node::audit`]).
+    audit_due: Option<Instant>,
     store: HashMap<TaskKey, Bytes>,
     /// Inputs fetched from other peers.
     cache: InputCache,
@@ -360,6 +364,8 @@ impl Node {
             ready: VecDeque::new(),
             preparing: HashMap::new(),
             running: 0,
+            running_keys: HashMap::new(),
+            audit_due: None,
             store: HashMap::new(),
             cache: InputCache::default(),
             fetching: HashMap::new(),
@@ -507,6 +513,9 @@ impl Node {
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.policy.handle_timeout(now);
         // Held notices whose retry is due go in `after`.
+        if self.audit_due.is_some_and(|due| due <= now) {
+            self.audit(now);
+        }
         if self.gossip_due.is_some_and(|due| due <= now) {
             self.flush_gossip();
         }
@@ -526,10 +535,15 @@ impl Node {
             .filter(|(peer, n)| !n.in_flight && !self.down.contains(peer))
             .filter_map(|(_, n)| n.retry_at)
             .min();
-        [self.policy.poll_timeout(), self.gossip_due, retry]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.policy.poll_timeout(),
+            self.gossip_due,
+            retry,
+            self.audit_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// After every step: start what can run, tell the policy our load, drain its outputs.

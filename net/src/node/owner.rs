@@ -10,6 +10,12 @@ impl Node {
     /// A task ran here: keep a large result, tell the owner.
     pub(super) fn ran(&mut self, task: TaskKey, result: Result<Vec<u8>, Failure>, now: Instant) {
         self.running = self.running.saturating_sub(1);
+        if let Some(n) = self.running_keys.get_mut(&task) {
+            *n -= 1;
+            if *n == 0 {
+                self.running_keys.remove(&task);
+            }
+        }
         self.stats.ran += 1;
         let done = match result {
             Ok(bytes) => {
@@ -244,7 +250,7 @@ impl Node {
 
     /// Queues an owned task once all its arguments are known, keeping its spec to run it
     /// again should its run or its result be lost.
-    pub(super) fn maybe_ready(&mut self, task: TaskKey, _now: Instant) {
+    pub(super) fn maybe_ready(&mut self, task: TaskKey, now: Instant) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
@@ -252,6 +258,7 @@ impl Node {
             return;
         }
         owned.state = State::Ready { at: self.me };
+        owned.since = Some(now);
         let args = std::mem::take(&mut owned.args)
             .into_iter()
             .filter_map(|a| match a {

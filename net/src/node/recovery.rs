@@ -15,6 +15,12 @@ use super::state::{PendingArg, State};
 use super::{Node, Recovery};
 use crate::wire::{ArgSpec, Failure, TaskKey};
 
+/// How long an owned task may sit at another peer with no news before the owner asks
+/// whether that peer still holds it.
+const AUDIT_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Most tasks asked about in one audit request.
+const AUDIT_MAX: usize = 4096;
+
 /// Most times one task runs again after losses before it fails with `InputLost`: a task
 /// that keeps losing its inputs points at a fault that re-running does not mend.
 const MAX_RERUNS: u32 = 8;
@@ -23,7 +29,10 @@ impl Node {
     /// A peer speaks to us (again): notices held for it go now.
     pub(super) fn peer_up(&mut self, peer: u64, now: Instant) {
         self.up.insert(peer);
-        self.down.remove(&peer);
+        if self.down.remove(&peer) {
+            // Back from a suspicion: what it was given meanwhile may not have arrived.
+            self.audit_due = Some(now);
+        }
         if let Some(notices) = self.notices.get_mut(&peer) {
             notices.retry_at = None;
         }
@@ -93,6 +102,91 @@ impl Node {
         }
     }
 
+    /// Asks each peer holding tasks of ours that we have not heard of for [`AUDIT_AGE`]
+    /// whether it still does: a task can be lost without any peer failing to answer (a steal
+    /// answer that never arrived, a move heard of after its peer came back), and a task
+    /// nobody holds would keep its future waiting forever. Runs again while such tasks
+    /// exist, so an idle swarm stays silent.
+    pub(super) fn audit(&mut self, now: Instant) {
+        self.audit_due = None;
+        let mut asks: std::collections::HashMap<u64, Vec<TaskKey>> = Default::default();
+        let mut remote = false;
+        for (key, owned) in &self.owned {
+            if let State::Ready { at } = owned.state
+                && at != self.me
+            {
+                remote = true;
+                if owned
+                    .since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= AUDIT_AGE)
+                {
+                    asks.entry(at).or_default().push(*key);
+                }
+            }
+        }
+        let mut asks: Vec<(u64, Vec<TaskKey>)> = asks.into_iter().collect();
+        asks.sort_unstable_by_key(|(peer, _)| *peer);
+        for (peer, mut tasks) in asks {
+            tasks.sort_unstable();
+            tasks.truncate(AUDIT_MAX);
+            let request = crate::wire::Request::Holding { tasks };
+            self.send(peer, super::state::Pending::Audit(peer, now), request);
+        }
+        if remote {
+            self.audit_due = Some(now + AUDIT_AGE);
+        }
+    }
+
+    /// Arms the audit if it is not armed.
+    pub(super) fn arm_audit(&mut self, now: Instant) {
+        self.audit_due.get_or_insert(now + AUDIT_AGE);
+    }
+
+    /// `peer` does not hold these tasks of ours, asked about at `asked`: those still
+    /// recorded there and not moved since run again.
+    pub(super) fn not_held(
+        &mut self,
+        peer: u64,
+        tasks: Vec<TaskKey>,
+        asked: Instant,
+        now: Instant,
+    ) {
+        let lost: Vec<TaskKey> = tasks
+            .into_iter()
+            .filter(|t| {
+                self.owned.get(t).is_some_and(|o| {
+                    matches!(o.state, State::Ready { at } if at == peer)
+                        && o.since.is_some_and(|since| since <= asked)
+                })
+            })
+            .collect();
+        if !lost.is_empty() {
+            tracing::info!(peer = %format_args!("{peer:016x}"), lost = lost.len(), "tasks no peer holds; running them again");
+        }
+        self.stats.requeued += lost.len() as u64;
+        for task in lost {
+            self.rerun(task, now);
+        }
+    }
+
+    /// Whether this peer holds `task`: queued, being prepared or run, or finished with its
+    /// notice not yet taken by the owner.
+    pub(super) fn holds(&self, task: TaskKey) -> bool {
+        self.running_keys.contains_key(&task)
+            || self.preparing.contains_key(&task)
+            || self.ready.iter().any(|s| s.key == task)
+            || self
+                .notices
+                .get(&task.owner)
+                .is_some_and(|n| n.batch.done.iter().any(|(t, _)| *t == task))
+            || self.pending.values().any(|p| match p {
+                super::state::Pending::Notify(_, batch) => {
+                    batch.done.iter().any(|(t, _)| *t == task)
+                }
+                _ => false,
+            })
+    }
+
     /// The owner hears that one of its tasks went to `to` on hop `hops`.
     pub(super) fn moved(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
         let Some(owned) = self.owned.get_mut(&task) else {
@@ -106,6 +200,10 @@ impl Node {
         }
         *at = to;
         owned.hops = hops;
+        owned.since = Some(now);
+        if to != self.me {
+            self.arm_audit(now);
+        }
         if self.down.contains(&to) {
             self.stats.requeued += 1;
             self.rerun(task, now);

@@ -132,6 +132,7 @@ impl Node {
             return;
         };
         self.running += 1;
+        *self.running_keys.entry(task).or_default() += 1;
         match prep.into_run() {
             Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
             // Reported as a failed run, so the owner hears of it the usual way.

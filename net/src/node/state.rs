@@ -68,6 +68,8 @@ pub(super) struct Owned {
     pub(super) lineage: usize,
     /// How many times it was queued again after a loss.
     pub(super) reruns: u32,
+    /// When its location last changed (for [`Node::audit`](super::Node)).
+    pub(super) since: Option<std::time::Instant>,
 }
 
 impl Owned {
@@ -85,6 +87,7 @@ impl Owned {
             hops: 0,
             lineage: 0,
             reruns: 0,
+            since: None,
         }
     }
 
@@ -139,6 +142,8 @@ pub(super) enum Pending {
     Push(u64, Vec<TaskSpec>),
     /// Asking a peer for a published value, for lookup `waiter`.
     Lookup(u64, u64),
+    /// Asking a peer which of our tasks it does not hold; sent then.
+    Audit(u64, std::time::Instant),
 }
 
 impl Pending {
@@ -150,6 +155,7 @@ impl Pending {
             | Pending::Notify(peer, _)
             | Pending::OneWay(peer)
             | Pending::Lookup(_, peer)
+            | Pending::Audit(peer, ..)
             | Pending::Push(peer, _) => *peer,
             Pending::Input { peer, .. } => *peer,
         }

@@ -54,7 +54,7 @@ struct Net {
     /// Nodes cut off from all others: their requests and answers fail.
     cut: Vec<bool>,
     /// Answers to lookups: (node, waiter) -> value.
-    found: HashMap<(usize, u64), Option<Result<Vec<u8>, Failure>>>,
+    found: HashMap<(usize, u64), crate::event_loop::Lookup>,
 }
 
 impl Net {

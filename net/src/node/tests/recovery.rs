@@ -201,6 +201,41 @@ fn a_task_handed_on_to_a_peer_that_dies_runs_again() {
 }
 
 #[test]
+fn a_steal_answer_that_never_arrives_is_found_by_the_owner_s_audit() {
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[ADD]]);
+    let task = net.submit(0, 1, ADD, vec![SubmitArg::Inline(enc(7))]);
+    // Peer 1 asks; the answer goes out (as far as the owner's network layer can tell) but
+    // is lost: no peer fails, nobody holds the task.
+    net.nodes[0].handle(
+        Input::Request {
+            from: 1,
+            channel: 99,
+            request: Request::Steal {
+                max: 1,
+                can_run: vec![ADD],
+            },
+        },
+        net.now,
+    );
+    let answered = std::iter::from_fn(|| net.nodes[0].poll_output()).any(|o| {
+        matches!(o, Output::Respond { channel: 99, response: Response::Stolen { ref tasks, .. } } if tasks.len() == 1)
+    });
+    assert!(answered);
+    net.nodes[0].handle(
+        Input::Responded {
+            channel: 99,
+            sent: true,
+        },
+        net.now,
+    );
+    net.settle();
+    assert_eq!(net.value(task), 7);
+    assert_eq!(net.runs[&task], 1);
+    assert_eq!(net.nodes[0].stats().requeued, 1, "found by the audit");
+    net.assert_all_released();
+}
+
+#[test]
 fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
     // The owner has no worker and the others do not register `add`, so nobody can steal
     // the job's tasks: it is still running when its owner dies.
