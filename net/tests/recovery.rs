@@ -9,7 +9,8 @@ use peer_net::{Client, Config, Error, Job};
 #[peer_core::task]
 fn block(seed: u64, n: u64) -> Vec<u64> {
     std::thread::sleep(Duration::from_millis(10));
-    (0..n).map(|i| i ^ seed).collect()
+    // Large numbers, so that a block (about 80 kB encoded) stays with whoever made it.
+    (0..n).map(|i| (i ^ seed) << 32).collect()
 }
 
 #[peer_core::task]
@@ -61,10 +62,10 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_peer_that_leaves_mid_graph_costs_time_not_results() {
     let mut peers = swarm(3);
-    // Blocks of 8,000 numbers (64 kB and more: kept by whoever made them) and one total
-    // per block, which fetches it.
+    // Blocks of 12,000 numbers, kept by whoever made them, and one total per block, which
+    // fetches it.
     let blocks: Vec<_> = (0..40u64)
-        .map(|seed| peers[0].submit_named(BlockTask, (seed, 8_000)))
+        .map(|seed| peers[0].submit_named(BlockTask, (seed, 12_000)))
         .collect();
     let totals = peers[0].map_named(TotalTask, blocks.iter().map(|b| (b,)));
     let leaver = peers.pop().unwrap();
@@ -74,11 +75,12 @@ fn a_peer_that_leaves_mid_graph_costs_time_not_results() {
     drop(leaver); // its connections close; what it ran or held is gone
     let got = peers[0].gather(totals).unwrap();
     let want: Vec<u64> = (0..40u64)
-        .map(|seed| (0..8_000u64).map(|i| i ^ seed).sum())
+        .map(|seed| (0..12_000u64).map(|i| (i ^ seed) << 32).sum())
         .collect();
     assert_eq!(got, want);
     let status = peers[0].status().unwrap();
     assert_eq!(status.stats.suspicions, 1, "{status:?}");
+    assert!(status.stats.requeued >= 1, "it left holding nothing: {status:?}");
     assert_eq!(status.recoveries.len(), 1);
     assert!(
         status.recoveries[0].reason.contains("connection closed"),
