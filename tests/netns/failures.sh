@@ -14,7 +14,7 @@
 # did not finish within FAIL_TIMEOUT).
 #
 # Environment:
-#   FAIL_AFTER    seconds from host 4's start to the fault (default 15, about half of a T1L
+#   FAIL_AFTER    seconds from host 4's start to the fault (default 10, about half of a T1L
 #                 count in a debug build; 2 for detached). Host 4 first waits for three peers
 #                 by mDNS (a fraction of a second here).
 #   CUT_FOR       seconds the cable stays out in `cut` (default 3)
@@ -32,7 +32,7 @@ usage() {
 scenario="$1"
 peer="$2"
 case "$scenario" in
-  kill9 | stop | cut) default_after=15 ;;
+  kill9 | stop | cut) default_after=10 ;;
   detached) default_after=2 ;;
   *) usage ;;
 esac
