@@ -20,11 +20,11 @@ use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
 use crate::wire::{Batch, Failure, JobSpec, Response, TaskKey, TaskSpec};
 
 /// Pings each connected peer this often. A peer that answered no ping for [`SILENCE_LIMIT`]
-/// is suspected: a hung or cut-off peer within 1.6 s of its last answer. Chosen for a LAN,
-/// where a round trip takes well under a millisecond: six missed pings in a row, so that a
-/// peer whose cores are all busy (its event loop competes with its workers) is not
-/// suspected by mistake.
-pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(250);
+/// is suspected: a hung or cut-off peer within 1.6 s. Chosen for a LAN, where a round trip
+/// takes well under a millisecond: three missed pings in a row, so that a peer whose cores
+/// are all busy (its event loop competes with its workers) is not suspected by mistake, at
+/// four messages a second per pair of peers.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(500);
 /// libp2p's own time-out of one ping. It reports only the second failure in a row, and
 /// the second waits for a new stream's 10 s negotiation: too slow to find a hung peer
 /// alone, hence [`SILENCE_LIMIT`].

@@ -80,7 +80,10 @@ fn a_peer_that_leaves_mid_graph_costs_time_not_results() {
     assert_eq!(got, want);
     let status = peers[0].status().unwrap();
     assert_eq!(status.stats.suspicions, 1, "{status:?}");
-    assert!(status.stats.requeued >= 1, "it left holding nothing: {status:?}");
+    assert!(
+        status.stats.requeued >= 1,
+        "it left holding nothing: {status:?}"
+    );
     assert_eq!(status.recoveries.len(), 1);
     assert!(
         status.recoveries[0].reason.contains("connection closed"),
