@@ -324,6 +324,10 @@ fn task_error<N: NamedTask>(failure: Failure, task: TaskId, keys: &Keys) -> Task
             task,
             message: message.into(),
         },
+        Failure::Unfetched { input, holder, why } => TaskError::Lost {
+            task,
+            message: format!("input {input} could not be fetched from {holder:016x}: {why}").into(),
+        },
         Failure::Input { task: input, cause } => {
             let input_id = keys.by_key.get(&input).copied().unwrap_or(task);
             let cause = task_error::<N>(*cause, input_id, keys);

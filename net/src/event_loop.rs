@@ -489,7 +489,11 @@ impl EventLoop {
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
                 match postcard::from_bytes::<Batch>(&message.data) {
-                    Ok(batch) => self.node.handle(Input::Gossip(batch), now),
+                    // Messages are signed by their source: a batch must be its own.
+                    Ok(batch) if message.source.as_ref().map(peer_number) == Some(batch.from) => {
+                        self.node.handle(Input::Gossip(batch), now)
+                    }
+                    Ok(_) => tracing::debug!("gossip claiming another sender dropped"),
                     Err(error) => tracing::debug!(%error, "malformed gossip dropped"),
                 }
             }
@@ -501,12 +505,7 @@ impl EventLoop {
             }) => {
                 tracing::trace!(%peer, ?rtt, "ping");
                 // A suspect whose connection survived answers again: it is back.
-                let number = peer_number(&peer);
-                if self.members.contains(&number) && self.up.insert(number) {
-                    self.last_heard.insert(number, now);
-                    self.node.handle(Input::PeerUp(number), now);
-                }
-                self.heard(number, now);
+                self.heard(peer_number(&peer), now);
             }
             BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
@@ -638,11 +637,12 @@ impl EventLoop {
         }
     }
 
-    /// A peer showed it is alive.
+    /// A peer showed it is alive: a suspect that speaks again is back.
     fn heard(&mut self, number: u64, now: Instant) {
-        if let Some(heard) = self.last_heard.get_mut(&number) {
-            *heard = now;
+        if self.members.contains(&number) && self.up.insert(number) {
+            self.node.handle(Input::PeerUp(number), now);
         }
+        self.last_heard.insert(number, now);
     }
 
     /// Tells the node a peer is suspected, once until it is up again.

@@ -64,8 +64,18 @@ pub enum Failure {
     BadArguments(String),
     /// The result could not be encoded.
     BadResult(String),
-    /// An input could not be fetched from its holder.
+    /// An input was lost (a late argument, a result that could not be run again).
     InputLost(String),
+    /// The runner could not fetch input `input` from `holder`: the owner runs the input again
+    /// if it still records it there, then the task.
+    Unfetched {
+        /// The input.
+        input: TaskKey,
+        /// The peer it was asked of.
+        holder: u64,
+        /// Why it failed.
+        why: String,
+    },
     /// Input `task` failed, so this task never ran; `cause` is the first failure.
     Input {
         /// The input that failed first.

@@ -107,14 +107,22 @@ impl Node {
     }
 
     /// Gossip about jobs from `from`.
-    pub(super) fn job_gossip(&mut self, from: u64, event: &GraphEvent) {
+    pub(super) fn job_gossip(&mut self, from: u64, event: &GraphEvent, now: Instant) {
         match event {
             GraphEvent::Detached(spec) if !self.published.contains_key(&spec.name) => {
+                if let Err(why) = check_job(spec) {
+                    tracing::debug!(%why, "a malformed job from gossip dropped");
+                    return;
+                }
                 let job = Job {
                     owner: from,
                     spec: spec.clone(),
                 };
                 self.jobs.insert(spec.name.clone(), job);
+                if self.down.contains(&from) {
+                    // Heard of only after its owner was suspected.
+                    self.adopt_orphaned_jobs(now);
+                }
             }
             GraphEvent::Published { name, value } => {
                 self.jobs.remove(name);
@@ -126,23 +134,41 @@ impl Node {
         }
     }
 
-    /// `peer` is suspected: adopt the unpublished jobs it ran that fall to this peer.
-    pub(super) fn adopt_orphaned_jobs(&mut self, peer: u64, now: Instant) {
+    /// Adopts the unpublished jobs whose owner is suspected and that fall to this peer.
+    /// Called whenever a peer is suspected (the owner, or a successor that died before
+    /// saying it adopted) and when a job is heard of after its owner was suspected.
+    pub(super) fn adopt_orphaned_jobs(&mut self, now: Instant) {
         let mut candidates: Vec<u64> = self.up.iter().copied().collect();
         candidates.push(self.me);
         let mut orphans: Vec<String> = self
             .jobs
             .iter()
-            .filter(|(name, job)| job.owner == peer && successor(name, &candidates) == self.me)
+            .filter(|(name, job)| {
+                job.owner != self.me
+                    && self.down.contains(&job.owner)
+                    && successor(name, &candidates) == self.me
+            })
             .map(|(name, _)| name.clone())
             .collect();
         orphans.sort_unstable();
         for name in orphans {
-            if let Some(job) = self.jobs.remove(&name) {
-                tracing::info!(job = %name, "adopting a detached job whose owner is suspected");
-                self.stats.adopted += 1;
-                self.run_job(job.spec, now);
+            let Some(job) = self.jobs.remove(&name) else {
+                continue;
+            };
+            let missing = job
+                .spec
+                .tasks
+                .iter()
+                .find(|t| self.can_run.binary_search(&t.fingerprint).is_err());
+            if let Some(task) = missing {
+                // Running it would publish `UnknownTask` for everyone: leave it.
+                tracing::warn!(job = %name, task = %task.name, "cannot adopt a job with a task this binary does not register");
+                self.jobs.insert(name, job);
+                continue;
             }
+            tracing::info!(job = %name, "adopting a detached job whose owner is suspected");
+            self.stats.adopted += 1;
+            self.run_job(job.spec, now);
         }
     }
 

@@ -53,12 +53,14 @@ impl Node {
         let tag = self.next_tag;
         debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
         self.pending.insert(tag, pending);
+        let in_flight = self.in_flight.entry(to).or_default();
         if self.down.contains(&to) {
-            // Nobody would answer: fail it at the end of this step.
+            // Nobody would answer: fail it before this step ends (counted in flight, so that
+            // its end balances).
+            *in_flight += 1;
             self.unsendable.push(tag);
             return;
         }
-        let in_flight = self.in_flight.entry(to).or_default();
         if *in_flight < self.settings.max_in_flight {
             *in_flight += 1;
             self.outputs.push_back(Output::Send { to, tag, request });
@@ -142,12 +144,14 @@ impl Node {
                 Some(bytes) => Response::Value(bytes.to_vec()),
                 None => Response::Missing,
             },
-            Request::Holding { tasks } => Response::NotHeld(
-                tasks
+            Request::Holding { tasks } => {
+                let held = self.held_keys();
+                let missing = tasks
                     .into_iter()
-                    .filter(|t| t.owner == from && !self.holds(*t))
-                    .collect(),
-            ),
+                    .filter(|t| t.owner == from && !held.contains(t))
+                    .collect();
+                Response::NotHeld(missing)
+            }
             Request::Published { name } => Response::Published(self.published.get(&name).cloned()),
             Request::Notify {
                 done,
@@ -207,7 +211,7 @@ impl Node {
         self.ready = kept;
         self.stats.given += given.len() as u64;
         for spec in &mut given {
-            spec.hops += 1;
+            spec.hops = spec.hops.saturating_add(1);
             self.record_move(spec.key, thief, spec.hops, now);
         }
         given
@@ -216,7 +220,7 @@ impl Node {
     /// Takes back tasks that were to go to another peer and did not.
     pub(super) fn requeue(&mut self, tasks: Vec<TaskSpec>, now: Instant) {
         for mut spec in tasks {
-            spec.hops += 1;
+            spec.hops = spec.hops.saturating_add(1);
             self.record_move(spec.key, self.me, spec.hops, now);
             self.ready.push_back(spec);
         }
@@ -277,13 +281,13 @@ impl Node {
                     );
                 }
             }
-            (Pending::Input { dep, .. }, response) => {
+            (Pending::Input { dep, peer }, response) => {
                 let bytes = match response {
                     Ok(Response::Value(bytes)) => Ok(Arc::new(bytes)),
                     Ok(other) => Err(format!("holder answered {other:?}")),
                     Err(error) => Err(error),
                 };
-                self.input_fetched(dep, bytes, now);
+                self.input_fetched(dep, peer, bytes, now);
             }
             (Pending::Resolve(task, _), response) => match response {
                 Ok(Response::Value(bytes)) => {
@@ -310,11 +314,11 @@ impl Node {
                 self.stats.given -= tasks.len() as u64;
                 self.requeue(tasks, now);
             }
-            (Pending::Audit(peer, sent), Ok(Response::NotHeld(missing))) => {
-                self.not_held(peer, missing, sent, now);
+            (Pending::Audit(peer, tasks, sent), Ok(Response::NotHeld(missing))) => {
+                self.audited(peer, tasks, Some(missing), sent, now);
             }
-            // No answer: the peer is suspected by now, or will be.
-            (Pending::Audit(..), _) => {}
+            // No answer: count them as not held (at worst, each runs twice).
+            (Pending::Audit(peer, tasks, sent), _) => self.audited(peer, tasks, None, sent, now),
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,

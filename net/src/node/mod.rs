@@ -548,9 +548,16 @@ impl Node {
 
     /// After every step: start what can run, tell the policy our load, drain its outputs.
     fn after(&mut self, now: Instant) {
-        self.fail_unsendable(now);
-        self.dispatch(now);
-        self.flush_notices(now);
+        // Failing a request to a suspect can start or queue more work, which can mean more
+        // requests to suspects; a few rounds settle it (each failed request ends its own).
+        for _ in 0..16 {
+            self.fail_unsendable(now);
+            self.dispatch(now);
+            self.flush_notices(now);
+            if self.unsendable.is_empty() {
+                break;
+            }
+        }
         self.policy.handle(
             policy::Input::LocalLoad {
                 ready: self.ready.len(),
@@ -640,20 +647,22 @@ impl Node {
         if batch.from == self.me {
             return;
         }
-        let last = self.last_batch.entry(batch.from).or_default();
-        if batch.number <= *last {
-            return; // a duplicate or an old batch
-        }
-        *last = batch.number;
+        // Job events and releases may be applied twice or late: they count from any batch.
         for event in &batch.events {
             match event {
                 GraphEvent::Released(task) => self.cache.remove(task),
                 GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
-                    self.job_gossip(batch.from, event);
+                    self.job_gossip(batch.from, event, now);
                 }
                 _ => {}
             }
         }
+        // A load report is only news in a batch newer than the last one.
+        let last = self.last_batch.entry(batch.from).or_default();
+        if batch.number <= *last {
+            return;
+        }
+        *last = batch.number;
         // Only the newest load in a batch counts.
         if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
             GraphEvent::Load(n) => Some(*n),

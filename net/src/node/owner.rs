@@ -85,10 +85,14 @@ impl Node {
                 self.start_dependents(task, now);
                 self.maybe_release(task, now);
             }
-            // An input could not be fetched: its result is lost, not the task's fault.
-            Done::Failed(Failure::InputLost(why)) if self.may_rerun(task) => {
-                tracing::debug!(%task, %why, "an input was lost; running it again");
-                self.rerun_lost_inputs(task, now);
+            // An input could not be fetched: its result is lost, not the task's fault. The
+            // input runs again if the owner still records it at that holder (else it ran
+            // again already), then the task.
+            Done::Failed(Failure::Unfetched { input, holder, why }) if self.may_rerun(task) => {
+                tracing::debug!(%task, %input, %why, "an input was lost; running it again");
+                if self.held_at(input, holder) {
+                    self.rerun(input, now);
+                }
                 self.rerun(task, now);
             }
             Done::Failed(failure) => self.fail_owned(task, failure, now),
@@ -234,7 +238,7 @@ impl Node {
             let Some(owned) = self.owned.remove(&task) else {
                 continue;
             };
-            for input in owned.fetched_inputs() {
+            for input in owned.lineage_inputs {
                 if let Some(o) = self.owned.get_mut(&input) {
                     o.lineage = o.lineage.saturating_sub(1);
                     candidates.push(input);
@@ -268,7 +272,7 @@ impl Node {
             .collect();
         let first_time = owned.spec.is_none();
         if !first_time {
-            owned.hops += 1;
+            owned.hops = owned.hops.saturating_add(1);
         }
         let spec = TaskSpec {
             key: task,
@@ -281,6 +285,7 @@ impl Node {
         if first_time {
             // Its inputs are kept while it is: it may have to run again from them.
             let inputs: Vec<TaskKey> = owned.fetched_inputs().collect();
+            owned.lineage_inputs = inputs.clone();
             for input in inputs {
                 if let Some(o) = self.owned.get_mut(&input) {
                     o.lineage += 1;

@@ -7,11 +7,12 @@
 //! of a task while a tracked dependent fetched its result. Whatever the suspect finishes
 //! after all reaches the owner when it is back, and a result computed twice is kept once.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use peer_steal::policy;
 
-use super::state::{PendingArg, State};
+use super::state::{Pending, PendingArg, State};
 use super::{Node, Recovery};
 use crate::wire::{ArgSpec, Failure, TaskKey};
 
@@ -74,7 +75,7 @@ impl Node {
             reason,
             requeued: lost.len(),
         });
-        self.adopt_orphaned_jobs(peer, now);
+        self.adopt_orphaned_jobs(now);
     }
 
     /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.
@@ -95,6 +96,7 @@ impl Node {
     }
 
     /// Fails the requests that [`send`](Node::send) could not send (their peer is down).
+    /// `send` counted them in flight, so that their ends balance like any other's.
     pub(super) fn fail_unsendable(&mut self, now: Instant) {
         while let Some(tag) = self.unsendable.pop() {
             let to = self.pending.get(&tag).map(|p| p.peer()).unwrap_or_default();
@@ -105,35 +107,59 @@ impl Node {
     /// Asks each peer holding tasks of ours that we have not heard of for [`AUDIT_AGE`]
     /// whether it still does: a task can be lost without any peer failing to answer (a steal
     /// answer that never arrived, a move heard of after its peer came back), and a task
-    /// nobody holds would keep its future waiting forever. Runs again while such tasks
-    /// exist, so an idle swarm stays silent.
+    /// nobody holds would keep its future waiting forever. Tasks recorded here are checked
+    /// here. Runs again while such tasks exist, so an idle swarm stays silent.
     pub(super) fn audit(&mut self, now: Instant) {
         self.audit_due = None;
-        let mut asks: std::collections::HashMap<u64, Vec<TaskKey>> = Default::default();
-        let mut remote = false;
+        let mut asks: HashMap<u64, Vec<(Instant, TaskKey)>> = HashMap::new();
+        let mut pending = false;
         for (key, owned) in &self.owned {
-            if let State::Ready { at } = owned.state
-                && at != self.me
-            {
-                remote = true;
-                if owned
-                    .since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= AUDIT_AGE)
-                {
-                    asks.entry(at).or_default().push(*key);
-                }
+            let State::Ready { at } = owned.state else {
+                continue;
+            };
+            let Some(since) = owned.since else { continue };
+            pending |= at != self.me;
+            if now.saturating_duration_since(since) >= AUDIT_AGE {
+                asks.entry(at).or_default().push((since, *key));
             }
         }
-        let mut asks: Vec<(u64, Vec<TaskKey>)> = asks.into_iter().collect();
+        if let Some(mine) = asks.remove(&self.me) {
+            let held = self.held_keys();
+            let lost: Vec<TaskKey> = mine
+                .into_iter()
+                .map(|(_, key)| key)
+                .filter(|key| !held.contains(key))
+                .collect();
+            self.lost_here(lost, now);
+        }
+        let mut asks: Vec<(u64, Vec<(Instant, TaskKey)>)> = asks.into_iter().collect();
         asks.sort_unstable_by_key(|(peer, _)| *peer);
         for (peer, mut tasks) in asks {
+            // The longest silent first, if there are more than one request takes.
             tasks.sort_unstable();
             tasks.truncate(AUDIT_MAX);
-            let request = crate::wire::Request::Holding { tasks };
-            self.send(peer, super::state::Pending::Audit(peer, now), request);
+            let tasks: Vec<TaskKey> = tasks.into_iter().map(|(_, key)| key).collect();
+            let request = crate::wire::Request::Holding {
+                tasks: tasks.clone(),
+            };
+            self.send(peer, Pending::Audit(peer, tasks, now), request);
         }
-        if remote {
+        if pending {
             self.audit_due = Some(now + AUDIT_AGE);
+        }
+    }
+
+    /// Tasks recorded here that this peer does not hold: run them again.
+    fn lost_here(&mut self, lost: Vec<TaskKey>, now: Instant) {
+        if !lost.is_empty() {
+            tracing::info!(
+                lost = lost.len(),
+                "own tasks held nowhere; running them again"
+            );
+        }
+        self.stats.requeued += lost.len() as u64;
+        for task in lost {
+            self.rerun(task, now);
         }
     }
 
@@ -142,24 +168,37 @@ impl Node {
         self.audit_due.get_or_insert(now + AUDIT_AGE);
     }
 
-    /// `peer` does not hold these tasks of ours, asked about at `asked`: those still
-    /// recorded there and not moved since run again.
-    pub(super) fn not_held(
+    /// `peer` answered an audit sent at `asked` about `tasks`: `missing` (all of them when
+    /// it did not answer) are not held there. Those still recorded there and not moved
+    /// since run again; the others it holds, so they are news.
+    pub(super) fn audited(
         &mut self,
         peer: u64,
         tasks: Vec<TaskKey>,
+        missing: Option<Vec<TaskKey>>,
         asked: Instant,
         now: Instant,
     ) {
-        let lost: Vec<TaskKey> = tasks
-            .into_iter()
-            .filter(|t| {
-                self.owned.get(t).is_some_and(|o| {
-                    matches!(o.state, State::Ready { at } if at == peer)
-                        && o.since.is_some_and(|since| since <= asked)
-                })
-            })
-            .collect();
+        let missing: HashSet<TaskKey> = match missing {
+            Some(missing) => missing.into_iter().collect(),
+            None => tasks.iter().copied().collect(),
+        };
+        let mut lost = Vec::new();
+        for task in tasks {
+            let Some(owned) = self.owned.get_mut(&task) else {
+                continue;
+            };
+            let still_there = matches!(owned.state, State::Ready { at } if at == peer)
+                && owned.since.is_some_and(|since| since <= asked);
+            if !still_there {
+                continue;
+            }
+            if missing.contains(&task) {
+                lost.push(task);
+            } else {
+                owned.since = Some(now);
+            }
+        }
         if !lost.is_empty() {
             tracing::info!(peer = %format_args!("{peer:016x}"), lost = lost.len(), "tasks no peer holds; running them again");
         }
@@ -169,22 +208,21 @@ impl Node {
         }
     }
 
-    /// Whether this peer holds `task`: queued, being prepared or run, or finished with its
-    /// notice not yet taken by the owner.
-    pub(super) fn holds(&self, task: TaskKey) -> bool {
-        self.running_keys.contains_key(&task)
-            || self.preparing.contains_key(&task)
-            || self.ready.iter().any(|s| s.key == task)
-            || self
-                .notices
-                .get(&task.owner)
-                .is_some_and(|n| n.batch.done.iter().any(|(t, _)| *t == task))
-            || self.pending.values().any(|p| match p {
-                super::state::Pending::Notify(_, batch) => {
-                    batch.done.iter().any(|(t, _)| *t == task)
-                }
-                _ => false,
-            })
+    /// The tasks this peer holds: queued, being prepared or run, or finished with the notice
+    /// to their owner not yet taken.
+    pub(super) fn held_keys(&self) -> HashSet<TaskKey> {
+        let mut held: HashSet<TaskKey> = self.ready.iter().map(|s| s.key).collect();
+        held.extend(self.preparing.keys());
+        held.extend(self.running_keys.keys());
+        for notices in self.notices.values() {
+            held.extend(notices.batch.done.iter().map(|(t, _)| *t));
+        }
+        for pending in self.pending.values() {
+            if let Pending::Notify(_, batch) = pending {
+                held.extend(batch.done.iter().map(|(t, _)| *t));
+            }
+        }
+        held
     }
 
     /// The owner hears that one of its tasks went to `to` on hop `hops`.
@@ -217,20 +255,11 @@ impl Node {
             .is_some_and(|o| o.spec.is_some() && o.reruns < MAX_RERUNS)
     }
 
-    /// The results `task` fetches from other peers are lost: run them again.
-    pub(super) fn rerun_lost_inputs(&mut self, task: TaskKey, now: Instant) {
-        let inputs: Vec<TaskKey> = match self.owned.get(&task) {
-            Some(owned) => owned.fetched_inputs().collect(),
-            None => return,
-        };
-        for input in inputs {
-            let remote = self.owned.get(&input).is_some_and(
-                |o| matches!(o.state, State::Done { holder, inline: None } if holder != self.me),
-            );
-            if remote {
-                self.rerun(input, now);
-            }
-        }
+    /// Whether the owner records `task`'s result as held (only) at `holder`.
+    pub(super) fn held_at(&self, task: TaskKey, holder: u64) -> bool {
+        self.owned.get(&task).is_some_and(
+            |o| matches!(o.state, State::Done { holder: h, inline: None } if h == holder),
+        )
     }
 
     /// Runs an owned task again from its spec. Inputs done and held by live peers are
@@ -256,7 +285,9 @@ impl Node {
             return false;
         }
         if owned.reruns >= MAX_RERUNS {
+            // Whatever state it is in, it fails now, and every dependent with it.
             let failure = Failure::InputLost(format!("{task} was lost {MAX_RERUNS} times"));
+            owned.state = State::Waiting;
             self.fail_owned(task, failure, Instant::now());
             return false;
         }

@@ -62,6 +62,11 @@ impl Node {
                 return;
             };
             let key = spec.key;
+            if self.preparing.contains_key(&key) || self.running_keys.contains_key(&key) {
+                // A second copy of a task already starting or running here (it was queued
+                // again elsewhere and came back): the first one reports for both.
+                continue;
+            }
             let mut prep = Preparing::new(spec.args.len());
             let mut wanted: Vec<(TaskKey, u64)> = Vec::new();
             for (index, arg) in spec.args.iter().enumerate() {
@@ -71,7 +76,11 @@ impl Node {
                         if let Some(bytes) = self.store.get(task).or(self.cache.get(task)) {
                             prep.args[index] = Some(bytes.clone());
                         } else if *holder == self.me {
-                            prep.lost = Some(format!("input {task} is no longer held here"));
+                            prep.lost = Some(Failure::Unfetched {
+                                input: *task,
+                                holder: self.me,
+                                why: "no longer held here".into(),
+                            });
                         } else if !wanted.iter().any(|(t, _)| t == task) {
                             wanted.push((*task, *holder));
                         }
@@ -100,6 +109,7 @@ impl Node {
     pub(super) fn input_fetched(
         &mut self,
         dep: TaskKey,
+        holder: u64,
         bytes: Result<Bytes, String>,
         now: Instant,
     ) {
@@ -116,8 +126,11 @@ impl Node {
             match &bytes {
                 Ok(bytes) => prep.fill(dep, bytes.clone()),
                 Err(error) => {
-                    prep.lost
-                        .get_or_insert(format!("input {dep} could not be fetched: {error}"));
+                    prep.lost.get_or_insert(Failure::Unfetched {
+                        input: dep,
+                        holder,
+                        why: error.clone(),
+                    });
                 }
             }
             self.maybe_run(task, now);
@@ -136,7 +149,7 @@ impl Node {
         match prep.into_run() {
             Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
             // Reported as a failed run, so the owner hears of it the usual way.
-            Err(lost) => self.ran(task, Err(Failure::InputLost(lost)), now),
+            Err(lost) => self.ran(task, Err(lost), now),
         }
     }
 }

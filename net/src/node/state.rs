@@ -56,6 +56,8 @@ pub(super) struct Owned {
     pub(super) inputs: Vec<TaskKey>,
     /// Unfinished dependents that will fetch this result from its holder.
     pub(super) readers: usize,
+    /// Inputs whose `lineage` counts this task (those it fetched when first ready).
+    pub(super) lineage_inputs: Vec<TaskKey>,
     /// Whether the future got its result.
     pub(super) resolved: bool,
     /// What was queued when it became ready: kept to run it again if its run or its result
@@ -82,6 +84,7 @@ impl Owned {
             dependents: Vec::new(),
             inputs: Vec::new(),
             readers: 0,
+            lineage_inputs: Vec::new(),
             resolved: false,
             spec: None,
             hops: 0,
@@ -142,8 +145,8 @@ pub(super) enum Pending {
     Push(u64, Vec<TaskSpec>),
     /// Asking a peer for a published value, for lookup `waiter`.
     Lookup(u64, u64),
-    /// Asking a peer which of our tasks it does not hold; sent then.
-    Audit(u64, std::time::Instant),
+    /// Asking a peer which of these tasks of ours it does not hold; sent then.
+    Audit(u64, Vec<TaskKey>, std::time::Instant),
 }
 
 impl Pending {
@@ -168,7 +171,7 @@ pub(super) struct Preparing {
     pub(super) spec: Option<TaskSpec>,
     pub(super) args: Vec<Option<Bytes>>,
     pub(super) missing: usize,
-    pub(super) lost: Option<String>,
+    pub(super) lost: Option<Failure>,
 }
 
 impl Preparing {
@@ -192,15 +195,22 @@ impl Preparing {
     }
 
     /// The spec and arguments to run, or why an input is lost.
-    pub(super) fn into_run(self) -> Result<(TaskSpec, Vec<Bytes>), String> {
+    pub(super) fn into_run(self) -> Result<(TaskSpec, Vec<Bytes>), Failure> {
         if let Some(lost) = self.lost {
             return Err(lost);
         }
-        let spec = self.spec.ok_or("a task being prepared has its spec")?;
+        let Some(spec) = self.spec else {
+            return Err(Failure::InputLost(
+                "a task being prepared has no spec".into(),
+            ));
+        };
         let args: Option<Vec<Bytes>> = self.args.into_iter().collect();
         match args {
             Some(args) => Ok((spec, args)),
-            None => Err(format!("task {} is missing an input", spec.key)),
+            None => Err(Failure::InputLost(format!(
+                "task {} is missing an input",
+                spec.key
+            ))),
         }
     }
 }

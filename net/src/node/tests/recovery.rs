@@ -237,9 +237,8 @@ fn a_steal_answer_that_never_arrives_is_found_by_the_owner_s_audit() {
 
 #[test]
 fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
-    // The owner has no worker and the others do not register `add`, so nobody can steal
-    // the job's tasks: it is still running when its owner dies.
-    let mut net = Net::with_slots(&[0, 1, 1, 1], &[&[]]);
+    // The owner has no worker: its job waits for thieves when it dies.
+    let mut net = Net::with_slots(&[0, 1, 1, 1], &[&[ADD]]);
     // ((1 + 2) + (3 + 4)) as a job of three additions.
     let job = JobSpec {
         name: "sum".into(),
@@ -267,10 +266,22 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
         net.nodes[0].detach(job, net.now).is_err(),
         "names are unique"
     );
-    // The owner dies once the others know the job, before it is published.
-    step_until(&mut net, |net| {
-        (1..4).all(|i| net.nodes[i].jobs.contains_key("sum"))
-    });
+    // The job's description goes out by gossip (the batch is due 5 ms later); only that
+    // reaches the others before the owner dies: no thief got a task.
+    net.drain_outputs();
+    net.wire.clear();
+    net.now += Duration::from_millis(5);
+    net.nodes[0].handle_timeout(net.now);
+    net.drain_outputs();
+    let gossip: Vec<(usize, Input)> = net
+        .wire
+        .drain(..)
+        .filter(|(_, input)| matches!(input, Input::Gossip(_)))
+        .collect();
+    for (to, input) in gossip {
+        net.nodes[to].handle(input, net.now);
+    }
+    assert!((1..4).all(|i| net.nodes[i].jobs.contains_key("sum")));
     net.kill(0);
     net.settle();
     let adopted: Vec<usize> = (1..4)
@@ -282,6 +293,30 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
         let value = net.nodes[i].published.get("sum").cloned();
         assert_eq!(value, Some(Ok(enc(10))), "node {i}");
     }
+}
+
+#[test]
+fn a_malformed_job_from_gossip_is_dropped_without_a_panic() {
+    let mut net = Net::new(2, 1, &[&[ADD]]);
+    let bad = JobSpec {
+        name: "bad".into(),
+        tasks: vec![JobTask {
+            name: name(ADD),
+            fingerprint: ADD,
+            args: vec![JobArg::Task(5)],
+        }],
+        output: 3,
+    };
+    let batch = Batch {
+        from: 1,
+        number: 1,
+        events: vec![GraphEvent::Detached(bad)],
+    };
+    net.nodes[0].handle(Input::Gossip(batch), net.now);
+    net.kill(1);
+    net.settle();
+    assert!(net.nodes[0].jobs.is_empty());
+    assert_eq!(net.nodes[0].stats().adopted, 0);
 }
 
 #[test]
