@@ -172,6 +172,20 @@ impl Node {
         }
     }
 
+    /// Gossips the descriptions of the unpublished jobs this peer runs.
+    pub(super) fn announce_jobs(&mut self, now: Instant) {
+        let mut mine: Vec<JobSpec> = self
+            .jobs
+            .values()
+            .filter(|job| job.owner == self.me)
+            .map(|job| job.spec.clone())
+            .collect();
+        mine.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        for spec in mine {
+            self.gossip(GraphEvent::Detached(spec), now);
+        }
+    }
+
     /// Runs a job as this peer's: submits its tasks and tells every peer it owns it.
     fn run_job(&mut self, spec: JobSpec, now: Instant) {
         let mut keys: Vec<TaskKey> = Vec::with_capacity(spec.tasks.len());

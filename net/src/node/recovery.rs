@@ -33,6 +33,10 @@ impl Node {
         if self.down.remove(&peer) {
             // Back from a suspicion: what it was given meanwhile may not have arrived.
             self.audit_due = Some(now);
+        } else {
+            // A newcomer missed the descriptions of our running jobs: it may be the one to
+            // adopt them.
+            self.announce_jobs(now);
         }
         if let Some(notices) = self.notices.get_mut(&peer) {
             notices.retry_at = None;

@@ -296,6 +296,33 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
 }
 
 #[test]
+fn a_newcomer_hears_of_the_jobs_running_when_it_joins() {
+    let now = Instant::now();
+    let mut owner = Node::new(0, vec![ADD], Settings::default());
+    let job = JobSpec {
+        name: "late".into(),
+        tasks: vec![JobTask {
+            name: name(ADD),
+            fingerprint: ADD,
+            args: vec![JobArg::Value(enc(1))],
+        }],
+        output: 0,
+    };
+    owner.detach(job.clone(), now).unwrap();
+    owner.handle_timeout(now + Duration::from_millis(5));
+    while owner.poll_output().is_some() {}
+    owner.handle(Input::PeerUp(7), now + Duration::from_millis(6));
+    owner.handle_timeout(now + Duration::from_millis(11));
+    let announced = std::iter::from_fn(|| owner.poll_output()).any(|o| {
+        matches!(o, Output::Publish(ref batch) if batch.events.contains(&GraphEvent::Detached(job.clone())))
+    });
+    assert!(
+        announced,
+        "the job's description goes out again for the newcomer"
+    );
+}
+
+#[test]
 fn a_malformed_job_from_gossip_is_dropped_without_a_panic() {
     let mut net = Net::new(2, 1, &[&[ADD]]);
     let bad = JobSpec {
