@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use peer_net::{Client, Config, Error, Job};
+use peer_net::{Client, Error, Job};
+
+mod common;
+use common::{config, swarm};
 
 #[peer_core::task]
 fn block(seed: u64, n: u64) -> Vec<u64> {
@@ -28,27 +31,6 @@ fn slow_square(x: u64) -> u64 {
 #[peer_core::task]
 fn plus(a: u64, b: u64) -> u64 {
     a + b
-}
-
-fn config() -> Config {
-    Config::new()
-        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .mdns(false)
-        .workers(1)
-}
-
-/// A first peer and `n - 1` more that bootstrap from it, all connected to each other.
-fn swarm(n: usize) -> Vec<Client> {
-    let first = Client::join(config()).unwrap();
-    let addr = first.addresses()[0].clone();
-    let mut peers = vec![first];
-    for _ in 1..n {
-        peers.push(Client::join(config().bootstrap(addr.clone())).unwrap());
-    }
-    for peer in &peers {
-        assert_eq!(peer.wait_for_peers(n - 1, Duration::from_secs(20)), n - 1);
-    }
-    peers
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use peer_core::TaskError;
-use peer_net::{Client, Config};
+use peer_net::Client;
+
+mod common;
+use common::{config, swarm};
 
 #[peer_core::task]
 fn slow_square(x: u64) -> u64 {
@@ -28,34 +31,6 @@ fn explode(x: u64) -> u64 {
         panic!("three is not allowed");
     }
     x
-}
-
-fn config() -> Config {
-    Config::new()
-        .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .mdns(false)
-        .workers(1)
-}
-
-/// A first peer and `n - 1` more that bootstrap from it, all connected to each other.
-fn swarm(n: usize) -> Vec<Client> {
-    let first = Client::join(config()).unwrap();
-    let addr = first.addresses()[0].clone();
-    let mut peers = vec![first];
-    for _ in 1..n {
-        peers.push(Client::join(config().bootstrap(addr.clone())).unwrap());
-    }
-    for peer in &peers {
-        let seen = peer.wait_for_peers(n - 1, Duration::from_secs(20));
-        assert_eq!(
-            seen,
-            n - 1,
-            "peer {} sees {seen} of {} others",
-            peer.peer_id(),
-            n - 1
-        );
-    }
-    peers
 }
 
 #[test]

@@ -10,10 +10,12 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use hdrhistogram::Histogram;
-use peer_net::{Client, Config, Multiaddr};
+use peer_net::{Client, Config};
 use peer_workloads::bench_tasks::{ChecksumTask, PayloadTask, SleepMsTask, SpinUsTask};
+
+use super::swarm_args::SwarmArgs;
 
 /// Options of `peer bench`.
 #[derive(Debug, clap::Args)]
@@ -61,45 +63,6 @@ enum Which {
         #[command(flatten)]
         swarm: SwarmArgs,
     },
-}
-
-/// Where the benchmark's peer runs.
-#[derive(Debug, clap::Args)]
-struct SwarmArgs {
-    /// Join the swarm of this peer (otherwise run alone).
-    #[arg(long)]
-    bootstrap: Option<Multiaddr>,
-    /// Other peers to wait for, with `--bootstrap`.
-    #[arg(long, default_value_t = 1)]
-    wait_peers: usize,
-    /// Worker threads of this peer (default: one per core).
-    #[arg(long)]
-    workers: Option<usize>,
-}
-
-impl SwarmArgs {
-    fn join(&self) -> anyhow::Result<Client> {
-        let mut config = Config::new()
-            .listen("/ip4/127.0.0.1/tcp/0".parse()?)
-            .mdns(false);
-        if let Some(n) = self.workers {
-            config = config.workers(n);
-        }
-        if let Some(addr) = &self.bootstrap {
-            config = config.bootstrap(addr.clone());
-        }
-        let client = Client::join(config).context("joining the swarm")?;
-        if self.bootstrap.is_some() {
-            let seen = client.wait_for_peers(self.wait_peers, Duration::from_secs(30));
-            if seen < self.wait_peers {
-                bail!(
-                    "only {seen} of {} peers connected within 30 s",
-                    self.wait_peers
-                );
-            }
-        }
-        Ok(client)
-    }
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {

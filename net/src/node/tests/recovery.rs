@@ -26,6 +26,30 @@ fn running_at(net: &Net, k: usize) -> bool {
         .any(|(to, input)| *to == k && matches!(input, Input::Ran { .. }))
 }
 
+/// Peer `thief` asks node 0 for one task on `channel`, by hand (the net does not deliver
+/// the answer); returns what node 0 answered.
+fn steal_by_hand(net: &mut Net, thief: u64, channel: u64) -> Vec<TaskSpec> {
+    let request = Request::Steal {
+        max: 1,
+        can_run: vec![ADD],
+    };
+    let input = Input::Request {
+        from: thief,
+        channel,
+        request,
+    };
+    net.nodes[0].handle(input, net.now);
+    std::iter::from_fn(|| net.nodes[0].poll_output())
+        .find_map(|o| match o {
+            Output::Respond {
+                response: Response::Stolen { tasks, .. },
+                ..
+            } => Some(tasks),
+            _ => None,
+        })
+        .expect("a steal answer")
+}
+
 #[test]
 fn tasks_running_on_a_killed_peer_run_again_and_every_future_resolves_once() {
     // The owner has no worker, so the other two run everything.
@@ -153,26 +177,7 @@ fn a_task_handed_on_to_a_peer_that_dies_runs_again() {
     let task = net.submit(0, 1, ADD, vec![SubmitArg::Inline(enc(5))]);
     // Peer 1 took it and hands it to peer 2 (as a steal answer would); 2 dies before the
     // owner hears of the move: the notice from 1 names a suspect, so the owner runs it.
-    net.nodes[0].handle(
-        Input::Request {
-            from: 1,
-            channel: 1,
-            request: Request::Steal {
-                max: 1,
-                can_run: vec![ADD],
-            },
-        },
-        net.now,
-    );
-    let stolen = std::iter::from_fn(|| net.nodes[0].poll_output())
-        .find_map(|o| match o {
-            Output::Respond {
-                response: Response::Stolen { tasks, .. },
-                ..
-            } => Some(tasks),
-            _ => None,
-        })
-        .expect("a steal answer");
+    let stolen = steal_by_hand(&mut net, 1, 1);
     assert_eq!(stolen.len(), 1);
     net.kill(2);
     let moved = crate::wire::Moved {
@@ -206,21 +211,7 @@ fn a_steal_answer_that_never_arrives_is_found_by_the_owner_s_audit() {
     let task = net.submit(0, 1, ADD, vec![SubmitArg::Inline(enc(7))]);
     // Peer 1 asks; the answer goes out (as far as the owner's network layer can tell) but
     // is lost: no peer fails, nobody holds the task.
-    net.nodes[0].handle(
-        Input::Request {
-            from: 1,
-            channel: 99,
-            request: Request::Steal {
-                max: 1,
-                can_run: vec![ADD],
-            },
-        },
-        net.now,
-    );
-    let answered = std::iter::from_fn(|| net.nodes[0].poll_output()).any(|o| {
-        matches!(o, Output::Respond { channel: 99, response: Response::Stolen { ref tasks, .. } } if tasks.len() == 1)
-    });
-    assert!(answered);
+    assert_eq!(steal_by_hand(&mut net, 1, 99).len(), 1);
     net.nodes[0].handle(
         Input::Responded {
             channel: 99,
