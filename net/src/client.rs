@@ -82,6 +82,7 @@ impl Client {
         let can_run = registry().iter().map(|r| r.fingerprint()).collect();
         let settings = Settings {
             slots: workers + 1,
+            workers,
             inline_max: config.inline_max,
             ..Settings::default()
         };

@@ -98,6 +98,7 @@ pub(crate) enum Internal {
     Ran {
         task: TaskKey,
         result: Result<Vec<u8>, Failure>,
+        took: Duration,
     },
     Arg {
         task: TaskKey,
@@ -206,7 +207,9 @@ impl EventLoop {
     fn internal(&mut self, internal: Internal) {
         let now = Instant::now();
         match internal {
-            Internal::Ran { task, result } => self.node.handle(Input::Ran { task, result }, now),
+            Internal::Ran { task, result, took } => {
+                self.node.handle(Input::Ran { task, result, took }, now)
+            }
             Internal::Arg {
                 task,
                 index,
@@ -398,6 +401,7 @@ impl EventLoop {
                     Input::Ran {
                         task,
                         result: Err(failure),
+                        took: Duration::ZERO,
                     },
                     Instant::now(),
                 );
@@ -406,13 +410,15 @@ impl EventLoop {
         };
         let tx = self.internal_tx.clone();
         let job = move || {
+            let started = Instant::now();
             let slices: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
             let result = match catch_unwind(AssertUnwindSafe(|| registration.call(&slices))) {
                 Ok(Ok(bytes)) => Ok(bytes),
                 Ok(Err(error)) => Err(call_failure(error)),
                 Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
             };
-            let _ = tx.blocking_send(Internal::Ran { task, result });
+            let took = started.elapsed();
+            let _ = tx.blocking_send(Internal::Ran { task, result, took });
         };
         drop(self.local.submit(job));
     }

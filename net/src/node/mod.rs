@@ -49,8 +49,14 @@ pub(crate) type Bytes = Arc<Vec<u8>>;
 /// Tuning of a [`Node`].
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    /// Tasks run at once on this peer.
+    /// Tasks handed to the local pool at once, at the least (its workers and one more).
     pub(crate) slots: usize,
+    /// Worker threads of the local pool.
+    pub(crate) workers: usize,
+    /// Work kept queued in the local pool per worker, beyond `slots`, when tasks are short:
+    /// a worker that finishes a 100 µs task should not wait for the event loop to hand it
+    /// the next. Tasks in the pool cannot be stolen, so long tasks get no such buffer.
+    pub(crate) buffer: Duration,
     /// Results up to this size travel inline with `Done` and in dependents' specs.
     pub(crate) inline_max: usize,
     /// Most tasks asked for in one steal.
@@ -69,6 +75,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             slots: 1,
+            workers: 1,
+            buffer: Duration::from_millis(1),
             inline_max: 64 * 1024,
             steal_max: 64,
             max_in_flight: 64,
@@ -114,6 +122,8 @@ pub(crate) enum Input {
         task: TaskKey,
         /// Its encoded result, or why there is none.
         result: Result<Vec<u8>, Failure>,
+        /// How long the function ran (zero when it did not run).
+        took: Duration,
     },
     /// Another peer asks something; answer with [`Output::Respond`] on `channel`.
     Request {
@@ -299,6 +309,8 @@ pub(crate) struct Node {
     ready: VecDeque<TaskSpec>,
     preparing: HashMap<TaskKey, Preparing>,
     running: usize,
+    /// Mean run time of the tasks run here, once one has run.
+    mean_run: Option<Duration>,
     /// Tasks running here, with how many copies.
     running_keys: HashMap<TaskKey, u32>,
     /// When owned tasks at other peers are next checked on ([`Node::audit`]).
@@ -364,6 +376,7 @@ impl Node {
             ready: VecDeque::new(),
             preparing: HashMap::new(),
             running: 0,
+            mean_run: None,
             running_keys: HashMap::new(),
             audit_due: None,
             store: HashMap::new(),
@@ -481,7 +494,10 @@ impl Node {
                 index,
                 result,
             } => self.local_arg(task, index, result, now),
-            Input::Ran { task, result } => self.ran(task, result, now),
+            Input::Ran { task, result, took } => {
+                self.measure_run(took);
+                self.ran(task, result, now);
+            }
             Input::Request {
                 from,
                 channel,

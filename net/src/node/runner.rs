@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::state::{Pending, Preparing};
 use super::{Bytes, Node, Output};
@@ -54,10 +54,39 @@ impl InputCache {
     }
 }
 
+/// Most tasks handed to the local pool at once, however short they are.
+const MAX_SLOTS: usize = 64;
+
 impl Node {
+    /// Keeps the mean run time of the tasks run here (exponentially weighted, 1/8).
+    pub(super) fn measure_run(&mut self, took: Duration) {
+        if took.is_zero() {
+            return;
+        }
+        self.mean_run = Some(match self.mean_run {
+            None => took,
+            Some(mean) => (mean * 7 + took) / 8,
+        });
+    }
+
+    /// Tasks to hand the local pool at once: its workers and one more, and for short tasks
+    /// enough queued to keep each worker busy for [`Settings::buffer`].
+    pub(super) fn slots(&self) -> usize {
+        let base = self.settings.slots;
+        match self.mean_run {
+            Some(mean) if mean < self.settings.buffer => {
+                let per_worker =
+                    (self.settings.buffer.as_nanos() / mean.as_nanos().max(1)) as usize;
+                (base + self.settings.workers * per_worker).min(MAX_SLOTS.max(base))
+            }
+            _ => base,
+        }
+    }
+
     /// Starts ready tasks while workers are free: newest first, fetching missing inputs.
     pub(super) fn dispatch(&mut self, now: Instant) {
-        while self.running + self.preparing.len() < self.settings.slots {
+        let slots = self.slots();
+        while self.running + self.preparing.len() < slots {
             let Some(spec) = self.ready.pop_back() else {
                 return;
             };

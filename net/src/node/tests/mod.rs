@@ -241,7 +241,8 @@ impl Net {
                         *self.runs.entry(spec.key).or_default() += 1;
                         let result = run(&spec, &args);
                         let task = spec.key;
-                        self.wire.push_back((i, Input::Ran { task, result }));
+                        let took = Duration::ZERO;
+                        self.wire.push_back((i, Input::Ran { task, result, took }));
                     }
                     Output::Resolve { task, result } => {
                         assert_eq!(task.owner, i as u64, "only owners resolve");
@@ -533,4 +534,28 @@ fn tasks_pushed_to_a_peer_that_vanished_are_run_here_after_all() {
         "the pushed tasks are queued again"
     );
     assert_eq!(node.stats().given, 0);
+}
+
+#[test]
+fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
+    let settings = Settings {
+        slots: 3,
+        workers: 2,
+        ..Settings::default()
+    };
+    let mut node = Node::new(0, vec![ADD], settings);
+    assert_eq!(node.slots(), 3, "nothing measured yet");
+    node.measure_run(Duration::from_micros(100));
+    // 1 ms of work per worker at 100 µs a task: 10 more each.
+    assert_eq!(node.slots(), 3 + 2 * 10);
+    for _ in 0..64 {
+        node.measure_run(Duration::from_millis(5));
+    }
+    assert_eq!(node.slots(), 3, "5 ms tasks stay stealable");
+    node.measure_run(Duration::ZERO);
+    assert_eq!(node.slots(), 3, "a task that did not run is not a measure");
+    for _ in 0..64 {
+        node.measure_run(Duration::from_nanos(10));
+    }
+    assert_eq!(node.slots(), 64, "capped");
 }
