@@ -55,7 +55,8 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     /// Work kept queued in the local pool per worker, beyond `slots`, when tasks are short:
     /// a worker that finishes a 100 µs task should not wait for the event loop to hand it
-    /// the next. Tasks in the pool cannot be stolen, so long tasks get no such buffer.
+    /// the next. Tasks in the pool cannot be stolen, so tasks longer than this get no such
+    /// buffer. 4 ms: W5 at 1 ms tasks took 1.096 × ideal with 1 ms, 1.063 × with 4 ms.
     pub(crate) buffer: Duration,
     /// Results up to this size travel inline with `Done` and in dependents' specs.
     pub(crate) inline_max: usize,
@@ -76,7 +77,7 @@ impl Default for Settings {
         Settings {
             slots: 1,
             workers: 1,
-            buffer: Duration::from_millis(1),
+            buffer: Duration::from_millis(4),
             inline_max: 64 * 1024,
             steal_max: 64,
             max_in_flight: 64,

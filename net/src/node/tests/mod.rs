@@ -545,13 +545,13 @@ fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
     };
     let mut node = Node::new(0, vec![ADD], settings);
     assert_eq!(node.slots(), 3, "nothing measured yet");
-    node.measure_run(Duration::from_micros(100));
-    // 1 ms of work per worker at 100 µs a task: 10 more each.
+    node.measure_run(Duration::from_micros(400));
+    // 4 ms of work per worker at 400 µs a task: 10 more each.
     assert_eq!(node.slots(), 3 + 2 * 10);
     for _ in 0..64 {
-        node.measure_run(Duration::from_millis(5));
+        node.measure_run(Duration::from_millis(6));
     }
-    assert_eq!(node.slots(), 3, "5 ms tasks stay stealable");
+    assert_eq!(node.slots(), 3, "6 ms tasks stay stealable");
     node.measure_run(Duration::ZERO);
     assert_eq!(node.slots(), 3, "a task that did not run is not a measure");
     for _ in 0..64 {
