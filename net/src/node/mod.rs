@@ -344,6 +344,8 @@ pub(crate) struct Node {
     up: HashSet<u64>,
     /// Peers suspected and not back.
     down: HashSet<u64>,
+    /// When each suspect still remembered was suspected ([`Node::forget_gone`]).
+    down_since: HashMap<u64, Instant>,
     /// Requests to suspects, failed at the end of the step.
     unsendable: Vec<u64>,
     /// Tasks given in steal answers not yet sent, by request channel.
@@ -398,6 +400,7 @@ impl Node {
             steal_rtt: Histogram::new(3).expect("3 significant digits is a valid precision"),
             up: HashSet::new(),
             down: HashSet::new(),
+            down_since: HashMap::new(),
             unsendable: Vec::new(),
             giving: HashMap::new(),
             recoveries: Vec::new(),
@@ -533,6 +536,9 @@ impl Node {
         if self.audit_due.is_some_and(|due| due <= now) {
             self.audit(now);
         }
+        if self.forget_due().is_some_and(|due| due <= now) {
+            self.forget_gone(now);
+        }
         if self.gossip_due.is_some_and(|due| due <= now) {
             self.flush_gossip();
         }
@@ -557,6 +563,7 @@ impl Node {
             self.gossip_due,
             retry,
             self.audit_due,
+            self.forget_due(),
         ]
         .into_iter()
         .flatten()

@@ -19,6 +19,8 @@ use crate::wire::{ArgSpec, Failure, TaskKey};
 /// How long an owned task may sit at another peer with no news before the owner asks
 /// whether that peer still holds it.
 const AUDIT_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a suspect's notices, results and queued tasks are kept for it.
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Most tasks asked about in one audit request.
 const AUDIT_MAX: usize = 4096;
 
@@ -30,6 +32,7 @@ impl Node {
     /// A peer speaks to us (again): notices held for it go now.
     pub(super) fn peer_up(&mut self, peer: u64, now: Instant) {
         self.up.insert(peer);
+        self.down_since.remove(&peer);
         if self.down.remove(&peer) {
             // Back from a suspicion: what it was given meanwhile may not have arrived.
             self.audit_due = Some(now);
@@ -54,6 +57,7 @@ impl Node {
         if peer == self.me || !self.down.insert(peer) {
             return;
         }
+        self.down_since.insert(peer, now);
         self.lifelines.remove(&peer);
         self.stalled_lifelines.retain(|p| *p != peer);
         let input = policy::Input::PeerDown {
@@ -257,6 +261,40 @@ impl Node {
         self.owned
             .get(&task)
             .is_some_and(|o| o.spec.is_some() && o.reruns < MAX_RERUNS)
+    }
+
+    /// When the longest suspect is to be forgotten, if any is remembered.
+    pub(super) fn forget_due(&self) -> Option<Instant> {
+        self.down_since
+            .values()
+            .min()
+            .map(|since| *since + FORGET_AFTER)
+    }
+
+    /// Forgets what this peer keeps for peers suspected for [`FORGET_AFTER`]: notices to
+    /// them, results of their tasks, their tasks still queued here. Nothing is lost if one
+    /// comes back after all: it asks for what it lacks (audits, fetches that fail) and runs
+    /// it again.
+    pub(super) fn forget_gone(&mut self, now: Instant) {
+        let gone: Vec<u64> = self
+            .down_since
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= FORGET_AFTER)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in gone {
+            self.down_since.remove(&peer);
+            self.notices.remove(&peer);
+            self.last_batch.remove(&peer);
+            self.store.retain(|task, _| task.owner != peer);
+            let before = self.ready.len();
+            self.ready.retain(|spec| spec.key.owner != peer);
+            tracing::info!(
+                peer = %format_args!("{peer:016x}"),
+                dropped = before - self.ready.len(),
+                "forgetting a peer suspected for {FORGET_AFTER:?}"
+            );
+        }
     }
 
     /// Whether the owner records `task`'s result as held (only) at `holder`.

@@ -121,12 +121,17 @@ impl Net {
 
     /// Moves the clock to the next timer (if within a minute) and fires it.
     fn advance(&mut self) -> bool {
-        let next = self.nodes.iter().filter_map(Node::poll_timeout).min();
+        let next = (self.nodes.iter().zip(&self.dead))
+            .filter(|(_, dead)| !**dead)
+            .filter_map(|(node, _)| node.poll_timeout())
+            .min();
         match next {
             Some(t) if t <= self.now + Duration::from_secs(60) => {
                 self.now = self.now.max(t);
-                for node in &mut self.nodes {
-                    node.handle_timeout(self.now);
+                for (node, dead) in self.nodes.iter_mut().zip(&self.dead) {
+                    if !dead {
+                        node.handle_timeout(self.now);
+                    }
                 }
                 true
             }

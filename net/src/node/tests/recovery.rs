@@ -314,6 +314,30 @@ fn a_newcomer_hears_of_the_jobs_running_when_it_joins() {
 }
 
 #[test]
+fn what_is_kept_for_a_peer_gone_for_a_minute_is_forgotten() {
+    let mut net = Net::with_slots(&[1, 0], &[&[BIG]]);
+    // Node 1 owns tasks that node 0 runs: large results held at node 0, notices to node 1.
+    for seq in 0..4 {
+        net.submit(1, seq, BIG, vec![SubmitArg::Inline(enc(100))]);
+    }
+    step_until(&mut net, |net| net.nodes[0].stats().ran >= 2);
+    net.kill(1);
+    net.settle(); // runs the rest, then the clock passes the minute
+    let node = &net.nodes[0];
+    assert_eq!(
+        node.stats().held,
+        0,
+        "results of the gone peer's tasks freed"
+    );
+    assert!(node.notices.is_empty(), "notices to it dropped");
+    assert_eq!(node.stats().ready, 0);
+    assert!(
+        node.forget_due().is_none(),
+        "nothing left to forget: the timer is off"
+    );
+}
+
+#[test]
 fn a_malformed_job_from_gossip_is_dropped_without_a_panic() {
     let mut net = Net::new(2, 1, &[&[ADD]]);
     let bad = JobSpec {
