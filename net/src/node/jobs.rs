@@ -41,18 +41,20 @@ impl Node {
 
     /// Publishes `value` under `name` (the first value under a name is kept).
     pub(crate) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>, now: Instant) {
-        if self.published.contains_key(&name) {
-            return;
+        if self.keep_published(&name, &value) {
+            self.gossip(GraphEvent::Published { name, value }, now);
         }
-        self.jobs.remove(&name);
-        self.gossip(
-            GraphEvent::Published {
-                name: name.clone(),
-                value: value.clone(),
-            },
-            now,
-        );
-        self.published.insert(name, value);
+    }
+
+    /// Keeps `value` under `name` unless a value is kept already (the first one wins); the
+    /// job that was to publish it is done. Whether it was kept.
+    fn keep_published(&mut self, name: &str, value: &Result<Vec<u8>, Failure>) -> bool {
+        self.jobs.remove(name);
+        if self.published.contains_key(name) {
+            return false;
+        }
+        self.published.insert(name.to_string(), value.clone());
+        true
     }
 
     /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
@@ -90,8 +92,7 @@ impl Node {
             Some(value) => {
                 let name = name.clone();
                 self.lookups.remove(&waiter);
-                self.published.entry(name.clone()).or_insert(value.clone());
-                self.jobs.remove(&name);
+                self.keep_published(&name, &value);
                 let value = Some(value);
                 self.outputs.push_back(Output::Found { waiter, value });
             }
@@ -125,10 +126,7 @@ impl Node {
                 }
             }
             GraphEvent::Published { name, value } => {
-                self.jobs.remove(name);
-                self.published
-                    .entry(name.clone())
-                    .or_insert_with(|| value.clone());
+                self.keep_published(name, value);
             }
             _ => {}
         }

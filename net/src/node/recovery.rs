@@ -71,17 +71,15 @@ impl Node {
             .filter(|(_, o)| o.lost_with(peer))
             .map(|(key, _)| *key)
             .collect();
-        for task in &lost {
-            self.rerun(*task, now);
-        }
+        let requeued = lost.len();
         self.stats.suspicions += 1;
-        self.stats.requeued += lost.len() as u64;
-        tracing::info!(peer = %format_args!("{peer:016x}"), %reason, requeued = lost.len(), "peer suspected");
+        tracing::info!(peer = %format_args!("{peer:016x}"), %reason, "peer suspected");
+        self.requeue_lost(lost, peer, now);
         self.recoveries.push(Recovery {
             peer,
             at: now,
             reason,
-            requeued: lost.len(),
+            requeued,
         });
         self.adopt_orphaned_jobs(now);
     }
@@ -138,7 +136,7 @@ impl Node {
                 .map(|(_, key)| key)
                 .filter(|key| !held.contains(key))
                 .collect();
-            self.lost_here(lost, now);
+            self.requeue_lost(lost, self.me, now);
         }
         let mut asks: Vec<(u64, Vec<(Instant, TaskKey)>)> = asks.into_iter().collect();
         asks.sort_unstable_by_key(|(peer, _)| *peer);
@@ -157,13 +155,11 @@ impl Node {
         }
     }
 
-    /// Tasks recorded here that this peer does not hold: run them again.
-    fn lost_here(&mut self, lost: Vec<TaskKey>, now: Instant) {
+    /// Owned tasks lost with `peer` (or held nowhere though recorded there): counted and run
+    /// again.
+    fn requeue_lost(&mut self, lost: Vec<TaskKey>, peer: u64, now: Instant) {
         if !lost.is_empty() {
-            tracing::info!(
-                lost = lost.len(),
-                "own tasks held nowhere; running them again"
-            );
+            tracing::info!(peer = %format_args!("{peer:016x}"), lost = lost.len(), "tasks lost; running them again");
         }
         self.stats.requeued += lost.len() as u64;
         for task in lost {
@@ -207,13 +203,7 @@ impl Node {
                 owned.since = Some(now);
             }
         }
-        if !lost.is_empty() {
-            tracing::info!(peer = %format_args!("{peer:016x}"), lost = lost.len(), "tasks no peer holds; running them again");
-        }
-        self.stats.requeued += lost.len() as u64;
-        for task in lost {
-            self.rerun(task, now);
-        }
+        self.requeue_lost(lost, peer, now);
     }
 
     /// The tasks this peer holds: queued, being prepared or run, or finished with the notice
@@ -251,8 +241,7 @@ impl Node {
             self.arm_audit(now);
         }
         if self.down.contains(&to) {
-            self.stats.requeued += 1;
-            self.rerun(task, now);
+            self.requeue_lost(vec![task], to, now);
         }
     }
 
