@@ -48,4 +48,6 @@ pub use inputs::{Held, Inputs};
 pub use named::NamedTask;
 pub use peer_macros::task;
 pub use promise::Promise;
-pub use sync::{Event, Lock, LockGuard, Permit, Queue, Semaphore, Subscription, Topic, Variable};
+pub use sync::{
+    Event, Fenced, Lock, LockGuard, Permit, Queue, Semaphore, Subscription, Topic, Variable,
+};

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event_loop::{Command, EventLoop, Resolver, Status};
 use crate::node::{Node, Settings, SubmitArg};
+use crate::sync::{SwarmBackend, Topics};
 use crate::wire::{Failure, TaskKey};
 
 /// Which swarm task stands behind which local future, both ways, while it may be used as
@@ -61,8 +62,13 @@ impl Client {
     /// Starts a peer: listens, dials the bootstrap peers, and serves tasks until dropped.
     pub fn join(config: Config) -> Result<Client, Error> {
         let workers = config.worker_count();
+        let (commands, commands_rx) = mpsc::channel(1024);
+        // Named primitives of this peer's client and tasks live at their home peers.
+        let backend = SwarmBackend::new(commands.clone());
+        let topics = backend.topics();
         let local = peer_core::Client::builder()
             .workers(workers)
+            .backend(Arc::new(backend))
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
         let key = identity::Keypair::generate_ed25519();
@@ -87,7 +93,6 @@ impl Client {
             ..Settings::default()
         };
         let node = Node::new(me, can_run, settings);
-        let (commands, commands_rx) = mpsc::channel(1024);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let pool = local.clone();
@@ -106,7 +111,7 @@ impl Client {
                 };
                 runtime.block_on(async move {
                     let mut event_loop =
-                        match start(key, &config, node, pool, commands_rx, ready_tx) {
+                        match start(key, &config, node, pool, commands_rx, ready_tx, topics) {
                             Ok(event_loop) => event_loop,
                             Err(e) => {
                                 let _ = started_tx.send(Err(e));
@@ -220,6 +225,17 @@ impl Client {
             .try_send(Command::Status(tx))
             .map_err(|_| Error::Stopped)?;
         rx.blocking_recv().map_err(|_| Error::Stopped)
+    }
+
+    /// The peers that would keep the primitive stored under `key` (see
+    /// [`peer_core::sync::keys`]), best first: its home now, then the backup that keeps a
+    /// copy. Empty if the event loop has stopped.
+    pub fn homes(&self, key: &str) -> Vec<PeerId> {
+        let (tx, rx) = oneshot::channel();
+        if self.command(Command::Homes(key.to_string(), tx)).is_err() {
+            return Vec::new();
+        }
+        rx.blocking_recv().unwrap_or_default()
     }
 
     /// Addresses other peers can bootstrap from: each listen address with `/p2p/<id>`.
@@ -348,6 +364,7 @@ fn start(
     local: peer_core::Client,
     commands: mpsc::Receiver<Command>,
     ready_tx: oneshot::Sender<Vec<Multiaddr>>,
+    topics: Arc<Topics>,
 ) -> Result<EventLoop, Error> {
     let swarm_key = config.swarm_key;
     let mut swarm = SwarmBuilder::with_existing_identity(key)
@@ -379,7 +396,9 @@ fn start(
             reason: e.to_string(),
         })?;
     }
-    Ok(EventLoop::new(swarm, node, local, commands, ready_tx))
+    Ok(EventLoop::new(
+        swarm, node, local, commands, ready_tx, topics,
+    ))
 }
 
 fn boxed(error: std::io::Error) -> Box<dyn std::error::Error + Send + Sync> {

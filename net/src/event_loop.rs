@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -17,7 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
-use crate::wire::{Batch, Failure, JobSpec, Response, TaskKey, TaskSpec};
+use crate::sync::{CallSlot, Topics};
+use crate::wire::{Batch, Failure, JobSpec, Kind, Op, Response, TaskKey, TaskSpec};
 
 /// Pings each connected peer this often. A peer that answered no ping for [`SILENCE_LIMIT`]
 /// is suspected: a hung or cut-off peer within 1.6 s. Chosen for a LAN, where a round trip
@@ -62,6 +64,20 @@ pub(crate) enum Command {
     Lookup(String, oneshot::Sender<Lookup>),
     /// Report what this peer knows.
     Status(oneshot::Sender<Status>),
+    /// An operation on a named primitive, numbered by the caller; answered in `slot`.
+    Prim {
+        seq: u64,
+        key: String,
+        kind: Kind,
+        op: Op,
+        slot: Arc<CallSlot>,
+    },
+    /// The caller withdrew operation `seq`.
+    PrimCancel(u64),
+    /// Publish a value on a topic to the other peers.
+    TopicPublish { key: String, value: Vec<u8> },
+    /// The peers in the order they would be home of a key, the home first.
+    Homes(String, oneshot::Sender<Vec<PeerId>>),
     /// Stop: drop every pending future (they fail with `Shutdown`).
     Shutdown,
 }
@@ -135,6 +151,10 @@ pub(crate) struct EventLoop {
     /// Futures of `Owned` arguments, by task, in case the node asks for their values.
     futures: HashMap<TaskKey, Vec<(usize, FutureArg)>>,
     ready_tx: Option<oneshot::Sender<Vec<Multiaddr>>>,
+    /// Operations on primitives waiting for their answers, by number.
+    calls: HashMap<u64, Arc<CallSlot>>,
+    /// This peer's topics, for values other peers publish.
+    topics: Arc<Topics>,
 }
 
 impl EventLoop {
@@ -144,6 +164,7 @@ impl EventLoop {
         local: peer_core::Client,
         commands: mpsc::Receiver<Command>,
         ready_tx: oneshot::Sender<Vec<Multiaddr>>,
+        topics: Arc<Topics>,
     ) -> EventLoop {
         // Each worker sends at most one `Ran` per task it runs, and argument futures one
         // each; the loop drains this channel before anything else blocks.
@@ -170,6 +191,8 @@ impl EventLoop {
             resolvers: HashMap::new(),
             futures: HashMap::new(),
             ready_tx: Some(ready_tx),
+            calls: HashMap::new(),
+            topics,
         }
     }
 
@@ -283,6 +306,39 @@ impl EventLoop {
                     recoveries,
                 });
             }
+            Command::Prim {
+                seq,
+                key,
+                kind,
+                op,
+                slot,
+            } => {
+                self.calls.insert(seq, slot);
+                self.node.prim_call(seq, key, kind, op, Instant::now());
+            }
+            Command::PrimCancel(seq) => {
+                self.calls.remove(&seq);
+                self.node.prim_cancel(seq, Instant::now());
+            }
+            Command::TopicPublish { key, value } => {
+                self.node.topic_publish(key, value, Instant::now());
+            }
+            Command::Homes(key, reply) => {
+                let me = *self.swarm.local_peer_id();
+                let homes = self
+                    .node
+                    .ranked_homes(&key)
+                    .into_iter()
+                    .filter_map(|p| {
+                        if p == peer_number(&me) {
+                            Some(me)
+                        } else {
+                            self.peers.get(&p).copied()
+                        }
+                    })
+                    .collect();
+                let _ = reply.send(homes);
+            }
             Command::Shutdown => {}
         }
     }
@@ -360,6 +416,12 @@ impl EventLoop {
                         Instant::now(),
                     ),
                 },
+                Output::PrimReply { seq, reply } => {
+                    if let Some(slot) = self.calls.remove(&seq) {
+                        slot.complete(reply);
+                    }
+                }
+                Output::TopicMessage { key, value } => self.topics.deliver(&key, &value),
                 Output::Publish(batch) => {
                     let Ok(bytes) = postcard::to_allocvec(&batch) else {
                         continue;

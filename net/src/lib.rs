@@ -38,6 +38,7 @@ mod error;
 mod event_loop;
 mod job;
 mod node;
+mod sync;
 pub mod wire;
 
 pub use client::Client;

@@ -6,8 +6,11 @@
 //! to a remote home peer: `poll_*` may be answered later, and `cancel` withdraws a waiter
 //! whose future was dropped, handing on anything granted to it meanwhile.
 
-use std::any::Any;
+use std::any::{Any, type_name};
 use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -16,9 +19,53 @@ use std::time::{Duration, Instant};
 /// backend encodes it.
 pub type Payload = Box<dyn Any + Send + Sync>;
 
-/// A waiter's place in line; created empty, filled by the backend on the first poll.
+/// A waiter's place in line; created empty, filled by the backend on the first poll (with a
+/// number of the backend's choosing).
 #[derive(Debug, Default)]
-pub struct Ticket(pub(crate) Option<u64>);
+pub struct Ticket(pub Option<u64>);
+
+/// How the values of a typed primitive cross the network. The typed layer knows the value
+/// type and hands this to the backend with each name; the in-process backend never uses it,
+/// the swarm's encodes what it sends to a home peer.
+#[derive(Clone, Copy)]
+pub struct Codec {
+    /// Encodes a value of the primitive's type (`Err` for any other type).
+    pub encode: fn(&(dyn Any + Send + Sync)) -> Result<Vec<u8>, String>,
+    /// Decodes bytes into a value of the primitive's type.
+    pub decode: fn(&[u8]) -> Result<Payload, String>,
+}
+
+impl Codec {
+    /// The `postcard` codec of `T`.
+    pub fn of<T>() -> Codec
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        Codec {
+            encode: encode::<T>,
+            decode: decode::<T>,
+        }
+    }
+}
+
+fn encode<T: Serialize + 'static>(value: &(dyn Any + Send + Sync)) -> Result<Vec<u8>, String> {
+    match value.downcast_ref::<T>() {
+        Some(value) => postcard::to_allocvec(value).map_err(|e| e.to_string()),
+        None => Err(format!("the value is not a {}", type_name::<T>())),
+    }
+}
+
+fn decode<T: DeserializeOwned + Send + Sync + 'static>(bytes: &[u8]) -> Result<Payload, String> {
+    postcard::from_bytes::<T>(bytes)
+        .map(|value| Box::new(value) as Payload)
+        .map_err(|e| format!("not a {}: {e}", type_name::<T>()))
+}
+
+impl fmt::Debug for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Codec")
+    }
+}
 
 /// Grows with every grant of one primitive: a resource guarded by a lock remembers the highest
 /// token it accepted and refuses lower ones, so a holder whose lease ran out cannot act on it
@@ -106,6 +153,13 @@ pub trait QueueBackend: Send + Sync {
 pub trait VariableBackend: Send + Sync {
     /// Replaces the value; returns the new version.
     fn set(&self, value: Arc<dyn Any + Send + Sync>) -> u64;
+    /// Replaces the value unless a write with a higher fencing token was accepted before;
+    /// returns the new version, or the highest token accepted so far.
+    fn set_fenced(
+        &self,
+        value: Arc<dyn Any + Send + Sync>,
+        token: FencingToken,
+    ) -> Result<u64, FencingToken>;
     /// The value and its version, if set.
     fn get(&self) -> Option<(Arc<dyn Any + Send + Sync>, u64)>;
     /// Ready once the version is above `seen`.
@@ -145,12 +199,12 @@ pub trait TopicBackend: Send + Sync {
 pub trait Backend: Send + Sync {
     /// The semaphore `name`, created with `permits` if new.
     fn semaphore(&self, name: &str, permits: usize) -> Arc<dyn SemaphoreBackend>;
-    /// The queue `name`, created with `capacity` if new.
-    fn queue(&self, name: &str, capacity: usize) -> Arc<dyn QueueBackend>;
-    /// The variable `name`.
-    fn variable(&self, name: &str) -> Arc<dyn VariableBackend>;
+    /// The queue `name`, created with `capacity` if new; its items are encoded by `codec`.
+    fn queue(&self, name: &str, capacity: usize, codec: Codec) -> Arc<dyn QueueBackend>;
+    /// The variable `name`; its values are encoded by `codec`.
+    fn variable(&self, name: &str, codec: Codec) -> Arc<dyn VariableBackend>;
     /// The event `name`.
     fn event(&self, name: &str) -> Arc<dyn EventBackend>;
-    /// The topic `name`.
-    fn topic(&self, name: &str) -> Arc<dyn TopicBackend>;
+    /// The topic `name`; its values are encoded by `codec`.
+    fn topic(&self, name: &str, codec: Codec) -> Arc<dyn TopicBackend>;
 }

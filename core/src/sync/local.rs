@@ -11,15 +11,17 @@ use std::time::{Duration, Instant};
 use crate::loom::{Mutex, MutexGuard};
 
 use super::backend::{
-    Backend, Closed, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
+    Backend, Closed, Codec, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
     SemaphoreBackend, Ticket, TopicBackend, VariableBackend,
 };
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
-/// Primitives that live in this process, keyed by name.
+/// Primitives that live in this process, keyed by name: the default backend of a
+/// [`Client`](crate::Client). The swarm's backend keeps one too, for the subscribers of
+/// topics on its own peer.
 #[derive(Default)]
-pub(crate) struct LocalBackend {
+pub struct LocalBackend {
     semaphores: Mutex<HashMap<String, Arc<LocalSemaphore>>>,
     queues: Mutex<HashMap<String, Arc<LocalQueue>>>,
     variables: Mutex<HashMap<String, Arc<LocalVariable>>>,
@@ -52,11 +54,11 @@ impl Backend for LocalBackend {
         let _ = sem.me.set(Arc::downgrade(&sem));
         sem
     }
-    fn queue(&self, name: &str, capacity: usize) -> Arc<dyn QueueBackend> {
+    fn queue(&self, name: &str, capacity: usize, _: Codec) -> Arc<dyn QueueBackend> {
         let queue: Arc<LocalQueue> = entry(&self.queues, name, || LocalQueue::new(capacity));
         queue
     }
-    fn variable(&self, name: &str) -> Arc<dyn VariableBackend> {
+    fn variable(&self, name: &str, _: Codec) -> Arc<dyn VariableBackend> {
         let variable: Arc<LocalVariable> = entry(&self.variables, name, Default::default);
         variable
     }
@@ -64,7 +66,7 @@ impl Backend for LocalBackend {
         let event: Arc<LocalEvent> = entry(&self.events, name, Default::default);
         event
     }
-    fn topic(&self, name: &str) -> Arc<dyn TopicBackend> {
+    fn topic(&self, name: &str, _: Codec) -> Arc<dyn TopicBackend> {
         let topic: Arc<LocalTopic> = entry(&self.topics, name, Default::default);
         topic
     }
@@ -488,6 +490,8 @@ pub(crate) struct LocalVariable {
 struct VariableState {
     value: Option<Shared>,
     version: u64,
+    /// The highest fencing token of a [`set_fenced`](VariableBackend::set_fenced) accepted.
+    fence: Option<FencingToken>,
     line: Line,
 }
 
@@ -501,6 +505,21 @@ impl VariableBackend for LocalVariable {
         };
         wake_all(wake);
         version
+    }
+
+    fn set_fenced(&self, value: Shared, token: FencingToken) -> Result<u64, FencingToken> {
+        let (version, wake) = {
+            let mut s = lock(&self.state);
+            if let Some(highest) = s.fence.filter(|highest| *highest > token) {
+                return Err(highest);
+            }
+            s.fence = Some(token);
+            s.value = Some(value);
+            s.version += 1;
+            (s.version, s.line.all_wakers())
+        };
+        wake_all(wake);
+        Ok(version)
     }
 
     fn get(&self) -> Option<(Shared, u64)> {

@@ -65,7 +65,6 @@ mod local;
 #[cfg(all(test, peer_loom))]
 mod loom_tests;
 
-use std::any::type_name;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -75,10 +74,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use backend::{
-    Backend, Closed, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
+    Backend, Closed, Codec, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
     SemaphoreBackend, Ticket, TopicBackend, VariableBackend,
 };
-pub(crate) use local::LocalBackend;
+pub use local::LocalBackend;
 
 use block::block_on;
 
@@ -90,7 +89,7 @@ impl Client {
     pub fn lock(&self, name: &str) -> Lock {
         Lock::new(Semaphore::new(
             name,
-            self.backend().semaphore(&format!("lock/{name}"), 1),
+            self.backend().semaphore(&keys::lock(name), 1),
         ))
     }
 
@@ -98,8 +97,7 @@ impl Client {
     pub fn semaphore(&self, name: &str, permits: usize) -> Semaphore {
         Semaphore::new(
             name,
-            self.backend()
-                .semaphore(&format!("semaphore/{name}"), permits),
+            self.backend().semaphore(&keys::semaphore(name), permits),
         )
     }
 
@@ -112,7 +110,7 @@ impl Client {
         Queue::new(
             name,
             self.backend()
-                .queue(&typed_key::<T>("queue", name), capacity),
+                .queue(&keys::queue::<T>(name), capacity, Codec::of::<T>()),
         )
     }
 
@@ -121,12 +119,15 @@ impl Client {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        Variable::new(self.backend().variable(&typed_key::<T>("variable", name)))
+        Variable::new(
+            self.backend()
+                .variable(&keys::variable::<T>(name), Codec::of::<T>()),
+        )
     }
 
     /// The event `name`.
     pub fn event(&self, name: &str) -> Event {
-        Event::new(self.backend().event(&format!("event/{name}")))
+        Event::new(self.backend().event(&keys::event(name)))
     }
 
     /// The topic `name` carrying `T`s.
@@ -134,7 +135,10 @@ impl Client {
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        Topic::new(self.backend().topic(&typed_key::<T>("topic", name)))
+        Topic::new(
+            self.backend()
+                .topic(&keys::topic::<T>(name), Codec::of::<T>()),
+        )
     }
 }
 
@@ -666,6 +670,15 @@ impl<T: Clone + Send + Sync + 'static> Variable<T> {
         self.backend.set(Arc::new(value))
     }
 
+    /// Replaces the value unless a write with a higher fencing token was accepted before:
+    /// the variable is then a resource guarded by a lock, and a holder whose lease ran out
+    /// (its token is older than the current holder's) cannot overwrite it.
+    pub fn set_fenced(&self, value: T, token: FencingToken) -> Result<u64, Fenced> {
+        self.backend
+            .set_fenced(Arc::new(value), token)
+            .map_err(|highest| Fenced { token, highest })
+    }
+
     /// The value, if ever set.
     pub fn get(&self) -> Option<T> {
         self.get_versioned().map(|(v, _)| v)
@@ -831,10 +844,41 @@ impl<T> Clone for Topic<T> {
     }
 }
 
-/// The key a typed primitive is stored under: its name and value type, so two handles of
-/// different types never share (and never mis-read) one state.
-pub(crate) fn typed_key<T>(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}/{}", type_name::<T>())
+/// The keys a [`Backend`] is asked for: the kind and the name, and for typed primitives the
+/// value type, so that two handles of different kinds or types never share (and never
+/// mis-read) one state. A swarm places each key on its home peer.
+pub mod keys {
+    use std::any::type_name;
+
+    /// The key of lock `name`.
+    pub fn lock(name: &str) -> String {
+        format!("lock/{name}")
+    }
+
+    /// The key of semaphore `name`.
+    pub fn semaphore(name: &str) -> String {
+        format!("semaphore/{name}")
+    }
+
+    /// The key of queue `name` of `T`s.
+    pub fn queue<T>(name: &str) -> String {
+        format!("queue/{name}/{}", type_name::<T>())
+    }
+
+    /// The key of variable `name` of `T`.
+    pub fn variable<T>(name: &str) -> String {
+        format!("variable/{name}/{}", type_name::<T>())
+    }
+
+    /// The key of event `name`.
+    pub fn event(name: &str) -> String {
+        format!("event/{name}")
+    }
+
+    /// The key of topic `name` of `T`s.
+    pub fn topic<T>(name: &str) -> String {
+        format!("topic/{name}/{}", type_name::<T>())
+    }
 }
 
 macro_rules! debug_by_name {
@@ -919,6 +963,27 @@ impl fmt::Display for Expired {
 
 impl std::error::Error for Expired {}
 
+/// A [`Variable::set_fenced`] refused: a write with a higher token was accepted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fenced {
+    /// The token of the refused write.
+    pub token: FencingToken,
+    /// The highest token accepted so far.
+    pub highest: FencingToken,
+}
+
+impl fmt::Display for Fenced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "write with {} refused: {} was accepted before (the lock was taken back and given on)",
+            self.token, self.highest
+        )
+    }
+}
+
+impl std::error::Error for Fenced {}
+
 #[cfg(all(test, not(peer_loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -937,21 +1002,21 @@ mod tests {
             self.asked.fetch_add(1, Ordering::SeqCst);
             self.inner.semaphore(name, permits)
         }
-        fn queue(&self, name: &str, capacity: usize) -> Arc<dyn QueueBackend> {
+        fn queue(&self, name: &str, capacity: usize, codec: Codec) -> Arc<dyn QueueBackend> {
             self.asked.fetch_add(1, Ordering::SeqCst);
-            self.inner.queue(name, capacity)
+            self.inner.queue(name, capacity, codec)
         }
-        fn variable(&self, name: &str) -> Arc<dyn VariableBackend> {
+        fn variable(&self, name: &str, codec: Codec) -> Arc<dyn VariableBackend> {
             self.asked.fetch_add(1, Ordering::SeqCst);
-            self.inner.variable(name)
+            self.inner.variable(name, codec)
         }
         fn event(&self, name: &str) -> Arc<dyn EventBackend> {
             self.asked.fetch_add(1, Ordering::SeqCst);
             self.inner.event(name)
         }
-        fn topic(&self, name: &str) -> Arc<dyn TopicBackend> {
+        fn topic(&self, name: &str, codec: Codec) -> Arc<dyn TopicBackend> {
             self.asked.fetch_add(1, Ordering::SeqCst);
-            self.inner.topic(name)
+            self.inner.topic(name, codec)
         }
     }
 

@@ -244,14 +244,33 @@ pub(crate) fn check_job(spec: &JobSpec) -> Result<(), String> {
 /// with the same candidates picks the same one, and removing a candidate moves only the
 /// names it had.
 pub(super) fn successor(name: &str, candidates: &[u64]) -> u64 {
-    let name_hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let name_hash = hash(name);
     candidates
         .iter()
         .copied()
-        .max_by_key(|peer| (mix(name_hash ^ peer.rotate_left(17)), *peer))
+        .max_by_key(|peer| score(name_hash, *peer))
         .unwrap_or_default()
+}
+
+/// `candidates` by rendezvous score for `name`, highest first: [`successor`] and then the
+/// peer that would succeed it.
+pub(super) fn ranked(name: &str, candidates: &[u64]) -> Vec<u64> {
+    let name_hash = hash(name);
+    let mut ranked = candidates.to_vec();
+    ranked.sort_unstable_by_key(|peer| std::cmp::Reverse(score(name_hash, *peer)));
+    ranked.dedup();
+    ranked
+}
+
+/// FNV-1a of `name`.
+fn hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn score(name_hash: u64, peer: u64) -> (u64, u64) {
+    (mix(name_hash ^ peer.rotate_left(17)), peer)
 }
 
 /// SplitMix64's finaliser: spreads the bits of a hash.

@@ -61,7 +61,9 @@ impl Node {
             self.unsendable.push(tag);
             return;
         }
-        if *in_flight < self.settings.max_in_flight {
+        // Operations on primitives may wait at their home for long: they must not hold up
+        // the requests queued behind them (a release behind waiting acquires).
+        if *in_flight < self.settings.max_in_flight || matches!(request, Request::Prim(_)) {
             *in_flight += 1;
             self.outputs.push_back(Output::Send { to, tag, request });
         } else {
@@ -90,6 +92,11 @@ impl Node {
 
     pub(super) fn request(&mut self, from: u64, channel: u64, request: Request, now: Instant) {
         let response = match request {
+            // Answered when it completes, maybe much later.
+            Request::Prim(op) => return self.prim_request(from, channel, op, now),
+            Request::Replicate { .. } | Request::Claim { .. } | Request::Handoff { .. } => {
+                self.prim_peer_request(from, request, now)
+            }
             Request::Steal { max, can_run } => {
                 // A thief has nothing ready.
                 self.policy.handle(
@@ -319,6 +326,11 @@ impl Node {
             }
             // No answer: count them as not held (at worst, each runs twice).
             (Pending::Audit(peer, tasks, sent), _) => self.audited(peer, tasks, None, sent, now),
+            (Pending::Prim(_, seq), response) => self.prim_response(seq, response, now),
+            (Pending::Replicate(peer, key, held), response) => {
+                self.replicated(peer, key, held, response, now);
+            }
+            (Pending::Claim(_, key), response) => self.claim_answered(&key, response, now),
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,

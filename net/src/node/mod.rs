@@ -22,6 +22,7 @@
 mod jobs;
 mod messages;
 mod owner;
+mod prims;
 mod recovery;
 mod runner;
 mod state;
@@ -70,6 +71,9 @@ pub(crate) struct Settings {
     pub(crate) gossip_interval: Duration,
     /// The stealing policy's tuning.
     pub(crate) policy: policy::Config,
+    /// How long a home holds an operation that waits (a lock, a get from an empty queue)
+    /// before it answers "ask again": well inside the request time-out.
+    pub(crate) long_poll: Duration,
 }
 
 impl Default for Settings {
@@ -90,6 +94,7 @@ impl Default for Settings {
                 load_interval: Duration::from_millis(20),
                 ..policy::Config::default()
             },
+            long_poll: Duration::from_secs(10),
         }
     }
 }
@@ -213,6 +218,20 @@ pub(crate) enum Output {
     },
     /// Publish a gossip batch.
     Publish(Batch),
+    /// The answer to [`Node::prim_call`] `seq`.
+    PrimReply {
+        /// The call.
+        seq: u64,
+        /// The answer.
+        reply: crate::wire::Reply,
+    },
+    /// A value published on a topic by another peer: hand it to this peer's subscribers.
+    TopicMessage {
+        /// The topic's key.
+        key: String,
+        /// The encoded value.
+        value: Vec<u8>,
+    },
     /// The answer to [`Node::lookup`] `waiter`: the published value, if any peer had it.
     Found {
         /// The lookup.
@@ -360,6 +379,8 @@ pub(crate) struct Node {
     job_seq: u64,
     /// Lookups waiting for answers: the name, and how many peers have not answered.
     lookups: HashMap<u64, (String, usize)>,
+    /// Named primitives: those homed here, copies kept as a backup, this peer's calls.
+    prims: prims::Prims,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -409,6 +430,7 @@ impl Node {
             job_outputs: HashMap::new(),
             job_seq: 0,
             lookups: HashMap::new(),
+            prims: prims::Prims::default(),
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
@@ -542,6 +564,7 @@ impl Node {
         if self.gossip_due.is_some_and(|due| due <= now) {
             self.flush_gossip();
         }
+        self.prims_timeout(now);
         self.after(now);
     }
 
@@ -564,6 +587,7 @@ impl Node {
             retry,
             self.audit_due,
             self.forget_due(),
+            self.prims_due(),
         ]
         .into_iter()
         .flatten()
@@ -575,6 +599,7 @@ impl Node {
         // Failing a request to a suspect can start or queue more work, which can mean more
         // requests to suspects; a few rounds settle it (each failed request ends its own).
         for _ in 0..16 {
+            self.prims_step(now);
             self.fail_unsendable(now);
             self.dispatch(now);
             self.flush_notices(now);
@@ -677,6 +702,12 @@ impl Node {
                 GraphEvent::Released(task) => self.cache.remove(task),
                 GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
                     self.job_gossip(batch.from, event, now);
+                }
+                GraphEvent::Topic { key, value } => {
+                    self.outputs.push_back(Output::TopicMessage {
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
                 }
                 _ => {}
             }

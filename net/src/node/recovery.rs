@@ -49,6 +49,7 @@ impl Node {
             cluster: 0,
         };
         self.policy.handle(input, now);
+        self.prims_membership(None, now);
     }
 
     /// A peer is suspected (its connection closed, or it stopped answering pings).
@@ -82,6 +83,7 @@ impl Node {
             requeued,
         });
         self.adopt_orphaned_jobs(now);
+        self.prims_membership(Some(peer), now);
     }
 
     /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.

@@ -147,6 +147,12 @@ pub(super) enum Pending {
     Lookup(u64, u64),
     /// Asking a peer which of these tasks of ours it does not hold; sent then.
     Audit(u64, Vec<TaskKey>, std::time::Instant),
+    /// An operation on a named primitive, call number `.1`, sent to the peer taken for home.
+    Prim(u64, u64),
+    /// Changes of a hosted key sent to its backup, with the answers that wait for them.
+    Replicate(u64, String, Vec<(super::prims::Answer, crate::wire::Reply)>),
+    /// Asking a peer for the state of a key we became the home of.
+    Claim(u64, String),
 }
 
 impl Pending {
@@ -159,7 +165,10 @@ impl Pending {
             | Pending::OneWay(peer)
             | Pending::Lookup(_, peer)
             | Pending::Audit(peer, ..)
-            | Pending::Push(peer, _) => *peer,
+            | Pending::Push(peer, _)
+            | Pending::Prim(peer, _)
+            | Pending::Replicate(peer, ..)
+            | Pending::Claim(peer, _) => *peer,
             Pending::Input { peer, .. } => *peer,
         }
     }

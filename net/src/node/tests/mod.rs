@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod prims;
 mod recovery;
 
 const ADD: u64 = 1; // sums its u64 arguments
@@ -55,6 +56,10 @@ struct Net {
     cut: Vec<bool>,
     /// Answers to lookups: (node, waiter) -> value.
     found: HashMap<(usize, u64), crate::event_loop::Lookup>,
+    /// Answers to calls on primitives: (node, call) -> reply.
+    replies: HashMap<(usize, u64), crate::wire::Reply>,
+    /// Topic values handed to each node's subscribers.
+    topic_values: Vec<(usize, String, Vec<u8>)>,
 }
 
 impl Net {
@@ -87,6 +92,8 @@ impl Net {
             dead: vec![false; n],
             cut: vec![false; n],
             found: HashMap::new(),
+            replies: HashMap::new(),
+            topic_values: Vec::new(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -241,6 +248,13 @@ impl Net {
                     }
                     Output::Found { waiter, value } => {
                         self.found.insert((i, waiter), value);
+                    }
+                    Output::PrimReply { seq, reply } => {
+                        let old = self.replies.insert((i, seq), reply);
+                        assert!(old.is_none(), "call {seq} of node {i} answered twice");
+                    }
+                    Output::TopicMessage { key, value } => {
+                        self.topic_values.push((i, key, value));
                     }
                     Output::Run { spec, args } => {
                         *self.runs.entry(spec.key).or_default() += 1;

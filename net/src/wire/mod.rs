@@ -1,9 +1,13 @@
 //! What peers say to each other: the messages of the request-response protocol and of the
 //! task-graph gossip, all encoded with `postcard`.
 
+mod prims;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use prims::{Body, Delta, Holder, Item, Kind, Op, OpId, PrimRequest, PrimState, Reply, Taken};
 
 /// A task across the swarm: the peer that owns it (its submitter) and a number the owner
 /// gave it. Shown as `owner/seq`.
@@ -147,6 +151,27 @@ pub enum Request {
         /// The name.
         name: String,
     },
+    /// An operation on a named primitive, sent to the peer taken for its home.
+    Prim(PrimRequest),
+    /// Changes to a primitive you keep a copy of as its home's backup, in order.
+    Replicate {
+        /// The primitive.
+        key: String,
+        /// The changes; the first of a new backup's is a snapshot.
+        deltas: Vec<Delta>,
+    },
+    /// I am the home of `key` now: hand me its state if you hold it (or a copy).
+    Claim {
+        /// The primitive.
+        key: String,
+    },
+    /// You are the home of `key` now: here is its state.
+    Handoff {
+        /// The primitive.
+        key: String,
+        /// Its state.
+        state: PrimState,
+    },
 }
 
 /// A task handed on by a peer that does not own it, as its owner hears of it.
@@ -183,6 +208,11 @@ pub enum Response {
     /// A published value (or the failure of the job that was to publish it); `None` when
     /// this peer does not know the name.
     Published(Option<Result<Vec<u8>, Failure>>),
+    /// The answer to a [`Request::Prim`].
+    Prim(Reply),
+    /// The answer to a [`Request::Claim`]: the state this peer held (handed over now), or
+    /// its copy, or nothing.
+    Claimed(Option<PrimState>),
 }
 
 /// One event of the task-graph gossip.
@@ -205,6 +235,13 @@ pub enum GraphEvent {
     Released(TaskKey),
     /// The sender owns this detached job (it submitted or adopted it).
     Detached(JobSpec),
+    /// A value published on a topic (pub/sub), to every peer's subscribers.
+    Topic {
+        /// The topic's key.
+        key: String,
+        /// The encoded value.
+        value: Vec<u8>,
+    },
     /// A value published under a name, or why the job that was to publish it failed.
     Published {
         /// The name.

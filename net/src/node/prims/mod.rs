@@ -1,0 +1,700 @@
+//! Named primitives across the swarm: each key lives on a *home* peer, the first of the live
+//! peers ranked by rendezvous hashing of the key, which keeps its state and a line of
+//! waiters; the second-ranked peer keeps a copy (the *backup*).
+//!
+//! - A client peer sends each operation to the home it computes; a peer that is not the
+//!   home answers `NotHome` and the client asks again. A waiting operation (a lock, a get
+//!   from an empty queue) is held at the home and answered when it completes, or with
+//!   `Again` after the long-poll time, and then asked again.
+//! - Every change is a [`Delta`] sent to the backup in order, one batch in flight; the
+//!   answers of the operations that made them are held until the backup has them, so an
+//!   answered operation survives the home's death.
+//! - A peer that becomes the home of a key it holds no state for first *claims* it: it asks
+//!   every live peer and takes the newest copy (most changes) — the old home's state, a
+//!   backup's copy, or its own. A home that sees a better-ranked peer come up hands the
+//!   state over. Operations carry ids, so one retried after a home died is applied once.
+
+mod state;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::jobs::ranked;
+use super::state::Pending;
+use super::{Node, Output};
+use crate::wire::{
+    Delta, GraphEvent, Kind, Op, OpId, PrimRequest, PrimState, Reply, Request, Response,
+};
+
+/// A client that could not reach a home tries again after this long (membership may not
+/// have caught up with a peer's death yet).
+const RETRY: Duration = Duration::from_millis(50);
+
+/// Operation numbers the node gives its own calls (undoing a withdrawn one): above those
+/// of the backend, which count up from the wall clock's nanoseconds.
+const INTERNAL_SEQ: u64 = 1 << 63;
+
+/// The primitives side of a [`Node`].
+#[derive(Debug, Default)]
+pub(crate) struct Prims {
+    /// Keys this peer is the home of.
+    pub(super) hosted: HashMap<String, Hosted>,
+    /// Copies kept as the backup of other homes.
+    pub(super) replicas: HashMap<String, PrimState>,
+    /// Keys being claimed, with the operations waiting for the claim.
+    claims: HashMap<String, Claim>,
+    /// Operations of this peer's clients, by number.
+    calls: HashMap<u64, Call>,
+    /// Calls to send again, when.
+    retries: Vec<(Instant, u64)>,
+    /// Local calls answered by this peer as their home, to finish.
+    answered: Vec<(u64, Reply)>,
+    next_internal: u64,
+}
+
+/// A key this peer is the home of.
+#[derive(Debug)]
+pub(super) struct Hosted {
+    state: PrimState,
+    waiters: VecDeque<Waiter>,
+    backup: Option<u64>,
+    /// Changes not yet sent to the backup, and the answers waiting for them.
+    unsent: Vec<Delta>,
+    held: Vec<(Answer, Reply)>,
+    /// Whether a batch sent to the backup is not yet answered.
+    in_flight: bool,
+}
+
+/// An operation that waits at the home.
+#[derive(Debug)]
+struct Waiter {
+    id: OpId,
+    op: Op,
+    answer: Answer,
+    /// When it is answered `Again` (a long-poll must end before the request times out).
+    until: Instant,
+}
+
+/// Where the answer to an operation goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// The request that came on this channel.
+    Remote(u64),
+    /// This peer's call with this number.
+    Local(u64),
+}
+
+/// A claim under way.
+#[derive(Debug, Default)]
+struct Claim {
+    /// Peers that have not answered.
+    waiting: usize,
+    /// The newest copy found so far.
+    best: Option<PrimState>,
+    /// Operations that arrived meanwhile.
+    queued: Vec<(Kind, OpId, Op, Answer)>,
+}
+
+/// An operation of this peer's client.
+#[derive(Debug)]
+struct Call {
+    key: String,
+    kind: Kind,
+    op: Op,
+    /// Withdrawn: whatever it gets is undone.
+    cancelled: bool,
+    /// Times a peer said it was not the home.
+    redirects: u32,
+}
+
+impl Call {
+    /// What to send: a withdrawn waiting operation goes once more without waiting (with
+    /// the same id, it gets what the first attempt may have taken, to undo it).
+    fn request_op(&self) -> Op {
+        match (&self.op, self.cancelled) {
+            (Op::Acquire { lease_ms, .. }, true) => Op::Acquire {
+                lease_ms: *lease_ms,
+                wait: false,
+            },
+            (Op::Get { .. }, true) => Op::Get { wait: false },
+            (op, _) => op.clone(),
+        }
+    }
+}
+
+impl Node {
+    /// The peers in the order they would be home of `key`: the home first, then its backup.
+    pub(crate) fn ranked_homes(&self, key: &str) -> Vec<u64> {
+        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
+        candidates.push(self.me);
+        ranked(key, &candidates)
+    }
+
+    /// An operation of this peer's client, numbered `seq` by it; answered with
+    /// [`Output::PrimReply`].
+    pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {
+        let call = Call {
+            key,
+            kind,
+            op,
+            cancelled: false,
+            redirects: 0,
+        };
+        self.prims.calls.insert(seq, call);
+        self.route(seq, None, now);
+        self.after(now);
+    }
+
+    /// The client withdrew call `seq`: a waiting one leaves the line; anything it was
+    /// granted meanwhile is given back.
+    pub(crate) fn prim_cancel(&mut self, seq: u64, now: Instant) {
+        let Some(call) = self.prims.calls.get_mut(&seq) else {
+            return;
+        };
+        call.cancelled = true;
+        if call.op.line().is_some() {
+            let (key, kind) = (call.key.clone(), call.kind);
+            self.internal_call(key, kind, Op::Cancel { seq }, now);
+        }
+        self.after(now);
+    }
+
+    /// Publishes a topic value to every peer's subscribers.
+    pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
+        self.gossip(GraphEvent::Topic { key, value }, now);
+        self.after(now);
+    }
+
+    fn internal_call(&mut self, key: String, kind: Kind, op: Op, now: Instant) {
+        self.prims.next_internal += 1;
+        let seq = INTERNAL_SEQ | self.prims.next_internal;
+        let call = Call {
+            key,
+            kind,
+            op,
+            cancelled: true,
+            redirects: 0,
+        };
+        self.prims.calls.insert(seq, call);
+        self.route(seq, None, now);
+    }
+
+    /// Sends call `seq` to its home (`to` if a peer named it, else the one computed).
+    fn route(&mut self, seq: u64, to: Option<u64>, now: Instant) {
+        let Some(call) = self.prims.calls.get(&seq) else {
+            return;
+        };
+        let home = to
+            .filter(|p| self.up.contains(p))
+            .unwrap_or_else(|| self.ranked_homes(&call.key)[0]);
+        let (key, kind, op) = (call.key.clone(), call.kind, call.request_op());
+        let id = OpId { peer: self.me, seq };
+        if home == self.me {
+            self.serve(key, kind, id, op, Answer::Local(seq), now);
+        } else {
+            let request = Request::Prim(PrimRequest { key, kind, id, op });
+            self.send(home, Pending::Prim(home, seq), request);
+        }
+    }
+
+    /// The answer to call `seq` from a peer (or why there was none).
+    pub(super) fn prim_response(
+        &mut self,
+        seq: u64,
+        response: Result<Response, String>,
+        now: Instant,
+    ) {
+        match response {
+            Ok(Response::Prim(Reply::Again)) => self.route(seq, None, now),
+            Ok(Response::Prim(Reply::NotHome { home })) => {
+                let Some(call) = self.prims.calls.get_mut(&seq) else {
+                    return;
+                };
+                call.redirects += 1;
+                if call.redirects <= 2 {
+                    self.route(seq, Some(home), now);
+                } else {
+                    // Views of the membership differ: wait for them to agree.
+                    call.redirects = 0;
+                    self.prims.retries.push((now + RETRY, seq));
+                }
+            }
+            Ok(Response::Prim(reply)) => self.finish(seq, reply, now),
+            Ok(other) => self.finish(
+                seq,
+                Reply::Refused(format!("the home answered {other:?}")),
+                now,
+            ),
+            Err(_) => self.prims.retries.push((now + RETRY, seq)),
+        }
+    }
+
+    /// Call `seq` is answered: to its client, or undone if it was withdrawn.
+    fn finish(&mut self, seq: u64, reply: Reply, now: Instant) {
+        let Some(call) = self.prims.calls.remove(&seq) else {
+            return;
+        };
+        if !call.cancelled {
+            self.outputs.push_back(Output::PrimReply { seq, reply });
+            return;
+        }
+        match (&call.op, reply) {
+            (Op::Acquire { .. }, Reply::Granted { token, .. }) => {
+                self.internal_call(call.key, call.kind, Op::Release { token }, now);
+            }
+            (Op::Get { .. }, Reply::Item(item)) => {
+                self.internal_call(call.key, call.kind, Op::Unget { item }, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// An operation arrived from another peer.
+    pub(super) fn prim_request(
+        &mut self,
+        from: u64,
+        channel: u64,
+        request: PrimRequest,
+        now: Instant,
+    ) {
+        let PrimRequest { key, kind, id, op } = request;
+        if id.peer != from {
+            let refused = Reply::Refused("an operation must carry its sender's id".into());
+            self.respond(Answer::Remote(channel), refused);
+            return;
+        }
+        self.serve(key, kind, id, op, Answer::Remote(channel), now);
+    }
+
+    /// Serves an operation as the home, or says who the home is.
+    fn serve(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
+        let home = self.ranked_homes(&key)[0];
+        if home != self.me {
+            if self.prims.hosted.contains_key(&key) {
+                self.hand_off(&key, home, now);
+            }
+            self.respond(answer, Reply::NotHome { home });
+            return;
+        }
+        if let Some(claim) = self.prims.claims.get_mut(&key) {
+            claim.queued.push((kind, id, op, answer));
+            return;
+        }
+        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            self.claim(key, kind, id, op, answer, now);
+            return;
+        };
+        if !hosted.state.is(kind) {
+            let refused = Reply::Refused(format!("{key} is not a {kind:?}"));
+            self.respond(answer, refused);
+            return;
+        }
+        if let Op::Cancel { seq } = op {
+            let withdrawn = OpId { peer: id.peer, seq };
+            if let Some(at) = hosted.waiters.iter().position(|w| w.id == withdrawn) {
+                let waiter = hosted.waiters.remove(at).expect("found above");
+                self.respond(waiter.answer, Reply::Cancelled);
+            }
+            self.respond(answer, Reply::Done);
+            return;
+        }
+        // A retry of a waiting operation replaces its earlier place in line.
+        if let Some(at) = hosted.waiters.iter().position(|w| w.id == id) {
+            let earlier = hosted.waiters.remove(at).expect("found above");
+            hosted.waiters.insert(
+                at,
+                Waiter {
+                    id,
+                    op,
+                    answer,
+                    until: now + self.settings.long_poll,
+                },
+            );
+            self.respond(earlier.answer, Reply::Again);
+            return;
+        }
+        let line_busy = op
+            .line()
+            .is_some_and(|line| hosted.waiters.iter().any(|w| w.op.line() == Some(line)));
+        let mut deltas = Vec::new();
+        let reply = if line_busy {
+            None
+        } else {
+            hosted.state.operate(id, &op, now, &mut deltas)
+        };
+        match reply {
+            Some(reply) => self.answer_after(&key, answer, reply, deltas),
+            None => {
+                let until = now + self.settings.long_poll;
+                hosted.waiters.push_back(Waiter {
+                    id,
+                    op,
+                    answer,
+                    until,
+                });
+            }
+        }
+        self.serve_waiters(&key, now);
+    }
+
+    /// Answers once the backup has `deltas` (at once if there are none, or no backup).
+    fn answer_after(&mut self, key: &str, answer: Answer, reply: Reply, deltas: Vec<Delta>) {
+        let Some(hosted) = self.prims.hosted.get_mut(key) else {
+            self.respond(answer, reply);
+            return;
+        };
+        if deltas.is_empty() && hosted.held.is_empty() && !hosted.in_flight {
+            self.respond(answer, reply);
+            return;
+        }
+        hosted.unsent.extend(deltas);
+        hosted.held.push((answer, reply));
+        self.flush_replication(key);
+    }
+
+    /// Serves the waiters of `key` that can complete now, in order.
+    fn serve_waiters(&mut self, key: &str, now: Instant) {
+        let mut done = Vec::new();
+        if let Some(hosted) = self.prims.hosted.get_mut(key) {
+            let mut waiting = VecDeque::with_capacity(hosted.waiters.len());
+            while let Some(w) = hosted.waiters.pop_front() {
+                let mut deltas = Vec::new();
+                match hosted.state.operate(w.id, &w.op, now, &mut deltas) {
+                    Some(reply) => done.push((w.answer, reply, deltas)),
+                    None => waiting.push_back(w),
+                }
+            }
+            hosted.waiters = waiting;
+        }
+        for (answer, reply, deltas) in done {
+            self.answer_after(key, answer, reply, deltas);
+        }
+        self.flush_replication(key);
+    }
+
+    /// Sends the backup the changes not yet sent, unless a batch is in flight; with no
+    /// backup, answers what waited.
+    fn flush_replication(&mut self, key: &str) {
+        let Some(hosted) = self.prims.hosted.get_mut(key) else {
+            return;
+        };
+        if hosted.in_flight {
+            return;
+        }
+        let Some(backup) = hosted.backup else {
+            hosted.unsent.clear();
+            let held = std::mem::take(&mut hosted.held);
+            for (answer, reply) in held {
+                self.respond(answer, reply);
+            }
+            return;
+        };
+        if hosted.unsent.is_empty() && hosted.held.is_empty() {
+            return;
+        }
+        let deltas = std::mem::take(&mut hosted.unsent);
+        let held = std::mem::take(&mut hosted.held);
+        let request = Request::Replicate {
+            key: key.to_string(),
+            deltas,
+        };
+        hosted.in_flight = true;
+        self.send(
+            backup,
+            Pending::Replicate(backup, key.to_string(), held),
+            request,
+        );
+    }
+
+    /// The backup answered a batch (or did not).
+    pub(super) fn replicated(
+        &mut self,
+        peer: u64,
+        key: String,
+        held: Vec<(Answer, Reply)>,
+        response: Result<Response, String>,
+        now: Instant,
+    ) {
+        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            // Handed over meanwhile: the new home has the state.
+            for (answer, reply) in held {
+                self.respond(answer, reply);
+            }
+            return;
+        };
+        hosted.in_flight = false;
+        match response {
+            Ok(Response::Ack) if hosted.backup == Some(peer) => {
+                for (answer, reply) in held {
+                    self.respond(answer, reply);
+                }
+            }
+            other => {
+                // Lost, refused (no copy there), or sent to a former backup: send the whole
+                // state to the backup, with these answers waiting for it.
+                if other.is_err() && hosted.backup == Some(peer) {
+                    tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "backup lost");
+                    hosted.backup = None;
+                }
+                let mut all = held;
+                all.append(&mut hosted.held);
+                hosted.held = all;
+                hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
+                if hosted.backup.is_none() {
+                    let ranked = self.ranked_homes(&key);
+                    let backup = ranked.into_iter().find(|p| *p != self.me && *p != peer);
+                    if let Some(hosted) = self.prims.hosted.get_mut(&key) {
+                        hosted.backup = backup;
+                    }
+                }
+            }
+        }
+        self.flush_replication(&key);
+    }
+
+    /// Starts hosting `key`: first asks every live peer for the newest copy of its state.
+    fn claim(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
+        let peers: Vec<u64> = self.up.iter().copied().collect();
+        let claim = Claim {
+            waiting: peers.len(),
+            best: self.prims.replicas.remove(&key),
+            queued: vec![(kind, id, op, answer)],
+        };
+        self.prims.claims.insert(key.clone(), claim);
+        for peer in peers {
+            let request = Request::Claim { key: key.clone() };
+            self.send(peer, Pending::Claim(peer, key.clone()), request);
+        }
+        self.maybe_claimed(&key, now);
+    }
+
+    /// A peer answered our claim of `key` (or could not).
+    pub(super) fn claim_answered(
+        &mut self,
+        key: &str,
+        response: Result<Response, String>,
+        now: Instant,
+    ) {
+        let Some(claim) = self.prims.claims.get_mut(key) else {
+            return;
+        };
+        claim.waiting = claim.waiting.saturating_sub(1);
+        if let Ok(Response::Claimed(Some(state))) = response {
+            newest(&mut claim.best, state);
+        }
+        self.maybe_claimed(key, now);
+    }
+
+    /// Once every peer answered the claim: hosts the newest state and serves what waited.
+    fn maybe_claimed(&mut self, key: &str, now: Instant) {
+        if self.prims.claims.get(key).is_none_or(|c| c.waiting > 0) {
+            return;
+        }
+        let Some(claim) = self.prims.claims.remove(key) else {
+            return;
+        };
+        let kind = claim.queued[0].0;
+        let mut state = claim.best.unwrap_or_else(|| PrimState::new(kind));
+        state.apply(&Delta::Snapshot(state.clone()), now);
+        self.host(key.to_string(), state, now);
+        for (kind, id, op, answer) in claim.queued {
+            self.serve(key.to_string(), kind, id, op, answer, now);
+        }
+    }
+
+    /// Hosts `key` with `state` (leases already by this peer's clock); its backup gets a
+    /// snapshot. Permits of peers that are gone are taken back.
+    fn host(&mut self, key: String, mut state: PrimState, now: Instant) {
+        let mut deltas = Vec::new();
+        for peer in &self.down {
+            state.drop_holder(*peer, now, &mut deltas);
+        }
+        let backup = self.ranked_homes(&key).into_iter().find(|p| *p != self.me);
+        let unsent = vec![Delta::Snapshot(state.snapshot(now))];
+        let hosted = Hosted {
+            state,
+            waiters: VecDeque::new(),
+            backup,
+            unsent,
+            held: Vec::new(),
+            in_flight: false,
+        };
+        self.prims.hosted.insert(key.clone(), hosted);
+        self.flush_replication(&key);
+    }
+
+    /// Gives `key` to its new home `to`: waiters are told to ask there.
+    fn hand_off(&mut self, key: &str, to: u64, now: Instant) {
+        let Some(hosted) = self.prims.hosted.remove(key) else {
+            return;
+        };
+        let state = hosted.state.snapshot(now);
+        let request = Request::Handoff {
+            key: key.to_string(),
+            state,
+        };
+        self.send(to, Pending::OneWay(to), request);
+        for w in hosted.waiters {
+            self.respond(w.answer, Reply::NotHome { home: to });
+        }
+        for (answer, reply) in hosted.held {
+            self.respond(answer, reply);
+        }
+    }
+
+    /// Answers an operation.
+    fn respond(&mut self, answer: Answer, reply: Reply) {
+        match answer {
+            Answer::Remote(channel) => self.outputs.push_back(Output::Respond {
+                channel,
+                response: Response::Prim(reply),
+            }),
+            // Finished in `prims_step`, which has the clock.
+            Answer::Local(seq) => self.prims.answered.push((seq, reply)),
+        }
+    }
+
+    /// Each step: finishes answered local calls and sends again the calls that are due.
+    pub(super) fn prims_step(&mut self, now: Instant) {
+        for _ in 0..16 {
+            let answered = std::mem::take(&mut self.prims.answered);
+            let (due, later) = std::mem::take(&mut self.prims.retries)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
+            self.prims.retries = later;
+            if answered.is_empty() && due.is_empty() {
+                return;
+            }
+            for (seq, reply) in answered {
+                self.finish(seq, reply, now);
+            }
+            for (_, seq) in due {
+                self.route(seq, None, now);
+            }
+        }
+    }
+
+    /// Ends what timed out: leases that ran out, long-polls to answer `Again`.
+    pub(super) fn prims_timeout(&mut self, now: Instant) {
+        let keys: Vec<String> = self.prims.hosted.keys().cloned().collect();
+        for key in keys {
+            let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+                continue;
+            };
+            let mut deltas = Vec::new();
+            hosted.state.expire(now, &mut deltas);
+            let (ended, waiting) = std::mem::take(&mut hosted.waiters)
+                .into_iter()
+                .partition(|w| w.until <= now);
+            hosted.waiters = waiting;
+            hosted.unsent.extend(deltas);
+            for w in ended {
+                self.respond(w.answer, Reply::Again);
+            }
+            self.serve_waiters(&key, now);
+        }
+    }
+
+    /// When [`prims_timeout`](Node::prims_timeout) or [`prims_step`](Node::prims_step) is
+    /// next due.
+    pub(super) fn prims_due(&self) -> Option<Instant> {
+        let hosted = self.prims.hosted.values().flat_map(|h| {
+            let until = h.waiters.iter().map(|w| w.until).min();
+            [h.state.next_expiry(), until]
+        });
+        let retries = self.prims.retries.iter().map(|(at, _)| Some(*at));
+        hosted.chain(retries).flatten().min()
+    }
+
+    /// Membership changed: keys whose home is now another peer go there, and each hosted
+    /// key's backup is the second-ranked peer; permits of a peer that is gone are taken
+    /// back and its waiters dropped.
+    pub(super) fn prims_membership(&mut self, gone: Option<u64>, now: Instant) {
+        let keys: Vec<String> = self.prims.hosted.keys().cloned().collect();
+        for key in keys {
+            let ranked = self.ranked_homes(&key);
+            if ranked[0] != self.me {
+                self.hand_off(&key, ranked[0], now);
+                continue;
+            }
+            let backup = ranked.get(1).copied();
+            let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+                continue;
+            };
+            if let Some(peer) = gone {
+                let mut deltas = Vec::new();
+                hosted.state.drop_holder(peer, now, &mut deltas);
+                hosted.unsent.extend(deltas);
+                hosted.waiters.retain(|w| w.id.peer != peer);
+            }
+            if hosted.backup != backup {
+                hosted.backup = backup;
+                hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
+            }
+            self.serve_waiters(&key, now);
+        }
+    }
+
+    /// A request about primitives from another peer, other than an operation.
+    pub(super) fn prim_peer_request(
+        &mut self,
+        from: u64,
+        request: Request,
+        now: Instant,
+    ) -> Response {
+        match request {
+            Request::Replicate { key, deltas } => {
+                let copy = match (self.prims.replicas.get_mut(&key), deltas.first()) {
+                    (_, Some(Delta::Snapshot(_))) => self
+                        .prims
+                        .replicas
+                        .entry(key)
+                        .or_insert_with(|| PrimState::new(Kind::Event)),
+                    (Some(copy), _) => copy,
+                    (None, _) => return Response::Refused("no copy of this key here".into()),
+                };
+                for delta in &deltas {
+                    copy.apply(delta, now);
+                }
+                Response::Ack
+            }
+            Request::Claim { key } => {
+                if let Some(hosted) = self.prims.hosted.remove(&key) {
+                    let state = hosted.state.snapshot(now);
+                    for w in hosted.waiters {
+                        self.respond(w.answer, Reply::NotHome { home: from });
+                    }
+                    for (answer, reply) in hosted.held {
+                        self.respond(answer, reply);
+                    }
+                    return Response::Claimed(Some(state));
+                }
+                let copy = self.prims.replicas.remove(&key);
+                Response::Claimed(copy.map(|c| c.snapshot(now)))
+            }
+            Request::Handoff { key, mut state } => {
+                state.apply(&Delta::Snapshot(state.clone()), now);
+                if let Some(claim) = self.prims.claims.get_mut(&key) {
+                    newest(&mut claim.best, state);
+                } else if let Some(hosted) = self.prims.hosted.get_mut(&key) {
+                    if state.seq > hosted.state.seq {
+                        hosted.state = state;
+                        hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
+                        self.serve_waiters(&key, now);
+                    }
+                } else {
+                    self.host(key, state, now);
+                }
+                Response::Ack
+            }
+            _ => Response::Refused("not a request about primitives".into()),
+        }
+    }
+}
+
+/// Keeps the newer of two copies.
+fn newest(best: &mut Option<PrimState>, state: PrimState) {
+    if best.as_ref().is_none_or(|b| state.seq > b.seq) {
+        *best = Some(state);
+    }
+}

@@ -1,0 +1,186 @@
+//! Named primitives between nodes: homes, waiting operations, the backup taking over, and
+//! keys moving to a peer that joins.
+
+use super::*;
+use crate::wire::{Kind, Op, Reply};
+
+const QUEUE: Kind = Kind::Queue { capacity: 100 };
+const LOCK: Kind = Kind::Semaphore { permits: 1 };
+
+impl Net {
+    /// Node `at` starts call `seq` on `key`.
+    fn call(&mut self, at: usize, seq: u64, key: &str, kind: Kind, op: Op) {
+        let now = self.now;
+        self.nodes[at].prim_call(seq, key.to_string(), kind, op, now);
+    }
+
+    /// Delivers messages until none is left, without moving the clock.
+    fn quiet(&mut self) {
+        while self.step() {}
+        self.drain_outputs();
+    }
+
+    /// The answer to call `seq` of node `at`, once it came.
+    fn reply(&mut self, at: usize, seq: u64) -> Option<Reply> {
+        self.replies.remove(&(at, seq))
+    }
+
+    /// A key of `prefix` whose home (as node 0 sees it) is not node 0 and whose backup is
+    /// not `avoid`: the home, the backup and the key.
+    fn key_homed_away(&self, prefix: &str, avoid: usize) -> (usize, usize, String) {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find_map(|key| {
+                let ranked = self.nodes[0].ranked_homes(&key);
+                let (home, backup) = (ranked[0] as usize, ranked[1] as usize);
+                (home != 0 && home != avoid && backup != avoid).then_some((home, backup, key))
+            })
+            .expect("some key is homed elsewhere")
+    }
+}
+
+fn put(v: u8) -> Op {
+    Op::Put {
+        item: vec![v],
+        wait: true,
+    }
+}
+
+const GET: Op = Op::Get { wait: true };
+
+#[test]
+fn a_queue_loses_nothing_when_its_home_dies() {
+    let mut net = Net::new(4, 1, &[&[ADD]]);
+    let (home, backup, key) = net.key_homed_away("jobs", usize::MAX);
+    for v in 0..20 {
+        net.call(0, u64::from(v), &key, QUEUE, put(v));
+    }
+    net.quiet();
+    for v in 0..20u8 {
+        assert_eq!(net.reply(0, u64::from(v)), Some(Reply::Done));
+    }
+    // Every answered put is at the backup too.
+    assert!(net.nodes[backup].prims.replicas.contains_key(&key));
+    for seq in 100..110 {
+        net.call(0, seq, &key, QUEUE, GET);
+    }
+    net.quiet();
+    net.kill(home);
+    for seq in 110..130 {
+        net.call(0, seq, &key, QUEUE, GET);
+    }
+    net.quiet();
+    let mut got: Vec<u8> = (100..130)
+        .filter_map(|seq| match net.reply(0, seq) {
+            Some(Reply::Item(item)) => Some(item[0]),
+            Some(other) => panic!("get {seq}: {other:?}"),
+            None => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 20, "the ten gets after the last item still wait");
+    got.sort_unstable();
+    assert_eq!(got, (0..20).collect::<Vec<u8>>(), "each item exactly once");
+    assert!(net.nodes[backup].prims.hosted.contains_key(&key));
+}
+
+#[test]
+fn a_lock_is_exclusive_and_a_dead_holders_lock_goes_to_the_next_with_a_higher_token() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let (home, _, key) = net.key_homed_away("lock/", usize::MAX);
+    let holder = 3 - home; // neither node 0 nor the home
+    let acquire = Op::Acquire {
+        lease_ms: None,
+        wait: true,
+    };
+    net.call(holder, 1, &key, LOCK, acquire.clone());
+    net.quiet();
+    let Some(Reply::Granted { token: first, .. }) = net.reply(holder, 1) else {
+        panic!("the first acquire is granted");
+    };
+    net.call(0, 2, &key, LOCK, acquire.clone());
+    net.quiet();
+    assert_eq!(net.reply(0, 2), None, "the lock is held");
+    net.kill(holder);
+    net.quiet();
+    let Some(Reply::Granted { token: second, .. }) = net.reply(0, 2) else {
+        panic!("the waiter gets the dead holder's lock");
+    };
+    assert!(second > first);
+}
+
+#[test]
+fn a_lease_runs_out_and_a_withdrawn_waiter_is_given_nothing() {
+    let mut net = Net::new(2, 1, &[&[ADD]]);
+    let key = "lock/leased";
+    let leased = Op::Acquire {
+        lease_ms: Some(1_000),
+        wait: true,
+    };
+    net.call(0, 1, key, LOCK, leased.clone());
+    net.quiet();
+    assert!(matches!(
+        net.reply(0, 1),
+        Some(Reply::Granted { token: 1, .. })
+    ));
+    net.call(1, 2, key, LOCK, leased.clone());
+    net.call(1, 3, key, LOCK, leased);
+    net.quiet();
+    let now = net.now;
+    net.nodes[1].prim_cancel(2, now);
+    net.quiet();
+    assert_eq!(net.reply(1, 2), None, "a withdrawn call is not answered");
+    // The lease runs out: the remaining waiter is granted, with the next token.
+    net.now += Duration::from_millis(1_001);
+    for node in &mut net.nodes {
+        node.handle_timeout(net.now);
+    }
+    net.quiet();
+    assert!(matches!(
+        net.reply(1, 3),
+        Some(Reply::Granted { token: 2, .. })
+    ));
+    net.call(0, 4, key, LOCK, Op::Release { token: 1 });
+    net.quiet();
+    assert_eq!(net.reply(0, 4), Some(Reply::Expired));
+}
+
+#[test]
+fn a_key_moves_to_a_peer_that_joins_as_its_home_without_losing_items() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    // A key node 2 is home of; it starts cut off, so node 0 or 1 homes it meanwhile.
+    let key = (0..)
+        .map(|i| format!("moving{i}"))
+        .find(|k| net.nodes[0].ranked_homes(k)[0] == 2)
+        .unwrap();
+    net.cut_off(2);
+    for v in 0..10 {
+        net.call(0, u64::from(v), &key, QUEUE, put(v));
+    }
+    net.quiet();
+    assert!(!net.nodes[2].prims.hosted.contains_key(&key));
+    net.heal(2);
+    net.quiet();
+    for seq in 10..20 {
+        net.call(1, seq, &key, QUEUE, GET);
+    }
+    net.quiet();
+    let got: Vec<u8> = (10..20)
+        .map(|seq| match net.reply(1, seq) {
+            Some(Reply::Item(item)) => item[0],
+            other => panic!("get {seq}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, (0..10).collect::<Vec<u8>>());
+    assert!(net.nodes[2].prims.hosted.contains_key(&key));
+}
+
+#[test]
+fn topic_values_reach_other_peers_by_gossip() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let now = net.now;
+    net.nodes[1].topic_publish("topic/t/u8".into(), vec![7], now);
+    net.settle();
+    let mut at: Vec<usize> = net.topic_values.iter().map(|(i, _, _)| *i).collect();
+    at.sort_unstable();
+    assert_eq!(at, vec![0, 2]);
+}
