@@ -687,6 +687,8 @@ impl EventLoop {
             for heard in self.last_heard.values_mut() {
                 *heard = now;
             }
+            // Others may have suspected us meanwhile and taken over what we host.
+            self.node.handle(Input::HeldUp, now);
             return;
         }
         let silent: Vec<u64> = self

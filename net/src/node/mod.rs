@@ -166,6 +166,9 @@ pub(crate) enum Input {
     },
     /// A peer that speaks our protocol is connected, or answers again.
     PeerUp(u64),
+    /// This peer's event loop was held up (stopped, starved) long enough for others to
+    /// suspect it.
+    HeldUp,
     /// A peer is suspected: its connection closed or it stopped answering.
     PeerDown {
         /// The peer.
@@ -542,6 +545,7 @@ impl Node {
             }
             Input::PeerUp(peer) => self.peer_up(peer, now),
             Input::PeerDown { peer, reason } => self.peer_down(peer, reason, now),
+            Input::HeldUp => self.prims_held_up(),
         }
         self.after(now);
     }

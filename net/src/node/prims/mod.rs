@@ -457,7 +457,8 @@ impl Node {
         let peers: Vec<u64> = self.up.iter().copied().collect();
         let claim = Claim {
             waiting: peers.len(),
-            best: self.prims.replicas.remove(&key),
+            // As a copy to send would be: leases as what is left of them.
+            best: self.prims.replicas.remove(&key).map(|c| c.snapshot(now)),
             queued: vec![(kind, id, op, answer)],
         };
         self.prims.claims.insert(key.clone(), claim);
@@ -632,6 +633,22 @@ impl Node {
                 hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
             }
             self.serve_waiters(&key, now);
+        }
+    }
+
+    /// This peer was held up: if others suspected it, another peer took over its keys and
+    /// may have changed them. Each hosted key becomes a copy again, so the next operation
+    /// claims it and finds the newest state; waiters ask again.
+    pub(super) fn prims_held_up(&mut self) {
+        let hosted = std::mem::take(&mut self.prims.hosted);
+        for (key, hosted) in hosted {
+            for w in hosted.waiters {
+                self.respond(w.answer, Reply::Again);
+            }
+            for (answer, reply) in hosted.held {
+                self.respond(answer, reply);
+            }
+            self.prims.replicas.insert(key, hosted.state);
         }
     }
 

@@ -184,3 +184,45 @@ fn topic_values_reach_other_peers_by_gossip() {
     at.sort_unstable();
     assert_eq!(at, vec![0, 2]);
 }
+
+#[test]
+fn a_home_that_was_stopped_and_comes_back_serves_the_newest_state() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let (home, backup, key) = net.key_homed_away("stopped", 0);
+    for v in 0..6 {
+        net.call(0, u64::from(v), &key, QUEUE, put(v));
+    }
+    net.quiet();
+    // The home hangs: the others suspect it, it suspects nobody.
+    net.cut[home] = true;
+    net.tell_others(home, |peer| Input::PeerDown {
+        peer,
+        reason: "silent".into(),
+    });
+    for seq in 10..12 {
+        net.call(0, seq, &key, QUEUE, GET);
+    }
+    net.quiet();
+    // It wakes up and knows it was held up. Node 0 hears it first and asks it before the
+    // peer that took over hears it (and would hand the state back).
+    net.cut[home] = false;
+    let now = net.now;
+    net.nodes[home].handle(Input::HeldUp, now);
+    net.nodes[0].handle(Input::PeerUp(home as u64), now);
+    net.call(0, 12, &key, QUEUE, GET);
+    net.quiet();
+    let other = backup;
+    net.nodes[other].handle(Input::PeerUp(home as u64), now);
+    for seq in 13..16 {
+        net.call(0, seq, &key, QUEUE, GET);
+    }
+    net.quiet();
+    let got: Vec<u8> = (10..16)
+        .map(|seq| match net.reply(0, seq) {
+            Some(Reply::Item(item)) => item[0],
+            other => panic!("get {seq}: {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, (0..6).collect::<Vec<u8>>(), "each item once, in order");
+    assert!(net.nodes[home].prims.hosted.contains_key(&key));
+}
