@@ -51,7 +51,12 @@ fn exercise(client: &peer_core::Client, tag: &str) -> (u64, Vec<u32>, bool, usiz
     let b = gpu.blocking_acquire();
     let third = gpu.try_acquire().is_some();
     drop((a, b));
-    (total.get().unwrap_or(0), seen, done.is_set() && !third, gpu.available())
+    (
+        total.get().unwrap_or(0),
+        seen,
+        done.is_set() && !third,
+        gpu.available(),
+    )
 }
 
 #[test]
@@ -74,7 +79,10 @@ fn tasks_on_three_peers_keep_a_shared_counter_exact_under_a_swarm_lock() {
     let done: u32 = peers[0].gather(tasks).unwrap().into_iter().sum();
     assert_eq!(done, 240);
     assert_eq!(peers[2].variable::<u64>("counter").get(), Some(240));
-    let ran: Vec<u64> = peers.iter().map(|p| p.status().unwrap().stats.ran).collect();
+    let ran: Vec<u64> = peers
+        .iter()
+        .map(|p| p.status().unwrap().stats.ran)
+        .collect();
     assert!(
         ran.iter().filter(|r| **r > 0).count() >= 2,
         "the tasks ran on one peer only: {ran:?}"
@@ -93,7 +101,10 @@ fn a_withdrawn_get_takes_nothing_and_a_fenced_write_refuses_a_stale_holder() {
         .queue::<String>("withdrawn", 8)
         .blocking_put("kept".into())
         .unwrap();
-    assert_eq!(queue.blocking_get_timeout(Duration::from_secs(10)), Ok("kept".into()));
+    assert_eq!(
+        queue.blocking_get_timeout(Duration::from_secs(10)),
+        Ok("kept".into())
+    );
     assert_eq!(queue.len(), 0);
 
     let (lock, resource) = (peers[0].lock("guard"), peers[0].variable::<u32>("guarded"));
@@ -105,7 +116,12 @@ fn a_withdrawn_get_takes_nothing_and_a_fenced_write_refuses_a_stale_holder() {
     let fresh = peers[1].lock("guard").blocking_lock();
     assert!(fresh.token() > stale.token());
     assert!(!stale.is_held());
-    assert!(peers[1].variable::<u32>("guarded").set_fenced(2, fresh.token()).is_ok());
+    assert!(
+        peers[1]
+            .variable::<u32>("guarded")
+            .set_fenced(2, fresh.token())
+            .is_ok()
+    );
     let refused = resource.set_fenced(3, stale.token()).unwrap_err();
     assert_eq!(refused.highest, fresh.token());
     assert_eq!(resource.get(), Some(2));

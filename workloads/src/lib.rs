@@ -7,10 +7,12 @@
 //! - [`swarm_uts`]: the same search as named tasks across a swarm of peers (`peer-net`).
 //! - [`sweep`]: a sleep sweep with a known sum, also as a detached job (a graph of tasks
 //!   that outlives its submitter).
+//! - [`prims`]: tasks that share a lock, a variable and a semaphore across peers.
 //! - [`sim`]: a deterministic simulator of N peers running the real stealing policy on
 //!   UTS-shaped work, for policies at scales this machine cannot host.
 
 pub mod bench_tasks;
+pub mod prims;
 pub mod sim;
 pub mod swarm_uts;
 pub mod sweep;

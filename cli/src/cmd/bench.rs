@@ -79,12 +79,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn micros(d: Duration) -> f64 {
+pub(crate) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
 /// Raw TCP round trips of 64 bytes on loopback, with Nagle off, as the anchor.
-fn tcp_round_trips(pings: u64) -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn tcp_round_trips(pings: u64) -> anyhow::Result<Histogram<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let echo = std::thread::spawn(move || -> std::io::Result<()> {

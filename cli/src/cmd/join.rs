@@ -69,3 +69,23 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The address a `peer join` child prints for others to bootstrap from, read from its
+/// standard output; the rest of its output is drained in the background.
+pub(crate) fn read_bootstrap_line(
+    stdout: Option<std::process::ChildStdout>,
+) -> anyhow::Result<Multiaddr> {
+    use std::io::BufRead;
+    let stdout = stdout.context("the peer's output is not piped")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(rest) = line.trim().strip_prefix("peer join --bootstrap ") {
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            let addr = addr.parse().context("the printed address")?;
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("the peer ended before printing its address")
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod join;
+mod prims;
 mod swarm_args;
 mod sweep;
 mod uts;
@@ -34,6 +35,9 @@ enum Command {
     Sweep(sweep::Args),
     /// Print the number published under a name (by `peer sweep --detach NAME`).
     Published(sweep::PublishedArgs),
+    /// Named primitives across the swarm: checks (a counter under a lock, a semaphore's
+    /// bound, a queue's producers and consumers, a stale lock holder) and a benchmark.
+    Prims(prims::Args),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,5 +48,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Published(args) => sweep::published(args),
+        Command::Prims(args) => prims::run(args),
     }
 }

@@ -28,6 +28,17 @@ pub(crate) struct SwarmArgs {
 }
 
 impl SwarmArgs {
+    /// Joins the peer at `bootstrap` on loopback, waiting for `wait_peers` peers.
+    pub(crate) fn loopback(bootstrap: Multiaddr, wait_peers: usize) -> SwarmArgs {
+        SwarmArgs {
+            bootstrap: Some(bootstrap),
+            wait_peers,
+            mdns: false,
+            listen: None,
+            workers: Some(1),
+        }
+    }
+
     /// Starts this peer and waits for the peers asked for.
     pub(crate) fn join(&self) -> anyhow::Result<Client> {
         let listen = match (&self.listen, self.mdns) {
