@@ -90,6 +90,9 @@ impl Client {
             slots: workers + 1,
             workers,
             inline_max: config.inline_max,
+            seq_seed: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             ..Settings::default()
         };
         let node = Node::new(me, can_run, settings);

@@ -416,9 +416,14 @@ impl EventLoop {
                         Instant::now(),
                     ),
                 },
-                Output::PrimReply { seq, reply } => {
-                    if let Some(slot) = self.calls.remove(&seq) {
-                        slot.complete(reply);
+                Output::PrimReply { seq, reply, asked } => {
+                    if let Some(slot) = self.calls.remove(&seq)
+                        && let Some(withdrawn) = slot.complete(reply, asked)
+                    {
+                        // Its caller stopped waiting: give back what it was granted.
+                        let (key, kind) = (slot.key.clone(), slot.kind);
+                        self.node
+                            .prim_undo(key, kind, &slot.op, &withdrawn, Instant::now());
                     }
                 }
                 Output::TopicMessage { key, value } => self.topics.deliver(&key, &value),

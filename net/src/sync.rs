@@ -21,6 +21,7 @@ use peer_core::sync::{
 use tokio::sync::mpsc;
 
 use crate::event_loop::Command;
+use crate::node::undo;
 use crate::wire::{Kind, Op, Reply};
 
 /// How long a blocking call waits for its answer before giving up.
@@ -29,34 +30,59 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 type Shared = Arc<dyn Any + Send + Sync>;
 
 /// The answer slot of one operation, filled by the event loop.
-#[derive(Default)]
 pub(crate) struct CallSlot {
+    /// The operation, to undo what it was granted if its caller withdrew.
+    pub(crate) key: String,
+    pub(crate) kind: Kind,
+    pub(crate) op: Op,
     state: Mutex<SlotState>,
     ready: Condvar,
 }
 
 #[derive(Default)]
 struct SlotState {
-    reply: Option<Reply>,
+    /// The answer, and when the request it answers was sent.
+    reply: Option<(Reply, Instant)>,
     waker: Option<Waker>,
+    /// The caller stopped waiting: an answer that comes now is handed back to be undone.
+    withdrawn: bool,
 }
 
 impl CallSlot {
-    /// Fills the slot and wakes whoever waits on it.
-    pub(crate) fn complete(&self, reply: Reply) {
+    fn new(key: &str, kind: Kind, op: Op) -> CallSlot {
+        CallSlot {
+            key: key.to_string(),
+            kind,
+            op,
+            state: Mutex::default(),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fills the slot and wakes whoever waits on it; hands the answer back if the caller
+    /// withdrew (so the event loop can give back what it grants).
+    pub(crate) fn complete(&self, reply: Reply, asked: Instant) -> Option<Reply> {
         let waker = {
-            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            s.reply = Some(reply);
+            let mut s = self.lock();
+            if s.withdrawn {
+                return Some(reply);
+            }
+            s.reply = Some((reply, asked));
             s.waker.take()
         };
         self.ready.notify_all();
         if let Some(w) = waker {
             w.wake();
         }
+        None
     }
 
-    fn poll(&self, cx: &Context<'_>) -> Poll<Reply> {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn poll(&self, cx: &Context<'_>) -> Poll<(Reply, Instant)> {
+        let mut s = self.lock();
         match s.reply.take() {
             Some(reply) => Poll::Ready(reply),
             None => {
@@ -66,19 +92,18 @@ impl CallSlot {
         }
     }
 
-    fn take(&self) -> Option<Reply> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reply
-            .take()
+    /// Marks the call withdrawn; the answer if it came already.
+    fn withdraw(&self) -> Option<Reply> {
+        let mut s = self.lock();
+        s.withdrawn = true;
+        s.reply.take().map(|(reply, _)| reply)
     }
 
     fn wait(&self, timeout: Duration) -> Option<Reply> {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self.lock();
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(reply) = s.reply.take() {
+            if let Some((reply, _)) = s.reply.take() {
                 return Some(reply);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -101,7 +126,7 @@ impl Caller {
     /// Starts an operation; its answer comes in the slot.
     fn start(&self, key: &str, kind: Kind, op: Op) -> (u64, Arc<CallSlot>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let slot = Arc::new(CallSlot::default());
+        let slot = Arc::new(CallSlot::new(key, kind, op.clone()));
         let command = Command::Prim {
             seq,
             key: key.to_string(),
@@ -110,7 +135,8 @@ impl Caller {
             slot: slot.clone(),
         };
         if !self.send(command) {
-            slot.complete(Reply::Refused("the swarm client has stopped".into()));
+            let stopped = Reply::Refused("the swarm client has stopped".into());
+            slot.complete(stopped, Instant::now());
         }
         (seq, slot)
     }
@@ -140,17 +166,16 @@ impl Caller {
         }
     }
 
-    /// Withdraws waiting call `seq` whose future was dropped. An answer that already came
-    /// is undone here; a later one is undone by the node.
-    fn withdraw(&self, key: &str, kind: Kind, seq: u64, slot: &CallSlot) {
-        match slot.take() {
-            Some(Reply::Granted { token, .. }) => {
-                self.start(key, kind, Op::Release { token });
+    /// Withdraws call `seq` (its future was dropped, or its wait timed out). What it was
+    /// granted is given back: here if the answer came already, by the event loop if it
+    /// comes later, by the node if the node still has the call.
+    fn withdraw(&self, seq: u64, slot: &CallSlot) {
+        match slot.withdraw() {
+            Some(reply) => {
+                if let Some(op) = undo(&slot.op, &reply) {
+                    self.start(&slot.key, slot.kind, op);
+                }
             }
-            Some(Reply::Item(item)) => {
-                self.start(key, kind, Op::Unget { item });
-            }
-            Some(_) => {}
             None => {
                 self.send(Command::PrimCancel(seq));
             }
@@ -161,12 +186,12 @@ impl Caller {
 /// The waiting calls of one handle, by ticket.
 #[derive(Default)]
 struct Waits {
-    slots: Mutex<HashMap<u64, (Arc<CallSlot>, Instant)>>,
+    slots: Mutex<HashMap<u64, Arc<CallSlot>>>,
 }
 
 impl Waits {
     /// Polls the call of `ticket`, starting it with `op()` on the first poll; the answer
-    /// comes with when the call started.
+    /// comes with when the request it answers was sent.
     fn poll(
         &self,
         caller: &Caller,
@@ -176,29 +201,35 @@ impl Waits {
         op: impl FnOnce() -> Op,
         cx: &Context<'_>,
     ) -> Poll<(Reply, Instant)> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        let seq = match ticket.0 {
-            Some(seq) if slots.contains_key(&seq) => seq,
-            _ => {
-                let started = Instant::now();
+        let known = ticket.0.and_then(|seq| {
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.get(&seq).cloned().map(|slot| (seq, slot))
+        });
+        let (seq, slot) = match known {
+            Some(known) => known,
+            None => {
+                // Started outside the lock: sending may wait for room in the loop's queue.
                 let (seq, slot) = caller.start(key, kind, op());
-                slots.insert(seq, (slot, started));
+                let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+                slots.insert(seq, slot.clone());
                 ticket.0 = Some(seq);
-                seq
+                (seq, slot)
             }
         };
-        let (slot, started) = slots.get(&seq).cloned().expect("inserted above");
         match slot.poll(cx) {
             Poll::Ready(reply) => {
-                slots.remove(&seq);
+                self.slots
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&seq);
                 ticket.0 = None;
-                Poll::Ready((reply, started))
+                Poll::Ready(reply)
             }
             Poll::Pending => Poll::Pending,
         }
     }
 
-    fn cancel(&self, caller: &Caller, key: &str, kind: Kind, ticket: &mut Ticket) {
+    fn cancel(&self, caller: &Caller, ticket: &mut Ticket) {
         let Some(seq) = ticket.0.take() else {
             return;
         };
@@ -207,8 +238,8 @@ impl Waits {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&seq);
-        if let Some((slot, _)) = slot {
-            caller.withdraw(key, kind, seq, &slot);
+        if let Some(slot) = slot {
+            caller.withdraw(seq, &slot);
         }
     }
 }
@@ -317,12 +348,12 @@ impl SwarmSemaphore {
         self.caller.call(&self.key, self.kind, op)
     }
 
-    fn grant(&self, reply: Reply, started: Instant) -> Option<Grant> {
+    fn grant(&self, reply: Reply, asked: Instant) -> Option<Grant> {
         match reply {
             Reply::Granted { token, lease_ms } => Some(Grant {
                 token: FencingToken(token),
                 // Counted from when we asked: never later than the home's deadline.
-                expires: lease_ms.map(|ms| started + Duration::from_millis(ms)),
+                expires: lease_ms.map(|ms| asked + Duration::from_millis(ms)),
             }),
             Reply::NotGranted | Reply::Expired => None,
             other => {
@@ -357,7 +388,7 @@ impl SemaphoreBackend for SwarmSemaphore {
             .waits
             .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
         {
-            Poll::Ready((reply, started)) => match self.grant(reply, started) {
+            Poll::Ready((reply, asked)) => match self.grant(reply, asked) {
                 Some(grant) => Poll::Ready(grant),
                 // Logged; the waiter waits on rather than receive a permit it has not.
                 None => Poll::Pending,
@@ -367,8 +398,7 @@ impl SemaphoreBackend for SwarmSemaphore {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits
-            .cancel(&self.caller, &self.key, self.kind, ticket);
+        self.waits.cancel(&self.caller, ticket);
     }
 
     fn release(&self, token: FencingToken) -> Result<(), Expired> {
@@ -376,6 +406,12 @@ impl SemaphoreBackend for SwarmSemaphore {
             Reply::Done => Ok(()),
             _ => Err(Expired(token)),
         }
+    }
+
+    fn release_soon(&self, token: FencingToken) {
+        // The node sends it (again, until a home answers); nobody waits for the answer.
+        self.caller
+            .start(&self.key, self.kind, Op::Release { token: token.0 });
     }
 
     fn renew(&self, token: FencingToken, lease: Duration) -> Result<Grant, Expired> {
@@ -501,8 +537,7 @@ impl QueueBackend for SwarmQueue {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits
-            .cancel(&self.caller, &self.key, self.kind, ticket);
+        self.waits.cancel(&self.caller, ticket);
     }
 
     fn close(&self) {
@@ -595,8 +630,7 @@ impl VariableBackend for SwarmVariable {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits
-            .cancel(&self.caller, &self.key, Kind::Variable, ticket);
+        self.waits.cancel(&self.caller, ticket);
     }
 }
 
@@ -641,8 +675,7 @@ impl EventBackend for SwarmEvent {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits
-            .cancel(&self.caller, &self.key, Kind::Event, ticket);
+        self.waits.cancel(&self.caller, ticket);
     }
 }
 

@@ -112,6 +112,11 @@ pub trait SemaphoreBackend: Send + Sync {
     fn cancel(&self, ticket: &mut Ticket);
     /// Gives a permit back.
     fn release(&self, token: FencingToken) -> Result<(), Expired>;
+    /// Gives a permit back without waiting to hear whether it was still held (a permit
+    /// dropped, perhaps in async code that should not block on a round trip).
+    fn release_soon(&self, token: FencingToken) {
+        let _ = self.release(token);
+    }
     /// Extends a lease from now.
     fn renew(&self, token: FencingToken, lease: Duration) -> Result<Grant, Expired>;
     /// Whether `token` is still held.

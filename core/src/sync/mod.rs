@@ -358,7 +358,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         if !self.released {
             // An expired permit was already taken back; nothing else to do.
-            let _ = self.backend.release(self.grant.token);
+            self.backend.release_soon(self.grant.token);
         }
     }
 }
@@ -460,6 +460,12 @@ impl<T: Send + Sync + 'static> Queue<T> {
             Some(Ok(())) => Ok(()),
             Some(Err(ClosedError(v))) => Err(PutError::Closed(v)),
             None => {
+                // It may have gone in just as the wait ran out (a remote home's answer
+                // arriving): then it was enqueued, and must not be handed back.
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                if let Poll::Ready(result) = Pin::new(&mut put).poll(&mut cx) {
+                    return result.map_err(|ClosedError(v)| PutError::Closed(v));
+                }
                 put.backend.cancel(&mut put.ticket);
                 match put.item.take() {
                     Some(item) => Err(PutError::Full(unpack(item))),

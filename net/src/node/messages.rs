@@ -94,7 +94,7 @@ impl Node {
         let response = match request {
             // Answered when it completes, maybe much later.
             Request::Prim(op) => return self.prim_request(from, channel, op, now),
-            Request::Replicate { .. } | Request::Claim { .. } | Request::Handoff { .. } => {
+            Request::Replicate { .. } | Request::Claim { .. } => {
                 self.prim_peer_request(from, request, now)
             }
             Request::Steal { max, can_run } => {
@@ -327,8 +327,8 @@ impl Node {
             // No answer: count them as not held (at worst, each runs twice).
             (Pending::Audit(peer, tasks, sent), _) => self.audited(peer, tasks, None, sent, now),
             (Pending::Prim(_, seq), response) => self.prim_response(seq, response, now),
-            (Pending::Replicate(peer, key, held), response) => {
-                self.replicated(peer, key, held, response, now);
+            (Pending::Replicate(peer, key, batch, held), response) => {
+                self.replicated(peer, key, batch, held, response, now);
             }
             (Pending::Claim(_, key), response) => self.claim_answered(&key, response, now),
             (Pending::Lookup(waiter, _), response) => {

@@ -37,6 +37,7 @@ use hdrhistogram::Histogram;
 use peer_steal::policy::{self, Policy};
 
 use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
+pub(crate) use prims::undo;
 use runner::InputCache;
 use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
@@ -74,6 +75,9 @@ pub(crate) struct Settings {
     /// How long a home holds an operation that waits (a lock, a get from an empty queue)
     /// before it answers "ask again": well inside the request time-out.
     pub(crate) long_poll: Duration,
+    /// Where this peer's own operation numbers start (the wall clock's nanoseconds, so that
+    /// they are new after a restart).
+    pub(crate) seq_seed: u64,
 }
 
 impl Default for Settings {
@@ -95,6 +99,7 @@ impl Default for Settings {
                 ..policy::Config::default()
             },
             long_poll: Duration::from_secs(10),
+            seq_seed: 0,
         }
     }
 }
@@ -227,6 +232,8 @@ pub(crate) enum Output {
         seq: u64,
         /// The answer.
         reply: crate::wire::Reply,
+        /// When the request answered was sent: a lease granted runs from then at the latest.
+        asked: Instant,
     },
     /// A value published on a topic by another peer: hand it to this peer's subscribers.
     TopicMessage {

@@ -149,8 +149,14 @@ pub(super) enum Pending {
     Audit(u64, Vec<TaskKey>, std::time::Instant),
     /// An operation on a named primitive, call number `.1`, sent to the peer taken for home.
     Prim(u64, u64),
-    /// Changes of a hosted key sent to its backup, with the answers that wait for them.
-    Replicate(u64, String, Vec<(super::prims::Answer, crate::wire::Reply)>),
+    /// Changes of a hosted key sent to its backup (batch number `.2`), with the answers
+    /// that wait for them.
+    Replicate(
+        u64,
+        String,
+        u64,
+        Vec<(super::prims::Answer, crate::wire::Reply)>,
+    ),
     /// Asking a peer for the state of a key we became the home of.
     Claim(u64, String),
 }

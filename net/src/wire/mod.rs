@@ -157,6 +157,9 @@ pub enum Request {
     Replicate {
         /// The primitive.
         key: String,
+        /// The copy's `seq` the changes apply to (refused if yours differs; a batch that
+        /// starts with a snapshot applies to any).
+        base: u64,
         /// The changes; the first of a new backup's is a snapshot.
         deltas: Vec<Delta>,
     },
@@ -164,13 +167,6 @@ pub enum Request {
     Claim {
         /// The primitive.
         key: String,
-    },
-    /// You are the home of `key` now: here is its state.
-    Handoff {
-        /// The primitive.
-        key: String,
-        /// Its state.
-        state: PrimState,
     },
 }
 

@@ -11,8 +11,11 @@
 //!   answered operation survives the home's death.
 //! - A peer that becomes the home of a key it holds no state for first *claims* it: it asks
 //!   every live peer and takes the newest copy (most changes) — the old home's state, a
-//!   backup's copy, or its own. A home that sees a better-ranked peer come up hands the
-//!   state over. Operations carry ids, so one retried after a home died is applied once.
+//!   backup's copy, or its own. A peer answers a claim only if the claimer is the home in
+//!   its own view too; otherwise the claimer tries again once views agree. A home that sees
+//!   a better-ranked peer come up keeps its state as a copy for that peer's claim, and sends
+//!   operations there. Operations carry ids, so one retried after a home died is applied
+//!   once.
 
 mod state;
 
@@ -29,6 +32,10 @@ use crate::wire::{
 /// A client that could not reach a home tries again after this long (membership may not
 /// have caught up with a peer's death yet).
 const RETRY: Duration = Duration::from_millis(50);
+
+/// How long a peer that gave a key to a claimer sends callers there even if it takes
+/// itself for the home: the time for views of a membership change to agree.
+const MOVED_FOR: Duration = Duration::from_secs(1);
 
 /// Operation numbers the node gives its own calls (undoing a withdrawn one): above those
 /// of the backend, which count up from the wall clock's nanoseconds.
@@ -49,6 +56,9 @@ pub(crate) struct Prims {
     retries: Vec<(Instant, u64)>,
     /// Local calls answered by this peer as their home, to finish.
     answered: Vec<(u64, Reply)>,
+    /// Keys this peer gave to a claimer lately, and until when: asked here meanwhile, this
+    /// peer sends callers there rather than claim the key back while views disagree.
+    moved: HashMap<String, (u64, Instant)>,
     next_internal: u64,
 }
 
@@ -63,6 +73,10 @@ pub(super) struct Hosted {
     held: Vec<(Answer, Reply)>,
     /// Whether a batch sent to the backup is not yet answered.
     in_flight: bool,
+    /// The number of the last batch sent: an answer to an older one is stale.
+    batch: u64,
+    /// The backup's `seq` once it has applied every batch sent: the next batch's base.
+    backup_seq: u64,
 }
 
 /// An operation that waits at the home.
@@ -93,6 +107,8 @@ struct Claim {
     best: Option<PrimState>,
     /// Operations that arrived meanwhile.
     queued: Vec<(Kind, OpId, Op, Answer)>,
+    /// A peer did not take us for the home yet: claim again later.
+    again: bool,
 }
 
 /// An operation of this peer's client.
@@ -105,9 +121,26 @@ struct Call {
     cancelled: bool,
     /// Times a peer said it was not the home.
     redirects: u32,
+    /// When it was last sent: a lease granted counts from then at the latest.
+    asked: Instant,
+}
+
+/// What gives back what a withdrawn operation was granted: a permit, or an item taken.
+pub(crate) fn undo(op: &Op, reply: &Reply) -> Option<Op> {
+    match (op, reply) {
+        (Op::Acquire { .. }, Reply::Granted { token, .. }) => Some(Op::Release { token: *token }),
+        (Op::Get { .. }, Reply::Item(item)) => Some(Op::Unget { item: item.clone() }),
+        _ => None,
+    }
 }
 
 impl Call {
+    /// Whether a withdrawn call can be dropped when its request fails: it could not have
+    /// taken anything (a put's item, if it went in, stays; see `docs/swarm.md`).
+    fn abandoned(&self) -> bool {
+        self.cancelled && matches!(self.op, Op::Put { .. } | Op::Changed { .. } | Op::Wait)
+    }
+
     /// What to send: a withdrawn waiting operation goes once more without waiting (with
     /// the same id, it gets what the first attempt may have taken, to undo it).
     fn request_op(&self) -> Op {
@@ -139,10 +172,27 @@ impl Node {
             op,
             cancelled: false,
             redirects: 0,
+            asked: now,
         };
         self.prims.calls.insert(seq, call);
         self.route(seq, None, now);
         self.after(now);
+    }
+
+    /// Gives back what a withdrawn call was granted after its client stopped waiting (the
+    /// answer reached the client's slot too late).
+    pub(crate) fn prim_undo(
+        &mut self,
+        key: String,
+        kind: Kind,
+        op: &Op,
+        reply: &Reply,
+        now: Instant,
+    ) {
+        if let Some(op) = undo(op, reply) {
+            self.internal_call(key, kind, op, now);
+            self.after(now);
+        }
     }
 
     /// The client withdrew call `seq`: a waiting one leaves the line; anything it was
@@ -167,13 +217,19 @@ impl Node {
 
     fn internal_call(&mut self, key: String, kind: Kind, op: Op, now: Instant) {
         self.prims.next_internal += 1;
-        let seq = INTERNAL_SEQ | self.prims.next_internal;
+        // Numbers start from the clock the client gave, so they are new after a restart.
+        let seq = INTERNAL_SEQ
+            | self
+                .settings
+                .seq_seed
+                .wrapping_add(self.prims.next_internal);
         let call = Call {
             key,
             kind,
             op,
             cancelled: true,
             redirects: 0,
+            asked: now,
         };
         self.prims.calls.insert(seq, call);
         self.route(seq, None, now);
@@ -181,13 +237,14 @@ impl Node {
 
     /// Sends call `seq` to its home (`to` if a peer named it, else the one computed).
     fn route(&mut self, seq: u64, to: Option<u64>, now: Instant) {
-        let Some(call) = self.prims.calls.get(&seq) else {
+        let Some(call) = self.prims.calls.get_mut(&seq) else {
             return;
         };
+        call.asked = now;
+        let (key, kind, op) = (call.key.clone(), call.kind, call.request_op());
         let home = to
             .filter(|p| self.up.contains(p))
-            .unwrap_or_else(|| self.ranked_homes(&call.key)[0]);
-        let (key, kind, op) = (call.key.clone(), call.kind, call.request_op());
+            .unwrap_or_else(|| self.ranked_homes(&key)[0]);
         let id = OpId { peer: self.me, seq };
         if home == self.me {
             self.serve(key, kind, id, op, Answer::Local(seq), now);
@@ -204,7 +261,14 @@ impl Node {
         response: Result<Response, String>,
         now: Instant,
     ) {
+        let Some(call) = self.prims.calls.get(&seq) else {
+            return;
+        };
         match response {
+            // Withdrawn while it waited: it took nothing.
+            Ok(Response::Prim(Reply::Again)) if call.cancelled => {
+                self.prims.calls.remove(&seq);
+            }
             Ok(Response::Prim(Reply::Again)) => self.route(seq, None, now),
             Ok(Response::Prim(Reply::NotHome { home })) => {
                 let Some(call) = self.prims.calls.get_mut(&seq) else {
@@ -225,6 +289,9 @@ impl Node {
                 Reply::Refused(format!("the home answered {other:?}")),
                 now,
             ),
+            Err(_) if call.abandoned() => {
+                self.prims.calls.remove(&seq);
+            }
             Err(_) => self.prims.retries.push((now + RETRY, seq)),
         }
     }
@@ -235,17 +302,13 @@ impl Node {
             return;
         };
         if !call.cancelled {
-            self.outputs.push_back(Output::PrimReply { seq, reply });
+            let asked = call.asked;
+            self.outputs
+                .push_back(Output::PrimReply { seq, reply, asked });
             return;
         }
-        match (&call.op, reply) {
-            (Op::Acquire { .. }, Reply::Granted { token, .. }) => {
-                self.internal_call(call.key, call.kind, Op::Release { token }, now);
-            }
-            (Op::Get { .. }, Reply::Item(item)) => {
-                self.internal_call(call.key, call.kind, Op::Unget { item }, now);
-            }
-            _ => {}
+        if let Some(op) = undo(&call.op, &reply) {
+            self.internal_call(call.key, call.kind, op, now);
         }
     }
 
@@ -268,10 +331,17 @@ impl Node {
 
     /// Serves an operation as the home, or says who the home is.
     fn serve(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
-        let home = self.ranked_homes(&key)[0];
+        let mut home = self.ranked_homes(&key)[0];
+        if home == self.me
+            && let Some((to, _)) = (self.prims.moved.get(&key))
+                .filter(|(to, until)| *until > now && self.up.contains(to))
+        {
+            // We gave it to a peer that took itself for the home: it is, until views agree.
+            home = *to;
+        }
         if home != self.me {
             if self.prims.hosted.contains_key(&key) {
-                self.hand_off(&key, home, now);
+                self.demote(&key, home);
             }
             self.respond(answer, Reply::NotHome { home });
             return;
@@ -396,14 +466,14 @@ impl Node {
         let held = std::mem::take(&mut hosted.held);
         let request = Request::Replicate {
             key: key.to_string(),
+            base: hosted.backup_seq,
             deltas,
         };
+        hosted.backup_seq = hosted.state.seq;
         hosted.in_flight = true;
-        self.send(
-            backup,
-            Pending::Replicate(backup, key.to_string(), held),
-            request,
-        );
+        hosted.batch += 1;
+        let pending = Pending::Replicate(backup, key.to_string(), hosted.batch, held);
+        self.send(backup, pending, request);
     }
 
     /// The backup answered a batch (or did not).
@@ -411,12 +481,19 @@ impl Node {
         &mut self,
         peer: u64,
         key: String,
+        batch: u64,
         held: Vec<(Answer, Reply)>,
         response: Result<Response, String>,
         now: Instant,
     ) {
-        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
-            // Handed over meanwhile: the new home has the state.
+        let current = self
+            .prims
+            .hosted
+            .get(&key)
+            .is_some_and(|h| h.batch == batch);
+        let Some(hosted) = self.prims.hosted.get_mut(&key).filter(|_| current) else {
+            // A batch of an earlier hosting: the state that made these answers was kept as
+            // a copy here (and replicated anew if hosted again).
             for (answer, reply) in held {
                 self.respond(answer, reply);
             }
@@ -455,13 +532,14 @@ impl Node {
     /// Starts hosting `key`: first asks every live peer for the newest copy of its state.
     fn claim(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
         let peers: Vec<u64> = self.up.iter().copied().collect();
-        let claim = Claim {
-            waiting: peers.len(),
-            // As a copy to send would be: leases as what is left of them.
-            best: self.prims.replicas.remove(&key).map(|c| c.snapshot(now)),
-            queued: vec![(kind, id, op, answer)],
-        };
-        self.prims.claims.insert(key.clone(), claim);
+        let claim = self.prims.claims.entry(key.clone()).or_default();
+        claim.waiting = peers.len();
+        claim.again = false;
+        // As a copy to send would be: leases as what is left of them.
+        if let Some(copy) = self.prims.replicas.remove(&key) {
+            newest(&mut claim.best, copy.snapshot(now));
+        }
+        claim.queued.push((kind, id, op, answer));
         for peer in peers {
             let request = Request::Claim { key: key.clone() };
             self.send(peer, Pending::Claim(peer, key.clone()), request);
@@ -480,8 +558,11 @@ impl Node {
             return;
         };
         claim.waiting = claim.waiting.saturating_sub(1);
-        if let Ok(Response::Claimed(Some(state))) = response {
-            newest(&mut claim.best, state);
+        match response {
+            Ok(Response::Claimed(Some(state))) => newest(&mut claim.best, state),
+            Ok(Response::Claimed(None)) | Err(_) => {}
+            // Not the home in that peer's view (yet).
+            Ok(_) => claim.again = true,
         }
         self.maybe_claimed(key, now);
     }
@@ -491,11 +572,28 @@ impl Node {
         if self.prims.claims.get(key).is_none_or(|c| c.waiting > 0) {
             return;
         }
-        let Some(claim) = self.prims.claims.remove(key) else {
+        let Some(mut claim) = self.prims.claims.remove(key) else {
             return;
         };
-        let kind = claim.queued[0].0;
-        let mut state = claim.best.unwrap_or_else(|| PrimState::new(kind));
+        if claim.again {
+            // Keep what was found; the operations wait (callers elsewhere ask again soon).
+            for (_, _, _, answer) in claim.queued.drain(..) {
+                match answer {
+                    Answer::Local(seq) => self.prims.retries.push((now + RETRY, seq)),
+                    Answer::Remote(_) => self.respond(answer, Reply::NotHome { home: self.me }),
+                }
+            }
+            if let Some(best) = claim.best.take() {
+                self.prims.replicas.insert(key.to_string(), best);
+            }
+            return;
+        }
+        let (kind, first, _, _) = claim.queued[0];
+        // A new primitive's tokens start above any an earlier, lost copy could have given:
+        // the creating call's number counts from the wall clock.
+        let mut state = claim
+            .best
+            .unwrap_or_else(|| PrimState::new(kind, first.seq & !INTERNAL_SEQ));
         state.apply(&Delta::Snapshot(state.clone()), now);
         self.host(key.to_string(), state, now);
         for (kind, id, op, answer) in claim.queued {
@@ -519,25 +617,24 @@ impl Node {
             unsent,
             held: Vec::new(),
             in_flight: false,
+            batch: 0,
+            backup_seq: 0,
         };
         self.prims.hosted.insert(key.clone(), hosted);
         self.flush_replication(&key);
     }
 
-    /// Gives `key` to its new home `to`: waiters are told to ask there.
-    fn hand_off(&mut self, key: &str, to: u64, now: Instant) {
+    /// Stops hosting `key`, whose home is now `to`: the state stays here as a copy for
+    /// `to`'s claim; waiters are sent there.
+    fn demote(&mut self, key: &str, to: u64) {
         let Some(hosted) = self.prims.hosted.remove(key) else {
             return;
         };
-        let state = hosted.state.snapshot(now);
-        let request = Request::Handoff {
-            key: key.to_string(),
-            state,
-        };
-        self.send(to, Pending::OneWay(to), request);
+        self.prims.replicas.insert(key.to_string(), hosted.state);
         for w in hosted.waiters {
             self.respond(w.answer, Reply::NotHome { home: to });
         }
+        // Their changes are in the copy kept here.
         for (answer, reply) in hosted.held {
             self.respond(answer, reply);
         }
@@ -567,7 +664,7 @@ impl Node {
                 return;
             }
             for (seq, reply) in answered {
-                self.finish(seq, reply, now);
+                self.prim_response(seq, Ok(Response::Prim(reply)), now);
             }
             for (_, seq) in due {
                 self.route(seq, None, now);
@@ -611,11 +708,27 @@ impl Node {
     /// key's backup is the second-ranked peer; permits of a peer that is gone are taken
     /// back and its waiters dropped.
     pub(super) fn prims_membership(&mut self, gone: Option<u64>, now: Instant) {
+        if let Some(peer) = gone {
+            self.prims.moved.retain(|_, (to, _)| *to != peer);
+        }
+        // Copies are kept by the home's first two successors; others are stale.
+        let stale: Vec<String> = (self.prims.replicas.keys())
+            .filter(|key| {
+                !self.ranked_homes(key)[..]
+                    .iter()
+                    .take(2)
+                    .any(|p| *p == self.me)
+            })
+            .cloned()
+            .collect();
+        for key in stale {
+            self.prims.replicas.remove(&key);
+        }
         let keys: Vec<String> = self.prims.hosted.keys().cloned().collect();
         for key in keys {
             let ranked = self.ranked_homes(&key);
             if ranked[0] != self.me {
-                self.hand_off(&key, ranked[0], now);
+                self.demote(&key, ranked[0]);
                 continue;
             }
             let backup = ranked.get(1).copied();
@@ -660,15 +773,16 @@ impl Node {
         now: Instant,
     ) -> Response {
         match request {
-            Request::Replicate { key, deltas } => {
+            Request::Replicate { key, base, deltas } => {
                 let copy = match (self.prims.replicas.get_mut(&key), deltas.first()) {
                     (_, Some(Delta::Snapshot(_))) => self
                         .prims
                         .replicas
                         .entry(key)
-                        .or_insert_with(|| PrimState::new(Kind::Event)),
-                    (Some(copy), _) => copy,
-                    (None, _) => return Response::Refused("no copy of this key here".into()),
+                        .or_insert_with(|| PrimState::new(Kind::Event, 0)),
+                    (Some(copy), _) if copy.seq == base => copy,
+                    // None, or one that missed changes: the home sends a snapshot.
+                    _ => return Response::Refused("no current copy of this key here".into()),
                 };
                 for delta in &deltas {
                     copy.apply(delta, now);
@@ -676,33 +790,22 @@ impl Node {
                 Response::Ack
             }
             Request::Claim { key } => {
-                if let Some(hosted) = self.prims.hosted.remove(&key) {
-                    let state = hosted.state.snapshot(now);
-                    for w in hosted.waiters {
-                        self.respond(w.answer, Reply::NotHome { home: from });
-                    }
-                    for (answer, reply) in hosted.held {
-                        self.respond(answer, reply);
-                    }
-                    return Response::Claimed(Some(state));
+                if self.ranked_homes(&key)[0] != from {
+                    return Response::Refused(format!(
+                        "{from:016x} is not the home of {key} as this peer sees the swarm"
+                    ));
                 }
-                let copy = self.prims.replicas.remove(&key);
-                Response::Claimed(copy.map(|c| c.snapshot(now)))
-            }
-            Request::Handoff { key, mut state } => {
-                state.apply(&Delta::Snapshot(state.clone()), now);
-                if let Some(claim) = self.prims.claims.get_mut(&key) {
-                    newest(&mut claim.best, state);
-                } else if let Some(hosted) = self.prims.hosted.get_mut(&key) {
-                    if state.seq > hosted.state.seq {
-                        hosted.state = state;
-                        hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
-                        self.serve_waiters(&key, now);
-                    }
-                } else {
-                    self.host(key, state, now);
+                if self.prims.hosted.contains_key(&key) {
+                    self.demote(&key, from);
                 }
-                Response::Ack
+                self.prims
+                    .moved
+                    .insert(key.clone(), (from, now + MOVED_FOR));
+                let copy = match self.prims.claims.get(&key) {
+                    Some(claim) => claim.best.clone(),
+                    None => self.prims.replicas.get(&key).map(|c| c.snapshot(now)),
+                };
+                Response::Claimed(copy)
             }
             _ => Response::Refused("not a request about primitives".into()),
         }

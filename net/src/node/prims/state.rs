@@ -11,14 +11,17 @@ use crate::wire::{Body, Delta, Holder, Item, Kind, Op, OpId, PrimState, Reply, T
 /// Items taken, and tokens released, remembered so that a retried get or release (its
 /// answer was lost with a home) gets the same answer.
 const REMEMBERED: usize = 1024;
+/// Bytes of taken items remembered at most: copies of the state travel in one frame.
+const REMEMBERED_BYTES: usize = 4 << 20;
 
 impl PrimState {
-    /// A new primitive of `kind`.
-    pub(crate) fn new(kind: Kind) -> PrimState {
+    /// A new primitive of `kind`. A semaphore's fencing tokens start above `clock_nanos`
+    /// in milliseconds: above those of any earlier copy of it that was lost.
+    pub(crate) fn new(kind: Kind, clock_nanos: u64) -> PrimState {
         let body = match kind {
             Kind::Semaphore { permits } => Body::Semaphore {
                 permits,
-                last_token: 0,
+                last_token: clock_nanos / 1_000_000,
                 holders: Vec::new(),
                 released: VecDeque::new(),
             },
@@ -175,8 +178,9 @@ impl PrimState {
                 change(self, Delta::Pop { by: id });
                 Some(Reply::Item(bytes))
             }
-            (Body::Queue { items, .. }, Op::Unget { item }) => {
-                if !items.iter().any(|i| i.id == id) {
+            (Body::Queue { items, taken, .. }, Op::Unget { item }) => {
+                // A retried unget is put back once (even if taken again meanwhile).
+                if !items.iter().any(|i| i.id == id) && !taken.iter().any(|t| t.item.id == id) {
                     let item = Item {
                         id,
                         bytes: item.clone(),
@@ -285,6 +289,10 @@ impl PrimState {
             (Body::Queue { items, taken, .. }, Delta::Pop { by }) => {
                 if let Some(item) = items.pop_front() {
                     remember(taken, Taken { by: *by, item });
+                    let mut bytes: usize = taken.iter().map(|t| t.item.bytes.len()).sum();
+                    while bytes > REMEMBERED_BYTES && taken.len() > 1 {
+                        bytes -= taken.pop_front().map_or(0, |t| t.item.bytes.len());
+                    }
                 }
             }
             (Body::Queue { closed, .. }, Delta::Close) => *closed = true,
@@ -448,8 +456,8 @@ mod tests {
     #[test]
     fn a_backup_that_replays_the_deltas_equals_the_home() {
         let now = Instant::now();
-        let mut home = PrimState::new(Kind::Queue { capacity: 2 });
-        let mut backup = PrimState::new(Kind::Queue { capacity: 2 });
+        let mut home = PrimState::new(Kind::Queue { capacity: 2 }, 0);
+        let mut backup = PrimState::new(Kind::Queue { capacity: 2 }, 0);
         let put = |b: u8| Op::Put {
             item: vec![b],
             wait: false,
@@ -487,10 +495,35 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_unget_puts_the_item_back_once() {
+        let now = Instant::now();
+        let mut q = PrimState::new(Kind::Queue { capacity: 4 }, 0);
+        let mut deltas = Vec::new();
+        let unget = Op::Unget { item: vec![9] };
+        assert_eq!(
+            q.operate(id(1), &unget, now, &mut deltas),
+            Some(Reply::Done)
+        );
+        let get = Op::Get { wait: true };
+        assert_eq!(
+            q.operate(id(2), &get, now, &mut deltas),
+            Some(Reply::Item(vec![9]))
+        );
+        assert_eq!(
+            q.operate(id(1), &unget, now, &mut deltas),
+            Some(Reply::Done)
+        );
+        assert_eq!(
+            q.operate(id(3), &Op::Len, now, &mut deltas),
+            Some(Reply::Count(0))
+        );
+    }
+
+    #[test]
     fn leases_expire_and_tokens_only_grow_across_a_copy() {
         let now = Instant::now();
-        let mut home = PrimState::new(Kind::Semaphore { permits: 1 });
-        let mut backup = PrimState::new(Kind::Semaphore { permits: 1 });
+        let mut home = PrimState::new(Kind::Semaphore { permits: 1 }, 0);
+        let mut backup = PrimState::new(Kind::Semaphore { permits: 1 }, 0);
         let acquire = Op::Acquire {
             lease_ms: Some(100),
             wait: true,
@@ -505,7 +538,7 @@ mod tests {
         );
         assert_eq!(both(&mut home, &mut backup, 2, acquire.clone(), now), None);
         // The backup takes over with the lease still running, then it runs out.
-        let mut new_home = PrimState::new(Kind::Event);
+        let mut new_home = PrimState::new(Kind::Event, 0);
         new_home.apply(&Delta::Snapshot(backup.snapshot(now)), now);
         let later = now + Duration::from_millis(150);
         let mut deltas = Vec::new();
@@ -541,7 +574,7 @@ mod tests {
     #[test]
     fn a_fenced_set_refuses_an_older_token_and_a_gone_holder_loses_its_permit() {
         let now = Instant::now();
-        let mut v = PrimState::new(Kind::Variable);
+        let mut v = PrimState::new(Kind::Variable, 0);
         let mut deltas = Vec::new();
         let set = |fence| Op::Set {
             value: vec![1],
@@ -560,7 +593,7 @@ mod tests {
             Some(Reply::Version(2))
         );
 
-        let mut s = PrimState::new(Kind::Semaphore { permits: 1 });
+        let mut s = PrimState::new(Kind::Semaphore { permits: 1 }, 0);
         let acquire = Op::Acquire {
             lease_ms: None,
             wait: false,

@@ -249,7 +249,7 @@ impl Net {
                     Output::Found { waiter, value } => {
                         self.found.insert((i, waiter), value);
                     }
-                    Output::PrimReply { seq, reply } => {
+                    Output::PrimReply { seq, reply, .. } => {
                         let old = self.replies.insert((i, seq), reply);
                         assert!(old.is_none(), "call {seq} of node {i} answered twice");
                     }
