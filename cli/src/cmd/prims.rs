@@ -402,7 +402,8 @@ fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
             vec![keys::lock(n), keys::queue::<u64>(n)]
         })?;
         let lock = client.lock(&name);
-        let queue = client.queue::<u64>(&name, 1024);
+        // Room for every put: the gets come after them.
+        let queue = client.queue::<u64>(&name, ops as usize + 1);
         // Warm up: the first operation of a key claims it at its home.
         drop(lock.blocking_lock());
         queue
@@ -420,14 +421,21 @@ fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
             queue.blocking_get()?;
             Ok(())
         })?;
+        // One request and its answer through the same stack, with nothing to replicate.
+        let reads = timed(ops, || {
+            queue.len();
+            Ok(())
+        })?;
         println!(
-            "{{\"workload\":\"primitives\",\"tcp_rtt_us\":{},\"lock_acquire_release_us\":{},\
-\"queue_put_us\":{},\"queue_get_us\":{},\"over_tcp_p50\":{{\"lock\":{:.2},\"put\":{:.2},\"get\":{:.2}}},\
+            "{{\"workload\":\"primitives\",\"tcp_rtt_us\":{},\"queue_len_us\":{},\"lock_acquire_release_us\":{},\
+\"queue_put_us\":{},\"queue_get_us\":{},\"over_tcp_p50\":{{\"len\":{:.2},\"lock\":{:.2},\"put\":{:.2},\"get\":{:.2}}},\
 \"over_tcp_p99\":{{\"lock\":{:.2},\"put\":{:.2},\"get\":{:.2}}}}}",
             summary(&tcp),
+            summary(&reads),
             summary(&locks),
             summary(&puts),
             summary(&gets),
+            ratio(&reads, &tcp, 0.5),
             ratio(&locks, &tcp, 0.5),
             ratio(&puts, &tcp, 0.5),
             ratio(&gets, &tcp, 0.5),

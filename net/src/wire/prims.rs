@@ -191,7 +191,7 @@ pub enum Reply {
 }
 
 /// The whole state of one primitive, as the home holds it and sends it on: to its backup
-/// (replication), or to a new home (hand-off).
+/// (replication), or to a new home that claims it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrimState {
     /// How many changes it went through: of two copies, the higher is the newer.
