@@ -9,7 +9,10 @@ use futures_util::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, StreamProtocol, Swarm, noise, tcp, yamux};
-use peer_net::wire::{ArgSpec, Done, Failure, Request, Response, TaskKey, TaskSpec};
+use peer_net::wire::{
+    ArgSpec, Delta, Done, Failure, Kind, Op, OpId, PrimRequest, Reply, Request, Response, TaskKey,
+    TaskSpec,
+};
 use peer_net::{Client, Config};
 
 #[peer_core::task(name = "bad_input::double")]
@@ -281,6 +284,54 @@ fn bad_frames_and_tasks_are_refused_and_the_peer_keeps_working() {
             postcard::from_bytes::<Response>(&answer).unwrap(),
             Response::Published(None)
         );
+
+        // Operations on named primitives: another peer's id, the wrong kind, an operation
+        // that does not fit, changes to a copy the target does not have.
+        let prim = |id: u64, kind: Kind, op: Op| {
+            encoded(&Request::Prim(PrimRequest {
+                key: "lock/bad".into(),
+                kind,
+                id: OpId { peer: id, seq: 1 },
+                op,
+            }))
+        };
+        let lock = Kind::Semaphore { permits: 1 };
+        let acquire = Op::Acquire {
+            lease_ms: Some(u64::MAX),
+            wait: false,
+        };
+        let refused = |answer: Vec<u8>, what: &str| match postcard::from_bytes(&answer).unwrap() {
+            Response::Prim(Reply::Refused(why)) => assert!(why.contains(what), "{why}"),
+            other => panic!("expected a refusal ({what}), got {other:?}"),
+        };
+        let answer = ask(&mut raw, target_id, prim(me + 1, lock, acquire.clone())).await;
+        refused(answer.unwrap(), "its sender's id");
+        let answer = ask(&mut raw, target_id, prim(me, lock, acquire))
+            .await
+            .unwrap();
+        assert!(matches!(
+            postcard::from_bytes(&answer).unwrap(),
+            Response::Prim(Reply::Granted { .. })
+        ));
+        let queue = Kind::Queue { capacity: 1 };
+        let put = Op::Put {
+            item: vec![1],
+            wait: true,
+        };
+        let answer = ask(&mut raw, target_id, prim(me, queue, put)).await;
+        refused(answer.unwrap(), "is not a Queue");
+        let answer = ask(&mut raw, target_id, prim(me, lock, Op::Len)).await;
+        refused(answer.unwrap(), "does not apply");
+        let stray = encoded(&Request::Replicate {
+            key: "queue/none".into(),
+            base: 3,
+            deltas: vec![Delta::Close],
+        });
+        let answer = ask(&mut raw, target_id, stray).await.unwrap();
+        match postcard::from_bytes::<Response>(&answer).unwrap() {
+            Response::Refused(why) => assert!(why.contains("no current copy"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     });
     // Still serving real work.
     let doubled = target.submit_named(DoubleTask, (21u64,));
