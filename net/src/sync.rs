@@ -229,6 +229,31 @@ impl Waits {
         }
     }
 
+    /// Like [`poll`](Waits::poll), with the answer turned into the caller's value by
+    /// `expected`; an answer it does not take is logged, and the waiter waits on.
+    #[allow(clippy::too_many_arguments)]
+    fn poll_for<T>(
+        &self,
+        caller: &Caller,
+        key: &str,
+        kind: Kind,
+        ticket: &mut Ticket,
+        op: impl FnOnce() -> Op,
+        cx: &Context<'_>,
+        expected: impl FnOnce(Reply, Instant) -> Result<T, Reply>,
+    ) -> Poll<T> {
+        match self.poll(caller, key, kind, ticket, op, cx) {
+            Poll::Ready((reply, asked)) => match expected(reply, asked) {
+                Ok(value) => Poll::Ready(value),
+                Err(other) => {
+                    unexpected(key, &other);
+                    Poll::Pending
+                }
+            },
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     fn cancel(&self, caller: &Caller, ticket: &mut Ticket) {
         let Some(seq) = ticket.0.take() else {
             return;
@@ -616,17 +641,19 @@ impl VariableBackend for SwarmVariable {
 
     fn poll_changed(&self, ticket: &mut Ticket, seen: u64, cx: &mut Context<'_>) -> Poll<u64> {
         let op = || Op::Changed { seen };
-        match self
-            .waits
-            .poll(&self.caller, &self.key, Kind::Variable, ticket, op, cx)
-        {
-            Poll::Ready((Reply::Version(v), _)) => Poll::Ready(v),
-            Poll::Ready((other, _)) => {
-                unexpected(&self.key, &other);
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        let (caller, key) = (&self.caller, &self.key);
+        self.waits.poll_for(
+            caller,
+            key,
+            Kind::Variable,
+            ticket,
+            op,
+            cx,
+            |reply, _| match reply {
+                Reply::Version(v) => Ok(v),
+                other => Err(other),
+            },
+        )
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
@@ -657,21 +684,19 @@ impl EventBackend for SwarmEvent {
     }
 
     fn poll_wait(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
-        match self.waits.poll(
-            &self.caller,
-            &self.key,
+        let (caller, key) = (&self.caller, &self.key);
+        self.waits.poll_for(
+            caller,
+            key,
             Kind::Event,
             ticket,
             || Op::Wait,
             cx,
-        ) {
-            Poll::Ready((Reply::Done, _)) => Poll::Ready(()),
-            Poll::Ready((other, _)) => {
-                unexpected(&self.key, &other);
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
-        }
+            |reply, _| match reply {
+                Reply::Done => Ok(()),
+                other => Err(other),
+            },
+        )
     }
 
     fn cancel(&self, ticket: &mut Ticket) {

@@ -319,35 +319,25 @@ impl PrimState {
 
     /// Takes back leases that ran out at `now`; the changes go to `deltas`.
     pub(crate) fn expire(&mut self, now: Instant, deltas: &mut Vec<Delta>) {
-        let Body::Semaphore { holders, .. } = &self.body else {
-            return;
-        };
-        let expired: Vec<u64> = holders
-            .iter()
-            .filter(|h| h.expires.is_some_and(|at| at <= now))
-            .map(|h| h.token)
-            .collect();
-        for token in expired {
-            let delta = Delta::Ungrant {
-                token,
-                released: false,
-            };
-            self.apply(&delta, now);
-            deltas.push(delta);
-        }
+        self.take_back(now, deltas, |h| h.expires.is_some_and(|at| at <= now));
     }
 
     /// Takes back the permits of `peer`, which is gone; the changes go to `deltas`.
     pub(crate) fn drop_holder(&mut self, peer: u64, now: Instant, deltas: &mut Vec<Delta>) {
+        self.take_back(now, deltas, |h| h.op.peer == peer);
+    }
+
+    /// Takes back the permits whose holders `lost` picks.
+    fn take_back(&mut self, now: Instant, deltas: &mut Vec<Delta>, lost: impl Fn(&Holder) -> bool) {
         let Body::Semaphore { holders, .. } = &self.body else {
             return;
         };
-        let gone: Vec<u64> = holders
+        let tokens: Vec<u64> = holders
             .iter()
-            .filter(|h| h.op.peer == peer)
+            .filter(|h| lost(h))
             .map(|h| h.token)
             .collect();
-        for token in gone {
+        for token in tokens {
             let delta = Delta::Ungrant {
                 token,
                 released: false,
