@@ -1,6 +1,7 @@
 //! `peer`: the command line.
 //!
-//! Exit codes: 0 success; 1 the job ran and failed; 2 usage error.
+//! Exit codes: 0 success; 1 the job ran and failed (some tasks failed); 2 usage error;
+//! 3 the swarm could not be joined; 130 interrupted (SIGINT or SIGTERM).
 
 mod cmd;
 
@@ -27,9 +28,17 @@ fn main() -> ExitCode {
         .init();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("peer: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<cmd::Exit>() {
+            Some(exit) => {
+                if !exit.message.is_empty() {
+                    eprintln!("peer: {}", exit.message);
+                }
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("peer: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }

@@ -71,7 +71,10 @@ impl Client {
             .backend(Arc::new(backend))
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
-        let key = identity::Keypair::generate_ed25519();
+        let key = match &config.identity {
+            Some(identity) => identity.0.clone(),
+            None => identity::Keypair::generate_ed25519(),
+        };
         let peer_id = key.public().to_peer_id();
         let me = peer_number(&peer_id);
         let bootstrap = config
@@ -241,6 +244,26 @@ impl Client {
         rx.blocking_recv().unwrap_or_default()
     }
 
+    /// Leaves the swarm gracefully: takes no more work, hands the queued tasks of other
+    /// peers back to their owners, and waits up to `timeout` for the tasks running here
+    /// to finish and for the owners to hear of them. Drop the client afterwards to leave;
+    /// what is left here then is recovered by its owners as after a crash.
+    pub fn drain(&self, timeout: Duration) -> Result<Drained, Error> {
+        self.command(Command::Drain)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status()?;
+            if status.drained || Instant::now() >= deadline {
+                return Ok(Drained {
+                    handed_back: status.stats.handed_back,
+                    unfinished: status.stats.running,
+                    complete: status.drained,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Addresses other peers can bootstrap from: each listen address with `/p2p/<id>`.
     pub fn addresses(&self) -> Vec<Multiaddr> {
         let listen = self.status().map(|s| s.listen_addrs).unwrap_or_default();
@@ -290,6 +313,17 @@ impl Client {
             }
         }
     }
+}
+
+/// What [`Client::drain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Queued tasks handed back to their owners.
+    pub handed_back: u64,
+    /// Tasks still running when the time-out came.
+    pub unfinished: u64,
+    /// Whether everything was handed back or finished in time.
+    pub complete: bool,
 }
 
 /// Decodes the result into the promise's type, or turns the failure into a [`TaskError`].

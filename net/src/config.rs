@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
+use libp2p::identity::Keypair;
 use libp2p::pnet::PreSharedKey;
 
 use crate::error::Error;
@@ -28,6 +29,7 @@ pub struct Config {
     pub(crate) max_frame: usize,
     pub(crate) inline_max: usize,
     pub(crate) request_timeout: Duration,
+    pub(crate) identity: Option<Identity>,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             max_frame: 64 << 20,
             inline_max: 64 << 10,
             request_timeout: Duration::from_secs(30),
+            identity: None,
         }
     }
 }
@@ -95,12 +98,56 @@ impl Config {
         self
     }
 
+    /// Joins as this identity (its peer id survives restarts); a new one each time by
+    /// default.
+    pub fn identity(mut self, identity: Identity) -> Config {
+        self.identity = Some(identity);
+        self
+    }
+
     /// The number of workers this config asks for, resolving 0 to the core count.
     pub fn worker_count(&self) -> usize {
         match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+}
+
+/// A peer's identity: the key pair its peer id is derived from. Kept in a file, it lets a
+/// peer keep its id across restarts.
+#[derive(Clone)]
+pub struct Identity(pub(crate) Keypair);
+
+impl Identity {
+    /// A new random (ed25519) identity.
+    pub fn generate() -> Identity {
+        Identity(Keypair::generate_ed25519())
+    }
+
+    /// An identity from [`to_bytes`](Identity::to_bytes)'s encoding (libp2p's protobuf).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Identity, Error> {
+        Keypair::from_protobuf_encoding(bytes)
+            .map(Identity)
+            .map_err(|e| Error::Identity(e.to_string()))
+    }
+
+    /// Its encoding, secret key included: keep it private.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        self.0
+            .to_protobuf_encoding()
+            .map_err(|e| Error::Identity(e.to_string()))
+    }
+
+    /// The peer id it gives.
+    pub fn peer_id(&self) -> libp2p::PeerId {
+        self.0.public().to_peer_id()
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({})", self.peer_id())
     }
 }
 

@@ -26,6 +26,9 @@ pub enum Error {
     /// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits).
     #[error("bad swarm key: {0}")]
     SwarmKey(String),
+    /// An identity (key pair) did not decode.
+    #[error("bad identity key: {0}")]
+    Identity(String),
     /// The transport or a protocol could not be set up.
     #[error("cannot start the network: {0}")]
     Transport(String),

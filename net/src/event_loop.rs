@@ -78,6 +78,8 @@ pub(crate) enum Command {
     TopicPublish { key: String, value: Vec<u8> },
     /// The peers in the order they would be home of a key, the home first.
     Homes(String, oneshot::Sender<Vec<PeerId>>),
+    /// Start leaving the swarm: take no more work, hand queued tasks back.
+    Drain,
     /// Stop: drop every pending future (they fail with `Shutdown`).
     Shutdown,
 }
@@ -93,6 +95,10 @@ pub struct Status {
     pub listen_addrs: Vec<Multiaddr>,
     /// Peers suspected so far, oldest first.
     pub recoveries: Vec<Suspicion>,
+    /// Draining, and nothing of other peers' is left here: it can leave.
+    pub drained: bool,
+    /// Why the last dial failed, if one did (a wrong swarm key shows here).
+    pub last_dial_error: Option<String>,
 }
 
 /// A peer suspected, as [`Status`] reports it.
@@ -155,6 +161,8 @@ pub(crate) struct EventLoop {
     calls: HashMap<u64, Arc<CallSlot>>,
     /// This peer's topics, for values other peers publish.
     topics: Arc<Topics>,
+    /// Why the last dial failed, for `peer join` to say why it cannot join.
+    last_dial_error: Option<String>,
 }
 
 impl EventLoop {
@@ -193,6 +201,7 @@ impl EventLoop {
             ready_tx: Some(ready_tx),
             calls: HashMap::new(),
             topics,
+            last_dial_error: None,
         }
     }
 
@@ -304,6 +313,8 @@ impl EventLoop {
                     peers: self.up.len(),
                     listen_addrs: self.swarm.listeners().cloned().collect(),
                     recoveries,
+                    drained: self.node.drained(),
+                    last_dial_error: self.last_dial_error.clone(),
                 });
             }
             Command::Prim {
@@ -339,6 +350,7 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(homes);
             }
+            Command::Drain => self.node.drain(Instant::now()),
             Command::Shutdown => {}
         }
     }
@@ -513,6 +525,12 @@ impl EventLoop {
                     None => "connection closed".to_string(),
                 };
                 self.suspect(number, reason, now);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                let to = peer_id.map_or_else(|| "a peer".to_string(), |p| p.to_string());
+                let why = format!("dialing {to} failed: {error}");
+                tracing::debug!("{why}");
+                self.last_dial_error = Some(why);
             }
             SwarmEvent::Behaviour(event) => self.behaviour_event(event, now),
             _ => {}

@@ -41,8 +41,8 @@ mod node;
 mod sync;
 pub mod wire;
 
-pub use client::Client;
-pub use config::{Config, SwarmKey};
+pub use client::{Client, Drained};
+pub use config::{Config, Identity, SwarmKey};
 pub use error::Error;
 pub use event_loop::{Status, Suspicion};
 pub use job::{Job, JobRef};

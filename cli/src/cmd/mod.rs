@@ -3,7 +3,10 @@
 mod bench;
 mod demo;
 mod join;
+mod keygen;
+mod map;
 mod prims;
+mod status;
 mod swarm_args;
 mod sweep;
 mod uts;
@@ -38,7 +41,41 @@ enum Command {
     /// Named primitives across the swarm: checks (a counter under a lock, a semaphore's
     /// bound, a queue's producers and consumers, a stale lock holder) and a benchmark.
     Prims(prims::Args),
+    /// Write a new swarm key file (mode 0600) for `--swarm-key`: only peers with it join.
+    Keygen(keygen::Args),
+    /// The peers of a swarm: their load and capacity, tasks queued and running, versions.
+    Status(status::Args),
+    /// Run one shell command as a task on the swarm.
+    Submit(map::SubmitArgs),
+    /// Run a shell command once per input (`{}` replaced by it) across the swarm.
+    Map(map::MapArgs),
 }
+
+/// Ends `peer` with this exit code (see `main.rs`) after printing the message, if any.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    /// The exit code.
+    pub(crate) code: u8,
+    /// What to print on stderr (nothing if empty).
+    pub(crate) message: String,
+}
+
+impl Exit {
+    /// Some tasks failed (after printing what happened).
+    pub(crate) const FAILED: u8 = 1;
+    /// The swarm could not be joined.
+    pub(crate) const CANNOT_JOIN: u8 = 3;
+    /// Stopped by SIGINT or SIGTERM.
+    pub(crate) const INTERRUPTED: u8 = 130;
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -49,5 +86,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => sweep::run(args),
         Command::Published(args) => sweep::published(args),
         Command::Prims(args) => prims::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Submit(args) => map::submit(args),
+        Command::Map(args) => map::run(args),
     }
 }

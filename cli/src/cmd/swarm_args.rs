@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use super::Exit;
 use peer_net::{Client, Config, Multiaddr};
 
 /// Options for joining a swarm, shared by the commands that run work on one.
@@ -53,14 +53,22 @@ impl SwarmArgs {
         if let Some(addr) = &self.bootstrap {
             config = config.bootstrap(addr.clone());
         }
-        let client = Client::join(config).context("joining the swarm")?;
+        let client = Client::join(config).map_err(|e| Exit {
+            code: Exit::CANNOT_JOIN,
+            message: format!("cannot join the swarm: {e}"),
+        })?;
         if self.bootstrap.is_some() || self.mdns {
             let seen = client.wait_for_peers(self.wait_peers, Duration::from_secs(30));
             if seen < self.wait_peers {
-                bail!(
-                    "only {seen} of {} peers connected within 30 s",
-                    self.wait_peers
-                );
+                return Err(Exit {
+                    code: Exit::CANNOT_JOIN,
+                    message: format!(
+                        "cannot join the swarm: only {seen} of {} peers connected within 30 s \
+                         (a wrong --swarm-key, or no route to --bootstrap?)",
+                        self.wait_peers
+                    ),
+                }
+                .into());
             }
         }
         Ok(client)

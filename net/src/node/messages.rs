@@ -236,7 +236,7 @@ impl Node {
     }
 
     /// Tells the owner of `task` (or this peer, when it is the owner) that it is at `to`.
-    fn record_move(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
+    pub(super) fn record_move(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
         if task.owner == self.me {
             self.moved(task, to, hops, now);
         } else {

@@ -19,6 +19,7 @@
 //!    dependents ready, and once the result is resolved and no dependent still needs to fetch
 //!    it, tells the holder to release it.
 
+mod drain;
 mod jobs;
 mod messages;
 mod owner;
@@ -300,6 +301,12 @@ pub struct Stats {
     pub reruns: u64,
     /// Detached jobs adopted from a suspected owner.
     pub adopted: u64,
+    /// Tasks running here now (handed to the local pool).
+    pub running: u64,
+    /// Queued tasks handed back to their owners while draining.
+    pub handed_back: u64,
+    /// Whether this peer is draining (leaving the swarm).
+    pub draining: bool,
 }
 
 /// A summary of measured durations.
@@ -391,6 +398,8 @@ pub(crate) struct Node {
     lookups: HashMap<u64, (String, usize)>,
     /// Named primitives: those homed here, copies kept as a backup, this peer's calls.
     prims: prims::Prims,
+    /// Leaving the swarm: no more stealing; queued tasks of others go back to them.
+    draining: bool,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -441,6 +450,7 @@ impl Node {
             job_seq: 0,
             lookups: HashMap::new(),
             prims: prims::Prims::default(),
+            draining: false,
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
@@ -454,6 +464,8 @@ impl Node {
             steal_round_trip: Latency::of(&self.steal_rtt),
             owned: self.owned.len() as u64,
             ready: self.ready.len() as u64,
+            running: self.running as u64,
+            draining: self.draining,
             ..self.stats
         }
     }
@@ -612,6 +624,7 @@ impl Node {
         for _ in 0..16 {
             self.prims_step(now);
             self.fail_unsendable(now);
+            self.give_back(now);
             self.dispatch(now);
             self.flush_notices(now);
             if self.unsendable.is_empty() {
@@ -633,6 +646,9 @@ impl Node {
         }
         while let Some(output) = self.policy.poll_output() {
             match output {
+                // A draining peer asks for no work (the policy's request times out unseen).
+                policy::Output::Steal { .. } | policy::Output::Lifeline { .. } if self.draining => {
+                }
                 policy::Output::Steal { peer, request } => {
                     self.stats.steal_requests += 1;
                     let ask = Request::Steal {

@@ -1,0 +1,68 @@
+//! Leaving the swarm gracefully: a draining peer stops asking for work, hands the queued
+//! tasks of other owners back to them (as a lifeline push, recorded as a move so the owner
+//! knows where they are), lets the tasks already running here finish, and waits until its
+//! notices are taken. Tasks that arrive meanwhile (a steal answer in flight, a push) go
+//! back too. What it leaves behind anyway is recovered like a crash's: from lineage.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use super::Node;
+use super::state::Pending;
+use crate::wire::{Request, TaskSpec};
+
+impl Node {
+    /// Starts draining.
+    pub(crate) fn drain(&mut self, now: Instant) {
+        self.draining = true;
+        self.after(now);
+    }
+
+    /// Whether a draining peer is done: nothing of others queued or running here, nothing
+    /// being handed back, every notice taken.
+    pub(crate) fn drained(&self) -> bool {
+        self.draining
+            && self.ready.iter().all(|s| s.key.owner == self.me)
+            && self.running == 0
+            && self.preparing.is_empty()
+            && !self
+                .pending
+                .values()
+                .any(|p| matches!(p, Pending::Push(..)))
+            && self
+                .notices
+                .values()
+                .all(|n| !n.in_flight && !n.batch.has_any())
+    }
+
+    /// Sends the queued tasks of other owners that are up back to them.
+    pub(super) fn give_back(&mut self, now: Instant) {
+        if !self.draining || self.ready.is_empty() {
+            return;
+        }
+        let mut kept = VecDeque::new();
+        let mut back: BTreeMap<u64, Vec<TaskSpec>> = BTreeMap::new();
+        for spec in self.ready.drain(..) {
+            let owner = spec.key.owner;
+            if owner == self.me || !self.up.contains(&owner) {
+                kept.push_back(spec);
+            } else {
+                back.entry(owner).or_default().push(spec);
+            }
+        }
+        self.ready = kept;
+        for (owner, mut tasks) in back {
+            for spec in &mut tasks {
+                spec.hops = spec.hops.saturating_add(1);
+                self.record_move(spec.key, owner, spec.hops, now);
+            }
+            self.stats.given += tasks.len() as u64;
+            self.stats.handed_back += tasks.len() as u64;
+            let push = Request::Push {
+                tasks: tasks.clone(),
+            };
+            // Kept until taken: queued here again (and sent again) if not.
+            self.send(owner, Pending::Push(owner, tasks), push);
+        }
+    }
+}
