@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{self, Behaviour, peer_number};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Command, EventLoop, Resolver, Status};
+use crate::event_loop::{Answered, Command, EventLoop, Resolver, Status};
 use crate::node::{Node, Settings, SubmitArg};
 use crate::sync::{SwarmBackend, Topics};
 use crate::wire::{Failure, TaskKey};
@@ -242,6 +242,14 @@ impl Client {
             return Vec::new();
         }
         rx.blocking_recv().unwrap_or_default()
+    }
+
+    /// This peer's report and every connected peer's (load, capacity, version), or why a
+    /// peer did not answer.
+    pub fn swarm_status(&self) -> Result<Vec<Answered>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::Reports(tx))?;
+        rx.blocking_recv().map_err(|_| Error::Stopped)
     }
 
     /// Leaves the swarm gracefully: takes no more work, hands the queued tasks of other

@@ -19,7 +19,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
 use crate::sync::{CallSlot, Topics};
-use crate::wire::{Batch, Failure, JobSpec, Kind, Op, Response, TaskKey, TaskSpec};
+use crate::wire::{Batch, Failure, JobSpec, Kind, Op, PeerReport, Response, TaskKey, TaskSpec};
 
 /// Pings each connected peer this often. A peer that answered no ping for [`SILENCE_LIMIT`]
 /// is suspected: a hung or cut-off peer within 1.6 s. Chosen for a LAN, where a round trip
@@ -35,6 +35,9 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
 const SILENCE_LIMIT: Duration = Duration::from_millis(1500);
 /// How often silences are checked.
 const SILENCE_CHECK: Duration = Duration::from_millis(100);
+
+/// A peer's report for `peer status`, or why it gave none.
+pub type Answered = (PeerId, Result<PeerReport, String>);
 
 /// A published value as peers hold it: the encoding, or the failure of its job; `None`
 /// when unknown.
@@ -80,6 +83,8 @@ pub(crate) enum Command {
     Homes(String, oneshot::Sender<Vec<PeerId>>),
     /// Start leaving the swarm: take no more work, hand queued tasks back.
     Drain,
+    /// Every connected peer's report, and this peer's.
+    Reports(oneshot::Sender<Vec<Answered>>),
     /// Stop: drop every pending future (they fail with `Shutdown`).
     Shutdown,
 }
@@ -163,6 +168,8 @@ pub(crate) struct EventLoop {
     topics: Arc<Topics>,
     /// Why the last dial failed, for `peer join` to say why it cannot join.
     last_dial_error: Option<String>,
+    /// Reports being gathered, by waiter.
+    reports: HashMap<u64, oneshot::Sender<Vec<Answered>>>,
 }
 
 impl EventLoop {
@@ -202,6 +209,7 @@ impl EventLoop {
             calls: HashMap::new(),
             topics,
             last_dial_error: None,
+            reports: HashMap::new(),
         }
     }
 
@@ -351,6 +359,11 @@ impl EventLoop {
                 let _ = reply.send(homes);
             }
             Command::Drain => self.node.drain(Instant::now()),
+            Command::Reports(reply) => {
+                self.next_lookup += 1;
+                self.reports.insert(self.next_lookup, reply);
+                self.node.gather_reports(self.next_lookup, Instant::now());
+            }
             Command::Shutdown => {}
         }
     }
@@ -439,6 +452,23 @@ impl EventLoop {
                     }
                 }
                 Output::TopicMessage { key, value } => self.topics.deliver(&key, &value),
+                Output::Reports { waiter, reports } => {
+                    let me = *self.swarm.local_peer_id();
+                    let reports = reports
+                        .into_iter()
+                        .filter_map(|(peer, report)| {
+                            let id = if peer == peer_number(&me) {
+                                me
+                            } else {
+                                *self.peers.get(&peer)?
+                            };
+                            Some((id, report))
+                        })
+                        .collect();
+                    if let Some(reply) = self.reports.remove(&waiter) {
+                        let _ = reply.send(reports);
+                    }
+                }
                 Output::Publish(batch) => {
                     let Ok(bytes) = postcard::to_allocvec(&batch) else {
                         continue;

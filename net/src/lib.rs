@@ -44,7 +44,7 @@ pub mod wire;
 pub use client::{Client, Drained};
 pub use config::{Config, Identity, SwarmKey};
 pub use error::Error;
-pub use event_loop::{Status, Suspicion};
+pub use event_loop::{Answered, Status, Suspicion};
 pub use job::{Job, JobRef};
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Latency, Stats};

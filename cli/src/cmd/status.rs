@@ -1,9 +1,102 @@
-//! `peer status`: what the peers of a swarm are doing.
+//! `peer status`: what the peers of a swarm are doing — load, capacity, versions — asked of
+//! every peer this command's own short-lived peer connects to.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::swarm_args::SwarmArgs;
 
 /// Options of `peer status`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// One JSON object on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// How long to keep discovering peers before asking (milliseconds): a swarm is found
+    /// from the bootstrap peer over a few round trips.
+    #[arg(long, default_value_t = 500)]
+    settle_ms: u64,
+    #[command(flatten)]
+    swarm: SwarmArgs,
+}
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("peer status: being written")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let client = args.swarm.join()?;
+    // Until no new peer has appeared for the settle time.
+    let settle = Duration::from_millis(args.settle_ms);
+    let mut seen = client.status()?.peers;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < settle {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = client.status()?.peers;
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+        }
+    }
+    let me = client.peer_id();
+    let reports = client.swarm_status()?;
+    if args.json {
+        let peers: Vec<_> = reports
+            .iter()
+            .map(|(peer, report)| match report {
+                Ok(r) => json!({
+                    "peer": peer.to_string(),
+                    "this_command": *peer == me,
+                    "version": r.version,
+                    "workers": r.workers,
+                    "ready": r.ready,
+                    "running": r.running,
+                    "owned": r.owned,
+                    "ran": r.ran,
+                    "peers": r.peers,
+                    "hosted": r.hosted,
+                    "draining": r.draining,
+                }),
+                Err(error) => json!({
+                    "peer": peer.to_string(),
+                    "this_command": *peer == me,
+                    "error": error,
+                }),
+            })
+            .collect();
+        let others: Vec<_> = reports.iter().filter(|(p, r)| *p != me && r.is_ok()).collect();
+        let workers: u64 = others
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|r| u64::from(r.workers))
+            .sum();
+        let out = json!({ "peers": peers, "answered": others.len(), "workers": workers });
+        println!("{out}");
+        return Ok(());
+    }
+    println!(
+        "{:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>5} {:>6}  state",
+        "peer", "version", "workers", "ready", "running", "owned", "ran", "peers", "hosted"
+    );
+    for (peer, report) in &reports {
+        let who = if *peer == me {
+            format!("{peer} *")
+        } else {
+            peer.to_string()
+        };
+        match report {
+            Ok(r) => println!(
+                "{who:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>5} {:>6}  {}",
+                r.version,
+                r.workers,
+                r.ready,
+                r.running,
+                r.owned,
+                r.ran,
+                r.peers,
+                r.hosted,
+                if r.draining { "draining" } else { "up" }
+            ),
+            Err(error) => println!("{who:<54} no answer: {error}"),
+        }
+    }
+    println!("* this command's own peer, which leaves when it ends");
+    Ok(())
 }

@@ -94,6 +94,7 @@ impl Node {
         let response = match request {
             // Answered when it completes, maybe much later.
             Request::Prim(op) => return self.prim_request(from, channel, op, now),
+            Request::Report => Response::Report(self.report()),
             Request::Replicate { .. } | Request::Claim { .. } => {
                 self.prim_peer_request(from, request, now)
             }
@@ -331,6 +332,7 @@ impl Node {
                 self.replicated(peer, key, batch, held, response, now);
             }
             (Pending::Claim(_, key), response) => self.claim_answered(&key, response, now),
+            (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,

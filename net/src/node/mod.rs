@@ -25,6 +25,7 @@ mod messages;
 mod owner;
 mod prims;
 mod recovery;
+mod report;
 mod runner;
 mod state;
 #[cfg(test)]
@@ -236,6 +237,13 @@ pub(crate) enum Output {
         /// When the request answered was sent: a lease granted runs from then at the latest.
         asked: Instant,
     },
+    /// The answer to [`Node::gather_reports`] `waiter`: each peer's report (or why none).
+    Reports {
+        /// The request.
+        waiter: u64,
+        /// This peer's and every connected peer's, by peer.
+        reports: Vec<report::Report>,
+    },
     /// A value published on a topic by another peer: hand it to this peer's subscribers.
     TopicMessage {
         /// The topic's key.
@@ -400,6 +408,8 @@ pub(crate) struct Node {
     prims: prims::Prims,
     /// Leaving the swarm: no more stealing; queued tasks of others go back to them.
     draining: bool,
+    /// Reports being gathered for `peer status`.
+    reports: report::Reports,
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -451,6 +461,7 @@ impl Node {
             lookups: HashMap::new(),
             prims: prims::Prims::default(),
             draining: false,
+            reports: report::Reports::default(),
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }

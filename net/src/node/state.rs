@@ -159,6 +159,8 @@ pub(super) enum Pending {
     ),
     /// Asking a peer for the state of a key we became the home of.
     Claim(u64, String),
+    /// Asking a peer for its report, for gathering `.0`.
+    Report(u64, u64),
 }
 
 impl Pending {
@@ -175,6 +177,7 @@ impl Pending {
             | Pending::Prim(peer, _)
             | Pending::Replicate(peer, ..)
             | Pending::Claim(peer, _) => *peer,
+            Pending::Report(_, peer) => *peer,
             Pending::Input { peer, .. } => *peer,
         }
     }

@@ -168,6 +168,8 @@ pub enum Request {
         /// The primitive.
         key: String,
     },
+    /// Tell me your load, capacity and version (`peer status`).
+    Report,
 }
 
 /// A task handed on by a peer that does not own it, as its owner hears of it.
@@ -209,6 +211,31 @@ pub enum Response {
     /// The answer to a [`Request::Claim`]: the state this peer held (handed over now), or
     /// its copy, or nothing.
     Claimed(Option<PrimState>),
+    /// The answer to a [`Request::Report`].
+    Report(PeerReport),
+}
+
+/// A peer's account of itself, for `peer status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// Its `peer-net` version.
+    pub version: String,
+    /// Its worker threads: tasks it runs at once.
+    pub workers: u32,
+    /// Tasks queued there, ready to run or be stolen.
+    pub ready: u64,
+    /// Tasks running there.
+    pub running: u64,
+    /// Tasks it owns (submitted) that are not finished and released.
+    pub owned: u64,
+    /// Tasks it has run.
+    pub ran: u64,
+    /// Peers it is connected to.
+    pub peers: u32,
+    /// Named primitives it is the home of.
+    pub hosted: u32,
+    /// Whether it is draining (leaving).
+    pub draining: bool,
 }
 
 /// One event of the task-graph gossip.

@@ -163,6 +163,11 @@ impl Node {
         ranked(key, &candidates)
     }
 
+    /// How many keys this peer is the home of.
+    pub(crate) fn hosted_keys(&self) -> usize {
+        self.prims.hosted.len()
+    }
+
     /// An operation of this peer's client, numbered `seq` by it; answered with
     /// [`Output::PrimReply`].
     pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod drain;
 mod prims;
 mod recovery;
 
@@ -60,6 +61,8 @@ struct Net {
     replies: HashMap<(usize, u64), crate::wire::Reply>,
     /// Topic values handed to each node's subscribers.
     topic_values: Vec<(usize, String, Vec<u8>)>,
+    /// Gathered reports: (node, waiter) -> reports.
+    reports: HashMap<(usize, u64), Vec<super::report::Report>>,
 }
 
 impl Net {
@@ -94,6 +97,7 @@ impl Net {
             found: HashMap::new(),
             replies: HashMap::new(),
             topic_values: Vec::new(),
+            reports: HashMap::new(),
         };
         for a in 0..n {
             for b in 0..n {
@@ -255,6 +259,9 @@ impl Net {
                     }
                     Output::TopicMessage { key, value } => {
                         self.topic_values.push((i, key, value));
+                    }
+                    Output::Reports { waiter, reports } => {
+                        self.reports.insert((i, waiter), reports);
                     }
                     Output::Run { spec, args } => {
                         *self.runs.entry(spec.key).or_default() += 1;
