@@ -8,11 +8,13 @@
 //! - [`sweep`]: a sleep sweep with a known sum, also as a detached job (a graph of tasks
 //!   that outlives its submitter).
 //! - [`prims`]: tasks that share a lock, a variable and a semaphore across peers.
+//! - [`shell`]: a program run as a named task, for `peer submit` and `peer map`.
 //! - [`sim`]: a deterministic simulator of N peers running the real stealing policy on
 //!   UTS-shaped work, for policies at scales this machine cannot host.
 
 pub mod bench_tasks;
 pub mod prims;
+pub mod shell;
 pub mod sim;
 pub mod swarm_uts;
 pub mod sweep;

@@ -25,6 +25,9 @@ pub(crate) struct SwarmArgs {
     /// Worker threads of this peer (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Seconds to wait for the peers asked for before giving up (exit code 3).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    join_timeout: u64,
 }
 
 impl SwarmArgs {
@@ -36,6 +39,7 @@ impl SwarmArgs {
             mdns: false,
             listen: None,
             workers: Some(1),
+            join_timeout: 30,
         }
     }
 
@@ -58,14 +62,15 @@ impl SwarmArgs {
             message: format!("cannot join the swarm: {e}"),
         })?;
         if self.bootstrap.is_some() || self.mdns {
-            let seen = client.wait_for_peers(self.wait_peers, Duration::from_secs(30));
+            let seen =
+                client.wait_for_peers(self.wait_peers, Duration::from_secs(self.join_timeout));
             if seen < self.wait_peers {
                 return Err(Exit {
                     code: Exit::CANNOT_JOIN,
                     message: format!(
-                        "cannot join the swarm: only {seen} of {} peers connected within 30 s \
+                        "cannot join the swarm: only {seen} of {} peers connected within {} s \
                          (a wrong --swarm-key, or no route to --bootstrap?)",
-                        self.wait_peers
+                        self.wait_peers, self.join_timeout
                     ),
                 }
                 .into());
