@@ -11,7 +11,7 @@ trap cleanup EXIT
 # start_peer OUTFILE [ARGS...]: starts `peer join`, waits for its address; sets $addr, $pid.
 start_peer() {
   local out="$1"; shift
-  "$peer" join --listen /ip4/127.0.0.1/tcp/0 --no-mdns "$@" >"$out" 2>&1 &
+  "$peer" join --listen /ip4/127.0.0.1/tcp/0 --no-mdns --ephemeral "$@" >"$out" 2>&1 &
   pid=$!
   pids+=("$pid")
   for _ in $(seq 1 300); do

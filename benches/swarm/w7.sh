@@ -25,7 +25,7 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 first=""
 for i in $(seq 1 "$n"); do
-  args=(join --listen /ip4/127.0.0.1/tcp/0 --no-mdns --workers 1)
+  args=(join --listen /ip4/127.0.0.1/tcp/0 --no-mdns --workers 1 --ephemeral)
   [[ -n "$first" ]] && args+=(--bootstrap "$first")
   ip netns exec "$ns" "$peer" "${args[@]}" >"$tmp/p$i.txt" 2>&1 &
   pids+=("$!")

@@ -1,13 +1,19 @@
 //! `peer`: the command line.
 //!
-//! Exit codes: 0 success; 1 the job ran and failed (some tasks failed); 2 usage error;
-//! 3 the swarm could not be joined; 130 interrupted (SIGINT or SIGTERM).
+//! Exit codes: 0 success (for `peer join`: it drained and left after SIGINT or SIGTERM);
+//! 1 the job ran and failed (some tasks failed), or another error; 2 usage error (bad
+//! flags, a bad `--config` file); 3 the swarm could not be joined (for `peer join
+//! --bootstrap`: no peer connected within `--join-timeout`); 130 interrupted (SIGINT or
+//! SIGTERM; for `peer join`: a second signal during the drain, or tasks still running when
+//! `--drain-timeout` passed).
 
 mod cmd;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // Like other Unix tools, end quietly when the reader of our output goes away
@@ -17,13 +23,25 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = cmd::Cli::parse();
-    // Logs go to stderr, filtered by RUST_LOG (e.g. `RUST_LOG=peer_net=debug`); warnings
-    // by default.
+    // Logs go to stderr. RUST_LOG (e.g. `RUST_LOG=peer_net=debug`) wins when set, not
+    // empty and valid; otherwise -q, -v, -vv, -vvv pick the level (warnings by default).
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        // `peer` is a prefix of every crate of ours: peer, peer_net, peer_core, ...
+        (false, 1) => "warn,peer=debug",
+        (false, 2) => "warn,peer=trace",
+        (false, _) => "debug,peer=trace",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| EnvFilter::try_new(v).ok())
+                .unwrap_or_else(|| EnvFilter::new(default)),
         )
         .init();
     match cmd::run(cli) {

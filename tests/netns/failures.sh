@@ -78,7 +78,7 @@ dump_logs() {
 }
 
 hosts_up 4
-for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1; done
+for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1 --ephemeral; done
 
 if [[ "$scenario" == detached ]]; then
   # 400 tasks of 50 ms: 5 s on four workers, so the submitter dies with the job under way.

@@ -6,5 +6,5 @@ source "$(dirname "$0")/harness.sh"
 peer="$1"; tree="${2:-T1}"
 logs=$(mktemp -d)
 hosts_up 4
-for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1; done
+for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1 --ephemeral; done
 host_exec 4 "$peer" uts "$tree" --mdns --wait-peers 3 --workers 1

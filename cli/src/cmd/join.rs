@@ -1,50 +1,174 @@
-//! `peer join`: run a peer until killed, serving the named tasks this binary registers.
+//! `peer join`: run a peer until SIGINT or SIGTERM, serving the named tasks this binary
+//! registers, then leave gracefully.
+//!
+//! Each setting comes from, first to last: a flag, a `PEER_*` environment variable, the
+//! TOML file of `--config` (`PEER_CONFIG`), the default. The peer keeps its identity (and so
+//! its peer id) in a file across restarts. The first SIGINT or SIGTERM drains it: it takes
+//! no more work, hands the queued tasks of other peers back to their owners and waits for
+//! the running ones; a second signal ends it at once. `docs/deploy.md` shows it under
+//! systemd, Kubernetes and Slurm.
 
-use std::time::Duration;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use peer_net::{Client, Config, Multiaddr, SwarmKey};
+use clap::builder::BoolishValueParser;
+use peer_net::{Client, Config, Identity, Multiaddr};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use super::Exit;
+use super::keygen::{IdentityError, load_identity, read_swarm_key};
+
+/// Exit code of a usage error (a bad config file), as clap uses for bad flags.
+const USAGE: u8 = 2;
 
 /// Options of `peer join`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Listen on this address (repeatable; default `/ip4/0.0.0.0/tcp/0`).
-    #[arg(long)]
+    /// A TOML file with any of the keys listen, bootstrap, workers, mdns, swarm_key,
+    /// identity, join_timeout, drain_timeout; flags and PEER_* variables override it.
+    /// Relative paths in it are relative to its directory.
+    #[arg(long, env = "PEER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen on this address (repeatable, or comma-separated in PEER_LISTEN; default
+    /// `/ip4/0.0.0.0/tcp/0`).
+    #[arg(long, env = "PEER_LISTEN", value_name = "ADDR", value_delimiter = ',')]
     listen: Vec<Multiaddr>,
-    /// Join the swarm of this peer, `/ip4/.../tcp/.../p2p/<id>` (repeatable).
-    #[arg(long)]
+    /// Join the swarm of this peer, `/ip4/.../tcp/.../p2p/<id>` or `/dns4/<name>/tcp/...`
+    /// (repeatable, or comma-separated in PEER_BOOTSTRAP).
+    #[arg(
+        long,
+        env = "PEER_BOOTSTRAP",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
     bootstrap: Vec<Multiaddr>,
     /// Tasks run at once (default: one per core).
-    #[arg(long)]
+    #[arg(long, env = "PEER_WORKERS", value_name = "N")]
     workers: Option<usize>,
+    /// Look for peers on the LAN with mDNS (the default; `--mdns false` or `--no-mdns`
+    /// turns it off).
+    #[arg(
+        long,
+        env = "PEER_MDNS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        overrides_with = "no_mdns",
+    )]
+    mdns: Option<bool>,
     /// Do not look for peers on the LAN with mDNS.
-    #[arg(long)]
+    #[arg(long, overrides_with = "mdns")]
     no_mdns: bool,
-    /// A pre-shared swarm key file (`peer keygen` format); only peers with it connect.
-    #[arg(long)]
-    swarm_key: Option<std::path::PathBuf>,
+    /// A pre-shared swarm key file (`peer keygen` writes one); only peers with the same
+    /// key connect.
+    #[arg(long, env = "PEER_SWARM_KEY", value_name = "FILE")]
+    swarm_key: Option<PathBuf>,
+    /// Keep this peer's identity (its peer id) in FILE, created with mode 0600 if missing
+    /// [default: $XDG_DATA_HOME/peer/identity or ~/.local/share/peer/identity].
+    #[arg(long, env = "PEER_IDENTITY", value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Use a new identity (a new peer id) for this run only; ignores --identity.
+    #[arg(long, env = "PEER_EPHEMERAL", value_parser = BoolishValueParser::new())]
+    ephemeral: bool,
+    /// With --bootstrap, give up (exit 3) if no peer connects within SECS; 0 waits forever
+    /// [default: 30].
+    #[arg(long, env = "PEER_JOIN_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    join_timeout: Option<Duration>,
+    /// On SIGINT or SIGTERM, wait up to SECS for the running tasks to finish before
+    /// leaving [default: 30].
+    #[arg(long, env = "PEER_DRAIN_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    drain_timeout: Option<Duration>,
+}
+
+/// The keys a config file may hold: the long flags' names, with `_` for `-`.
+const KEYS: [&str; 8] = [
+    "listen",
+    "bootstrap",
+    "workers",
+    "mdns",
+    "swarm_key",
+    "identity",
+    "join_timeout",
+    "drain_timeout",
+];
+
+/// The config file, every key optional.
+#[derive(Debug, Default, serde::Deserialize)]
+struct FileConfig {
+    listen: Option<Addrs>,
+    bootstrap: Option<Addrs>,
+    workers: Option<usize>,
+    mdns: Option<bool>,
+    swarm_key: Option<PathBuf>,
+    identity: Option<PathBuf>,
+    join_timeout: Option<f64>,
+    drain_timeout: Option<f64>,
+}
+
+/// One address or a list of them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Addrs {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Where the identity comes from.
+#[derive(Debug)]
+enum IdentitySource {
+    /// A new one for this run.
+    Ephemeral,
+    /// The default file (None: no home directory to put it in).
+    Default(Option<PathBuf>),
+    /// A file asked for by flag, variable or config file.
+    Given(PathBuf),
+}
+
+/// `peer join`'s settings once flags, variables, the file and defaults are merged.
+#[derive(Debug)]
+struct Settings {
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<Multiaddr>,
+    workers: Option<usize>,
+    mdns: bool,
+    swarm_key: Option<PathBuf>,
+    identity: IdentitySource,
+    join_timeout: Duration,
+    drain_timeout: Duration,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = Config::new().mdns(!args.no_mdns);
-    for addr in args.listen {
-        config = config.listen(addr);
+    // Before anything else, so that a signal during start-up is not fatal but drains.
+    let signals = watch_signals()?;
+    let settings = settings(args)?;
+    let mut config = Config::new().mdns(settings.mdns);
+    for addr in &settings.listen {
+        config = config.listen(addr.clone());
     }
-    for addr in args.bootstrap {
+    for addr in resolve_bootstrap(&settings, &signals)? {
         config = config.bootstrap(addr);
     }
-    if let Some(n) = args.workers {
+    if let Some(n) = settings.workers {
         config = config.workers(n);
     }
-    if let Some(path) = &args.swarm_key {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the swarm key {}", path.display()))?;
-        config = config.swarm_key(text.parse::<SwarmKey>()?);
+    if let Some(path) = &settings.swarm_key {
+        config = config.swarm_key(read_swarm_key(path)?);
     }
+    // `_lock` keeps the identity file locked while this peer runs.
+    let (identity, identity_note, _lock) = identity(&settings.identity)?;
+    config = config.identity(identity);
     let workers = config.worker_count();
-    let client = Client::join(config).context("joining the swarm")?;
+    let client = Client::join(config).map_err(|e| Exit {
+        code: Exit::CANNOT_JOIN,
+        message: format!("cannot start the peer: {e}"),
+    })?;
     let addrs = client.addresses();
     println!("peer {} with {workers} workers", client.peer_id());
+    println!("identity: {identity_note}");
     for addr in &addrs {
         println!("listening on {addr}");
     }
@@ -53,21 +177,459 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .find(|a| !a.to_string().starts_with("/ip4/127."))
         .or(addrs.first())
         .context("no listen address")?;
-    let key = match &args.swarm_key {
+    let key = match &settings.swarm_key {
         Some(path) => format!(" --swarm-key {}", path.display()),
         None => String::new(),
     };
     println!("join it from another machine with:");
     println!("  peer join --bootstrap {best}{key}");
+    serve(&client, &settings, &signals)?;
+    drain(client, settings.drain_timeout)
+}
+
+/// The bootstrap addresses with `/dns`, `/dns4` and `/dns6` names resolved (the transport
+/// takes IP addresses only), retrying every second until the join time-out while none
+/// resolves (a Kubernetes pod's name appears in DNS only once it runs).
+fn resolve_bootstrap(
+    settings: &Settings,
+    signals: &mpsc::Receiver<i32>,
+) -> anyhow::Result<Vec<Multiaddr>> {
+    let start = Instant::now();
+    loop {
+        let (resolved, failed): (Vec<_>, Vec<_>) = settings
+            .bootstrap
+            .iter()
+            .map(resolve)
+            .partition(Result::is_ok);
+        let failed: Vec<anyhow::Error> = failed.into_iter().filter_map(Result::err).collect();
+        if failed.is_empty() || !resolved.is_empty() {
+            for e in &failed {
+                eprintln!("peer: warning: skipping a bootstrap address: {e:#}");
+            }
+            return Ok(resolved.into_iter().filter_map(Result::ok).collect());
+        }
+        let timeout = settings.join_timeout;
+        if !timeout.is_zero() && start.elapsed() >= timeout {
+            let why: Vec<String> = failed.iter().map(|e| format!("{e:#}")).collect();
+            return Err(Exit {
+                code: Exit::CANNOT_JOIN,
+                message: format!(
+                    "cannot join the swarm: no bootstrap address resolved within {} s: {}",
+                    timeout.as_secs_f64(),
+                    why.join("; ")
+                ),
+            }
+            .into());
+        }
+        if let Ok(signal) = signals.recv_timeout(Duration::from_secs(1)) {
+            return Err(Exit {
+                code: Exit::INTERRUPTED,
+                message: format!("{} before joining", signal_name(signal)),
+            }
+            .into());
+        }
+    }
+}
+
+/// `addr` with a leading `/dns*/<host>` replaced by the host's first IP address.
+pub(crate) fn resolve(addr: &Multiaddr) -> anyhow::Result<Multiaddr> {
+    use std::net::ToSocketAddrs;
+    let text = addr.to_string();
+    let parts: Vec<&str> = text.split('/').collect();
+    let (family, host, rest) = match parts.as_slice() {
+        ["", family @ ("dns" | "dns4" | "dns6"), host, rest @ ..] => (*family, *host, rest),
+        _ => return Ok(addr.clone()),
+    };
+    let ip = (host, 0)
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {host}"))?
+        .map(|socket| socket.ip())
+        .find(|ip| match family {
+            "dns4" => ip.is_ipv4(),
+            "dns6" => ip.is_ipv6(),
+            _ => true,
+        })
+        .with_context(|| format!("{host} has no {family} address"))?;
+    let protocol = if ip.is_ipv4() { "ip4" } else { "ip6" };
+    let mut text = format!("/{protocol}/{ip}");
+    for part in rest {
+        text.push('/');
+        text.push_str(part);
+    }
+    Ok(text.parse()?)
+}
+
+/// Serves until the first signal, printing changes in the number of peers; with
+/// `--bootstrap`, fails if no peer connects within the join time-out.
+fn serve(
+    client: &Client,
+    settings: &Settings,
+    signals: &mpsc::Receiver<i32>,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut waiting_for_first = !settings.bootstrap.is_empty();
     let mut last_peers = usize::MAX;
     loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let status = client.status()?;
+        match signals.recv_timeout(Duration::from_millis(250)) {
+            Ok(signal) => {
+                println!(
+                    "{}: draining: taking no more work, handing queued tasks back to their \
+                     owners, waiting up to {} s for running tasks (send it again to leave at once)",
+                    signal_name(signal),
+                    settings.drain_timeout.as_secs_f64()
+                );
+                return Ok(());
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the signal thread ended"),
+        }
+        let status = client.status().context("the peer's event loop stopped")?;
         if status.peers != last_peers {
             last_peers = status.peers;
             println!("{} peers connected", status.peers);
         }
+        if status.peers > 0 {
+            waiting_for_first = false;
+        }
+        if waiting_for_first
+            && !settings.join_timeout.is_zero()
+            && start.elapsed() >= settings.join_timeout
+        {
+            return Err(Exit {
+                code: Exit::CANNOT_JOIN,
+                message: cannot_join_message(settings, status.last_dial_error.as_deref()),
+            }
+            .into());
+        }
     }
+}
+
+/// Why no peer connected, from the last dial error.
+fn cannot_join_message(settings: &Settings, dial_error: Option<&str>) -> String {
+    let addrs: Vec<String> = settings.bootstrap.iter().map(|a| a.to_string()).collect();
+    let head = format!(
+        "cannot join the swarm: no peer connected within {} s of dialing {}",
+        settings.join_timeout.as_secs_f64(),
+        addrs.join(", ")
+    );
+    let Some(error) = dial_error else {
+        // No dial has failed yet. A peer with another key (or none) can stall the handshake
+        // until libp2p's upgrade time-out, so look for it with a plain TCP connection.
+        let reachable = settings
+            .bootstrap
+            .iter()
+            .filter_map(tcp_probe)
+            .find(|r| r.is_ok());
+        return match reachable {
+            Some(_) => format!(
+                "{head}: a peer listens there but the handshake did not finish — do both \
+                 peers use the same --swarm-key?"
+            ),
+            None => match settings.bootstrap.iter().filter_map(tcp_probe).next() {
+                Some(Err(e)) => format!("{head}: no answer ({e})"),
+                _ => format!("{head}: no answer (is a peer running there, and reachable?)"),
+            },
+        };
+    };
+    let lower = error.to_lowercase();
+    // A wrong key garbles the bytes after it, so the handshake that follows fails.
+    let handshake = ["handshake", "pnet", "psk"]
+        .iter()
+        .any(|word| lower.contains(word));
+    if handshake {
+        format!("{head}: the handshake failed — do both peers use the same --swarm-key? ({error})")
+    } else {
+        format!("{head}: {error}")
+    }
+}
+
+/// Whether a TCP connection to a `/ip4|ip6|dns*/<host>/tcp/<port>/...` address opens
+/// within a second (None for other addresses).
+fn tcp_probe(addr: &Multiaddr) -> Option<std::io::Result<()>> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let text = addr.to_string();
+    let parts: Vec<&str> = text.split('/').collect();
+    let (host, port) = match parts.as_slice() {
+        ["", "ip4" | "dns" | "dns4" | "dns6", host, "tcp", port, ..] => (host.to_string(), port),
+        ["", "ip6", host, "tcp", port, ..] => (format!("[{host}]"), port),
+        _ => return None,
+    };
+    let target = match format!("{host}:{port}").to_socket_addrs() {
+        Ok(mut addrs) => addrs.next()?,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(TcpStream::connect_timeout(&target, Duration::from_secs(1)).map(drop))
+}
+
+/// Drains the peer, leaves the swarm and says how it went: exit 0 if everything was
+/// handed back or finished in time, 130 if tasks were left unfinished.
+fn drain(client: Client, timeout: Duration) -> anyhow::Result<()> {
+    let drained = client.drain(timeout).context("draining")?;
+    println!(
+        "drained: handed back {} tasks to their owners, {} unfinished",
+        drained.handed_back, drained.unfinished
+    );
+    if !drained.complete {
+        // Shell commands run in their own process groups: stop those still running.
+        peer_workloads::shell::stop_all();
+    }
+    leave(client);
+    if drained.complete {
+        println!("left the swarm");
+        Ok(())
+    } else {
+        Err(Exit {
+            code: Exit::INTERRUPTED,
+            message: format!(
+                "left the swarm with {} tasks unfinished after {} s; their owners will run \
+                 them again",
+                drained.unfinished,
+                timeout.as_secs_f64()
+            ),
+        }
+        .into())
+    }
+}
+
+/// Leaves the swarm by dropping the client, but waits for that at most 2 s: a task still
+/// running after the drain time-out would hold the drop until it ends. Exiting closes the
+/// connections all the same, and the owners run such tasks again.
+fn leave(client: Client) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let dropper = std::thread::Builder::new()
+        .name("leave".into())
+        .spawn(move || {
+            drop(client);
+            let _ = tx.send(());
+        });
+    if dropper.is_ok() {
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Starts a thread that forwards the first SIGINT or SIGTERM and ends the process with 130
+/// on the second.
+fn watch_signals() -> anyhow::Result<mpsc::Receiver<i32>> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing the signal handlers")?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen == 1 {
+                    let _ = tx.try_send(signal);
+                } else {
+                    eprintln!(
+                        "peer: {} again: leaving at once without draining",
+                        signal_name(signal)
+                    );
+                    peer_workloads::shell::stop_all();
+                    std::process::exit(Exit::INTERRUPTED.into());
+                }
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(rx)
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// Merges flags and variables (which clap has merged), the config file and defaults.
+fn settings(args: Args) -> anyhow::Result<Settings> {
+    let (file, base) = match &args.config {
+        Some(path) => (read_config(path)?, path.parent().map(Path::to_path_buf)),
+        None => (FileConfig::default(), None),
+    };
+    let relative = |p: PathBuf| match &base {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    };
+    let config_name = args.config.as_deref().unwrap_or(Path::new("")).display();
+    let file_addrs = |addrs: Option<Addrs>, key: &str| -> anyhow::Result<Vec<Multiaddr>> {
+        let list = match addrs {
+            None => Vec::new(),
+            Some(Addrs::One(a)) => vec![a],
+            Some(Addrs::Many(list)) => list,
+        };
+        list.iter()
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    usage(format!(
+                        "{config_name}: {key}: {a:?} is not an address: {e}"
+                    ))
+                })
+            })
+            .collect()
+    };
+    let file_secs = |secs: Option<f64>, key: &str| -> anyhow::Result<Option<Duration>> {
+        secs.map(|s| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                usage(format!(
+                    "{config_name}: {key}: {s} is not a number of seconds"
+                ))
+            })
+        })
+        .transpose()
+    };
+    let listen = match args.listen.is_empty() {
+        true => file_addrs(file.listen, "listen")?,
+        false => args.listen,
+    };
+    let bootstrap = match args.bootstrap.is_empty() {
+        true => file_addrs(file.bootstrap, "bootstrap")?,
+        false => args.bootstrap,
+    };
+    let mdns = if args.no_mdns {
+        false
+    } else {
+        args.mdns.or(file.mdns).unwrap_or(true)
+    };
+    let identity = if args.ephemeral {
+        IdentitySource::Ephemeral
+    } else {
+        match args.identity.or(file.identity.map(relative)) {
+            Some(path) => IdentitySource::Given(path),
+            None => IdentitySource::Default(default_identity_path()),
+        }
+    };
+    let join_timeout = args
+        .join_timeout
+        .or(file_secs(file.join_timeout, "join_timeout")?);
+    let drain_timeout = args
+        .drain_timeout
+        .or(file_secs(file.drain_timeout, "drain_timeout")?);
+    Ok(Settings {
+        listen,
+        bootstrap,
+        workers: args.workers.or(file.workers),
+        mdns,
+        swarm_key: args.swarm_key.or(file.swarm_key.map(relative)),
+        identity,
+        join_timeout: join_timeout.unwrap_or(Duration::from_secs(30)),
+        drain_timeout: drain_timeout.unwrap_or(Duration::from_secs(30)),
+    })
+}
+
+/// Reads a config file, refusing keys it does not know (naming them all).
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read the config file {name}: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| usage(format!("{name} is not valid TOML: {e}")))?;
+    let unknown: Vec<&str> = table
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KEYS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(usage(format!(
+            "{name}: unknown key{} {} (known keys: {})",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", "),
+            KEYS.join(", ")
+        )));
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| usage(format!("{name}: {e}")))
+}
+
+fn usage(message: String) -> anyhow::Error {
+    Exit {
+        code: USAGE,
+        message,
+    }
+    .into()
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let number = s.strip_suffix('s').unwrap_or(s);
+    number
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds"))
+}
+
+/// `$XDG_DATA_HOME/peer/identity`, or `~/.local/share/peer/identity`.
+fn default_identity_path() -> Option<PathBuf> {
+    let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .and_then(nonempty)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(nonempty)
+                .map(|home| home.join(".local/share"))
+        })?;
+    Some(data.join("peer").join("identity"))
+}
+
+/// The identity to join with, a line saying where it came from, and the locked file that
+/// stops a second peer on this machine from using the same one.
+fn identity(source: &IdentitySource) -> anyhow::Result<(Identity, String, Option<File>)> {
+    let fresh = |why: &str| (Identity::generate(), why.to_string(), None);
+    match source {
+        IdentitySource::Ephemeral => Ok(fresh("new for this run (--ephemeral)")),
+        IdentitySource::Given(path) => {
+            let (identity, lock, created) = load_identity(path).map_err(|e| match e {
+                IdentityError::InUse => anyhow::Error::from(Exit {
+                    code: Exit::FAILED,
+                    message: format!(
+                        "the identity {} is in use by another peer on this machine; give \
+                         each peer its own --identity FILE",
+                        path.display()
+                    ),
+                }),
+                IdentityError::Other(e) => e,
+            })?;
+            Ok((identity, identity_note(path, created), Some(lock)))
+        }
+        IdentitySource::Default(None) => {
+            eprintln!(
+                "peer: no $HOME or $XDG_DATA_HOME to keep an identity in; using a new one \
+                 for this run (--identity FILE keeps one)"
+            );
+            Ok(fresh("new for this run (no home directory to keep one in)"))
+        }
+        IdentitySource::Default(Some(path)) => match load_identity(path) {
+            Ok((identity, lock, created)) => {
+                Ok((identity, identity_note(path, created), Some(lock)))
+            }
+            // Several peers on one machine (tests, a laptop): the first keeps the
+            // identity, the others run with new ones.
+            Err(IdentityError::InUse) => Ok(fresh(
+                "new for this run (the default identity is in use by another peer here; \
+                 --identity FILE keeps one per peer)",
+            )),
+            Err(IdentityError::Other(e)) => {
+                eprintln!(
+                    "peer: cannot keep an identity in {}: {e:#}; using a new one for this run",
+                    path.display()
+                );
+                Ok(fresh("new for this run"))
+            }
+        },
+    }
+}
+
+fn identity_note(path: &Path, created: bool) -> String {
+    let how = if created {
+        "created"
+    } else {
+        "kept across restarts"
+    };
+    format!("{} ({how})", path.display())
 }
 
 /// The address a `peer join` child prints for others to bootstrap from, read from its
@@ -88,4 +650,126 @@ pub(crate) fn read_bootstrap_line(
         }
     }
     anyhow::bail!("the peer ended before printing its address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(flags: &[&str]) -> Settings {
+        use clap::Parser;
+        let argv = std::iter::once("join").chain(flags.iter().copied());
+        settings(Cli::try_parse_from(argv).unwrap().args).unwrap()
+    }
+
+    #[test]
+    fn the_last_mdns_flag_wins() {
+        assert!(parse(&[]).mdns);
+        assert!(!parse(&["--no-mdns"]).mdns);
+        assert!(!parse(&["--mdns", "false"]).mdns);
+        assert!(!parse(&["--mdns", "--no-mdns"]).mdns);
+        assert!(parse(&["--no-mdns", "--mdns"]).mdns);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_paths_in_it_are_relative_to_it() {
+        let dir = std::env::temp_dir().join(format!("peer-join-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("peer.toml");
+        std::fs::write(
+            &file,
+            "workers = 3\nmdns = false\nswarm_key = \"swarm.key\"\n\
+             bootstrap = \"/ip4/127.0.0.1/tcp/9/p2p/12D3KooWEXgfLK2UbCmJ4e7cfSAovUd4RkSjSYzQcYbDVRFeYJpu\"\n\
+             drain_timeout = 5\njoin_timeout = 0.5\n",
+        )
+        .unwrap();
+        let config = file.to_str().unwrap();
+        let s = parse(&["--config", config]);
+        assert_eq!(s.workers, Some(3));
+        assert!(!s.mdns);
+        assert_eq!(s.swarm_key, Some(dir.join("swarm.key")));
+        assert_eq!(s.bootstrap.len(), 1);
+        assert_eq!(s.drain_timeout, Duration::from_secs(5));
+        assert_eq!(s.join_timeout, Duration::from_millis(500));
+        let s = parse(&["--config", config, "--workers", "1", "--mdns"]);
+        assert_eq!(s.workers, Some(1));
+        assert!(s.mdns);
+        std::fs::write(&file, "workers = 3\nwokers = 2\nlisten_on = \"x\"\n").unwrap();
+        use clap::Parser;
+        let args = Cli::try_parse_from(["join", "--config", config])
+            .unwrap()
+            .args;
+        let error = settings(args).unwrap_err().to_string();
+        assert!(error.contains("unknown keys listen_on, wokers"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dns_names_resolve_to_ip_addresses() {
+        let id = "12D3KooWEXgfLK2UbCmJ4e7cfSAovUd4RkSjSYzQcYbDVRFeYJpu";
+        let addr: Multiaddr = format!("/dns4/localhost/tcp/4001/p2p/{id}")
+            .parse()
+            .unwrap();
+        assert_eq!(
+            resolve(&addr).unwrap().to_string(),
+            format!("/ip4/127.0.0.1/tcp/4001/p2p/{id}")
+        );
+        let ip: Multiaddr = format!("/ip4/10.0.0.5/tcp/1/p2p/{id}").parse().unwrap();
+        assert_eq!(resolve(&ip).unwrap(), ip);
+        let nowhere: Multiaddr = "/dns4/nowhere.invalid/tcp/1".parse().unwrap();
+        assert!(resolve(&nowhere).is_err());
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(parse_secs("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_secs("0.5s"), Ok(Duration::from_millis(500)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+
+    #[test]
+    fn handshake_errors_point_at_the_swarm_key() {
+        let settings = Settings {
+            listen: Vec::new(),
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            workers: None,
+            mdns: false,
+            swarm_key: None,
+            identity: IdentitySource::Ephemeral,
+            join_timeout: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(2),
+        };
+        let m = cannot_join_message(
+            &settings,
+            Some(
+                "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : Handshake failed: Connection reset by peer (os error 104))]",
+            ),
+        );
+        assert!(m.contains("same --swarm-key"), "{m}");
+        let refused = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : \
+                       Connection refused (os error 111))]";
+        let m = cannot_join_message(&settings, Some(refused));
+        assert!(
+            m.contains("Connection refused") && !m.contains("swarm-key"),
+            "{m}"
+        );
+        // Port 1 on loopback: nobody listens.
+        let m = cannot_join_message(&settings, None);
+        assert!(m.contains("no answer") && m.contains("refused"), "{m}");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let settings = Settings {
+            bootstrap: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()],
+            ..settings
+        };
+        let m = cannot_join_message(&settings, None);
+        assert!(m.contains("the handshake did not finish"), "{m}");
+    }
 }

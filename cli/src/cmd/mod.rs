@@ -17,6 +17,25 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "peer", version, about)]
 pub(crate) struct Cli {
+    /// More log output on stderr: -v debug and -vv trace for peer's own crates, -vvv
+    /// also debug for libp2p (RUST_LOG, when set, wins).
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        help_heading = "Global options"
+    )]
+    pub(crate) verbose: u8,
+    /// Log only errors on stderr (RUST_LOG, when set, wins).
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
+    pub(crate) quiet: bool,
     #[command(subcommand)]
     command: Command,
 }

@@ -389,6 +389,7 @@ fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
             "--no-mdns",
             "--workers",
             "1",
+            "--ephemeral",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

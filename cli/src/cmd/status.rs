@@ -61,7 +61,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 }),
             })
             .collect();
-        let others: Vec<_> = reports.iter().filter(|(p, r)| *p != me && r.is_ok()).collect();
+        let others: Vec<_> = reports
+            .iter()
+            .filter(|(p, r)| *p != me && r.is_ok())
+            .collect();
         let workers: u64 = others
             .iter()
             .filter_map(|(_, r)| r.as_ref().ok())

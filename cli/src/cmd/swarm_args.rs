@@ -1,9 +1,9 @@
-//! How a one-shot command (`uts`, `sweep`, `published`) joins a swarm.
+//! How a one-shot command (`uts`, `sweep`, `map`, `status`, ...) joins a swarm.
 
 use std::time::Duration;
 
 use super::Exit;
-use peer_net::{Client, Config, Multiaddr};
+use peer_net::{Client, Config, Multiaddr, SwarmKey};
 
 /// Options for joining a swarm, shared by the commands that run work on one.
 #[derive(Debug, clap::Args)]
@@ -28,6 +28,9 @@ pub(crate) struct SwarmArgs {
     /// Seconds to wait for the peers asked for before giving up (exit code 3).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     join_timeout: u64,
+    /// The swarm key file of a private swarm (`peer keygen`).
+    #[arg(long, value_name = "FILE", env = "PEER_SWARM_KEY")]
+    swarm_key: Option<std::path::PathBuf>,
 }
 
 impl SwarmArgs {
@@ -40,6 +43,7 @@ impl SwarmArgs {
             listen: None,
             workers: Some(1),
             join_timeout: 30,
+            swarm_key: None,
         }
     }
 
@@ -55,7 +59,22 @@ impl SwarmArgs {
             config = config.workers(n);
         }
         if let Some(addr) = &self.bootstrap {
-            config = config.bootstrap(addr.clone());
+            // `/dns4/host/...` works too (resolved here: the transport dials IP addresses).
+            let addr = super::join::resolve(addr).map_err(|e| Exit {
+                code: Exit::CANNOT_JOIN,
+                message: format!("cannot join the swarm: {e:#}"),
+            })?;
+            config = config.bootstrap(addr);
+        }
+        if let Some(path) = &self.swarm_key {
+            let key = std::fs::read_to_string(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| Ok(text.parse::<SwarmKey>()?))
+                .map_err(|e| Exit {
+                    code: Exit::CANNOT_JOIN,
+                    message: format!("cannot read the swarm key {}: {e}", path.display()),
+                })?;
+            config = config.swarm_key(key);
         }
         let client = Client::join(config).map_err(|e| Exit {
             code: Exit::CANNOT_JOIN,
@@ -65,11 +84,16 @@ impl SwarmArgs {
             let seen =
                 client.wait_for_peers(self.wait_peers, Duration::from_secs(self.join_timeout));
             if seen < self.wait_peers {
+                let why = client
+                    .status()
+                    .ok()
+                    .and_then(|s| s.last_dial_error)
+                    .map_or(String::new(), |e| format!("; last dial: {e}"));
                 return Err(Exit {
                     code: Exit::CANNOT_JOIN,
                     message: format!(
                         "cannot join the swarm: only {seen} of {} peers connected within {} s \
-                         (a wrong --swarm-key, or no route to --bootstrap?)",
+                         (a wrong --swarm-key, or no route to --bootstrap?){why}",
                         self.wait_peers, self.join_timeout
                     ),
                 }

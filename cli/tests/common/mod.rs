@@ -34,6 +34,7 @@ pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
         "--no-mdns",
         "--workers",
         "1",
+        "--ephemeral",
     ]);
     if let Some(addr) = bootstrap {
         cmd.args(["--bootstrap", addr]);

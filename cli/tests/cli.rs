@@ -1,0 +1,573 @@
+//! The operator's side of `peer`: `peer keygen`, `peer join`'s settings (flags over
+//! `PEER_*` variables over a config file), its persistent identity, a wrong swarm key, the
+//! graceful drain on SIGTERM, and usage errors. Real `peer` processes on 127.0.0.1 with
+//! mDNS off.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::peer;
+
+/// Every variable `peer join` reads, removed so the tests do not depend on the caller's.
+const VARIABLES: [&str; 11] = [
+    "PEER_CONFIG",
+    "PEER_LISTEN",
+    "PEER_BOOTSTRAP",
+    "PEER_WORKERS",
+    "PEER_MDNS",
+    "PEER_SWARM_KEY",
+    "PEER_IDENTITY",
+    "PEER_EPHEMERAL",
+    "PEER_JOIN_TIMEOUT",
+    "PEER_DRAIN_TIMEOUT",
+    "RUST_LOG",
+];
+
+/// A directory of its own for one test, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("peer-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `peer` with no `PEER_*` variables, keeping a default identity under `dir` rather than
+/// in the user's home.
+fn peer_in(dir: &TempDir) -> Command {
+    let mut cmd = peer();
+    for var in VARIABLES {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_DATA_HOME", dir.path("data"));
+    cmd
+}
+
+/// `peer join` on loopback without mDNS, as [`peer_in`] runs it.
+fn join_cmd(dir: &TempDir) -> Command {
+    let mut cmd = peer_in(dir);
+    cmd.args(["join", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+    cmd
+}
+
+/// A running `peer` whose stdout and stderr lines are collected; killed when dropped.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the peer binary starts");
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (from now on) that `matches`; fails the test after 30 s.
+    fn wait_for(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if matches(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no such line; the output:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    /// Its peer id, from the `peer <id> with <n> workers` line.
+    fn peer_id(&mut self) -> String {
+        let line = self.wait_for(|l| l.starts_with("peer ") && l.ends_with(" workers"));
+        line.split_whitespace().nth(1).unwrap().to_string()
+    }
+
+    /// The address it prints for others to bootstrap from.
+    fn addr(&mut self) -> String {
+        let line = self.wait_for(|l| l.trim().starts_with("peer join --bootstrap "));
+        line.split_whitespace().nth(3).unwrap().to_string()
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for yet, so the pid
+        // is still its own.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits (30 s at most) for it to exit; returns its status and all its output.
+    fn wait_exit(&mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "it did not exit; the output:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader threads end at the end of the pipes.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn keygen(out: &Path, force: bool) -> std::process::Output {
+    let mut cmd = peer();
+    cmd.args(["keygen", "--out"]).arg(out);
+    if force {
+        cmd.arg("--force");
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_key_and_keeps_an_existing_one() {
+    let dir = TempDir::new("keygen");
+    let key = dir.path("swarm.key");
+    let out = keygen(&key, false);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("peer join --swarm-key {}", key.display())),
+        "{stdout}"
+    );
+    assert_eq!(mode(&key), 0o600);
+    let first = std::fs::read_to_string(&key).unwrap();
+    first
+        .parse::<peer_net::SwarmKey>()
+        .expect("the key file parses");
+    assert!(!stdout.contains(first.trim()), "the key is never printed");
+
+    let again = keygen(&key, false);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), first);
+
+    // --force replaces it with a new key, in a new file of mode 0600 even where the old
+    // one was readable by all.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(keygen(&key, true).status.success());
+    let second = std::fs::read_to_string(&key).unwrap();
+    assert_ne!(second, first);
+    second.parse::<peer_net::SwarmKey>().unwrap();
+    assert_eq!(mode(&key), 0o600);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary files left");
+}
+
+#[test]
+fn a_peer_with_another_swarm_key_cannot_join_and_says_why() {
+    let dir = TempDir::new("swarm-key");
+    let (ours, theirs) = (dir.path("ours.key"), dir.path("theirs.key"));
+    assert!(keygen(&ours, false).status.success());
+    assert!(keygen(&theirs, false).status.success());
+    let mut first = Running::spawn(join_cmd(&dir).arg("--swarm-key").arg(&ours));
+    let addr = first.addr();
+    let start = Instant::now();
+    let out = join_cmd(&dir)
+        .args(["--bootstrap", &addr, "--join-timeout", "3", "--swarm-key"])
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("— do both peers use the same --swarm-key?"),
+        "{stderr}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(15));
+    // The keyed peer is still there and still alone.
+    assert!(first.child.try_wait().unwrap().is_none());
+}
+
+#[test]
+fn commands_that_submit_work_join_a_private_swarm_with_its_key_only() {
+    let dir = TempDir::new("keyed-commands");
+    let key = dir.path("swarm.key");
+    assert!(keygen(&key, false).status.success());
+    let mut first = Running::spawn(
+        join_cmd(&dir)
+            .arg("--swarm-key")
+            .arg(&key)
+            .arg("--ephemeral"),
+    );
+    let addr = first.addr();
+    let status = |with_key: bool| {
+        let mut cmd = peer_in(&dir);
+        cmd.args([
+            "status",
+            "--json",
+            "--bootstrap",
+            &addr,
+            "--join-timeout",
+            "3",
+        ]);
+        if with_key {
+            cmd.arg("--swarm-key").arg(&key);
+        }
+        cmd.output().unwrap()
+    };
+    let keyed = status(true);
+    assert!(
+        keyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keyed.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&keyed.stdout).unwrap();
+    assert_eq!(json["answered"], 1, "{json}");
+    let stranger = status(false);
+    let stderr = String::from_utf8_lossy(&stranger.stderr);
+    assert_eq!(stranger.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("--swarm-key"), "{stderr}");
+}
+
+#[test]
+fn flags_beat_variables_which_beat_the_config_file() {
+    let dir = TempDir::new("precedence");
+    let config = dir.path("peer.toml");
+    std::fs::write(&config, "workers = 3\nmdns = false\ndrain_timeout = 5\n").unwrap();
+    let workers = |cmd: &mut Command| {
+        let mut running = Running::spawn(cmd.arg("--config").arg(&config));
+        let line = running.wait_for(|l| l.ends_with(" workers"));
+        line.split_whitespace().nth(3).unwrap().to_string()
+    };
+    assert_eq!(workers(&mut join_cmd(&dir)), "3");
+    assert_eq!(workers(join_cmd(&dir).env("PEER_WORKERS", "2")), "2");
+    assert_eq!(
+        workers(
+            join_cmd(&dir)
+                .env("PEER_WORKERS", "2")
+                .args(["--workers", "1"])
+        ),
+        "1"
+    );
+    // PEER_CONFIG names the file too.
+    let mut running = Running::spawn(join_cmd(&dir).env("PEER_CONFIG", &config));
+    running.wait_for(|l| l.ends_with(" with 3 workers"));
+
+    // A key the file should not have is named, with exit code 2.
+    std::fs::write(&config, "workers = 3\nwrokers = 2\n").unwrap();
+    let out = join_cmd(&dir)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown key wrokers"), "{stderr}");
+}
+
+#[test]
+fn the_identity_survives_a_restart() {
+    let dir = TempDir::new("identity");
+    let file = dir.path("state/identity");
+    let id = |dir: &TempDir| {
+        let mut running = Running::spawn(join_cmd(dir).arg("--identity").arg(&file));
+        running.peer_id()
+    };
+    let first = id(&dir);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(&dir.path("state")), 0o700);
+    assert_eq!(id(&dir), first, "the same peer id after a restart");
+
+    // A second peer cannot use it at the same time: two peers with one id would be one
+    // peer to the swarm.
+    let mut running = Running::spawn(join_cmd(&dir).arg("--identity").arg(&file));
+    assert_eq!(running.peer_id(), first);
+    let out = join_cmd(&dir)
+        .arg("--identity")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another peer"), "{stderr}");
+
+    // `peer keygen --identity` makes one ahead of time and prints the id it gives.
+    let made = dir.path("made");
+    let out = peer()
+        .args(["keygen", "--identity", "--out"])
+        .arg(&made)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(mode(&made), 0o600);
+    let printed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peer id "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let mut running = Running::spawn(join_cmd(&dir).arg("--identity").arg(&made));
+    assert_eq!(running.peer_id(), printed);
+    drop(running);
+
+    // The default identity lives under $XDG_DATA_HOME; --ephemeral ignores it.
+    let default = {
+        let mut running = Running::spawn(&mut join_cmd(&dir));
+        running.peer_id()
+    };
+    assert_eq!(mode(&dir.path("data/peer/identity")), 0o600);
+    assert_eq!(Running::spawn(&mut join_cmd(&dir)).peer_id(), default);
+    let ephemeral = Running::spawn(join_cmd(&dir).arg("--ephemeral")).peer_id();
+    assert_ne!(ephemeral, default);
+}
+
+#[test]
+fn sigterm_drains_a_peer_and_the_sweep_stays_exact() {
+    let dir = TempDir::new("drain");
+    let spawn = |bootstrap: Option<&str>| {
+        let mut cmd = join_cmd(&dir);
+        cmd.args(["--ephemeral", "--workers", "1"]);
+        if let Some(addr) = bootstrap {
+            cmd.args(["--bootstrap", addr]);
+        }
+        let mut running = Running::spawn(&mut cmd);
+        let addr = running.addr();
+        (running, addr)
+    };
+    let (_first, addr) = spawn(None);
+    let _second = spawn(Some(&addr));
+    let (mut third, _) = spawn(Some(&addr));
+    let mut sweep = Running::spawn(peer().args([
+        "sweep",
+        "--tasks",
+        "300",
+        "--ms",
+        "50",
+        "--bootstrap",
+        &addr,
+        "--wait-peers",
+        "3",
+        "--workers",
+        "1",
+    ]));
+    // The sweep's peer has joined when the third sees three others; let it steal a while.
+    third.wait_for(|l| l == "3 peers connected");
+    std::thread::sleep(Duration::from_millis(1200));
+    third.signal(libc::SIGTERM);
+    let (status, out) = third.wait_exit();
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("SIGTERM: draining"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("drained: handed back "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let handed_back: u64 = line["drained: handed back ".len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(out.contains("left the swarm"), "{out}");
+    eprintln!("the drained peer handed back {handed_back} tasks");
+    // A thief takes half a victim's queue at once, and 1.2 s into a ~4 s sweep it still
+    // holds part of it: it handed some back in every run we made (14 to 176 tasks, also
+    // with three copies of this test at once on two cores).
+    assert!(handed_back > 0, "{out}");
+
+    let (status, out) = sweep.wait_exit();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("total exact"), "{out}");
+}
+
+#[test]
+fn verbosity_flags_set_the_log_level_and_rust_log_wins() {
+    let dir = TempDir::new("verbosity");
+    // Nobody listens on port 1: the dial fails at once, which peer_net logs at debug.
+    let nobody = "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWEXgfLK2UbCmJ4e7cfSAovUd4RkSjSYzQcYbDVRFeYJpu";
+    let stderr = |flags: &[&str], rust_log: Option<&str>| {
+        let mut cmd = peer_in(&dir);
+        cmd.args(flags).args([
+            "join",
+            "--ephemeral",
+            "--no-mdns",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--join-timeout",
+            "1",
+            "--bootstrap",
+            nobody,
+        ]);
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let verbose = stderr(&["-v"], None);
+    assert!(
+        verbose.contains("DEBUG") && verbose.contains("peer_net"),
+        "{verbose}"
+    );
+    assert!(
+        !verbose.contains("\x1b["),
+        "no colours when stderr is not a terminal"
+    );
+    let plain = stderr(&[], None);
+    assert!(!plain.contains("DEBUG"), "{plain}");
+    assert!(plain.contains("Connection refused"), "{plain}");
+    let quiet = stderr(&["-q"], None);
+    assert!(
+        quiet.lines().all(|l| l.starts_with("peer: ")),
+        "only the error itself: {quiet}"
+    );
+    let overridden = stderr(&["-v"], Some("error"));
+    assert!(!overridden.contains("DEBUG"), "{overridden}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = TempDir::new("usage");
+    let cases: [&[&str]; 6] = [
+        &["join", "--workers", "lots"],
+        &["join", "--drain-timeout", "soon"],
+        &["join", "--bootstrap", "not-an-address"],
+        &["-v", "-q", "join"],
+        &["keygen", "--bogus"],
+        &["join", "--config", "/nonexistent/peer.toml"],
+    ];
+    for args in cases {
+        let out = peer_in(&dir).args(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "peer {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_second_signal_or_the_drain_timeout_ends_a_drain_early() {
+    let dir = TempDir::new("drain-early");
+    let spawn = |drain_timeout: &str, bootstrap: Option<&str>| {
+        let mut cmd = join_cmd(&dir);
+        cmd.args([
+            "--ephemeral",
+            "--workers",
+            "1",
+            "--drain-timeout",
+            drain_timeout,
+        ]);
+        if let Some(addr) = bootstrap {
+            cmd.args(["--bootstrap", addr]);
+        }
+        let mut running = Running::spawn(&mut cmd);
+        let addr = running.addr();
+        (running, addr)
+    };
+    let (mut patient, addr) = spawn("60", None);
+    let (mut hasty, _) = spawn("0.5", Some(&addr));
+    // Long tasks, so both peers are running one when they are told to leave; the sweep
+    // itself is not waited for.
+    let mut sweep = Running::spawn(peer().args([
+        "sweep",
+        "--tasks",
+        "6",
+        "--ms",
+        "20000",
+        "--bootstrap",
+        &addr,
+        "--wait-peers",
+        "2",
+        "--workers",
+        "1",
+    ]));
+    patient.wait_for(|l| l == "2 peers connected");
+    hasty.wait_for(|l| l == "2 peers connected");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    hasty.signal(libc::SIGTERM);
+    let start = Instant::now();
+    let (status, out) = hasty.wait_exit();
+    // 0.5 s of drain and at most 2 s to leave, not the 20 s of the task it runs.
+    assert!(start.elapsed() < Duration::from_secs(5), "{out}");
+    assert_eq!(status.code(), Some(130), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("drained: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let unfinished: u64 = line
+        .rsplit(", ")
+        .next()
+        .and_then(|part| part.strip_suffix(" unfinished"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(unfinished >= 1, "{out}");
+    assert!(out.contains("tasks unfinished after 0.5 s"), "{out}");
+
+    patient.signal(libc::SIGINT);
+    patient.wait_for(|l| l.starts_with("SIGINT: draining"));
+    let start = Instant::now();
+    patient.signal(libc::SIGINT);
+    let (status, out) = patient.wait_exit();
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("SIGINT again: leaving at once"), "{out}");
+    assert!(!out.contains("drained:"), "{out}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{out}");
+    let _ = sweep.child.kill();
+}
