@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::peer;
+use common::{Running, TempDir, peer};
 
 /// Every variable `peer join` reads, removed so the tests do not depend on the caller's.
 const VARIABLES: [&str; 11] = [
@@ -28,28 +26,6 @@ const VARIABLES: [&str; 11] = [
     "PEER_DRAIN_TIMEOUT",
     "RUST_LOG",
 ];
-
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("peer-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// `peer` with no `PEER_*` variables, keeping a default identity under `dir` rather than
 /// in the user's home.
@@ -67,106 +43,6 @@ fn join_cmd(dir: &TempDir) -> Command {
     let mut cmd = peer_in(dir);
     cmd.args(["join", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
     cmd
-}
-
-/// A running `peer` whose stdout and stderr lines are collected; killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the peer binary starts");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line (from now on) that `matches`; fails the test after 30 s.
-    fn wait_for(&mut self, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if matches(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no such line; the output:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// Its peer id, from the `peer <id> with <n> workers` line.
-    fn peer_id(&mut self) -> String {
-        let line = self.wait_for(|l| l.starts_with("peer ") && l.ends_with(" workers"));
-        line.split_whitespace().nth(1).unwrap().to_string()
-    }
-
-    /// The address it prints for others to bootstrap from.
-    fn addr(&mut self) -> String {
-        let line = self.wait_for(|l| l.trim().starts_with("peer join --bootstrap "));
-        line.split_whitespace().nth(3).unwrap().to_string()
-    }
-
-    fn signal(&self, signal: i32) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid; it has not been waited for yet, so the pid
-        // is still its own.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-    }
-
-    /// Waits (30 s at most) for it to exit; returns its status and all its output.
-    fn wait_exit(&mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "it did not exit; the output:\n{}",
-                self.seen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The reader threads end at the end of the pipes.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push(line);
-        }
-        (status, self.seen.join("\n"))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn mode(path: &Path) -> u32 {

@@ -5,40 +5,12 @@
 mod common;
 
 use std::collections::{BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{peer, three_peers};
+use common::{TempDir, peer, three_peers};
 use serde_json::Value;
-
-/// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "peer-map-test-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -219,7 +191,7 @@ fn json_lines_parse_and_name_how_each_task_ended() {
 
 #[test]
 fn failures_exit_1_and_resume_runs_only_them() {
-    let dir = Scratch::new("resume");
+    let dir = TempDir::new("resume");
     let (inputs, log, runs, marker) = (
         dir.path("inputs"),
         dir.path("log"),
@@ -346,7 +318,7 @@ fn submit_copies_output_and_exit_status() {
 
 #[test]
 fn sigterm_stops_records_what_finished_and_exits_130() {
-    let dir = Scratch::new("interrupt");
+    let dir = TempDir::new("interrupt");
     let log = dir.path("log");
     // Inputs 0 and 1 finish at once; 2 and 3 sleep in a child of `sh` (not its last
     // command, so not exec'ed), which must die with it.

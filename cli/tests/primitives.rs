@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{peer, run, three_peers};
+use common::{Running, peer, run, three_peers};
 
 /// Joins the swarm of `addr`, waiting for `wait` peers, with one worker.
 fn swarm(addr: &str, wait: usize) -> Vec<String> {
@@ -25,73 +22,20 @@ fn swarm(addr: &str, wait: usize) -> Vec<String> {
     .to_vec()
 }
 
-/// A process whose output lines arrive on a channel.
-struct Watched {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// Starts `peer ARGS`, its output lines collected.
+fn start(args: &[String]) -> Running {
+    Running::spawn(peer().args(args))
 }
 
-impl Watched {
-    fn start(args: &[String]) -> Watched {
-        let mut child = peer()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the peer binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Watched {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line starting with `prefix`, waiting up to a minute.
-    fn line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line {prefix:?}; output so far: {:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Waits for it to exit; the rest of its output.
-    fn finish(mut self) -> (bool, String) {
-        let status = self.child.wait().unwrap();
-        self.seen.extend(self.lines.iter());
-        (status.success(), self.seen.join("\n"))
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: sending a signal to our own child process.
-        let done = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(done, 0, "signal {signal} sent");
-    }
+/// The first line starting with `prefix`.
+fn line(process: &mut Running, prefix: &str) -> String {
+    process.wait_for(|l| l.starts_with(prefix))
 }
 
-impl Drop for Watched {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits for it to exit: whether it succeeded, and its output.
+fn finish(mut process: Running) -> (bool, String) {
+    let (status, out) = process.wait_exit();
+    (status.success(), out)
 }
 
 /// `key=value` out of a line of `key=value` words.
@@ -140,7 +84,7 @@ fn every_item_is_consumed_once_when_the_queue_home_is_killed_half_way() {
     let dir = std::env::temp_dir().join(format!("peer-queue-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let outs: Vec<_> = (0..2).map(|i| dir.join(format!("consumer-{i}"))).collect();
-    let consumers: Vec<Watched> = outs
+    let consumers: Vec<Running> = outs
         .iter()
         .map(|out| {
             let mut args = ["prims", "consume", "--name", "the-queue", "--out"]
@@ -148,7 +92,7 @@ fn every_item_is_consumed_once_when_the_queue_home_is_killed_half_way() {
                 .to_vec();
             args.push(out.display().to_string());
             args.extend(swarm(&addr, 3));
-            Watched::start(&args)
+            start(&args)
         })
         .collect();
     let mut args = ["prims", "produce", "--name", "the-queue", "--items", "2000"]
@@ -156,16 +100,16 @@ fn every_item_is_consumed_once_when_the_queue_home_is_killed_half_way() {
         .to_vec();
     args.extend(["--pause-us", "500", "--home-among", &ids(&peers)].map(String::from));
     args.extend(swarm(&addr, 5));
-    let mut producer = Watched::start(&args);
-    let queue = producer.line("queue=");
+    let mut producer = start(&args);
+    let queue = line(&mut producer, "queue=");
     let home = field(&queue, "home").to_string();
-    producer.line("half:");
+    line(&mut producer, "half:");
     let victim = peers
         .iter_mut()
         .find(|p| p.id() == home)
         .expect("the home is a joined peer");
     victim.child.kill().unwrap();
-    let (ok, out) = producer.finish();
+    let (ok, out) = finish(producer);
     assert!(ok, "{out}");
     assert!(out.contains("produced 2000"), "{out}");
     assert!(
@@ -173,7 +117,7 @@ fn every_item_is_consumed_once_when_the_queue_home_is_killed_half_way() {
         "the home was not suspected: {out}"
     );
     for consumer in consumers {
-        let (ok, out) = consumer.finish();
+        let (ok, out) = finish(consumer);
         assert!(ok, "{out}");
     }
     let mut items: Vec<u64> = outs
@@ -209,10 +153,10 @@ fn a_stopped_lock_holder_loses_its_lease_and_its_stale_write_is_refused() {
     .to_vec();
     args.push(ids(&peers));
     args.extend(swarm(&addr, 3));
-    let mut holder = Watched::start(&args);
-    let names = holder.line("lock=");
+    let mut holder = start(&args);
+    let names = line(&mut holder, "lock=");
     let (lock, resource) = (field(&names, "lock"), field(&names, "resource"));
-    let held = holder.line("holding fence#");
+    let held = line(&mut holder, "holding fence#");
     let stale: u64 = held.trim_start_matches("holding fence#").parse().unwrap();
     holder.signal(libc::SIGSTOP);
     let start = Instant::now();
@@ -232,7 +176,7 @@ fn a_stopped_lock_holder_loses_its_lease_and_its_stale_write_is_refused() {
         "the lock was free before the stopped holder's lease ran out"
     );
     holder.signal(libc::SIGCONT);
-    let (ok, out) = holder.finish();
+    let (ok, out) = finish(holder);
     assert!(ok, "{out}");
     assert!(out.contains("lease lost"), "{out}");
     assert!(out.contains("stale write refused"), "{out}");
