@@ -39,36 +39,48 @@ const POLL: Duration = Duration::from_millis(100);
 // The variants in `mod.rs` set `about` and `long_about` from their doc comments, after and
 // over anything set here, so the longer text and the exit codes go after the options.
 
-const SUBMIT_EXIT_CODES: &str = "\
+// Each exit-code table is written once, as a macro, so both help texts can `concat!` it.
+macro_rules! submit_exit_codes {
+    () => {
+        "\
 Exit codes:
   0    the command exited with code 0
   1    it exited with another code, was killed by a signal, or could not be started
   2    usage error
   3    the swarm could not be joined (see --join-timeout)
-  130  interrupted by SIGINT or SIGTERM";
+  130  interrupted by SIGINT or SIGTERM"
+    };
+}
 
-const SUBMIT_HELP: &str = "\
+macro_rules! map_exit_codes {
+    () => {
+        "\
+Exit codes:
+  0    every task exited with code 0
+  1    some tasks failed (a summary on stderr names how many and the first indices)
+  2    usage error (also: no inputs, --resume without --log, a log of other inputs)
+  3    the swarm could not be joined (see --join-timeout)
+  130  interrupted by SIGINT or SIGTERM"
+    };
+}
+
+const SUBMIT_EXIT_CODES: &str = submit_exit_codes!();
+
+const SUBMIT_HELP: &str = concat!(
+    "\
 The command runs from its argument vector, without a shell: write `sh -c '...'` for pipes
 or variables. It runs in the working directory of the peer that runs it, with stdin from
 /dev/null; stdout and stderr are each kept up to 8 MiB (a note says when they were cut) and
 copied to ours when it ends.
 
-Exit codes:
-  0    the command exited with code 0
-  1    it exited with another code, was killed by a signal, or could not be started
-  2    usage error
-  3    the swarm could not be joined (see --join-timeout)
-  130  interrupted by SIGINT or SIGTERM";
+",
+    submit_exit_codes!()
+);
 
-const MAP_EXIT_CODES: &str = "\
-Exit codes:
-  0    every task exited with code 0
-  1    some tasks failed (a summary on stderr names how many and the first indices)
-  2    usage error (also: no inputs, a log of other inputs)
-  3    the swarm could not be joined (see --join-timeout)
-  130  interrupted by SIGINT or SIGTERM";
+const MAP_EXIT_CODES: &str = map_exit_codes!();
 
-const MAP_HELP: &str = "\
+const MAP_HELP: &str = concat!(
+    "\
 Like GNU parallel --keep-order. Every `{}` in every argument of the command is replaced by
 the input; the environment variables PEER_TASK_ID (the input's index, from 0) and
 PEER_INPUT (the input) are set too. Inputs are the arguments before `--`, or the lines of
@@ -87,12 +99,9 @@ does not record as succeeded (exit code 0) and appends to it. The inputs must be
 The first SIGINT or SIGTERM stops waiting, kills the commands running in this process,
 records what finished in the log and exits 130; a second one exits at once.
 
-Exit codes:
-  0    every task exited with code 0
-  1    some tasks failed (a summary on stderr names how many and the first indices)
-  2    usage error (also: no inputs, --resume without --log, a log of other inputs)
-  3    the swarm could not be joined (see --join-timeout)
-  130  interrupted by SIGINT or SIGTERM";
+",
+    map_exit_codes!()
+);
 
 /// Options of `peer submit`.
 #[derive(Debug, clap::Args)]
