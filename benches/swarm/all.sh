@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Every swarm benchmark in one go, one JSON object per line: W3, the primitives, W4 (T1L, T3L), W5 against
+# Every swarm benchmark in one go, one JSON object per line: W3, W2 against Dask, the primitives, W4 (T1L, T3L), W5 against
 # Dask (three sizes), W8 on three processes, W6 (failures) on four, W7 (idle cost, as root). About ten minutes on two cores.
 set -euo pipefail
 here="$(dirname "$0")"
 root="$(cd "$here/../.." && pwd)"
 cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
 "$root/target/release/peer" bench steal
+bash "$here/w2.sh"
 "$root/target/release/peer" prims bench
 bash "$here/w4.sh" T1L T3L
 bash "$here/w5.sh"

@@ -9,6 +9,7 @@
 //!   that outlives its submitter).
 //! - [`prims`]: tasks that share a lock, a variable and a semaphore across peers.
 //! - [`shell`]: a program run as a named task, for `peer submit` and `peer map`.
+//! - [`w2`]: the seed's nested loop (load, then score every parameter) as a benchmark.
 //! - [`sim`]: a deterministic simulator of N peers running the real stealing policy on
 //!   UTS-shaped work, for policies at scales this machine cannot host.
 
@@ -19,3 +20,4 @@ pub mod sim;
 pub mod swarm_uts;
 pub mod sweep;
 pub mod uts;
+pub mod w2;

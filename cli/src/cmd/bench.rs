@@ -10,8 +10,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
+use peer_core::TaskFuture;
 use peer_net::{Client, Config};
 use peer_workloads::bench_tasks::{ChecksumTask, PayloadTask, SleepMsTask, SpinUsTask};
 
@@ -26,6 +27,26 @@ pub(crate) struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Which {
+    /// W2: the seed's nested loop (`--files` data sets of `--values` numbers, `--params`
+    /// scores of each), against the same work run on one thread in the same run: on one
+    /// pool of `--peers` × `--workers` workers, then on `--peers` processes of `--workers`
+    /// workers (this one and `peer join` children it starts on 127.0.0.1).
+    W2 {
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+        #[arg(long, default_value_t = 500)]
+        params: usize,
+        /// Values per data set (8 bytes each; 12,500 is about 100 KB).
+        #[arg(long, default_value_t = 12_500)]
+        values: u64,
+        #[arg(long, default_value_t = 2)]
+        peers: usize,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Times each figure is measured; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// W3: steal round trip against the raw TCP round trip (two in-process peers). The
     /// victim holds `--tasks` ready 1 ms tasks and runs them one at a time; the thief steals
     /// half of what is left whenever it runs dry.
@@ -67,6 +88,21 @@ enum Which {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
+        Which::W2 {
+            files,
+            params,
+            values,
+            peers,
+            workers,
+            runs,
+        } => w2(
+            files,
+            params,
+            values,
+            peers.max(1),
+            workers.max(1),
+            runs.max(1),
+        ),
         Which::Steal { tasks, pings } => steal(tasks, pings),
         Which::Spin { tasks, us, swarm } => spin(tasks, us, &swarm),
         Which::Soak {
@@ -81,6 +117,59 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 pub(crate) fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// `peer join` children of this binary on 127.0.0.1, the first bootstrapping the others;
+/// killed when dropped.
+pub(crate) struct Children {
+    procs: Vec<std::process::Child>,
+    /// The first child's address, to bootstrap from.
+    pub(crate) addr: peer_net::Multiaddr,
+}
+
+impl Children {
+    /// Starts `n` (at least 1) peers of `workers` workers each.
+    pub(crate) fn spawn(n: usize, workers: usize) -> anyhow::Result<Children> {
+        let mut children = Children {
+            procs: Vec::new(),
+            addr: "/ip4/127.0.0.1/tcp/0".parse()?,
+        };
+        for i in 0..n.max(1) {
+            let mut cmd = std::process::Command::new(std::env::current_exe()?);
+            cmd.args([
+                "join",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--no-mdns",
+                "--ephemeral",
+            ])
+            .args(["--workers", &workers.to_string()]);
+            if i > 0 {
+                cmd.args(["--bootstrap", &children.addr.to_string()]);
+            }
+            let mut child = cmd
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .context("starting a peer process")?;
+            let stdout = child.stdout.take();
+            children.procs.push(child);
+            let addr = super::join::read_bootstrap_line(stdout)?;
+            if i == 0 {
+                children.addr = addr;
+            }
+        }
+        Ok(children)
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.procs {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Raw TCP round trips of 64 bytes on loopback, with Nagle off, as the anchor.
@@ -109,6 +198,100 @@ pub(crate) fn tcp_round_trips(pings: u64) -> anyhow::Result<Histogram<u64>> {
     drop(socket);
     let _ = echo.join();
     Ok(histogram)
+}
+
+/// The median of `runs` measurements.
+fn median(runs: usize, mut measure: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut times = (0..runs)
+        .map(|_| measure())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn w2(
+    files: usize,
+    params: usize,
+    values: u64,
+    peers: usize,
+    workers: usize,
+    runs: usize,
+) -> anyhow::Result<()> {
+    use peer_workloads::w2::{self, LoadTask, ScoreTask};
+    let mut best = f64::NAN;
+    let work = median(runs, || {
+        let (b, secs) = w2::sequential(files, params, values);
+        best = b;
+        Ok(secs)
+    })?;
+    // The loop on a client of either kind: the seconds it took; its best must match.
+    type Load<'a> = &'a dyn Fn(u64) -> TaskFuture<Vec<f64>>;
+    type Score<'a> = &'a dyn Fn(f64, &TaskFuture<Vec<f64>>) -> TaskFuture<f64>;
+    let nested = |client: &peer_core::Client, load: Load, score: Score| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let mut futures = Vec::with_capacity(files * params);
+        for file in 0..files {
+            let data = load(file as u64);
+            for p in 0..params {
+                futures.push(score(w2::param(p, params), &data));
+            }
+        }
+        let found = client
+            .gather(futures)?
+            .into_iter()
+            .fold(f64::NEG_INFINITY, f64::max);
+        if found != best {
+            bail!("the loop found {found}, one thread found {best}");
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let all = peers * workers;
+    let pool = peer_core::Client::builder().workers(all).build()?;
+    let local = median(runs, || {
+        nested(
+            &pool,
+            &|file| pool.submit_named(LoadTask, (file, values)),
+            &|param, data| pool.submit_named(ScoreTask, (param, data)),
+        )
+    })?;
+    drop(pool);
+    let children = if peers > 1 {
+        Some(Children::spawn(peers - 1, workers)?)
+    } else {
+        None
+    };
+    let mut config = Config::new()
+        .listen("/ip4/127.0.0.1/tcp/0".parse()?)
+        .mdns(false)
+        .workers(workers);
+    if let Some(children) = &children {
+        config = config.bootstrap(children.addr.clone());
+    }
+    let client = Client::join(config)?;
+    if client.wait_for_peers(peers - 1, Duration::from_secs(30)) < peers - 1 {
+        bail!("the peers did not connect");
+    }
+    let swarm = median(runs, || {
+        nested(
+            &client,
+            &|file| client.submit_named(LoadTask, (file, values)),
+            &|param, data| client.submit_named(ScoreTask, (param, data)),
+        )
+    })?;
+    let ran_here = client.status()?.stats.ran;
+    drop(client);
+    drop(children);
+    let ideal = work / all as f64;
+    println!(
+        "{{\"workload\":\"W2\",\"files\":{files},\"params\":{params},\"values\":{values},\
+\"tasks\":{},\"work_s\":{work:.4},\"local\":{{\"workers\":{all},\"makespan_s\":{local:.4},\
+\"over_ideal\":{:.3}}},\"swarm\":{{\"peers\":{peers},\"workers_each\":{workers},\
+\"makespan_s\":{swarm:.4},\"over_ideal\":{:.3},\"ran_at_submitter\":{ran_here}}},\"runs\":{runs}}}",
+        files * (params + 1),
+        local / ideal,
+        swarm / ideal,
+    );
+    Ok(())
 }
 
 fn steal(tasks: u64, pings: u64) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use peer_core::sync::keys;
 use peer_net::{Client, PeerId};
 use peer_workloads::prims::{self, HoldPermitTask, IncrementUnderLockTask};
 
-use super::bench::tcp_round_trips;
+use super::bench::{Children, tcp_round_trips};
 use super::swarm_args::{SwarmArgs, print_recoveries};
 
 /// Options of `peer prims`.
@@ -381,23 +381,9 @@ fn timed(n: u32, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<H
 fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
     let tcp = tcp_round_trips(pings)?;
     // The other process: a `peer join` that homes the primitives.
-    let mut home = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "join",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--no-mdns",
-            "--workers",
-            "1",
-            "--ephemeral",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .context("starting the home peer")?;
+    let home = Children::spawn(1, 1)?;
     let result = (|| {
-        let addr = super::join::read_bootstrap_line(home.stdout.take())?;
-        let swarm = SwarmArgs::loopback(addr, 1);
+        let swarm = SwarmArgs::loopback(home.addr.clone(), 1);
         let client = swarm.join()?;
         let name = pick(&client, "bench", &[], false, |n| {
             vec![keys::lock(n), keys::queue::<u64>(n)]
@@ -446,7 +432,6 @@ fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
         );
         Ok(())
     })();
-    let _ = home.kill();
-    let _ = home.wait();
+    drop(home);
     result
 }
