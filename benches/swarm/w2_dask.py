@@ -21,7 +21,8 @@ def load(file, values):
 
 
 def score(param, data):
-    return -float(np.abs(data - param).mean())
+    d = data - param
+    return -float(np.abs(d).mean() + np.sqrt((d * d).mean()))
 
 
 def main():

@@ -16,10 +16,14 @@ pub fn load(file: u64, values: u64) -> Vec<f64> {
         .collect()
 }
 
-/// Scores `param` against the whole data set: the mean distance, negated (higher is better).
+/// Scores `param` against the whole data set: the mean absolute and squared distances,
+/// negated (higher is better). Two passes over 100 KB: about 10 µs here, as W2 asks.
 #[peer_core::task(name = "peer_workloads::w2::score")]
 pub fn score(param: f64, data: &Vec<f64>) -> f64 {
-    -data.iter().map(|v| (v - param).abs()).sum::<f64>() / data.len().max(1) as f64
+    let n = data.len().max(1) as f64;
+    let absolute = data.iter().map(|v| (v - param).abs()).sum::<f64>() / n;
+    let squared = data.iter().map(|v| (v - param) * (v - param)).sum::<f64>() / n;
+    -(absolute + squared.sqrt())
 }
 
 /// The parameter `p` of `params`.

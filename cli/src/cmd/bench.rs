@@ -286,7 +286,8 @@ fn w2(
         "{{\"workload\":\"W2\",\"files\":{files},\"params\":{params},\"values\":{values},\
 \"tasks\":{},\"work_s\":{work:.4},\"local\":{{\"workers\":{all},\"makespan_s\":{local:.4},\
 \"over_ideal\":{:.3}}},\"swarm\":{{\"peers\":{peers},\"workers_each\":{workers},\
-\"makespan_s\":{swarm:.4},\"over_ideal\":{:.3},\"ran_at_submitter\":{ran_here}}},\"runs\":{runs}}}",
+\"makespan_s\":{swarm:.4},\"over_ideal\":{:.3},\"ran_at_submitter\":{ran_here}}},\"runs\":{runs},\
+\"best\":{best}}}",
         files * (params + 1),
         local / ideal,
         swarm / ideal,
