@@ -520,8 +520,7 @@ impl EventLoop {
         let tx = self.internal_tx.clone();
         let job = move || {
             let started = Instant::now();
-            let slices: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-            let result = match catch_unwind(AssertUnwindSafe(|| registration.call(&slices))) {
+            let result = match catch_unwind(AssertUnwindSafe(|| registration.call_shared(&args))) {
                 Ok(Ok(bytes)) => Ok(bytes),
                 Ok(Err(error)) => Err(call_failure(error)),
                 Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),

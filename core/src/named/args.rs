@@ -26,6 +26,12 @@ pub trait Args: Sized + Send + Sync + 'static {
     fn as_refs(&self) -> Self::Refs<'_>;
     /// Encodes each value into its own byte string.
     fn encode(refs: Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError>;
+    /// Each value behind an `Arc`, shared between calls given the same bytes.
+    type Shared: Send;
+    /// Decodes shared byte strings, reusing values decoded from the same bytes before.
+    fn decode_shared(bytes: &[std::sync::Arc<Vec<u8>>]) -> Result<Self::Shared, CallError>;
+    /// References to the shared values.
+    fn shared_refs(shared: &Self::Shared) -> Self::Refs<'_>;
 }
 
 /// One argument of a named task as given.
@@ -128,7 +134,7 @@ fn encode_one<T: Serialize>(index: usize, value: &T) -> Result<Vec<u8>, CallErro
     })
 }
 
-fn check_count(expected: usize, bytes: &[&[u8]]) -> Result<(), CallError> {
+fn check_count<B>(expected: usize, bytes: &[B]) -> Result<(), CallError> {
     if bytes.len() == expected {
         Ok(())
     } else {
@@ -150,6 +156,11 @@ impl Args for () {
     fn encode((): ()) -> Result<Vec<Vec<u8>>, CallError> {
         Ok(Vec::new())
     }
+    type Shared = ();
+    fn decode_shared(bytes: &[std::sync::Arc<Vec<u8>>]) -> Result<(), CallError> {
+        check_count(0, bytes)
+    }
+    fn shared_refs((): &()) {}
 }
 
 impl IntoArgs<()> for () {
@@ -184,6 +195,16 @@ macro_rules! args_tuple {
             }
             fn encode(($($a,)+): Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError> {
                 Ok(vec![$(encode_one($i, $a)?),+])
+            }
+            type Shared = ($(std::sync::Arc<$A>,)+);
+            fn decode_shared(
+                bytes: &[std::sync::Arc<Vec<u8>>],
+            ) -> Result<Self::Shared, CallError> {
+                check_count($n, bytes)?;
+                Ok(($(super::decoded::decoded::<$A>($i, &bytes[$i])?,)+))
+            }
+            fn shared_refs(shared: &Self::Shared) -> Self::Refs<'_> {
+                ($(&*shared.$i,)+)
             }
         }
 

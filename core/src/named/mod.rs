@@ -70,6 +70,7 @@
 //! ```
 
 mod args;
+pub mod decoded;
 mod registry;
 
 pub use args::{Arg, ArgFailure, ArgSlot, Args, FutureArg, IntoArg, IntoArgs};

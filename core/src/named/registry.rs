@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::{Args, NamedTask};
 
 /// Decodes arguments, runs a task and encodes its result.
 type Shim = fn(&[&[u8]]) -> Result<Vec<u8>, CallError>;
+/// The shim for arguments as shared bytes.
+type SharedShim = fn(&[Arc<Vec<u8>>]) -> Result<Vec<u8>, CallError>;
 
 /// One named task as the registry knows it: its name, fingerprint and type-erased shim.
 pub struct Registration {
@@ -15,6 +17,7 @@ pub struct Registration {
     signature: &'static str,
     fingerprint: u64,
     run: Shim,
+    run_shared: SharedShim,
     check: fn(&[&[u8]]) -> Result<(), CallError>,
 }
 
@@ -58,6 +61,7 @@ impl Registration {
             signature: T::SIGNATURE,
             fingerprint: T::FINGERPRINT,
             run: run::<T>,
+            run_shared: run_shared::<T>,
             check: check::<T>,
         }
     }
@@ -83,6 +87,13 @@ impl Registration {
         (self.run)(args)
     }
 
+    /// Like [`call`](Registration::call) with arguments as shared bytes: a large argument
+    /// given as the same bytes to many calls is decoded once and shared (a swarm peer's
+    /// inputs are such bytes).
+    pub fn call_shared(&self, args: &[Arc<Vec<u8>>]) -> Result<Vec<u8>, CallError> {
+        (self.run_shared)(args)
+    }
+
     /// Decodes the arguments without running anything: validates a call before accepting it.
     pub fn check(&self, args: &[&[u8]]) -> Result<(), CallError> {
         (self.check)(args)
@@ -92,6 +103,12 @@ impl Registration {
 fn run<T: NamedTask>(bytes: &[&[u8]]) -> Result<Vec<u8>, CallError> {
     let args = <T::Args as Args>::decode(bytes)?;
     let output = T::call(args.as_refs());
+    postcard::to_allocvec(&output).map_err(|e| CallError::EncodeResult(e.to_string()))
+}
+
+fn run_shared<T: NamedTask>(bytes: &[Arc<Vec<u8>>]) -> Result<Vec<u8>, CallError> {
+    let shared = <T::Args as Args>::decode_shared(bytes)?;
+    let output = T::call(<T::Args as Args>::shared_refs(&shared));
     postcard::to_allocvec(&output).map_err(|e| CallError::EncodeResult(e.to_string()))
 }
 
