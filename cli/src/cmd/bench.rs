@@ -68,6 +68,27 @@ enum Which {
         #[command(flatten)]
         swarm: SwarmArgs,
     },
+    /// W5 in one command: `--peers` processes of one worker (this one and `peer join`
+    /// children it starts on 127.0.0.1) run `--tasks` spins of `--us`, against the ideal.
+    W5 {
+        #[arg(long, default_value_t = 20_000)]
+        tasks: u64,
+        #[arg(long, default_value_t = 1_000)]
+        us: u64,
+        #[arg(long, default_value_t = 2)]
+        peers: usize,
+    },
+    /// W4: UTS `--tree` on one process of 2 workers, then on 2 processes of 1 worker (this
+    /// one and a `peer join` child), exact counts checked; then the idle child's CPU.
+    W4 {
+        #[arg(long, default_value = "T1L")]
+        tree: String,
+        /// Nodes a task visits before handing on the rest (as `peer uts --chunk`).
+        #[arg(long, default_value_t = 200_000)]
+        chunk: u64,
+        #[arg(long, default_value_t = 4)]
+        split: u32,
+    },
     /// W8: waves of payload tasks and dependents; resident memory after each wave.
     Soak {
         #[arg(long, default_value_t = 100)]
@@ -105,6 +126,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         ),
         Which::Steal { tasks, pings } => steal(tasks, pings),
         Which::Spin { tasks, us, swarm } => spin(tasks, us, &swarm),
+        Which::W5 { tasks, us, peers } => {
+            let children = Children::spawn(peers.max(2) - 1, 1)?;
+            let swarm = SwarmArgs::loopback(children.addr.clone(), peers.max(2) - 1);
+            spin(tasks, us, &swarm)
+        }
+        Which::W4 { tree, chunk, split } => w4(&tree, chunk, split),
         Which::Soak {
             waves,
             tasks,
@@ -161,6 +188,69 @@ impl Children {
         }
         Ok(children)
     }
+}
+
+impl Children {
+    /// Their process ids.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(std::process::Child::id).collect()
+    }
+}
+
+/// CPU seconds (user and system) a process has used, from `/proc`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz.max(1.0))
+}
+
+fn w4(tree: &str, chunk: u64, split: u32) -> anyhow::Result<()> {
+    use peer_workloads::{swarm_uts, uts};
+    let known = uts::known(tree)
+        .with_context(|| format!("unknown tree {tree:?}: use T1, T3, T1L or T3L"))?;
+    let loopback = || -> anyhow::Result<Config> {
+        Ok(Config::new()
+            .listen("/ip4/127.0.0.1/tcp/0".parse()?)
+            .mdns(false))
+    };
+    let timed = |client: &Client| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let counts = swarm_uts::on_swarm(client, known.name, chunk, split)?;
+        if counts != known.counts {
+            bail!("wrong counts {counts:?}: expected {:?}", known.counts);
+        }
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let alone = Client::join(loopback()?.workers(2))?;
+    let one = timed(&alone)?;
+    drop(alone);
+    let children = Children::spawn(1, 1)?;
+    let client = Client::join(loopback()?.workers(1).bootstrap(children.addr.clone()))?;
+    if client.wait_for_peers(1, Duration::from_secs(30)) < 1 {
+        bail!("the peers did not connect");
+    }
+    let two = timed(&client)?;
+    let stats = client.status()?.stats;
+    let elsewhere = stats.submitted.saturating_sub(stats.ran);
+    drop(client);
+    // The child, idle now that the submitter left.
+    let pid = children.pids()[0];
+    let before = cpu_secs(pid).context("reading the child's CPU time")?;
+    std::thread::sleep(Duration::from_secs(5));
+    let after = cpu_secs(pid).context("reading the child's CPU time")?;
+    println!(
+        "{{\"workload\":\"W4\",\"tree\":\"{}\",\"one_process_2_workers_s\":{one:.3},\
+\"two_processes_1_worker_s\":{two:.3},\"two_over_one_throughput\":{:.3},\
+\"tasks_run_by_joined_peer\":{elsewhere},\"idle_peer_cpu_percent\":{:.2},\"exact\":true}}",
+        known.name,
+        one / two,
+        100.0 * (after - before) / 5.0
+    );
+    Ok(())
 }
 
 impl Drop for Children {
