@@ -89,6 +89,16 @@ enum Which {
         #[arg(long, default_value_t = 4)]
         split: u32,
     },
+    /// W6: UTS `--tree` on 4 processes (this one, which submits and owns every task, and
+    /// 3 `peer join` children of 1 worker); `--runs` failure-free runs, then as many with a
+    /// child killed (-9) and as many with one stopped (SIGSTOP) at half the failure-free
+    /// median makespan. Counts checked exactly; detection time and penalty printed.
+    W6 {
+        #[arg(long, default_value = "T1L")]
+        tree: String,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// W8: waves of payload tasks and dependents; resident memory after each wave.
     Soak {
         #[arg(long, default_value_t = 100)]
@@ -132,6 +142,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             spin(tasks, us, &swarm)
         }
         Which::W4 { tree, chunk, split } => w4(&tree, chunk, split),
+        Which::W6 { tree, runs } => w6(&tree, runs.max(1)),
         Which::Soak {
             waves,
             tasks,
@@ -250,6 +261,105 @@ fn w4(tree: &str, chunk: u64, split: u32) -> anyhow::Result<()> {
         one / two,
         100.0 * (after - before) / 5.0
     );
+    Ok(())
+}
+
+/// A fault W6 injects into a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Kill,
+    Stop,
+}
+
+/// One W6 run: the makespan, and for a fault, the detection delay (ms) and tasks requeued.
+fn w6_run(
+    tree: &str,
+    fault: Fault,
+    after: Duration,
+) -> anyhow::Result<(f64, Option<(f64, usize)>)> {
+    use peer_workloads::{swarm_uts, uts};
+    let known = uts::known(tree)
+        .with_context(|| format!("unknown tree {tree:?}: use T1, T3, T1L or T3L"))?;
+    let children = Children::spawn(3, 1)?;
+    let victim_pid = children.pids()[1];
+    let client = Client::join(
+        Config::new()
+            .listen("/ip4/127.0.0.1/tcp/0".parse()?)
+            .mdns(false)
+            .workers(1)
+            .bootstrap(children.addr.clone()),
+    )?;
+    if client.wait_for_peers(3, Duration::from_secs(30)) < 3 {
+        bail!("the peers did not connect");
+    }
+    let signal = match fault {
+        Fault::None => None,
+        Fault::Kill => Some(libc::SIGKILL),
+        Fault::Stop => Some(libc::SIGSTOP),
+    };
+    let injector = signal.map(|signal| {
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            let at = std::time::SystemTime::now();
+            // SAFETY: kill(2) on our own child, which is still running (not yet waited for).
+            unsafe { libc::kill(victim_pid as libc::pid_t, signal) };
+            at
+        })
+    });
+    let start = Instant::now();
+    let counts = swarm_uts::on_swarm(&client, known.name, 200_000, 4)?;
+    let secs = start.elapsed().as_secs_f64();
+    if counts != known.counts {
+        bail!("wrong counts {counts:?}: expected {:?}", known.counts);
+    }
+    let detected = match injector {
+        None => None,
+        Some(injector) => {
+            let fault_at = injector
+                .join()
+                .map_err(|_| anyhow::anyhow!("the fault thread panicked"))?;
+            let status = client.status()?;
+            status.recoveries.first().map(|r| {
+                let ms =
+                    r.at.duration_since(fault_at)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                (ms, r.requeued)
+            })
+        }
+    };
+    // SAFETY: as above; a stopped child must run again to be killed cleanly.
+    unsafe { libc::kill(victim_pid as libc::pid_t, libc::SIGCONT) };
+    drop(client);
+    drop(children);
+    Ok((secs, detected))
+}
+
+fn w6(tree: &str, runs: usize) -> anyhow::Result<()> {
+    let mut base = Vec::new();
+    for _ in 0..runs {
+        let (secs, _) = w6_run(tree, Fault::None, Duration::ZERO)?;
+        println!(
+            "{{\"workload\":\"W6\",\"tree\":\"{tree}\",\"fault\":\"none\",\"makespan_s\":{secs:.3},\"exact\":true}}"
+        );
+        base.push(secs);
+    }
+    base.sort_by(f64::total_cmp);
+    let median = base[base.len() / 2];
+    let half = Duration::from_secs_f64(median / 2.0);
+    for (fault, name) in [(Fault::Kill, "kill"), (Fault::Stop, "stop")] {
+        for _ in 0..runs {
+            let (secs, detected) = w6_run(tree, fault, half)?;
+            let (ms, requeued) =
+                detected.map_or(("null".to_string(), 0), |(ms, r)| (format!("{ms:.1}"), r));
+            println!(
+                "{{\"workload\":\"W6\",\"tree\":\"{tree}\",\"fault\":\"{name}\",\"fault_after_s\":{:.2},\
+\"makespan_s\":{secs:.3},\"penalty_s\":{:.3},\"detected_after_ms\":{ms},\"requeued\":{requeued},\"exact\":true}}",
+                half.as_secs_f64(),
+                secs - median
+            );
+        }
+    }
     Ok(())
 }
 
