@@ -269,6 +269,60 @@ impl Waits {
     }
 }
 
+/// One primitive's handle on the swarm: its key and kind, and its waiting calls.
+struct Handle {
+    key: String,
+    kind: Kind,
+    caller: Arc<Caller>,
+    waits: Waits,
+}
+
+impl Handle {
+    fn new(key: &str, kind: Kind, caller: &Arc<Caller>) -> Handle {
+        Handle {
+            key: key.to_string(),
+            kind,
+            caller: caller.clone(),
+            waits: Waits::default(),
+        }
+    }
+
+    /// Runs `op` and waits for its answer.
+    fn call(&self, op: Op) -> Reply {
+        self.caller.call(&self.key, self.kind, op)
+    }
+
+    /// Starts `op`; nobody waits for its answer.
+    fn start(&self, op: Op) {
+        self.caller.start(&self.key, self.kind, op);
+    }
+
+    fn poll(
+        &self,
+        ticket: &mut Ticket,
+        op: impl FnOnce() -> Op,
+        cx: &Context<'_>,
+    ) -> Poll<(Reply, Instant)> {
+        self.waits
+            .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
+    }
+
+    fn poll_for<T>(
+        &self,
+        ticket: &mut Ticket,
+        op: impl FnOnce() -> Op,
+        cx: &Context<'_>,
+        expected: impl FnOnce(Reply, Instant) -> Result<T, Reply>,
+    ) -> Poll<T> {
+        self.waits
+            .poll_for(&self.caller, &self.key, self.kind, ticket, op, cx, expected)
+    }
+
+    fn cancel(&self, ticket: &mut Ticket) {
+        self.waits.cancel(&self.caller, ticket);
+    }
+}
+
 /// An answer that fits no call: logged, and the call waits on (or gives a neutral value).
 fn unexpected(key: &str, reply: &Reply) {
     tracing::error!(%key, ?reply, "unexpected answer from a primitive's home");
@@ -308,41 +362,31 @@ impl SwarmBackend {
 impl Backend for SwarmBackend {
     fn semaphore(&self, name: &str, permits: usize) -> Arc<dyn SemaphoreBackend> {
         let permits = u32::try_from(permits).unwrap_or(u32::MAX);
-        Arc::new(SwarmSemaphore {
-            key: name.to_string(),
-            kind: Kind::Semaphore { permits },
-            caller: self.caller.clone(),
-            waits: Waits::default(),
-        })
+        Arc::new(SwarmSemaphore(Handle::new(
+            name,
+            Kind::Semaphore { permits },
+            &self.caller,
+        )))
     }
 
     fn queue(&self, name: &str, capacity: usize, codec: Codec) -> Arc<dyn QueueBackend> {
         let capacity = u32::try_from(capacity.max(1)).unwrap_or(u32::MAX);
         Arc::new(SwarmQueue {
-            key: name.to_string(),
-            kind: Kind::Queue { capacity },
+            h: Handle::new(name, Kind::Queue { capacity }, &self.caller),
             capacity: capacity as usize,
             codec,
-            caller: self.caller.clone(),
-            waits: Waits::default(),
         })
     }
 
     fn variable(&self, name: &str, codec: Codec) -> Arc<dyn VariableBackend> {
         Arc::new(SwarmVariable {
-            key: name.to_string(),
+            h: Handle::new(name, Kind::Variable, &self.caller),
             codec,
-            caller: self.caller.clone(),
-            waits: Waits::default(),
         })
     }
 
     fn event(&self, name: &str) -> Arc<dyn EventBackend> {
-        Arc::new(SwarmEvent {
-            key: name.to_string(),
-            caller: self.caller.clone(),
-            waits: Waits::default(),
-        })
+        Arc::new(SwarmEvent(Handle::new(name, Kind::Event, &self.caller)))
     }
 
     fn topic(&self, name: &str, codec: Codec) -> Arc<dyn TopicBackend> {
@@ -361,16 +405,11 @@ impl Backend for SwarmBackend {
     }
 }
 
-struct SwarmSemaphore {
-    key: String,
-    kind: Kind,
-    caller: Arc<Caller>,
-    waits: Waits,
-}
+struct SwarmSemaphore(Handle);
 
 impl SwarmSemaphore {
     fn call(&self, op: Op) -> Reply {
-        self.caller.call(&self.key, self.kind, op)
+        self.0.call(op)
     }
 
     fn grant(&self, reply: Reply, asked: Instant) -> Option<Grant> {
@@ -382,7 +421,7 @@ impl SwarmSemaphore {
             }),
             Reply::NotGranted | Reply::Expired => None,
             other => {
-                unexpected(&self.key, &other);
+                unexpected(&self.0.key, &other);
                 None
             }
         }
@@ -409,10 +448,7 @@ impl SemaphoreBackend for SwarmSemaphore {
             lease_ms: lease.map(lease_ms),
             wait: true,
         };
-        match self
-            .waits
-            .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
-        {
+        match self.0.poll(ticket, op, cx) {
             Poll::Ready((reply, asked)) => match self.grant(reply, asked) {
                 Some(grant) => Poll::Ready(grant),
                 // Logged; the waiter waits on rather than receive a permit it has not.
@@ -423,7 +459,7 @@ impl SemaphoreBackend for SwarmSemaphore {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits.cancel(&self.caller, ticket);
+        self.0.cancel(ticket);
     }
 
     fn release(&self, token: FencingToken) -> Result<(), Expired> {
@@ -435,8 +471,7 @@ impl SemaphoreBackend for SwarmSemaphore {
 
     fn release_soon(&self, token: FencingToken) {
         // The node sends it (again, until a home answers); nobody waits for the answer.
-        self.caller
-            .start(&self.key, self.kind, Op::Release { token: token.0 });
+        self.0.start(Op::Release { token: token.0 });
     }
 
     fn renew(&self, token: FencingToken, lease: Duration) -> Result<Grant, Expired> {
@@ -461,24 +496,21 @@ impl SemaphoreBackend for SwarmSemaphore {
 }
 
 struct SwarmQueue {
-    key: String,
-    kind: Kind,
+    h: Handle,
     capacity: usize,
     codec: Codec,
-    caller: Arc<Caller>,
-    waits: Waits,
 }
 
 impl SwarmQueue {
     fn call(&self, op: Op) -> Reply {
-        self.caller.call(&self.key, self.kind, op)
+        self.h.call(op)
     }
 
     /// Decodes an item; one that does not decode is logged and dropped (two programs
     /// disagree on the type under one name).
     fn decode(&self, bytes: &[u8]) -> Option<Payload> {
         (self.codec.decode)(bytes)
-            .map_err(|e| tracing::error!(key = %self.key, error = %e, "dropped an undecodable queue item"))
+            .map_err(|e| tracing::error!(key = %self.h.key, error = %e, "dropped an undecodable queue item"))
             .ok()
     }
 }
@@ -513,17 +545,14 @@ impl QueueBackend for SwarmQueue {
             item: (self.codec.encode)(value).unwrap_or_default(),
             wait: true,
         };
-        match self
-            .waits
-            .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
-        {
+        match self.h.poll(ticket, op, cx) {
             Poll::Ready((Reply::Done, _)) => {
                 item.take();
                 Poll::Ready(Ok(()))
             }
             Poll::Ready((Reply::Closed, _)) => Poll::Ready(Err(Closed)),
             Poll::Ready((other, _)) => {
-                unexpected(&self.key, &other);
+                unexpected(&self.h.key, &other);
                 Poll::Pending
             }
             Poll::Pending => Poll::Pending,
@@ -541,10 +570,7 @@ impl QueueBackend for SwarmQueue {
     fn poll_get(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<Result<Payload, Closed>> {
         loop {
             let op = || Op::Get { wait: true };
-            match self
-                .waits
-                .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
-            {
+            match self.h.poll(ticket, op, cx) {
                 Poll::Ready((Reply::Item(bytes), _)) => {
                     if let Some(item) = self.decode(&bytes) {
                         return Poll::Ready(Ok(item));
@@ -553,7 +579,7 @@ impl QueueBackend for SwarmQueue {
                 }
                 Poll::Ready((Reply::Closed, _)) => return Poll::Ready(Err(Closed)),
                 Poll::Ready((other, _)) => {
-                    unexpected(&self.key, &other);
+                    unexpected(&self.h.key, &other);
                     return Poll::Pending;
                 }
                 Poll::Pending => return Poll::Pending,
@@ -562,7 +588,7 @@ impl QueueBackend for SwarmQueue {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits.cancel(&self.caller, ticket);
+        self.h.cancel(ticket);
     }
 
     fn close(&self) {
@@ -582,23 +608,17 @@ impl QueueBackend for SwarmQueue {
 }
 
 struct SwarmVariable {
-    key: String,
+    h: Handle,
     codec: Codec,
-    caller: Arc<Caller>,
-    waits: Waits,
 }
 
 impl SwarmVariable {
     fn write(&self, value: &Shared, fence: Option<FencingToken>) -> Reply {
         match (self.codec.encode)(&**value) {
-            Ok(bytes) => self.caller.call(
-                &self.key,
-                Kind::Variable,
-                Op::Set {
-                    value: bytes,
-                    fence: fence.map(|t| t.0),
-                },
-            ),
+            Ok(bytes) => self.h.call(Op::Set {
+                value: bytes,
+                fence: fence.map(|t| t.0),
+            }),
             Err(e) => Reply::Refused(e),
         }
     }
@@ -609,7 +629,7 @@ impl VariableBackend for SwarmVariable {
         match self.write(&value, None) {
             Reply::Version(v) => v,
             other => {
-                unexpected(&self.key, &other);
+                unexpected(&self.h.key, &other);
                 0
             }
         }
@@ -620,18 +640,18 @@ impl VariableBackend for SwarmVariable {
             Reply::Version(v) => Ok(v),
             Reply::Fenced { highest } => Err(FencingToken(highest)),
             other => {
-                unexpected(&self.key, &other);
+                unexpected(&self.h.key, &other);
                 Err(token)
             }
         }
     }
 
     fn get(&self) -> Option<(Shared, u64)> {
-        match self.caller.call(&self.key, Kind::Variable, Op::Read) {
+        match self.h.call(Op::Read) {
             Reply::Value(Some((bytes, version))) => match (self.codec.decode)(&bytes) {
                 Ok(value) => Some((Arc::from(value), version)),
                 Err(e) => {
-                    tracing::error!(key = %self.key, error = %e, "undecodable variable");
+                    tracing::error!(key = %self.h.key, error = %e, "undecodable variable");
                     None
                 }
             },
@@ -641,54 +661,34 @@ impl VariableBackend for SwarmVariable {
 
     fn poll_changed(&self, ticket: &mut Ticket, seen: u64, cx: &mut Context<'_>) -> Poll<u64> {
         let op = || Op::Changed { seen };
-        let (caller, key) = (&self.caller, &self.key);
-        self.waits.poll_for(
-            caller,
-            key,
-            Kind::Variable,
-            ticket,
-            op,
-            cx,
-            |reply, _| match reply {
-                Reply::Version(v) => Ok(v),
-                other => Err(other),
-            },
-        )
+        self.h.poll_for(ticket, op, cx, |reply, _| match reply {
+            Reply::Version(v) => Ok(v),
+            other => Err(other),
+        })
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits.cancel(&self.caller, ticket);
+        self.h.cancel(ticket);
     }
 }
 
-struct SwarmEvent {
-    key: String,
-    caller: Arc<Caller>,
-    waits: Waits,
-}
+struct SwarmEvent(Handle);
 
 impl EventBackend for SwarmEvent {
     fn set(&self) {
-        self.caller.call(&self.key, Kind::Event, Op::Flag(true));
+        self.0.call(Op::Flag(true));
     }
 
     fn clear(&self) {
-        self.caller.call(&self.key, Kind::Event, Op::Flag(false));
+        self.0.call(Op::Flag(false));
     }
 
     fn is_set(&self) -> bool {
-        matches!(
-            self.caller.call(&self.key, Kind::Event, Op::IsSet),
-            Reply::Bool(true)
-        )
+        matches!(self.0.call(Op::IsSet), Reply::Bool(true))
     }
 
     fn poll_wait(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
-        let (caller, key) = (&self.caller, &self.key);
-        self.waits.poll_for(
-            caller,
-            key,
-            Kind::Event,
+        self.0.poll_for(
             ticket,
             || Op::Wait,
             cx,
@@ -700,7 +700,7 @@ impl EventBackend for SwarmEvent {
     }
 
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits.cancel(&self.caller, ticket);
+        self.0.cancel(ticket);
     }
 }
 
