@@ -5,7 +5,13 @@
 /// every peer.
 #[peer_core::task(name = "peer_workloads::w2::load")]
 pub fn load(file: u64, values: u64) -> Vec<f64> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ file.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    data(file.wrapping_mul(0x2545_F491_4F6C_DD1D), values)
+}
+
+/// `values` pseudo-random numbers in `0..100` from `seed` (xorshift): a data set that every
+/// peer makes alike without reading files.
+pub fn data(seed: u64, values: u64) -> Vec<f64> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
     (0..values)
         .map(|_| {
             x ^= x << 13;

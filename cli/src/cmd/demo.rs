@@ -49,15 +49,7 @@ fn positive(s: &str) -> Result<usize, String> {
 /// Loads data set `file`: `values` pseudo-random numbers, the same on every peer.
 #[peer_core::task(name = "peer::demo::load")]
 pub(crate) fn load(file: u64, values: u64) -> Vec<f64> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ file;
-    (0..values)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 10_000) as f64 / 100.0
-        })
-        .collect()
+    peer_workloads::w2::data(file, values)
 }
 
 /// Scores a parameter against a sample of the data (a few microseconds of work).
