@@ -183,98 +183,13 @@ impl Caller {
     }
 }
 
-/// The waiting calls of one handle, by ticket.
-#[derive(Default)]
-struct Waits {
-    slots: Mutex<HashMap<u64, Arc<CallSlot>>>,
-}
-
-impl Waits {
-    /// Polls the call of `ticket`, starting it with `op()` on the first poll; the answer
-    /// comes with when the request it answers was sent.
-    fn poll(
-        &self,
-        caller: &Caller,
-        key: &str,
-        kind: Kind,
-        ticket: &mut Ticket,
-        op: impl FnOnce() -> Op,
-        cx: &Context<'_>,
-    ) -> Poll<(Reply, Instant)> {
-        let known = ticket.0.and_then(|seq| {
-            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            slots.get(&seq).cloned().map(|slot| (seq, slot))
-        });
-        let (seq, slot) = match known {
-            Some(known) => known,
-            None => {
-                // Started outside the lock: sending may wait for room in the loop's queue.
-                let (seq, slot) = caller.start(key, kind, op());
-                let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-                slots.insert(seq, slot.clone());
-                ticket.0 = Some(seq);
-                (seq, slot)
-            }
-        };
-        match slot.poll(cx) {
-            Poll::Ready(reply) => {
-                self.slots
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&seq);
-                ticket.0 = None;
-                Poll::Ready(reply)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Like [`poll`](Waits::poll), with the answer turned into the caller's value by
-    /// `expected`; an answer it does not take is logged, and the waiter waits on.
-    #[allow(clippy::too_many_arguments)]
-    fn poll_for<T>(
-        &self,
-        caller: &Caller,
-        key: &str,
-        kind: Kind,
-        ticket: &mut Ticket,
-        op: impl FnOnce() -> Op,
-        cx: &Context<'_>,
-        expected: impl FnOnce(Reply, Instant) -> Result<T, Reply>,
-    ) -> Poll<T> {
-        match self.poll(caller, key, kind, ticket, op, cx) {
-            Poll::Ready((reply, asked)) => match expected(reply, asked) {
-                Ok(value) => Poll::Ready(value),
-                Err(other) => {
-                    unexpected(key, &other);
-                    Poll::Pending
-                }
-            },
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn cancel(&self, caller: &Caller, ticket: &mut Ticket) {
-        let Some(seq) = ticket.0.take() else {
-            return;
-        };
-        let slot = self
-            .slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&seq);
-        if let Some(slot) = slot {
-            caller.withdraw(seq, &slot);
-        }
-    }
-}
-
 /// One primitive's handle on the swarm: its key and kind, and its waiting calls.
 struct Handle {
     key: String,
     kind: Kind,
     caller: Arc<Caller>,
-    waits: Waits,
+    /// Its waiting calls, by ticket.
+    waits: Mutex<HashMap<u64, Arc<CallSlot>>>,
 }
 
 impl Handle {
@@ -283,7 +198,7 @@ impl Handle {
             key: key.to_string(),
             kind,
             caller: caller.clone(),
-            waits: Waits::default(),
+            waits: Mutex::default(),
         }
     }
 
@@ -297,16 +212,45 @@ impl Handle {
         self.caller.start(&self.key, self.kind, op);
     }
 
+    /// Polls the call of `ticket`, starting it with `op()` on the first poll; the answer
+    /// comes with when the request it answers was sent.
     fn poll(
         &self,
         ticket: &mut Ticket,
         op: impl FnOnce() -> Op,
         cx: &Context<'_>,
     ) -> Poll<(Reply, Instant)> {
-        self.waits
-            .poll(&self.caller, &self.key, self.kind, ticket, op, cx)
+        let slots = &self.waits;
+        let known = ticket.0.and_then(|seq| {
+            let slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+            slots.get(&seq).cloned().map(|slot| (seq, slot))
+        });
+        let (seq, slot) = match known {
+            Some(known) => known,
+            None => {
+                // Started outside the lock: sending may wait for room in the loop's queue.
+                let (seq, slot) = self.caller.start(&self.key, self.kind, op());
+                let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
+                slots.insert(seq, slot.clone());
+                ticket.0 = Some(seq);
+                (seq, slot)
+            }
+        };
+        match slot.poll(cx) {
+            Poll::Ready(reply) => {
+                slots
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&seq);
+                ticket.0 = None;
+                Poll::Ready(reply)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
+    /// Like [`poll`](Handle::poll), with the answer turned into the caller's value by
+    /// `expected`; an answer it does not take is logged, and the waiter waits on.
     fn poll_for<T>(
         &self,
         ticket: &mut Ticket,
@@ -314,12 +258,31 @@ impl Handle {
         cx: &Context<'_>,
         expected: impl FnOnce(Reply, Instant) -> Result<T, Reply>,
     ) -> Poll<T> {
-        self.waits
-            .poll_for(&self.caller, &self.key, self.kind, ticket, op, cx, expected)
+        match self.poll(ticket, op, cx) {
+            Poll::Ready((reply, asked)) => match expected(reply, asked) {
+                Ok(value) => Poll::Ready(value),
+                Err(other) => {
+                    unexpected(&self.key, &other);
+                    Poll::Pending
+                }
+            },
+            Poll::Pending => Poll::Pending,
+        }
     }
 
+    /// Withdraws the call of `ticket` (its future was dropped).
     fn cancel(&self, ticket: &mut Ticket) {
-        self.waits.cancel(&self.caller, ticket);
+        let Some(seq) = ticket.0.take() else {
+            return;
+        };
+        let slot = self
+            .waits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&seq);
+        if let Some(slot) = slot {
+            self.caller.withdraw(seq, &slot);
+        }
     }
 }
 

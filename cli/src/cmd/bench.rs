@@ -153,7 +153,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) fn micros(d: Duration) -> f64 {
+fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 

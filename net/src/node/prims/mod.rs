@@ -171,17 +171,31 @@ impl Node {
     /// An operation of this peer's client, numbered `seq` by it; answered with
     /// [`Output::PrimReply`].
     pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {
+        self.start_call(seq, key, kind, op, false, now);
+        self.after(now);
+    }
+
+    /// Records call `seq` and sends it to its home; a `cancelled` one is undone when
+    /// answered (the node's own calls).
+    fn start_call(
+        &mut self,
+        seq: u64,
+        key: String,
+        kind: Kind,
+        op: Op,
+        cancelled: bool,
+        now: Instant,
+    ) {
         let call = Call {
             key,
             kind,
             op,
-            cancelled: false,
+            cancelled,
             redirects: 0,
             asked: now,
         };
         self.prims.calls.insert(seq, call);
         self.route(seq, None, now);
-        self.after(now);
     }
 
     /// Gives back what a withdrawn call was granted after its client stopped waiting (the
@@ -228,16 +242,7 @@ impl Node {
                 .settings
                 .seq_seed
                 .wrapping_add(self.prims.next_internal);
-        let call = Call {
-            key,
-            kind,
-            op,
-            cancelled: true,
-            redirects: 0,
-            asked: now,
-        };
-        self.prims.calls.insert(seq, call);
-        self.route(seq, None, now);
+        self.start_call(seq, key, kind, op, true, now);
     }
 
     /// Sends call `seq` to its home (`to` if a peer named it, else the one computed).
@@ -659,6 +664,10 @@ impl Node {
 
     /// Each step: finishes answered local calls and sends again the calls that are due.
     pub(super) fn prims_step(&mut self, now: Instant) {
+        // Every step of the node comes here: nothing to do is the common case.
+        if self.prims.answered.is_empty() && !self.prims.retries.iter().any(|(at, _)| *at <= now) {
+            return;
+        }
         for _ in 0..16 {
             let answered = std::mem::take(&mut self.prims.answered);
             let (due, later) = std::mem::take(&mut self.prims.retries)
