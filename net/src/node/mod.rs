@@ -328,6 +328,9 @@ pub struct Latency {
     pub p99: Duration,
     /// The longest.
     pub max: Duration,
+    /// All of them added up (from the histogram, to its 3 significant digits): with
+    /// `count`, what a benchmark needs to average over a window of measurements.
+    pub total: Duration,
 }
 
 impl Latency {
@@ -338,6 +341,7 @@ impl Latency {
             p50: Duration::from_nanos(histogram.value_at_quantile(0.5)),
             p99: Duration::from_nanos(histogram.value_at_quantile(0.99)),
             max: Duration::from_nanos(histogram.max()),
+            total: Duration::from_secs_f64(histogram.mean() * histogram.len() as f64 / 1e9),
         }
     }
 }
