@@ -13,7 +13,7 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    PeerId, StreamProtocol, Transport, gossipsub, identify, kad, mdns, noise, ping, tcp, yamux,
+    PeerId, StreamProtocol, Transport, gossipsub, identify, kad, mdns, noise, tcp, yamux,
 };
 
 use crate::codec::{FrameCodec, PROTOCOL};
@@ -30,7 +30,7 @@ pub(crate) const GRAPH_TOPIC: &str = "peer/graph/1";
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
-    pub(crate) ping: ping::Behaviour,
+    pub(crate) alive: libp2p_stream::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) gossipsub: gossipsub::Behaviour,
@@ -76,11 +76,7 @@ impl Behaviour {
         );
         Ok(Behaviour {
             identify,
-            ping: ping::Behaviour::new(
-                ping::Config::new()
-                    .with_interval(crate::event_loop::PING_INTERVAL)
-                    .with_timeout(crate::event_loop::PING_TIMEOUT),
-            ),
+            alive: libp2p_stream::Behaviour::new(),
             kad,
             mdns: mdns.into(),
             gossipsub,

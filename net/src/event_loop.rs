@@ -17,24 +17,18 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
+use crate::liveness::{CLOSE_SILENCE, LOOSE_SILENCE, Liveness, Watch};
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
+use crate::pings::{self, Pinger};
 use crate::sync::{CallSlot, Topics};
 use crate::wire::{Batch, Failure, JobSpec, Kind, Op, PeerReport, Response, TaskKey, TaskSpec};
 
-/// Pings each connected peer this often. A peer that answered no ping for [`SILENCE_LIMIT`]
-/// is suspected: a hung or cut-off peer within 1.6 s. Chosen for a LAN, where a round trip
-/// takes well under a millisecond: three missed pings in a row, so that a peer whose cores
-/// are all busy (its event loop competes with its workers) is not suspected by mistake, at
-/// four messages a second per pair of peers.
-pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(500);
-/// libp2p's own time-out of one ping. It reports only the second failure in a row, and
-/// the second waits for a new stream's 10 s negotiation: too slow to find a hung peer
-/// alone, hence [`SILENCE_LIMIT`].
-pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
-/// A peer silent this long (no ping answered, no message) is suspected.
-const SILENCE_LIMIT: Duration = Duration::from_millis(1500);
-/// How often silences are checked.
+/// How often silences are checked; a longer gap between two checks means this loop itself
+/// was held up.
 const SILENCE_CHECK: Duration = Duration::from_millis(100);
+/// How often whom to watch is decided again (see [`crate::liveness`]): a peer this one
+/// starts having business with is watched closely within this long.
+const WATCH_PLAN: Duration = Duration::from_millis(250);
 
 /// A peer's report for `peer status`, or why it gave none.
 pub type Answered = (PeerId, Result<PeerReport, String>);
@@ -127,6 +121,8 @@ pub(crate) enum Internal {
         result: Result<Vec<u8>, Failure>,
         took: Duration,
     },
+    /// A watched peer answered a ping.
+    Alive(u64),
     Arg {
         task: TaskKey,
         index: usize,
@@ -146,8 +142,12 @@ pub(crate) struct EventLoop {
     up: HashSet<u64>,
     /// Peers that identified as speaking the task protocol, up or suspected.
     members: HashSet<u64>,
-    /// When each peer that is up last answered a ping or sent a message.
-    last_heard: HashMap<u64, Instant>,
+    /// Whom this peer watches for failure, how closely, and when each was last heard.
+    liveness: Liveness,
+    /// The tasks pinging watched peers.
+    pingers: HashMap<u64, Pinger>,
+    /// Opens ping streams.
+    control: libp2p_stream::Control,
     /// When silences were last checked.
     last_check: Instant,
     channels: HashMap<u64, ResponseChannel<Response>>,
@@ -184,6 +184,8 @@ impl EventLoop {
         // Each worker sends at most one `Ran` per task it runs, and argument futures one
         // each; the loop drains this channel before anything else blocks.
         let (internal_tx, internal_rx) = mpsc::channel(4096);
+        let me = peer_number(swarm.local_peer_id());
+        let control = swarm.behaviour().alive.new_control();
         EventLoop {
             swarm,
             node,
@@ -195,7 +197,9 @@ impl EventLoop {
             peers: HashMap::new(),
             up: HashSet::new(),
             members: HashSet::new(),
-            last_heard: HashMap::new(),
+            liveness: Liveness::new(me),
+            pingers: HashMap::new(),
+            control,
             last_check: Instant::now(),
             channels: HashMap::new(),
             inbound: HashMap::new(),
@@ -214,10 +218,17 @@ impl EventLoop {
     }
 
     pub(crate) async fn run(mut self) {
-        // Kademlia's search for peers we do not know yet; cheap in a small swarm.
-        let mut kad_refresh = tokio::time::interval(Duration::from_secs(5));
+        match self.control.accept(pings::ALIVE) {
+            Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
+            Err(error) => tracing::error!(%error, "pings cannot be answered"),
+        }
+        // Kademlia searches for peers not known yet when this peer joins, when a member
+        // comes up, and every five minutes on its own (`kad::Config`): a search costs every
+        // peer a request, so a settled swarm stays quiet.
         let mut silence_check = tokio::time::interval(SILENCE_CHECK);
         silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch_plan = tokio::time::interval(WATCH_PLAN);
+        watch_plan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain_outputs();
             let timeout = self.node.poll_timeout();
@@ -236,10 +247,8 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 () = sleep => self.node.handle_timeout(Instant::now()),
-                _ = kad_refresh.tick() => {
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
-                }
                 _ = silence_check.tick() => self.check_silences(Instant::now()),
+                _ = watch_plan.tick() => self.plan_watch(Instant::now()),
             }
         }
     }
@@ -250,6 +259,8 @@ impl EventLoop {
             Internal::Ran { task, result, took } => {
                 self.node.handle(Input::Ran { task, result, took }, now)
             }
+            // A suspect whose connection survived answers again: it is back.
+            Internal::Alive(peer) => self.heard(peer, now),
             Internal::Arg {
                 task,
                 index,
@@ -580,7 +591,6 @@ impl EventLoop {
                     self.members.insert(number);
                 }
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
-                    self.last_heard.insert(number, now);
                     self.peers.insert(number, peer_id);
                     self.node.handle(Input::PeerUp(number), now);
                     // A new member may know others: ask around now rather than at the
@@ -618,26 +628,6 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Tasks(event) => self.tasks_event(event, now),
-            BehaviourEvent::Ping(libp2p::ping::Event {
-                peer,
-                result: Ok(rtt),
-                ..
-            }) => {
-                tracing::trace!(%peer, ?rtt, "ping");
-                // A suspect whose connection survived answers again: it is back.
-                self.heard(peer_number(&peer), now);
-            }
-            BehaviourEvent::Ping(libp2p::ping::Event {
-                peer,
-                result: Err(error),
-                ..
-            }) => {
-                // Hung or cut off. The connection stays: if the peer answers again on it,
-                // it is back without a new handshake.
-                let reason = format!("no answer to ping within {PING_TIMEOUT:?} ({error})");
-                tracing::debug!(%peer, %reason, "ping failed");
-                self.suspect(peer_number(&peer), reason, now);
-            }
             _ => {}
         }
     }
@@ -728,34 +718,60 @@ impl EventLoop {
         }
     }
 
-    /// Suspects the peers that are up but have been silent too long. If this loop itself
-    /// was held up (its process stopped, its machine overloaded), the silence is ours: the
+    /// Suspects the watched peers that have been silent too long. If this loop itself was
+    /// held up (its process stopped, its machine overloaded), the silence is ours: the
     /// clocks of all peers start again.
     fn check_silences(&mut self, now: Instant) {
         let gap = now.saturating_duration_since(self.last_check);
         self.last_check = now;
-        if gap > SILENCE_LIMIT / 2 {
+        if gap > CLOSE_SILENCE / 2 {
             tracing::debug!(?gap, "the event loop was held up; silences start again");
-            for heard in self.last_heard.values_mut() {
-                *heard = now;
-            }
+            self.liveness.restart(now);
             // Others may have suspected us meanwhile and taken over what we host.
             self.node.handle(Input::HeldUp, now);
             return;
         }
-        let silent: Vec<u64> = self
-            .up
+        for peer in self.liveness.silent(&self.up, now) {
+            let silence = match self.liveness.watch(peer) {
+                Some(Watch::Loose) => LOOSE_SILENCE,
+                _ => CLOSE_SILENCE,
+            };
+            let reason = format!("silent for {silence:?}: no ping answered");
+            self.suspect(peer, reason, now);
+        }
+    }
+
+    /// Decides again whom to watch, and starts, retunes or stops the pingers to match.
+    fn plan_watch(&mut self, now: Instant) {
+        let business = self.node.business();
+        let suspects: HashSet<u64> = self
+            .members
             .iter()
+            .filter(|p| !self.up.contains(p))
             .filter(|p| {
-                self.last_heard
+                self.peers
                     .get(p)
-                    .is_some_and(|t| now.saturating_duration_since(*t) > SILENCE_LIMIT)
+                    .is_some_and(|id| self.swarm.is_connected(id))
             })
             .copied()
             .collect();
-        for peer in silent {
-            let reason = format!("silent for {SILENCE_LIMIT:?}: no ping answered");
-            self.suspect(peer, reason, now);
+        for (number, watch) in self.liveness.plan(&self.up, &suspects, &business, now) {
+            match (watch, self.peers.get(&number)) {
+                (Some(watch), Some(peer)) => match self.pingers.get(&number) {
+                    Some(pinger) => pinger.set_interval(watch.interval()),
+                    None => {
+                        let pinger = Pinger::start(
+                            self.control.clone(),
+                            *peer,
+                            number,
+                            watch.interval(),
+                            self.internal_tx.clone(),
+                        );
+                        self.pingers.insert(number, pinger);
+                    }
+                },
+                _ => drop(self.pingers.remove(&number)),
+            }
         }
     }
 
@@ -764,12 +780,11 @@ impl EventLoop {
         if self.members.contains(&number) && self.up.insert(number) {
             self.node.handle(Input::PeerUp(number), now);
         }
-        self.last_heard.insert(number, now);
+        self.liveness.heard(number, now);
     }
 
     /// Tells the node a peer is suspected, once until it is up again.
     fn suspect(&mut self, number: u64, reason: String, now: Instant) {
-        self.last_heard.remove(&number);
         if self.up.remove(&number) {
             self.node.handle(
                 Input::PeerDown {

@@ -37,7 +37,9 @@ mod config;
 mod error;
 mod event_loop;
 mod job;
+mod liveness;
 mod node;
+mod pings;
 mod sync;
 pub mod wire;
 

@@ -86,6 +86,19 @@ impl Node {
         self.prims_membership(Some(peer), now);
     }
 
+    /// The peers whose failure this one must notice quickly (see [`crate::liveness`]):
+    /// those holding its tasks queued or running, or the only copy of a result of its own;
+    /// those it has requests to, in flight or queued; and holders of permits on keys it
+    /// hosts.
+    pub(crate) fn business(&self) -> HashSet<u64> {
+        let mut peers: HashSet<u64> = self.owned.values().filter_map(|o| o.only_at()).collect();
+        // Requests queued for a peer wait behind some in flight to it.
+        peers.extend(self.in_flight.keys());
+        peers.extend(self.holder_peers());
+        peers.remove(&self.me);
+        peers
+    }
+
     /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.
     fn fail_requests_to(&mut self, peer: u64, reason: &str, now: Instant) {
         self.in_flight.remove(&peer);

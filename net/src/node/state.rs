@@ -96,13 +96,19 @@ impl Owned {
 
     /// Whether its run or its result was only at `peer`.
     pub(super) fn lost_with(&self, peer: u64) -> bool {
+        self.only_at() == Some(peer)
+    }
+
+    /// The peer its run or its only copy of its result is at, if any: losing that peer
+    /// loses this task.
+    pub(super) fn only_at(&self) -> Option<u64> {
         match self.state {
-            State::Ready { at } => at == peer,
+            State::Ready { at } => Some(at),
             State::Done {
                 holder,
                 inline: None,
-            } => holder == peer,
-            _ => false,
+            } => Some(holder),
+            _ => None,
         }
     }
 

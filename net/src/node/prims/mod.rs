@@ -26,7 +26,7 @@ use super::jobs::ranked;
 use super::state::Pending;
 use super::{Node, Output};
 use crate::wire::{
-    Delta, GraphEvent, Kind, Op, OpId, PrimRequest, PrimState, Reply, Request, Response,
+    Body, Delta, GraphEvent, Kind, Op, OpId, PrimRequest, PrimState, Reply, Request, Response,
 };
 
 /// A client that could not reach a home tries again after this long (membership may not
@@ -161,6 +161,18 @@ impl Node {
         let mut candidates: Vec<u64> = self.up.iter().copied().collect();
         candidates.push(self.me);
         ranked(key, &candidates)
+    }
+
+    /// The peers holding permits of keys this peer hosts: a hung holder's permits go to
+    /// the next in line only once it is suspected.
+    pub(crate) fn holder_peers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.prims
+            .hosted
+            .values()
+            .flat_map(|hosted| match &hosted.state.body {
+                Body::Semaphore { holders, .. } => holders.iter().map(|h| h.op.peer).collect(),
+                _ => Vec::<u64>::new(),
+            })
     }
 
     /// How many keys this peer is the home of.
