@@ -5,7 +5,7 @@ set -euo pipefail
 here="$(dirname "$0")"
 root="$(cd "$here/../.." && pwd)"
 cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
-"$root/target/release/peer" bench steal
+"$root/target/release/peer" bench steal --json
 bash "$here/w2.sh"
 "$root/target/release/peer" prims bench
 bash "$here/w4.sh" T1L T3L

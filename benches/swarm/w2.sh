@@ -12,5 +12,5 @@ fi
 "$venv/bin/python" -c 'import dask.distributed, numpy' 2>/dev/null ||
   "$venv/bin/pip" install --quiet "dask[distributed]==2026.8.0" numpy >&2
 files=${1:-20}; params=${2:-500}; values=${3:-12500}
-"$peer" bench w2 --files "$files" --params "$params" --values "$values" --peers 2 --workers 1
+"$peer" bench w2 --json --files "$files" --params "$params" --values "$values" --peers 2 --workers 1
 "$venv/bin/python" "$root/benches/swarm/w2_dask.py" "$files" "$params" "$values" 2

@@ -9,5 +9,5 @@ waves=${1:-40}; tasks=${2:-500}; bytes=${3:-100000}
 tmp=$(mktemp -d)
 start_peer "$tmp/a.txt" --workers 1; a=$addr; pa=$pid
 start_peer "$tmp/b.txt" --workers 1 --bootstrap "$a"; pb=$pid
-"$peer" bench soak --waves "$waves" --tasks "$tasks" --bytes "$bytes" --workers 1 \
+"$peer" bench soak --json --waves "$waves" --tasks "$tasks" --bytes "$bytes" --workers 1 \
   --bootstrap "$a" --wait-peers 2 --watch-pid "$pa" --watch-pid "$pb"

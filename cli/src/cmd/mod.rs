@@ -48,7 +48,8 @@ enum Command {
     Demo(demo::Args),
     /// Start a peer and serve tasks until killed; prints the command that joins it.
     Join(join::Args),
-    /// Swarm benchmarks (W3 steal round trip, W5 sleep sweep, W8 soak), printing JSON.
+    /// Swarm benchmarks (W2 to W8 of BENCHMARKS.md): figures against their anchors and
+    /// targets, or JSON lines with --json.
     Bench(bench::Args),
     /// Count a UTS tree as tasks across a swarm and check the exact counts.
     Uts(uts::Args),
