@@ -55,7 +55,9 @@ impl Behaviour {
             None
         };
         let gossip_config = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(Duration::from_millis(200))
+            // libp2p's default: graph events go out flooded, not waiting for the mesh, so
+            // a faster heartbeat only costs an idle peer wake-ups.
+            .heartbeat_interval(Duration::from_secs(1))
             .validation_mode(gossipsub::ValidationMode::Strict)
             .max_transmit_size(config.max_frame.min(16 << 20))
             .build()

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -55,6 +55,8 @@ pub struct Client {
     peer_id: PeerId,
     next_seq: AtomicU64,
     keys: Arc<Mutex<Keys>>,
+    /// Peers up, as the event loop counts them: read without waking it.
+    peers: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -102,6 +104,8 @@ impl Client {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let pool = local.clone();
+        let peers = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&peers);
         let thread = std::thread::Builder::new()
             .name("peer-net".into())
             .spawn(move || {
@@ -116,14 +120,14 @@ impl Client {
                     }
                 };
                 runtime.block_on(async move {
-                    let mut event_loop =
-                        match start(key, &config, node, pool, commands_rx, ready_tx, topics) {
-                            Ok(event_loop) => event_loop,
-                            Err(e) => {
-                                let _ = started_tx.send(Err(e));
-                                return;
-                            }
-                        };
+                    let started = start(key, &config, node, pool, commands_rx, ready_tx, topics);
+                    let mut event_loop = match started {
+                        Ok(event_loop) => event_loop.counting_peers(counter),
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                            return;
+                        }
+                    };
                     event_loop.bootstrap(&bootstrap);
                     let _ = started_tx.send(Ok(()));
                     event_loop.run().await;
@@ -138,6 +142,7 @@ impl Client {
             peer_id,
             next_seq: AtomicU64::new(1),
             keys: Arc::default(),
+            peers,
             thread: Some(thread),
         };
         started?;
@@ -286,12 +291,18 @@ impl Client {
     pub fn wait_for_peers(&self, n: usize, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         loop {
-            let peers = self.status().map_or(0, |s| s.peers);
+            let peers = self.peers();
             if peers >= n || Instant::now() >= deadline {
                 return peers;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// How many peers are up (connected, speaking the task protocol, not suspected), as
+    /// [`Status::peers`](crate::Status) counts them; cheap: it does not ask the event loop.
+    pub fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
     }
 
     /// Sends a command, or fails when the loop is gone.

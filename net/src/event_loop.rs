@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -23,11 +24,14 @@ use crate::pings::{self, Pinger};
 use crate::sync::{CallSlot, Topics};
 use crate::wire::{Batch, Failure, JobSpec, Kind, Op, PeerReport, Response, TaskKey, TaskSpec};
 
-/// How often silences are checked; a longer gap between two checks means this loop itself
-/// was held up.
-const SILENCE_CHECK: Duration = Duration::from_millis(100);
-/// How often whom to watch is decided again (see [`crate::liveness`]): a peer this one
-/// starts having business with is watched closely within this long.
+/// How often silences are checked while some peer is watched closely; idle, every
+/// [`IDLE_CHECK`], since loose watches allow seconds. A gap between two checks much longer
+/// than planned means this loop itself was held up.
+const CLOSE_CHECK: Duration = Duration::from_millis(100);
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How often whom to watch is decided again (see [`crate::liveness`]), at most: a peer this
+/// one starts having business with is watched closely within this long, or within
+/// [`IDLE_CHECK`] when nothing was watched closely.
 const WATCH_PLAN: Duration = Duration::from_millis(250);
 
 /// A peer's report for `peer status`, or why it gave none.
@@ -148,8 +152,11 @@ pub(crate) struct EventLoop {
     pingers: HashMap<u64, Pinger>,
     /// Opens ping streams.
     control: libp2p_stream::Control,
-    /// When silences were last checked.
+    /// When silences were last checked, and whom to watch decided.
     last_check: Instant,
+    last_plan: Instant,
+    /// Peers up, for [`Client::peers`](crate::Client::peers).
+    peer_count: Arc<AtomicUsize>,
     channels: HashMap<u64, ResponseChannel<Response>>,
     /// Request channels by libp2p's id, to report whether their answers went out.
     inbound: HashMap<InboundRequestId, u64>,
@@ -201,6 +208,8 @@ impl EventLoop {
             pingers: HashMap::new(),
             control,
             last_check: Instant::now(),
+            last_plan: Instant::now(),
+            peer_count: Arc::default(),
             channels: HashMap::new(),
             inbound: HashMap::new(),
             lookups: HashMap::new(),
@@ -217,6 +226,12 @@ impl EventLoop {
         }
     }
 
+    /// Keeps `counter` at the number of peers up.
+    pub(crate) fn counting_peers(mut self, counter: Arc<AtomicUsize>) -> EventLoop {
+        self.peer_count = counter;
+        self
+    }
+
     pub(crate) async fn run(mut self) {
         match self.control.accept(pings::ALIVE) {
             Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
@@ -225,10 +240,8 @@ impl EventLoop {
         // Kademlia searches for peers not known yet when this peer joins, when a member
         // comes up, and every five minutes on its own (`kad::Config`): a search costs every
         // peer a request, so a settled swarm stays quiet.
-        let mut silence_check = tokio::time::interval(SILENCE_CHECK);
-        silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watch_plan = tokio::time::interval(WATCH_PLAN);
-        watch_plan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let watch_tick = tokio::time::sleep(CLOSE_CHECK);
+        tokio::pin!(watch_tick);
         loop {
             self.drain_outputs();
             let timeout = self.node.poll_timeout();
@@ -247,8 +260,11 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 () = sleep => self.node.handle_timeout(Instant::now()),
-                _ = silence_check.tick() => self.check_silences(Instant::now()),
-                _ = watch_plan.tick() => self.plan_watch(Instant::now()),
+                () = &mut watch_tick => {
+                    let now = Instant::now();
+                    self.watch_step(now);
+                    watch_tick.as_mut().reset((now + self.check_every()).into());
+                }
             }
         }
     }
@@ -591,6 +607,7 @@ impl EventLoop {
                     self.members.insert(number);
                 }
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
+                    self.peer_count.store(self.up.len(), Ordering::Relaxed);
                     self.peers.insert(number, peer_id);
                     self.node.handle(Input::PeerUp(number), now);
                     // A new member may know others: ask around now rather than at the
@@ -718,13 +735,32 @@ impl EventLoop {
         }
     }
 
+    /// How long until silences are checked again.
+    fn check_every(&self) -> Duration {
+        if self.liveness.any_close() {
+            CLOSE_CHECK
+        } else {
+            IDLE_CHECK
+        }
+    }
+
+    /// Checks silences, and decides again whom to watch when that is due.
+    fn watch_step(&mut self, now: Instant) {
+        let planned = self.check_every();
+        self.check_silences(planned, now);
+        if now.saturating_duration_since(self.last_plan) >= WATCH_PLAN {
+            self.last_plan = now;
+            self.plan_watch(now);
+        }
+    }
+
     /// Suspects the watched peers that have been silent too long. If this loop itself was
-    /// held up (its process stopped, its machine overloaded), the silence is ours: the
-    /// clocks of all peers start again.
-    fn check_silences(&mut self, now: Instant) {
+    /// held up (its process stopped, its machine overloaded) well past the `planned` check,
+    /// the silence is ours: the clocks of all peers start again.
+    fn check_silences(&mut self, planned: Duration, now: Instant) {
         let gap = now.saturating_duration_since(self.last_check);
         self.last_check = now;
-        if gap > CLOSE_SILENCE / 2 {
+        if gap > planned + CLOSE_SILENCE / 2 {
             tracing::debug!(?gap, "the event loop was held up; silences start again");
             self.liveness.restart(now);
             // Others may have suspected us meanwhile and taken over what we host.
@@ -778,6 +814,7 @@ impl EventLoop {
     /// A peer showed it is alive: a suspect that speaks again is back.
     fn heard(&mut self, number: u64, now: Instant) {
         if self.members.contains(&number) && self.up.insert(number) {
+            self.peer_count.store(self.up.len(), Ordering::Relaxed);
             self.node.handle(Input::PeerUp(number), now);
         }
         self.liveness.heard(number, now);
@@ -786,6 +823,7 @@ impl EventLoop {
     /// Tells the node a peer is suspected, once until it is up again.
     fn suspect(&mut self, number: u64, reason: String, now: Instant) {
         if self.up.remove(&number) {
+            self.peer_count.store(self.up.len(), Ordering::Relaxed);
             self.node.handle(
                 Input::PeerDown {
                     peer: number,

@@ -150,6 +150,11 @@ impl Liveness {
         }
     }
 
+    /// Whether some peer is watched closely.
+    pub(crate) fn any_close(&self) -> bool {
+        self.watching.values().any(|w| *w == Watch::Close)
+    }
+
     /// How closely `peer` is watched, if at all.
     pub(crate) fn watch(&self, peer: u64) -> Option<Watch> {
         self.watching.get(&peer).copied()

@@ -259,6 +259,11 @@ pub(crate) fn resolve(addr: &Multiaddr) -> anyhow::Result<Multiaddr> {
     Ok(text.parse()?)
 }
 
+/// How often `serve` looks at the number of peers.
+const SERVE_TICK: Duration = Duration::from_millis(250);
+/// Every this many ticks (5 s) it also checks that the event loop still answers.
+const STOPPED_CHECK_TICKS: u64 = 20;
+
 /// Serves until the first signal, printing changes in the number of peers; with
 /// `--bootstrap`, fails if no peer connects within the join time-out.
 fn serve(
@@ -269,8 +274,9 @@ fn serve(
     let start = Instant::now();
     let mut waiting_for_first = !settings.bootstrap.is_empty();
     let mut last_peers = usize::MAX;
+    let mut ticks = 0u64;
     loop {
-        match signals.recv_timeout(Duration::from_millis(250)) {
+        match signals.recv_timeout(SERVE_TICK) {
             Ok(signal) => {
                 println!(
                     "{}: draining: taking no more work, handing queued tasks back to their \
@@ -283,23 +289,28 @@ fn serve(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the signal thread ended"),
         }
-        let status = client.status().context("the peer's event loop stopped")?;
-        if status.peers != last_peers {
-            last_peers = status.peers;
-            println!("{} peers connected", status.peers);
+        // Read without waking the event loop: an idle peer stays idle.
+        let peers = client.peers();
+        if peers != last_peers {
+            last_peers = peers;
+            println!("{peers} peers connected");
         }
-        if status.peers > 0 {
+        if peers > 0 {
             waiting_for_first = false;
         }
-        if waiting_for_first
+        ticks += 1;
+        let timed_out = waiting_for_first
             && !settings.join_timeout.is_zero()
-            && start.elapsed() >= settings.join_timeout
-        {
-            return Err(Exit {
-                code: Exit::CANNOT_JOIN,
-                message: cannot_join_message(settings, status.last_dial_error.as_deref()),
+            && start.elapsed() >= settings.join_timeout;
+        if timed_out || ticks % STOPPED_CHECK_TICKS == 0 {
+            let status = client.status().context("the peer's event loop stopped")?;
+            if timed_out {
+                return Err(Exit {
+                    code: Exit::CANNOT_JOIN,
+                    message: cannot_join_message(settings, status.last_dial_error.as_deref()),
+                }
+                .into());
             }
-            .into());
         }
     }
 }
