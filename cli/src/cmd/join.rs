@@ -644,19 +644,36 @@ fn identity_note(path: &Path, created: bool) -> String {
 }
 
 /// The address a `peer join` child prints for others to bootstrap from, read from its
-/// standard output; the rest of its output is drained in the background.
+/// standard output. The rest is read in a thread of its own, so the child never blocks on
+/// a full pipe; the count of each `N peers connected` line, before the address or after,
+/// goes to `on_peers`.
 pub(crate) fn read_bootstrap_line(
     stdout: Option<std::process::ChildStdout>,
+    mut on_peers: impl FnMut(usize) + Send + 'static,
 ) -> anyhow::Result<Multiaddr> {
     use std::io::BufRead;
     let stdout = stdout.context("the peer's output is not piped")?;
     let mut lines = std::io::BufReader::new(stdout).lines();
+    let mut follow = move |line: &str| {
+        let peers = line.strip_suffix(" peers connected");
+        if let Some(n) = peers.and_then(|n| n.trim().parse().ok()) {
+            on_peers(n);
+        }
+    };
     for line in lines.by_ref() {
         let line = line?;
+        follow(&line);
         if let Some(rest) = line.trim().strip_prefix("peer join --bootstrap ") {
             let addr = rest.split_whitespace().next().unwrap_or_default();
             let addr = addr.parse().context("the printed address")?;
-            std::thread::spawn(move || lines.for_each(drop));
+            // On past a line that is not UTF-8 too, so the child never blocks on its pipe.
+            std::thread::spawn(move || {
+                lines.for_each(|line| {
+                    if let Ok(line) = line {
+                        follow(&line);
+                    }
+                });
+            });
             return Ok(addr);
         }
     }
