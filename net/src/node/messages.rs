@@ -15,28 +15,39 @@ use crate::wire::{Moved, Request, Response, TaskKey, TaskSpec};
 /// How long a batch of notices that was not taken waits before it goes again (at once when
 /// its peer comes back).
 const NOTICE_RETRY: Duration = Duration::from_millis(500);
+/// How long releases wait for company. Nobody waits for a release (it only frees a
+/// result at its holder), so a few go together rather than one request each: with many
+/// short tasks, one release per task would double the requests between owner and runner.
+const RELEASE_HOLD: Duration = Duration::from_millis(20);
 
 impl Node {
     /// Sends each peer its waiting notices, unless a batch to it is still in flight, the peer
-    /// is down, or an earlier batch failed and its retry is not due.
+    /// is down, an earlier batch failed and its retry is not due, or the batch holds only a
+    /// few releases that have waited less than [`RELEASE_HOLD`].
     pub(super) fn flush_notices(&mut self, now: Instant) {
-        let ready: Vec<u64> = self
-            .notices
-            .iter()
-            .filter(|(peer, n)| {
-                !n.in_flight
-                    && n.batch.has_any()
-                    && n.retry_at.is_none_or(|t| t <= now)
-                    && !self.down.contains(peer)
-            })
-            .map(|(peer, _)| *peer)
-            .collect();
+        let mut ready = Vec::new();
+        for (peer, n) in &mut self.notices {
+            if n.in_flight
+                || !n.batch.has_any()
+                || n.retry_at.is_some_and(|t| t > now)
+                || self.down.contains(peer)
+            {
+                continue;
+            }
+            if n.batch.only_a_few_releases()
+                && *n.hold_until.get_or_insert(now + RELEASE_HOLD) > now
+            {
+                continue;
+            }
+            ready.push(*peer);
+        }
         for peer in ready {
             let Some(notices) = self.notices.get_mut(&peer) else {
                 continue;
             };
             notices.in_flight = true;
             notices.retry_at = None;
+            notices.hold_until = None;
             let batch = std::mem::take(&mut notices.batch);
             let request = Request::Notify {
                 done: batch.done.clone(),
@@ -65,6 +76,7 @@ impl Node {
         // the requests queued behind them (a release behind waiting acquires).
         if *in_flight < self.settings.max_in_flight || matches!(request, Request::Prim(_)) {
             *in_flight += 1;
+            self.stats.requests_sent += 1;
             self.outputs.push_back(Output::Send { to, tag, request });
         } else {
             self.outbox.entry(to).or_default().push_back((tag, request));
@@ -74,6 +86,7 @@ impl Node {
     /// A request to `peer` ended: send the next one waiting for it.
     pub(super) fn request_ended(&mut self, peer: u64) {
         if let Some((tag, request)) = self.outbox.get_mut(&peer).and_then(VecDeque::pop_front) {
+            self.stats.requests_sent += 1;
             self.outputs.push_back(Output::Send {
                 to: peer,
                 tag,
@@ -91,6 +104,7 @@ impl Node {
     }
 
     pub(super) fn request(&mut self, from: u64, channel: u64, request: Request, now: Instant) {
+        self.stats.requests_received += 1;
         let response = match request {
             // Answered when it completes, maybe much later.
             Request::Prim(op) => return self.prim_request(from, channel, op, now),

@@ -315,6 +315,14 @@ pub struct Stats {
     pub handed_back: u64,
     /// Whether this peer is draining (leaving the swarm).
     pub draining: bool,
+    /// Requests sent to other peers, of every kind (each answered by one response).
+    pub requests_sent: u64,
+    /// Requests received from other peers.
+    pub requests_received: u64,
+    /// Batches of task-graph gossip published, and received.
+    pub gossip_sent: u64,
+    /// Batches of task-graph gossip received from other peers.
+    pub gossip_received: u64,
 }
 
 /// A summary of measured durations.
@@ -568,7 +576,10 @@ impl Node {
             } => self.request(from, channel, request, now),
             Input::Response { tag, response } => self.response(tag, Ok(response), now),
             Input::RequestFailed { tag, error } => self.response(tag, Err(error), now),
-            Input::Gossip(batch) => self.gossip_in(batch, now),
+            Input::Gossip(batch) => {
+                self.stats.gossip_received += 1;
+                self.gossip_in(batch, now);
+            }
             Input::Responded { channel, sent } => {
                 if let Some(tasks) = self.giving.remove(&channel)
                     && !sent
@@ -592,7 +603,7 @@ impl Node {
     /// Ends what timed out: the policy's deadlines and the gossip batch.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.policy.handle_timeout(now);
-        // Held notices whose retry is due go in `after`.
+        // Held notices whose retry or hold is due go in `after`.
         if self.audit_due.is_some_and(|due| due <= now) {
             self.audit(now);
         }
@@ -617,7 +628,7 @@ impl Node {
             .notices
             .iter()
             .filter(|(peer, n)| !n.in_flight && !self.down.contains(peer))
-            .filter_map(|(_, n)| n.retry_at)
+            .filter_map(|(_, n)| n.retry_at.max(n.hold_until))
             .min();
         [
             self.policy.poll_timeout(),
@@ -726,6 +737,7 @@ impl Node {
             return;
         }
         self.batch_number += 1;
+        self.stats.gossip_sent += 1;
         let batch = Batch {
             from: self.me,
             number: self.batch_number,

@@ -267,7 +267,12 @@ pub(super) struct Notices {
     pub(super) in_flight: bool,
     /// Held until then after a failed send (or until the peer is up again).
     pub(super) retry_at: Option<std::time::Instant>,
+    /// A batch of releases alone waits until then for more (see `flush_notices`).
+    pub(super) hold_until: Option<std::time::Instant>,
 }
+
+/// Releases that fill a batch of notices on their own.
+const RELEASE_BATCH: usize = 512;
 
 /// The notices of one `Notify` request.
 #[derive(Debug, Default)]
@@ -278,6 +283,11 @@ pub(super) struct NoticeBatch {
 }
 
 impl NoticeBatch {
+    /// Whether only releases wait, fewer than a batch is worth.
+    pub(super) fn only_a_few_releases(&self) -> bool {
+        self.done.is_empty() && self.moved.is_empty() && self.release.len() < RELEASE_BATCH
+    }
+
     /// Whether any notice waits.
     pub(super) fn has_any(&self) -> bool {
         !(self.done.is_empty() && self.release.is_empty() && self.moved.is_empty())

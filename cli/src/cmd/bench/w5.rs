@@ -33,7 +33,19 @@ pub(super) fn spin(out: Out, tasks: u64, us: u64, swarm: &SwarmArgs) -> anyhow::
     if done.len() as u64 != tasks || done.iter().any(|&d| d != us) {
         bail!("wrong results");
     }
-    let ran_here = client.status()?.stats.ran;
+    let after = client.status()?.stats;
+    let ran_here = after.ran;
+    // What this peer's event loop exchanged per task: the cost the workers share the cores
+    // with.
+    let per_task = |n: u64, before: u64| (n - before) as f64 / tasks.max(1) as f64;
+    let requests = per_task(
+        after.requests_sent + after.requests_received,
+        status.stats.requests_sent + status.stats.requests_received,
+    );
+    let gossip = per_task(
+        after.gossip_sent + after.gossip_received,
+        status.stats.gossip_sent + status.stats.gossip_received,
+    );
     let ideal = workers_all.map_or(f64::NAN, |w| (tasks * us) as f64 / 1e6 / w as f64);
     let json = Obj::default()
         .str("workload", "W5")
@@ -50,7 +62,9 @@ pub(super) fn spin(out: Out, tasks: u64, us: u64, swarm: &SwarmArgs) -> anyhow::
         .num("ideal_s", ideal, 3)
         .num("over_ideal", secs / ideal, 3)
         .num("tasks_per_s", tasks as f64 / secs, 0)
-        .int("ran_here", ran_here);
+        .int("ran_here", ran_here)
+        .num("requests_here_per_task", requests, 3)
+        .num("gossip_batches_here_per_task", gossip, 3);
     // BENCHMARKS.md: within 5% of the ideal for 1 ms and 10 ms tasks; at 100 µs, 20 times
     // Dask's throughput (benches/swarm/w5.sh runs Dask beside it).
     let makespan = Row::new("makespan", secs_text(secs));
