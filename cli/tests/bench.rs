@@ -18,19 +18,26 @@ fn is_a_peer_join(pid: u64) -> bool {
     })
 }
 
-#[test]
-fn w7_json_has_every_figure_and_leaves_no_peer_or_namespace_behind() {
+/// Runs `peer bench <args>` to its successful end: its pid and its standard output.
+fn bench(args: &[&str]) -> (u32, String) {
     let child = peer()
-        .args(["bench", "w7", "--peers", "3", "--secs", "2", "--json"])
+        .arg("bench")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("the peer binary starts");
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
+    (pid, stdout)
+}
+
+#[test]
+fn w7_json_has_every_figure_and_leaves_no_peer_or_namespace_behind() {
+    let (pid, stdout) = bench(&["w7", "--peers", "3", "--secs", "2", "--json"]);
     let w7: serde_json::Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(w7["workload"], "W7", "{w7}");
@@ -67,17 +74,7 @@ fn w7_json_has_every_figure_and_leaves_no_peer_or_namespace_behind() {
 
 #[test]
 fn w7_prints_aligned_lines_by_default() {
-    let child = peer()
-        .args(["bench", "w7", "--peers", "2", "--secs", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the peer binary starts");
-    let pid = child.id();
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (pid, stdout) = bench(&["w7", "--peers", "2", "--secs", "1"]);
     assert!(
         stdout
             .lines()

@@ -6,23 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Running, peer};
+use common::{Running, join_command};
 
 fn joined(bootstrap: Option<&str>) -> Running {
-    let mut cmd = peer();
-    cmd.args([
-        "join",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--no-mdns",
-        "--workers",
-        "1",
-        "--ephemeral",
-    ]);
-    if let Some(addr) = bootstrap {
-        cmd.args(["--bootstrap", addr]);
-    }
-    Running::spawn(&mut cmd)
+    Running::spawn(&mut join_command(bootstrap))
 }
 
 #[test]

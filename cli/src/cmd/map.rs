@@ -13,8 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -146,7 +145,7 @@ pub(crate) struct MapArgs {
 
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     let client = args.swarm.join()?;
-    let interrupted = on_signals()?;
+    let interrupted = crate::cmd::interrupt_flag()?;
     let future = client.submit_named(RunTask, (args.command.clone(), Vec::new()));
     let outcome = loop {
         if let Some(result) = future.wait_timeout(POLL) {
@@ -222,7 +221,7 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let client = args.swarm.join()?;
-    let interrupted = on_signals()?;
+    let interrupted = crate::cmd::interrupt_flag()?;
 
     let futures: Vec<TaskFuture<Outcome>> = client.map_named(
         RunTask,
@@ -485,21 +484,6 @@ fn completions(futures: &[TaskFuture<Outcome>]) -> anyhow::Result<mpsc::Receiver
         })
         .context("cannot start a thread")?;
     Ok(rx)
-}
-
-/// A flag set by the first SIGINT or SIGTERM; the second ends the process with 130.
-fn on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // In this order: a signal that finds the flag set exits, then every signal sets it.
-        signal_hook::flag::register_conditional_shutdown(
-            signal,
-            i32::from(Exit::INTERRUPTED),
-            Arc::clone(&flag),
-        )?;
-        signal_hook::flag::register(signal, Arc::clone(&flag))?;
-    }
-    Ok(flag)
 }
 
 /// A task's outcome, or one that carries the swarm's error if the task did not run.

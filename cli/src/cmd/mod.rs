@@ -97,6 +97,25 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// A flag set by the first SIGINT or SIGTERM, for a command that stops cleanly (stops its
+/// children, says what it did); the second signal ends the process with
+/// [`Exit::INTERRUPTED`] at once.
+pub(crate) fn interrupt_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // In this order: a signal that finds the flag set exits, then every signal sets it.
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(Exit::INTERRUPTED),
+            Arc::clone(&flag),
+        )?;
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+    }
+    Ok(flag)
+}
+
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(args),

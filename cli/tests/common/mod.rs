@@ -26,7 +26,9 @@ impl Drop for Joined {
     }
 }
 
-pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
+/// `peer join` on 127.0.0.1 with one worker, no mDNS and a fresh identity, bootstrapped
+/// from `bootstrap` if given.
+pub(crate) fn join_command(bootstrap: Option<&str>) -> Command {
     let mut cmd = peer();
     cmd.args([
         "join",
@@ -40,7 +42,11 @@ pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
     if let Some(addr) = bootstrap {
         cmd.args(["--bootstrap", addr]);
     }
-    let mut child = cmd
+    cmd
+}
+
+pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
+    let mut child = join_command(bootstrap)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,7 +1,6 @@
 //! W7: the CPU and the TCP segments of idle `peer join` processes, in a network namespace
 //! of their own when it can be made.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ const CPU_PERCENT: f64 = 1.0;
 const MESSAGES: f64 = 20.0;
 
 pub(super) fn run(out: Out, n: usize, secs: u64) -> anyhow::Result<()> {
-    let stop = on_signals()?;
+    let stop = crate::cmd::interrupt_flag()?;
     let netns = Netns::create();
     // Declared after `netns`, so dropped (killed) before the namespace is deleted.
     let mut children = Children::spawn_in(n, 1, netns.as_ref())?;
@@ -103,22 +102,6 @@ pub(super) fn run(out: Out, n: usize, secs: u64) -> anyhow::Result<()> {
         2 * n
     ));
     Ok(())
-}
-
-/// A flag set by the first SIGINT or SIGTERM; the second ends the process with 130.
-fn on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // In this order: a signal that finds the flag set exits, then every signal sets it.
-        signal_hook::flag::register_conditional_shutdown(
-            signal,
-            i32::from(Exit::INTERRUPTED),
-            Arc::clone(&flag),
-        )?;
-        signal_hook::flag::register(signal, Arc::clone(&flag))?;
-    }
-    Ok(flag)
 }
 
 /// Sleeps for `d`, or fails (exit code 130) as soon as `stop` is set.
