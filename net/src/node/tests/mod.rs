@@ -498,7 +498,10 @@ fn a_result_computed_twice_is_kept_once() {
         outputs.extend(std::iter::from_fn(|| node.poll_output()));
         timeouts += 1;
     }
-    assert!(release_2(&outputs), "the second copy is released: {outputs:?}");
+    assert!(
+        release_2(&outputs),
+        "the second copy is released: {outputs:?}"
+    );
 }
 
 #[test]
