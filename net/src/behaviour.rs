@@ -43,6 +43,9 @@ impl Behaviour {
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY.into(), key.public()).with_agent_version(AGENT.into()),
         );
+        // Kademlia searches for peers not known yet when this peer starts, when a member
+        // comes up (the event loop asks), and every five minutes (libp2p's default): a
+        // search costs every peer a request, so a settled swarm stays quiet.
         let mut kad_config = kad::Config::new(KADEMLIA);
         kad_config.set_query_timeout(Duration::from_secs(10));
         let mut kad = kad::Behaviour::with_config(me, kad::store::MemoryStore::new(me), kad_config);

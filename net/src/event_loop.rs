@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
-use crate::liveness::{CLOSE_SILENCE, LOOSE_SILENCE, Liveness, Watch};
+use crate::liveness::{CLOSE_SILENCE, Liveness, Watch};
 use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
 use crate::pings::{self, Pinger};
 use crate::sync::{CallSlot, Topics};
@@ -237,9 +237,6 @@ impl EventLoop {
             Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
             Err(error) => tracing::error!(%error, "pings cannot be answered"),
         }
-        // Kademlia searches for peers not known yet when this peer joins, when a member
-        // comes up, and every five minutes on its own (`kad::Config`): a search costs every
-        // peer a request, so a settled swarm stays quiet.
         let watch_tick = tokio::time::sleep(CLOSE_CHECK);
         tokio::pin!(watch_tick);
         loop {
@@ -768,10 +765,10 @@ impl EventLoop {
             return;
         }
         for peer in self.liveness.silent(&self.up, now) {
-            let silence = match self.liveness.watch(peer) {
-                Some(Watch::Loose) => LOOSE_SILENCE,
-                _ => CLOSE_SILENCE,
-            };
+            let silence = self
+                .liveness
+                .watch(peer)
+                .map_or(CLOSE_SILENCE, Watch::silence);
             let reason = format!("silent for {silence:?}: no ping answered");
             self.suspect(peer, reason, now);
         }

@@ -41,7 +41,7 @@ impl Watch {
     }
 
     /// How long it may be silent before it is suspected.
-    fn silence(self) -> Duration {
+    pub(crate) fn silence(self) -> Duration {
         match self {
             Watch::Close => CLOSE_SILENCE,
             Watch::Loose => LOOSE_SILENCE,
