@@ -58,6 +58,7 @@ pub(super) fn run(
         )
     })?;
     drop(pool);
+    let rayon = median(runs, || rayon_loop(files, params, values, all, best))?;
     let children = if peers > 1 {
         Some(Children::spawn(peers - 1, workers)?)
     } else {
@@ -91,7 +92,15 @@ pub(super) fn run(
             Obj::default()
                 .int("workers", all)
                 .num("makespan_s", local, 4)
-                .num("over_ideal", local / ideal, 3),
+                .num("over_ideal", local / ideal, 3)
+                .num("over_rayon", local / rayon, 3),
+        )
+        .obj(
+            "rayon",
+            Obj::default()
+                .int("threads", all)
+                .num("makespan_s", rayon, 4)
+                .num("over_ideal", rayon / ideal, 3),
         )
         .obj(
             "swarm",
@@ -117,6 +126,8 @@ pub(super) fn run(
             secs_text(work)
         ),
         &[
+            Row::new(format!("rayon, {all} threads (anchor)"), secs_text(rayon))
+                .anchor(format!("ideal {}", secs_text(ideal)), rayon / ideal),
             row(format!("one pool of {all} workers"), local),
             row(
                 format!(
@@ -129,4 +140,37 @@ pub(super) fn run(
         &json,
     );
     Ok(())
+}
+
+/// The same loop on a rayon pool of `threads` (the local anchor): each file loaded once,
+/// its scores in parallel. The seconds it took; its best must be `best`.
+fn rayon_loop(
+    files: usize,
+    params: usize,
+    values: u64,
+    threads: usize,
+    best: f64,
+) -> anyhow::Result<f64> {
+    use peer_workloads::w2;
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let start = Instant::now();
+    let found = pool.install(|| {
+        (0..files as u64)
+            .into_par_iter()
+            .flat_map(|file| {
+                let data = std::sync::Arc::new(w2::load(file, values));
+                (0..params)
+                    .into_par_iter()
+                    .map(move |p| w2::score(w2::param(p, params), &data))
+            })
+            .reduce(|| f64::NEG_INFINITY, f64::max)
+    });
+    let secs = start.elapsed().as_secs_f64();
+    if found != best {
+        bail!("rayon found {found}, one thread found {best}");
+    }
+    Ok(secs)
 }
