@@ -319,7 +319,7 @@ pub struct Stats {
     pub requests_sent: u64,
     /// Requests received from other peers.
     pub requests_received: u64,
-    /// Batches of task-graph gossip published, and received.
+    /// Batches of task-graph gossip published.
     pub gossip_sent: u64,
     /// Batches of task-graph gossip received from other peers.
     pub gossip_received: u64,
