@@ -15,9 +15,9 @@ pub(crate) struct Args {
     tree: String,
     #[command(flatten)]
     swarm: SwarmArgs,
-    /// Nodes a task visits before handing on the rest of its stack (about 6 ms of hashing
-    /// on one core here: long enough that a task's trip through the swarm is a small part).
-    #[arg(long, default_value_t = 200_000)]
+    /// Nodes a task visits before handing on the rest of its stack (see
+    /// `peer_workloads::swarm_uts::CHUNK`).
+    #[arg(long, default_value_t = peer_workloads::swarm_uts::CHUNK)]
     chunk: u64,
     /// Parts a task's leftover stack is split into.
     #[arg(long, default_value_t = 4)]

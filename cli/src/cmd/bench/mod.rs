@@ -99,7 +99,7 @@ enum Which {
         #[arg(long, default_value = "T1L")]
         tree: String,
         /// Nodes a task visits before handing on the rest (as `peer uts --chunk`).
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = peer_workloads::swarm_uts::CHUNK)]
         chunk: u64,
         #[arg(long, default_value_t = 4)]
         split: u32,

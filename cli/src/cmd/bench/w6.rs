@@ -115,7 +115,7 @@ fn run_once(
             at
         })
     });
-    let secs = timed_uts(&client, &known, 200_000, 4)?;
+    let secs = timed_uts(&client, &known, peer_workloads::swarm_uts::CHUNK, 4)?;
     let detected = match injector {
         None => None,
         Some(injector) => {
