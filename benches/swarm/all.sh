@@ -9,8 +9,9 @@ cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
 "$root/target/release/peer" bench steal --json
 bash "$here/w2.sh"
 "$root/target/release/peer" prims bench
-bash "$here/w4.sh" T1L T3L
+"$root/target/release/peer" bench w4 --tree T1L --json
+"$root/target/release/peer" bench w4 --tree T3L --json
 bash "$here/w5.sh"
 bash "$here/w8.sh"
-bash "$here/w6.sh"
+"$root/target/release/peer" bench w6 --runs 3 --json
 "$root/target/release/peer" bench w7 --peers 8 --secs 60 --json

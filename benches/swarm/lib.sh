@@ -15,13 +15,11 @@ start_peer() {
   pid=$!
   pids+=("$pid")
   for _ in $(seq 1 300); do
-    addr=$(sed -n 's/^  peer join --bootstrap \([^ ]*\).*/\1/p' "$out")
+    # The file may not exist yet: the background shell makes it.
+    addr=$(sed -n 's/^  peer join --bootstrap \([^ ]*\).*/\1/p' "$out" 2>/dev/null || true)
     [ -n "$addr" ] && return 0
     sleep 0.1
   done
   echo "peer join did not start: $(cat "$out")" >&2
   return 1
 }
-
-# cpu_ticks PID: user + system clock ticks used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -40,12 +40,12 @@ pub(super) fn run(out: Out, n: usize, secs: u64) -> anyhow::Result<()> {
     children.check_running()?;
     let connected = children.fully_connected();
     drop(children);
-    let scope = if netns.is_some() { "namespace" } else { "host" };
+    let in_netns = netns.is_some();
     drop(netns);
     let cpu_percent = 100.0 * (cpu1 - cpu0) / elapsed;
     let per_peer = segs1.saturating_sub(segs0) as f64 / n as f64 / elapsed;
     let (cpu_met, messages_met) = (cpu_percent <= CPU_PERCENT, per_peer <= MESSAGES);
-    let scope_note = if scope == "namespace" {
+    let scope_note = if in_netns {
         "TCP segments counted in a network namespace of the peers' own"
     } else {
         "TCP segments counted on the whole machine: any other TCP traffic on it counts too \
@@ -59,8 +59,11 @@ pub(super) fn run(out: Out, n: usize, secs: u64) -> anyhow::Result<()> {
         .num("settle_s", SETTLE.as_secs_f64(), 0)
         .num("cpu_percent_of_one_core_all_peers", cpu_percent, 2)
         .num("tcp_segments_per_peer_per_s", per_peer, 1)
-        .str("segments_scope", scope);
-    if scope == "host" {
+        .str(
+            "segments_scope",
+            if in_netns { "namespace" } else { "host" },
+        );
+    if !in_netns {
         json = json.str("segments_note", scope_note);
     }
     let json = json
