@@ -13,7 +13,8 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    PeerId, StreamProtocol, Transport, gossipsub, identify, kad, mdns, noise, tcp, yamux,
+    PeerId, StreamProtocol, Transport, connection_limits, gossipsub, identify, kad, mdns, noise,
+    tcp, yamux,
 };
 
 use crate::codec::{FrameCodec, PROTOCOL};
@@ -29,6 +30,8 @@ pub(crate) const GRAPH_TOPIC: &str = "peer/graph/1";
 /// Every protocol a peer speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so that a connection over the bounds is refused before any protocol sees it.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) alive: libp2p_stream::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -52,7 +55,7 @@ impl Behaviour {
         // Every peer serves the routing table: on a LAN or loopback nobody learns its
         // external reachability, so the default automatic mode would stay a client.
         kad.set_mode(Some(kad::Mode::Server));
-        let mdns = if config.mdns {
+        let mdns = if config.mdns_on() {
             Some(mdns::tokio::Behaviour::new(mdns::Config::default(), me)?)
         } else {
             None
@@ -62,7 +65,7 @@ impl Behaviour {
             // a faster heartbeat only costs an idle peer wake-ups.
             .heartbeat_interval(Duration::from_secs(1))
             .validation_mode(gossipsub::ValidationMode::Strict)
-            .max_transmit_size(config.max_frame.min(16 << 20))
+            .max_transmit_size(config.limits.gossip_bytes)
             .build()
             .map_err(io::Error::other)?;
         let gossipsub = gossipsub::Behaviour::new(
@@ -77,9 +80,14 @@ impl Behaviour {
             [(PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(config.request_timeout)
-                .with_max_concurrent_streams(256),
+                .with_max_concurrent_streams(config.limits.streams_per_connection),
         );
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established_incoming(Some(config.limits.connections_in))
+            .with_max_pending_incoming(Some(config.limits.pending_in))
+            .with_max_established_per_peer(Some(config.limits.connections_per_peer));
         Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
             identify,
             alive: libp2p_stream::Behaviour::new(),
             kad,

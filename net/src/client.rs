@@ -63,6 +63,7 @@ pub struct Client {
 impl Client {
     /// Starts a peer: listens, dials the bootstrap peers, and serves tasks until dropped.
     pub fn join(config: Config) -> Result<Client, Error> {
+        config.check_open()?;
         let workers = config.worker_count();
         let (commands, commands_rx) = mpsc::channel(1024);
         // Named primitives of this peer's client and tasks live at their home peers.
@@ -90,7 +91,11 @@ impl Client {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let can_run = registry().iter().map(|r| r.fingerprint()).collect();
+        let can_run = registry()
+            .iter()
+            .filter(|r| !config.withheld.iter().any(|name| name == r.name()))
+            .map(|r| r.fingerprint())
+            .collect();
         let settings = Settings {
             slots: workers + 1,
             workers,
@@ -393,7 +398,7 @@ fn task_error<N: NamedTask>(failure: Failure, task: TaskId, keys: &Keys) -> Task
             name,
             message: message.into(),
         },
-        Failure::InputLost(message) => TaskError::Lost {
+        Failure::InputLost(message) | Failure::NotServed(message) => TaskError::Lost {
             task,
             message: message.into(),
         },
@@ -437,16 +442,7 @@ fn start(
         .gossipsub
         .subscribe(&topic)
         .map_err(|e| Error::Transport(e.to_string()))?;
-    let listen = if config.listen.is_empty() {
-        vec![
-            "/ip4/0.0.0.0/tcp/0"
-                .parse()
-                .expect("a valid literal address"),
-        ]
-    } else {
-        config.listen.clone()
-    };
-    for addr in listen {
+    for addr in config.listen_addrs() {
         swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
             addr,
             reason: e.to_string(),

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::wire::{Request, Response};
 
 /// The steal/fetch/done protocol's name and version; peers with another version do not talk.
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/1");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/2");
 
 /// Encodes one frame, refusing a message over `max` bytes.
 pub(crate) fn encode_frame<T: Serialize>(message: &T, max: usize) -> io::Result<Vec<u8>> {
@@ -62,8 +62,13 @@ where
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
     let len = check_len(prefix, max)?;
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
+    // Grown as bytes arrive, not reserved from the prefix: a peer that announces a large
+    // frame and sends nothing makes us hold nothing.
+    let mut body = Vec::new();
+    io.take(len as u64).read_to_end(&mut body).await?;
+    if body.len() < len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     decode_body(&body)
 }
 

@@ -65,6 +65,14 @@ pub enum Error {
         /// How long was waited.
         waited: std::time::Duration,
     },
+    /// The peer would be open to anyone who reaches it (no swarm key, and an address other
+    /// than loopback, or mDNS) and [`Config::insecure_open`](crate::Config::insecure_open)
+    /// was not set.
+    #[error(
+        "no swarm key and {0}: anyone who reaches this peer could join the swarm and run tasks \
+         on it; give a swarm key (`peer keygen`), or ask for an open swarm with insecure_open"
+    )]
+    Open(String),
     /// The event loop has stopped (the client was shut down or its thread panicked).
     #[error("the swarm's event loop has stopped")]
     Stopped,

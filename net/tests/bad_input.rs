@@ -20,7 +20,7 @@ fn double(x: u64) -> u64 {
     2 * x
 }
 
-const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/1");
+const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/2");
 
 /// Writes requests as given, byte for byte; reads length-prefixed frames.
 #[derive(Clone, Default)]

@@ -86,11 +86,23 @@ impl Node {
     /// Starts ready tasks while workers are free: newest first, fetching missing inputs.
     pub(super) fn dispatch(&mut self, now: Instant) {
         let slots = self.slots();
+        // This peer's own tasks that it does not serve wait for a thief that does.
+        let mut not_here = Vec::new();
         while self.running + self.preparing.len() < slots {
             let Some(spec) = self.ready.pop_back() else {
-                return;
+                break;
             };
             let key = spec.key;
+            if self.can_run.binary_search(&spec.fingerprint).is_err() {
+                if key.owner == self.me {
+                    not_here.push(spec);
+                } else {
+                    let why = format!("{} is not served by this peer", spec.name);
+                    self.running += 1;
+                    self.ran(key, Err(Failure::NotServed(why)), now);
+                }
+                continue;
+            }
             if self.preparing.contains_key(&key) || self.running_keys.contains_key(&key) {
                 // A second copy of a task already starting or running here (it was queued
                 // again elsewhere and came back): the first one reports for both.
@@ -132,6 +144,7 @@ impl Node {
             }
             self.maybe_run(key, now);
         }
+        self.ready.extend(not_here.into_iter().rev());
     }
 
     /// A fetch of `dep` ended: hand it to every task waiting for it.

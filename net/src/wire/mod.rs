@@ -80,13 +80,49 @@ pub enum Failure {
         /// Why it failed.
         why: String,
     },
-    /// Input `task` failed, so this task never ran; `cause` is the first failure.
+    /// The runner does not serve this task (it withholds it, as a peer without
+    /// `--allow-shell` withholds shell commands), though it was handed it.
+    NotServed(String),
+    /// Input `task` failed, so this task never ran; `cause` is the first failure, never
+    /// itself an input's: the wire type has no recursion for a hostile peer to nest.
     Input {
         /// The input that failed first.
         task: TaskKey,
         /// Why it failed.
+        #[serde(deserialize_with = "first_cause")]
         cause: Box<Failure>,
     },
+}
+
+/// Decodes the cause of [`Failure::Input`] as any failure but another `Input`, so that a
+/// frame nested 100,000 deep is one error, not 100,000 stack frames. The variants mirror
+/// [`Failure`]'s, in order: postcard numbers variants by position.
+fn first_cause<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<Failure>, D::Error> {
+    #[derive(Deserialize)]
+    enum Cause {
+        Panicked(String),
+        UnknownTask,
+        SignatureMismatch(String),
+        BadArguments(String),
+        BadResult(String),
+        InputLost(String),
+        Unfetched {
+            input: TaskKey,
+            holder: u64,
+            why: String,
+        },
+        NotServed(String),
+    }
+    Ok(Box::new(match Cause::deserialize(d)? {
+        Cause::Panicked(m) => Failure::Panicked(m),
+        Cause::UnknownTask => Failure::UnknownTask,
+        Cause::SignatureMismatch(m) => Failure::SignatureMismatch(m),
+        Cause::BadArguments(m) => Failure::BadArguments(m),
+        Cause::BadResult(m) => Failure::BadResult(m),
+        Cause::InputLost(m) => Failure::InputLost(m),
+        Cause::Unfetched { input, holder, why } => Failure::Unfetched { input, holder, why },
+        Cause::NotServed(m) => Failure::NotServed(m),
+    }))
 }
 
 /// How a task ended, as the runner tells its owner.
