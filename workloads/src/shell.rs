@@ -5,7 +5,8 @@
 //! The program is run directly from its argument vector (no shell unless the caller writes
 //! `sh -c ...`), with stdin from `/dev/null`, in its own process group, in the working
 //! directory of the peer that runs it. A program that cannot be started is an [`Outcome`]
-//! with [`Outcome::error`] set, never a panic.
+//! with [`Outcome::error`] set, never a panic; one that runs past the peer's
+//! [time limit](set_time_limit) is killed with its process group.
 //!
 //! ```
 //! let argv = vec!["sh".to_string(), "-c".to_string(), "echo $X; exit 3".to_string()];
@@ -18,7 +19,7 @@
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,11 @@ const KILLED_DRAIN: Duration = Duration::from_secs(1);
 /// A command that starts just as it is set is killed at its first poll. `SeqCst`: a plain
 /// flag read a few times per command, where the strongest order costs nothing.
 static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The time limit of each command this process runs, in milliseconds; 0 for none. Set once
+/// at start-up by [`set_time_limit`] and read when a command starts: `Relaxed`, nothing
+/// else is published with it.
+static TIME_LIMIT_MS: AtomicU64 = AtomicU64::new(0);
 
 /// What running one command gave: how it ended, what it printed, where and how long it ran.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -90,9 +96,33 @@ impl Outcome {
 }
 
 /// Runs `argv[0]` with the arguments `argv[1..]` and the extra environment variables `env`,
-/// and returns how it ended and what it printed.
+/// and returns how it ended and what it printed; kills it (and its process group) if it
+/// runs past this process's [time limit](set_time_limit).
 #[peer_core::task(name = "peer_workloads::shell::run")]
 pub fn run(argv: &Vec<String>, env: &Vec<(String, String)>) -> Outcome {
+    run_limited(argv, env, time_limit())
+}
+
+/// Kills each command this process runs from now on once it has run for `limit` (`None` or
+/// zero: no limit, the default); its outcome then says so. For `peer join --shell-timeout`.
+pub fn set_time_limit(limit: Option<Duration>) {
+    // Rounded up to a whole millisecond, so that only a zero limit is none.
+    let ms = limit.map_or(0, |d| {
+        u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX)
+    });
+    TIME_LIMIT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The limit [`set_time_limit`] set.
+pub fn time_limit() -> Option<Duration> {
+    match TIME_LIMIT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// [`run`] with the time limit given.
+fn run_limited(argv: &[String], env: &[(String, String)], limit: Option<Duration>) -> Outcome {
     let started = Instant::now();
     let Some((program, args)) = argv.split_first() else {
         return Outcome::failed("empty command".to_string(), started);
@@ -119,7 +149,7 @@ pub fn run(argv: &Vec<String>, env: &Vec<(String, String)>) -> Outcome {
     };
     let stdout = Capture::start(child.stdout.take());
     let stderr = Capture::start(child.stderr.take());
-    let (status, error) = wait_or_stop(&mut child);
+    let (status, error) = wait_or_stop(&mut child, limit);
     let seconds = started.elapsed().as_secs_f64();
     // After a normal exit, read to the end of its output (as `Command::output` does); after
     // a kill, give the pipes a moment and keep what came.
@@ -155,9 +185,14 @@ pub fn stop_all() {
     STOPPING.store(true, Ordering::SeqCst);
 }
 
-/// Waits for the child to exit, polling so that [`stop_all`] can kill it. Returns its status
-/// (`None` if waiting failed) and an error if it did not end on its own.
-fn wait_or_stop(child: &mut Child) -> (Option<ExitStatus>, Option<String>) {
+/// Waits for the child, just started, to exit, polling so that [`stop_all`] or its time
+/// `limit` can kill it. Returns its status (`None` if waiting failed) and an error if it did
+/// not end on its own.
+fn wait_or_stop(
+    child: &mut Child,
+    limit: Option<Duration>,
+) -> (Option<ExitStatus>, Option<String>) {
+    let deadline = limit.map(|limit| Instant::now() + limit);
     let mut pause = Duration::from_micros(500);
     loop {
         match child.try_wait() {
@@ -175,6 +210,19 @@ fn wait_or_stop(child: &mut Child) -> (Option<ExitStatus>, Option<String>) {
             return (
                 status,
                 Some("killed: the peer running it is stopping".to_string()),
+            );
+        }
+        let late = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+        if let (true, Some(limit)) = (late, limit) {
+            kill(child);
+            let status = child.wait().ok();
+            return (
+                status,
+                Some(format!(
+                    "killed: it ran past the time limit of {} s of the peer running it \
+                     (peer join --shell-timeout)",
+                    limit.as_secs_f64()
+                )),
             );
         }
         std::thread::sleep(pause);
@@ -337,6 +385,43 @@ mod tests {
         assert_eq!(out.signal, Some(15));
         assert!(out.error.is_none());
         assert_eq!(out.describe(), "killed by signal 15");
+    }
+
+    #[test]
+    fn a_command_past_its_time_limit_is_killed_with_what_it_started() {
+        // The sleep is a child of `sh` (not its last command, so not exec'ed): killing the
+        // process group ends it too, so the pipes close and the run returns at once.
+        let limit = Some(Duration::from_millis(300));
+        let started = Instant::now();
+        let out = run_limited(
+            &argv(&["sh", "-c", "echo started; sleep 30; true"]),
+            &[],
+            limit,
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{out:?}");
+        assert_eq!(out.code, None);
+        assert_eq!(out.signal, Some(9));
+        assert_eq!(out.stdout, b"started\n");
+        let error = out.error.clone().expect("an error");
+        assert!(error.contains("time limit"), "{error}");
+        assert!(!out.success());
+        // Within the limit, nothing changes.
+        let out = run_limited(&argv(&["sh", "-c", "exit 0"]), &[], limit);
+        assert!(out.success(), "{out:?}");
+    }
+
+    #[test]
+    fn the_time_limit_is_process_wide_and_zero_is_none() {
+        // Only this test sets it (under `cargo test` the tests share the process).
+        assert_eq!(time_limit(), None);
+        set_time_limit(Some(Duration::from_secs(2)));
+        assert_eq!(time_limit(), Some(Duration::from_secs(2)));
+        set_time_limit(Some(Duration::from_micros(1)));
+        assert_eq!(time_limit(), Some(Duration::from_millis(1)));
+        set_time_limit(Some(Duration::ZERO));
+        assert_eq!(time_limit(), None);
+        set_time_limit(None);
+        assert_eq!(time_limit(), None);
     }
 
     #[test]
