@@ -57,8 +57,9 @@ pub struct Limits {
     pub streams_per_connection: usize,
     /// Largest gossip message, in bytes (1 MiB; libp2p's own limit is 16 MiB).
     pub gossip_bytes: usize,
-    /// Gossip batches taken from one peer per second, on average; more are dropped (200:
-    /// a peer batches its events every 5 ms).
+    /// Gossip batches taken from one peer per second, on average, with a second's worth at
+    /// once; more are dropped (1,000: a peer batches its events every 5 ms, or sooner when
+    /// 1,024 are waiting).
     pub gossip_per_sec: u32,
     /// Tasks taken in one push or one steal answer (64).
     pub tasks_per_message: usize,
@@ -70,7 +71,8 @@ pub struct Limits {
     /// See [`published`](Limits::published).
     pub published_bytes: usize,
     /// Detached jobs of other peers known, and the bytes of their descriptions (1,024 and
-    /// 64 MiB); jobs of this peer's own are never evicted.
+    /// 64 MiB): past them, jobs heard of are not recorded (this peer cannot adopt them), so
+    /// that a flood cannot push out the jobs known first. This peer's own always are.
     pub jobs: usize,
     /// See [`jobs`](Limits::jobs).
     pub job_bytes: usize,
@@ -93,7 +95,7 @@ impl Default for Limits {
             connections_per_peer: 2,
             streams_per_connection: 256,
             gossip_bytes: 1 << 20,
-            gossip_per_sec: 200,
+            gossip_per_sec: 1_000,
             tasks_per_message: 64,
             ready_from_others: 16_384,
             published: 4_096,

@@ -380,7 +380,7 @@ impl SwarmSemaphore {
             Reply::Granted { token, lease_ms } => Some(Grant {
                 token: FencingToken(token),
                 // Counted from when we asked: never later than the home's deadline.
-                expires: lease_ms.map(|ms| asked + Duration::from_millis(ms)),
+                expires: lease_ms.and_then(|ms| asked.checked_add(Duration::from_millis(ms))),
             }),
             Reply::NotGranted | Reply::Expired => None,
             other => {

@@ -11,10 +11,69 @@
 //! Published values are gossiped to every peer; one that missed the gossip (it joined
 //! later, or was cut off) asks the peers it knows.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::{Node, Output, SubmitArg};
+use crate::config::Limits;
 use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, TaskKey};
+
+/// Values published under names: the first value under a name is kept, and past the
+/// bounds ([`Limits::published`](crate::config::Limits::published) and
+/// [`published_bytes`](crate::config::Limits::published_bytes)) the oldest go first;
+/// a peer that needs one again asks the others.
+#[derive(Debug, Default)]
+pub(super) struct Published {
+    values: HashMap<String, Result<Vec<u8>, Failure>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl Published {
+    pub(super) fn get(&self, name: &str) -> Option<&Result<Vec<u8>, Failure>> {
+        self.values.get(name)
+    }
+
+    pub(super) fn contains_key(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// Keeps `value` unless one is kept already; false if one was.
+    fn insert(&mut self, name: &str, value: &Result<Vec<u8>, Failure>, limits: &Limits) -> bool {
+        if self.values.contains_key(name) {
+            return false;
+        }
+        self.bytes += value_bytes(name, value);
+        self.values.insert(name.to_string(), value.clone());
+        self.order.push_back(name.to_string());
+        while self.values.len() > limits.published.max(1) || self.bytes > limits.published_bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(value) = self.values.remove(&oldest) {
+                self.bytes -= value_bytes(&oldest, &value);
+            }
+        }
+        true
+    }
+}
+
+fn value_bytes(name: &str, value: &Result<Vec<u8>, Failure>) -> usize {
+    name.len() + value.as_ref().map_or(64, Vec::len)
+}
+
+/// Roughly the bytes a job's description holds.
+fn job_bytes(spec: &JobSpec) -> usize {
+    let args: usize = (spec.tasks.iter())
+        .flat_map(|t| &t.args)
+        .map(|a| match a {
+            JobArg::Value(bytes) => bytes.len() + 8,
+            JobArg::Task(_) => 8,
+        })
+        .sum();
+    let names: usize = spec.tasks.iter().map(|t| t.name.len() + 16).sum();
+    spec.name.len() + args + names
+}
 
 /// A detached job this peer knows of, not yet published.
 #[derive(Debug)]
@@ -50,11 +109,22 @@ impl Node {
     /// job that was to publish it is done. Whether it was kept.
     fn keep_published(&mut self, name: &str, value: &Result<Vec<u8>, Failure>) -> bool {
         self.jobs.remove(name);
-        if self.published.contains_key(name) {
-            return false;
+        self.published.insert(name, value, &self.settings.limits)
+    }
+
+    /// Whether `from` may speak for the job named `name`: its owner as this peer knows it,
+    /// or the peer that adopts it once that owner is suspected. True for a name of no job
+    /// known here (the first to gossip a job binds its name).
+    fn speaks_for_job(&self, name: &str, from: u64) -> bool {
+        let Some(job) = self.jobs.get(name) else {
+            return true;
+        };
+        if job.owner == from {
+            return true;
         }
-        self.published.insert(name.to_string(), value.clone());
-        true
+        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
+        candidates.extend([self.me, from]);
+        self.down.contains(&job.owner) && successor(name, &candidates) == from
     }
 
     /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
@@ -115,6 +185,14 @@ impl Node {
                     tracing::debug!(%why, "a malformed job from gossip dropped");
                     return;
                 }
+                if !self.speaks_for_job(&spec.name, from) {
+                    tracing::debug!(job = %spec.name, "a job claimed by a peer that does not own it dropped");
+                    return;
+                }
+                if !self.jobs.contains_key(&spec.name) && !self.room_for_job(spec) {
+                    tracing::debug!(job = %spec.name, "at the bound of jobs kept: not recorded");
+                    return;
+                }
                 let job = Job {
                     owner: from,
                     spec: spec.clone(),
@@ -125,11 +203,20 @@ impl Node {
                     self.adopt_orphaned_jobs(now);
                 }
             }
-            GraphEvent::Published { name, value } => {
+            GraphEvent::Published { name, value } if self.speaks_for_job(name, from) => {
                 self.keep_published(name, value);
             }
             _ => {}
         }
+    }
+
+    /// Whether another peer's job fits the bounds on jobs kept.
+    fn room_for_job(&self, spec: &JobSpec) -> bool {
+        let limits = &self.settings.limits;
+        let (count, bytes) = (self.jobs.values())
+            .filter(|j| j.owner != self.me)
+            .fold((0, 0), |(n, b), j| (n + 1, b + job_bytes(&j.spec)));
+        count < limits.jobs && bytes + job_bytes(spec) <= limits.job_bytes
     }
 
     /// Adopts the unpublished jobs whose owner is suspected and that fall to this peer.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use peer_steal::policy;
 
-use super::state::Pending;
+use super::custody::Notice;
+use super::state::{Pending, State};
 use super::{Node, Output, portable};
 use crate::wire::{Moved, Request, Response, TaskKey, TaskSpec};
 
@@ -143,7 +144,10 @@ impl Node {
                 );
                 Response::Ack
             }
-            Request::Push { tasks } => {
+            Request::Push { tasks } => match self.may_push(from, &tasks) {
+                Err(why) => Response::Refused(why),
+                Ok(()) => {
+                self.buddies.remove(&from);
                 let count = tasks.len();
                 self.stats.stolen += count as u64;
                 self.ready.extend(tasks);
@@ -162,6 +166,7 @@ impl Node {
                 );
                 Response::Ack
             }
+            },
             Request::Fetch { task } => match self.store.get(&task) {
                 Some(bytes) => Response::Value(bytes.to_vec()),
                 None => Response::Missing,
@@ -180,18 +185,23 @@ impl Node {
                 release,
                 moved,
             } => {
-                for task in release {
+                // Only a result's owner frees it.
+                for task in release.into_iter().filter(|t| t.owner == from) {
                     self.store.remove(&task);
                 }
                 for m in moved {
                     if m.task.owner == self.me {
-                        self.moved(m.task, m.to, m.hops, now);
+                        let notice = Notice::Moved {
+                            to: m.to,
+                            hops: m.hops,
+                        };
+                        self.owned_notice(m.task, from, notice, now);
                     }
                 }
                 let mut refused = Vec::new();
                 for (task, done) in done {
                     if task.owner == self.me {
-                        self.done(task, from, done, now);
+                        self.owned_notice(task, from, Notice::Done(done), now);
                     } else {
                         refused.push(task.to_string());
                     }
@@ -208,6 +218,31 @@ impl Node {
         };
         self.outputs
             .push_back(Output::Respond { channel, response });
+    }
+
+    /// Whether `from` may push `tasks` here: a peer we registered a lifeline with, or one
+    /// handing back tasks of ours that it has (a draining peer); never more than a steal
+    /// would take, nor more than the ready tasks of others this peer keeps.
+    fn may_push(&self, from: u64, tasks: &[TaskSpec]) -> Result<(), String> {
+        let most = self.settings.steal_max as usize;
+        if tasks.len() > most {
+            return Err(format!("a push of {} tasks is over the {most} taken at once", tasks.len()));
+        }
+        if self.ready.len() + tasks.len() > self.settings.limits.ready_from_others {
+            return Err("this peer has as many ready tasks as it keeps".into());
+        }
+        let handed_back = tasks.iter().all(|t| {
+            t.key.owner == self.me
+                && self.owned.get(&t.key).is_some_and(|o| {
+                    matches!(o.state, State::Ready { at } if at == from)
+                        || o.custody.contains(&from)
+                })
+        });
+        if self.buddies.contains(&from) || handed_back {
+            Ok(())
+        } else {
+            Err("no lifeline was registered with the pushing peer".into())
+        }
     }
 
     /// Up to `take` of our ready tasks, oldest first, among those `thief` can run.
@@ -278,10 +313,14 @@ impl Node {
                         .steal_rtt
                         .record(u64::try_from(nanos).unwrap_or(u64::MAX));
                 }
-                let (tasks, left) = match response {
+                let (mut tasks, left) = match response {
                     Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
                     _ => (Vec::new(), None),
                 };
+                // No more than asked for (the victim's owners audit what it gave anyway).
+                tasks.truncate(self.settings.steal_max as usize);
+                let room = self.settings.limits.ready_from_others;
+                tasks.truncate(room.saturating_sub(self.ready.len()));
                 self.stats.stolen += tasks.len() as u64;
                 let stolen = tasks.len();
                 self.ready.extend(tasks);
@@ -345,7 +384,9 @@ impl Node {
             (Pending::Replicate(peer, key, batch, held), response) => {
                 self.replicated(peer, key, batch, held, response, now);
             }
-            (Pending::Claim(_, key), response) => self.claim_answered(&key, response, now),
+            (Pending::Claim(peer, key), response) => {
+                self.claim_answered(peer, &key, response, now)
+            }
             (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {

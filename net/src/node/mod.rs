@@ -19,6 +19,7 @@
 //!    dependents ready, and once the result is resolved and no dependent still needs to fetch
 //!    it, tells the holder to release it.
 
+mod custody;
 mod drain;
 mod jobs;
 mod messages;
@@ -80,6 +81,8 @@ pub(crate) struct Settings {
     /// Where this peer's own operation numbers start (the wall clock's nanoseconds, so that
     /// they are new after a restart).
     pub(crate) seq_seed: u64,
+    /// Bounds on what other peers can make this one hold.
+    pub(crate) limits: crate::config::Limits,
 }
 
 impl Default for Settings {
@@ -102,6 +105,7 @@ impl Default for Settings {
             },
             long_poll: Duration::from_secs(10),
             seq_seed: 0,
+            limits: crate::config::Limits::default(),
         }
     }
 }
@@ -388,6 +392,14 @@ pub(crate) struct Node {
     last_batch: HashMap<u64, u64>,
     /// Peers waiting on us as their lifeline buddy, with the fingerprints they can run.
     lifelines: HashMap<u64, Vec<u64>>,
+    /// Peers we registered a lifeline with: the only ones whose pushes of their tasks we
+    /// take.
+    buddies: HashSet<u64>,
+    /// Notices about our tasks from peers not (yet) known to have them, kept until a move
+    /// notice says they do: a move and the notices of the peer it went to can cross.
+    early: custody::Early,
+    /// Gossip batches each peer may still send before its batches are dropped.
+    gossip_budget: HashMap<u64, (f64, Instant)>,
     /// Notices waiting for each peer.
     notices: HashMap<u64, Notices>,
     /// Lifeline registrations of peers that can run none of our ready tasks, and how many
@@ -410,7 +422,7 @@ pub(crate) struct Node {
     /// Detached jobs not yet published, by name.
     jobs: HashMap<String, jobs::Job>,
     /// Values published under names.
-    published: HashMap<String, Result<Vec<u8>, Failure>>,
+    published: jobs::Published,
     /// Output tasks of jobs run here, with the job's name.
     job_outputs: HashMap<TaskKey, String>,
     job_seq: u64,
@@ -456,6 +468,9 @@ impl Node {
             batch_number: 0,
             last_batch: HashMap::new(),
             lifelines: HashMap::new(),
+            buddies: HashSet::new(),
+            early: custody::Early::default(),
+            gossip_budget: HashMap::new(),
             notices: HashMap::new(),
             stalled_lifelines: Vec::new(),
             stalled_at: 0,
@@ -467,7 +482,7 @@ impl Node {
             giving: HashMap::new(),
             recoveries: Vec::new(),
             jobs: HashMap::new(),
-            published: HashMap::new(),
+            published: jobs::Published::default(),
             job_outputs: HashMap::new(),
             job_seq: 0,
             lookups: HashMap::new(),
@@ -692,6 +707,7 @@ impl Node {
                     }
                 }
                 policy::Output::Lifeline { peer } => {
+                    self.buddies.insert(peer.0);
                     let ask = Request::Lifeline {
                         can_run: self.can_run.clone(),
                     };
@@ -750,10 +766,14 @@ impl Node {
         if batch.from == self.me {
             return;
         }
+        if !self.gossip_allowed(batch.from, now) {
+            return;
+        }
         // Job events and releases may be applied twice or late: they count from any batch.
         for event in &batch.events {
             match event {
-                GraphEvent::Released(task) => self.cache.remove(task),
+                // Only a result's owner releases it.
+                GraphEvent::Released(task) if task.owner == batch.from => self.cache.remove(task),
                 GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
                     self.job_gossip(batch.from, event, now);
                 }
@@ -785,6 +805,35 @@ impl Node {
                 now,
             );
         }
+    }
+}
+
+impl Node {
+    /// Whether a gossip batch from `from` fits its budget: [`Limits::gossip_per_sec`]
+    /// on average, and a second's worth at once. Budgets of peers not heard of for long are
+    /// forgotten past [`Limits::remembered_peers`].
+    ///
+    /// [`Limits::gossip_per_sec`]: crate::config::Limits::gossip_per_sec
+    /// [`Limits::remembered_peers`]: crate::config::Limits::remembered_peers
+    fn gossip_allowed(&mut self, from: u64, now: Instant) -> bool {
+        let rate = f64::from(self.settings.limits.gossip_per_sec.max(1));
+        if self.gossip_budget.len() >= self.settings.limits.remembered_peers
+            && !self.gossip_budget.contains_key(&from)
+        {
+            let up = &self.up;
+            self.gossip_budget.retain(|peer, _| up.contains(peer));
+            self.last_batch.retain(|peer, _| up.contains(peer));
+        }
+        let (tokens, at) = self.gossip_budget.entry(from).or_insert((rate, now));
+        let refill = now.saturating_duration_since(*at).as_secs_f64() * rate;
+        *tokens = (*tokens + refill).min(rate);
+        *at = now;
+        if *tokens < 1.0 {
+            tracing::debug!(from = %format_args!("{from:016x}"), "gossip over its rate dropped");
+            return false;
+        }
+        *tokens -= 1.0;
+        true
     }
 }
 

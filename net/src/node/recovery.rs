@@ -60,6 +60,7 @@ impl Node {
         }
         self.down_since.insert(peer, now);
         self.lifelines.remove(&peer);
+        self.buddies.remove(&peer);
         self.stalled_lifelines.retain(|p| *p != peer);
         let input = policy::Input::PeerDown {
             peer: policy::PeerId(peer),
@@ -239,7 +240,13 @@ impl Node {
     }
 
     /// The owner hears that one of its tasks went to `to` on hop `hops`.
+    /// Whether or not it is the newest move, `to` has had the task: its notices count.
     pub(super) fn moved(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
+        self.relocate(task, to, hops, now);
+        self.add_custody(task, to, now);
+    }
+
+    fn relocate(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };

@@ -72,6 +72,9 @@ pub(super) struct Owned {
     pub(super) reruns: u32,
     /// When its location last changed (for [`Node::audit`](super::Node)).
     pub(super) since: Option<std::time::Instant>,
+    /// The peers known to have had it, whose notices about it count
+    /// ([`custody`](super::custody)).
+    pub(super) custody: Vec<u64>,
 }
 
 impl Owned {
@@ -91,6 +94,7 @@ impl Owned {
             lineage: 0,
             reruns: 0,
             since: None,
+            custody: Vec::new(),
         }
     }
 

@@ -373,11 +373,32 @@ impl Node {
             return;
         }
         let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            let kept = self.prims.hosted.len() + self.prims.replicas.len();
+            let most = self.settings.limits.prim_keys;
+            if kept >= most && !self.prims.replicas.contains_key(&key) {
+                let why = format!("this peer keeps its limit of {most} named primitives");
+                self.respond(answer, Reply::Refused(why));
+                return;
+            }
             self.claim(key, kind, id, op, answer, now);
             return;
         };
         if !hosted.state.is(kind) {
-            let refused = Reply::Refused(format!("{key} is not a {kind:?}"));
+            let found = hosted.state.kind();
+            let refused = Reply::Refused(format!(
+                "{key} is a {found:?}, not a {kind:?}: it was created with other parameters"
+            ));
+            self.respond(answer, refused);
+            return;
+        }
+        if let Op::Release { token } | Op::Renew { token, .. } = op
+            && let Body::Semaphore { holders, .. } = &hosted.state.body
+            && holders.iter().any(|h| h.token == token && h.op.peer != id.peer)
+        {
+            let refused = Reply::Refused(format!(
+                "permit {token} of {key} is held by another peer: only its holder releases or \
+                 renews it"
+            ));
             self.respond(answer, refused);
             return;
         }
@@ -570,18 +591,27 @@ impl Node {
     }
 
     /// A peer answered our claim of `key` (or could not).
+    /// A copy is taken only from a peer that may hold one: among the three this peer ranks
+    /// first for the key (itself among them), which the former home and its backup are.
     pub(super) fn claim_answered(
         &mut self,
+        peer: u64,
         key: &str,
         response: Result<Response, String>,
         now: Instant,
     ) {
+        let may_hold = self.ranked_homes(key).iter().take(3).any(|p| *p == peer);
         let Some(claim) = self.prims.claims.get_mut(key) else {
             return;
         };
         claim.waiting = claim.waiting.saturating_sub(1);
         match response {
-            Ok(Response::Claimed(Some(state))) => newest(&mut claim.best, state),
+            Ok(Response::Claimed(Some(state))) if may_hold => {
+                newest(&mut claim.best, state)
+            }
+            Ok(Response::Claimed(Some(_))) => {
+                tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "a copy from a peer that cannot hold one dropped");
+            }
             Ok(Response::Claimed(None)) | Err(_) => {}
             // Not the home in that peer's view (yet).
             Ok(_) => claim.again = true,
@@ -800,6 +830,18 @@ impl Node {
     ) -> Response {
         match request {
             Request::Replicate { key, base, deltas } => {
+                // Only the home keeps a backup, and only its backup takes its changes.
+                let ranked = self.ranked_homes(&key);
+                if ranked[0] != from {
+                    return Response::Refused(format!(
+                        "{from:016x} is not the home of {key} as this peer sees the swarm"
+                    ));
+                }
+                let kept = self.prims.hosted.len() + self.prims.replicas.len();
+                if kept >= self.settings.limits.prim_keys && !self.prims.replicas.contains_key(&key)
+                {
+                    return Response::Refused("this peer keeps its limit of primitives".into());
+                }
                 let copy = match (self.prims.replicas.get_mut(&key), deltas.first()) {
                     (_, Some(Delta::Snapshot(_))) => self
                         .prims

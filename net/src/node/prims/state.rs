@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::wire::{Body, Delta, Holder, Item, Kind, Op, OpId, PrimState, Reply, Taken};
 
+/// When a lease of `ms` from `now` runs out; `None` (never) past what the clock can tell,
+/// since the length comes from another peer.
+pub(crate) fn deadline(now: Instant, ms: u64) -> Option<Instant> {
+    now.checked_add(Duration::from_millis(ms))
+}
+
 /// Items taken, and tokens released, remembered so that a retried get or release (its
 /// answer was lost with a home) gets the same answer.
 const REMEMBERED: usize = 1024;
@@ -41,15 +47,28 @@ impl PrimState {
         PrimState { seq: 0, body }
     }
 
-    /// Whether it is a primitive of `kind` (sizes aside: the first creation's count).
+    /// What it is, with the size it was created with.
+    pub(crate) fn kind(&self) -> Kind {
+        match &self.body {
+            Body::Semaphore { permits, .. } => Kind::Semaphore { permits: *permits },
+            Body::Queue { capacity, .. } => Kind::Queue {
+                capacity: *capacity,
+            },
+            Body::Variable { .. } => Kind::Variable,
+            Body::Event { .. } => Kind::Event,
+        }
+    }
+
+    /// Whether it is a primitive of `kind`, of the same size (a queue asked for with no
+    /// room has room for one, as [`PrimState::new`] makes it).
     pub(crate) fn is(&self, kind: Kind) -> bool {
-        matches!(
-            (&self.body, kind),
-            (Body::Semaphore { .. }, Kind::Semaphore { .. })
-                | (Body::Queue { .. }, Kind::Queue { .. })
-                | (Body::Variable { .. }, Kind::Variable)
-                | (Body::Event { .. }, Kind::Event)
-        )
+        let kind = match kind {
+            Kind::Queue { capacity } => Kind::Queue {
+                capacity: capacity.max(1),
+            },
+            other => other,
+        };
+        self.kind() == kind
     }
 
     /// Applies `op` by `id` at `now`: the reply, or `None` when it must wait. The changes
@@ -256,7 +275,7 @@ impl PrimState {
             ) => {
                 *last_token = (*last_token).max(holder.token);
                 let mut holder = holder.clone();
-                holder.expires = holder.lease_ms.map(|ms| now + Duration::from_millis(ms));
+                holder.expires = holder.lease_ms.and_then(|ms| deadline(now, ms));
                 holders.push(holder);
             }
             (
@@ -276,7 +295,7 @@ impl PrimState {
             (Body::Semaphore { holders, .. }, Delta::Renew { token, lease_ms }) => {
                 if let Some(h) = holders.iter_mut().find(|h| h.token == *token) {
                     h.lease_ms = Some(*lease_ms);
-                    h.expires = Some(now + Duration::from_millis(*lease_ms));
+                    h.expires = deadline(now, *lease_ms);
                 }
             }
             (Body::Queue { items, .. }, Delta::Push { item, front }) => {
@@ -373,7 +392,7 @@ impl PrimState {
     fn restore(&mut self, now: Instant) {
         if let Body::Semaphore { holders, .. } = &mut self.body {
             for h in holders {
-                h.expires = h.left_ms.map(|ms| now + Duration::from_millis(ms));
+                h.expires = h.left_ms.and_then(|ms| deadline(now, ms));
             }
         }
     }

@@ -454,6 +454,8 @@ fn a_result_computed_twice_is_kept_once() {
         vec![ADD],
         Settings {
             inline_max: 0,
+            // Runs nothing itself: the task waits for thieves.
+            slots: 0,
             ..Settings::default()
         },
     );
@@ -463,6 +465,16 @@ fn a_result_computed_twice_is_kept_once() {
     node.handle(Input::PeerUp(2), now);
     node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(1))], now);
     let done = |size| crate::wire::Done::Value { size, inline: None };
+    // Peer 1 steals it and hands it on to peer 2; both finish it.
+    let steal = Request::Steal {
+        max: 1,
+        can_run: vec![ADD],
+    };
+    let (from, channel) = (1, 10);
+    node.handle(Input::Request { from, channel, request: steal }, now);
+    let moved = vec![crate::wire::Moved { task: key, to: 2, hops: 2 }];
+    let request = Request::Notify { done: vec![], release: vec![], moved };
+    node.handle(Input::Request { from, channel: 11, request }, now);
     for (from, channel) in [(1, 1), (2, 2)] {
         node.handle(
             Input::Request {

@@ -269,7 +269,7 @@ fn a_waiter_at_its_own_peer_waits_on_past_the_long_poll() {
     net.call(0, 2, &key, LOCK, acquire);
     net.tick(Duration::from_secs(11));
     assert_eq!(net.reply(0, 2), None, "answered at the long-poll's end");
-    net.call(1, 3, &key, LOCK, Op::Release { token });
+    net.call(0, 3, &key, LOCK, Op::Release { token });
     net.quiet();
     assert!(matches!(net.reply(0, 2), Some(Reply::Granted { .. })));
 }
