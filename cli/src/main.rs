@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 success (for `peer join`: it drained and left after SIGINT or SIGTERM);
 //! 1 the job ran and failed (some tasks failed), or another error; 2 usage error (bad
-//! flags, a bad `--config` file); 3 the swarm could not be joined (for `peer join
-//! --bootstrap`: no peer connected within `--join-timeout`); 130 interrupted (SIGINT or
+//! flags, a bad `--config` file, a peer that would be open to other machines without a
+//! swarm key or `--insecure-open`); 3 the swarm could not be joined (for `peer join
+//! --bootstrap`: no peer connected within `--join-timeout`; for `peer map` and `peer submit`
+//! with `--remote-only`: no peer runs shell commands); 130 interrupted (SIGINT or
 //! SIGTERM; for `peer join`: a second signal during the drain, or tasks still running when
 //! `--drain-timeout` passed).
 

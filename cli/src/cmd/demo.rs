@@ -33,6 +33,10 @@ pub(crate) struct Args {
     /// Other peers to wait for before submitting, with `--bootstrap`.
     #[arg(long, default_value_t = 1, requires = "bootstrap")]
     wait_peers: usize,
+    /// The swarm key file of the private swarm of `--bootstrap` (`peer keygen`); the
+    /// embedded swarm uses it too.
+    #[arg(long, value_name = "FILE", env = "PEER_SWARM_KEY")]
+    swarm_key: Option<std::path::PathBuf>,
     /// Run on one in-process pool, no networking.
     #[arg(long)]
     local: bool,
@@ -70,10 +74,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.peers
     };
     let workers = args.workers.unwrap_or((cores / peers).max(1));
-    let base = Config::new()
+    // Its peers run the demo's tasks, never shell commands of other members.
+    let mut base = Config::new()
         .listen("/ip4/127.0.0.1/tcp/0".parse()?)
         .mdns(false)
-        .workers(workers);
+        .workers(workers)
+        .withhold_task(<peer_workloads::shell::RunTask as peer_core::NamedTask>::NAME);
+    if let Some(path) = &args.swarm_key {
+        base = base.swarm_key(super::keygen::read_swarm_key(path)?);
+    }
     let mut swarm = Vec::with_capacity(peers);
     let first = match &args.bootstrap {
         Some(addr) => Client::join(base.clone().bootstrap(addr.clone())),

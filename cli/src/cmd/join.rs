@@ -7,6 +7,11 @@
 //! no more work, hands the queued tasks of other peers back to their owners and waits for
 //! the running ones; a second signal ends it at once. `docs/deploy.md` shows it under
 //! systemd, Kubernetes and Slurm.
+//!
+//! Safe by default: without a swarm key it listens on loopback only with mDNS off (and
+//! says so); an address other than loopback or mDNS without a key is refused unless
+//! `--insecure-open`. `--new-swarm` makes the key of a new private swarm in the state
+//! directory. Shell commands (`peer map`, `peer submit`) run here only with `--allow-shell`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,11 +20,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
-use peer_net::{Client, Config, Identity, Multiaddr};
+use peer_core::NamedTask;
+use peer_net::{Client, Config, Identity, Multiaddr, SwarmKey};
+use peer_workloads::shell;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::Exit;
-use super::keygen::{IdentityError, load_identity, read_swarm_key};
+use super::keygen::{IdentityError, load_identity, read_swarm_key, write_private};
 
 /// Exit code of a usage error (a bad config file), as clap uses for bad flags.
 const USAGE: u8 = 2;
@@ -28,12 +35,14 @@ const USAGE: u8 = 2;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// A TOML file with any of the keys listen, bootstrap, workers, mdns, swarm_key,
-    /// identity, join_timeout, drain_timeout; flags and PEER_* variables override it.
-    /// Relative paths in it are relative to its directory.
+    /// insecure_open, allow_shell, shell_timeout, identity, join_timeout, drain_timeout;
+    /// flags and PEER_* variables override it. Relative paths in it are relative to its
+    /// directory.
     #[arg(long, env = "PEER_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Listen on this address (repeatable, or comma-separated in PEER_LISTEN; default
-    /// `/ip4/0.0.0.0/tcp/0`).
+    /// `/ip4/0.0.0.0/tcp/0` with a swarm key, `/ip4/127.0.0.1/tcp/0` without). Without a
+    /// key, only loopback addresses unless --insecure-open.
     #[arg(long, env = "PEER_LISTEN", value_name = "ADDR", value_delimiter = ',')]
     listen: Vec<Multiaddr>,
     /// Join the swarm of this peer, `/ip4/.../tcp/.../p2p/<id>` or `/dns4/<name>/tcp/...`
@@ -48,8 +57,8 @@ pub(crate) struct Args {
     /// Tasks run at once (default: one per core).
     #[arg(long, env = "PEER_WORKERS", value_name = "N")]
     workers: Option<usize>,
-    /// Look for peers on the LAN with mDNS (the default; `--mdns false` or `--no-mdns`
-    /// turns it off).
+    /// Look for peers on the LAN with mDNS (the default with a swarm key; `--mdns false`
+    /// or `--no-mdns` turns it off). Without a key, only with --insecure-open.
     #[arg(
         long,
         env = "PEER_MDNS",
@@ -63,10 +72,42 @@ pub(crate) struct Args {
     /// Do not look for peers on the LAN with mDNS.
     #[arg(long, overrides_with = "mdns")]
     no_mdns: bool,
-    /// A pre-shared swarm key file (`peer keygen` writes one); only peers with the same
-    /// key connect.
+    /// A pre-shared swarm key file (`peer keygen` or `--new-swarm` writes one); only peers
+    /// with the same key connect.
     #[arg(long, env = "PEER_SWARM_KEY", value_name = "FILE")]
     swarm_key: Option<PathBuf>,
+    /// Start a new private swarm: create its key, swarm.key (mode 0600), in the state
+    /// directory (the identity file's), or use the one an earlier --new-swarm created
+    /// there; never replaces a key. The join line says how to give it to the next machine.
+    #[arg(long, env = "PEER_NEW_SWARM", value_parser = BoolishValueParser::new())]
+    new_swarm: bool,
+    /// Without a swarm key, listen on addresses other than loopback (or use mDNS) anyway:
+    /// anyone who reaches the port may then join, submit tasks and run the tasks this peer
+    /// serves.
+    #[arg(
+        long,
+        env = "PEER_INSECURE_OPEN",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+    )]
+    insecure_open: Option<bool>,
+    /// Run shell commands for other peers (`peer map`, `peer submit`): any member of the
+    /// swarm may then run programs here as this user. Off by default.
+    #[arg(
+        long,
+        env = "PEER_ALLOW_SHELL",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+    )]
+    allow_shell: Option<bool>,
+    /// Kill a shell command (with what it started) that runs longer than SECS; 0: no
+    /// limit [default: none].
+    #[arg(long, env = "PEER_SHELL_TIMEOUT", value_name = "SECS", value_parser = parse_secs)]
+    shell_timeout: Option<Duration>,
     /// Keep this peer's identity (its peer id) in FILE, created with mode 0600 if missing
     /// [default: $XDG_DATA_HOME/peer/identity or ~/.local/share/peer/identity].
     #[arg(long, env = "PEER_IDENTITY", value_name = "FILE")]
@@ -85,12 +126,15 @@ pub(crate) struct Args {
 }
 
 /// The keys a config file may hold: the long flags' names, with `_` for `-`.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "listen",
     "bootstrap",
     "workers",
     "mdns",
     "swarm_key",
+    "insecure_open",
+    "allow_shell",
+    "shell_timeout",
     "identity",
     "join_timeout",
     "drain_timeout",
@@ -104,6 +148,9 @@ struct FileConfig {
     workers: Option<usize>,
     mdns: Option<bool>,
     swarm_key: Option<PathBuf>,
+    insecure_open: Option<bool>,
+    allow_shell: Option<bool>,
+    shell_timeout: Option<f64>,
     identity: Option<PathBuf>,
     join_timeout: Option<f64>,
     drain_timeout: Option<f64>,
@@ -134,8 +181,14 @@ struct Settings {
     listen: Vec<Multiaddr>,
     bootstrap: Vec<Multiaddr>,
     workers: Option<usize>,
-    mdns: bool,
+    /// None: peer_net's default (on with a swarm key).
+    mdns: Option<bool>,
     swarm_key: Option<PathBuf>,
+    new_swarm: bool,
+    insecure_open: bool,
+    allow_shell: bool,
+    /// None or zero: no limit.
+    shell_timeout: Option<Duration>,
     identity: IdentitySource,
     join_timeout: Duration,
     drain_timeout: Duration,
@@ -145,46 +198,219 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // Before anything else, so that a signal during start-up is not fatal but drains.
     let signals = watch_signals()?;
     let settings = settings(args)?;
-    let mut config = Config::new().mdns(settings.mdns);
+    let mut config = Config::new().insecure_open(settings.insecure_open);
+    if let Some(on) = settings.mdns {
+        config = config.mdns(on);
+    }
     for addr in &settings.listen {
         config = config.listen(addr.clone());
-    }
-    for addr in resolve_bootstrap(&settings, &signals)? {
-        config = config.bootstrap(addr);
     }
     if let Some(n) = settings.workers {
         config = config.workers(n);
     }
-    if let Some(path) = &settings.swarm_key {
-        config = config.swarm_key(read_swarm_key(path)?);
+    let key = swarm_key(&settings)?;
+    if let Some(key) = &key {
+        config = config.swarm_key(key.key);
+    }
+    if !settings.allow_shell {
+        config = config.withhold_task(shell::RunTask::NAME);
+    }
+    let runs = if settings.allow_shell {
+        "any task this peer serves, shell commands as this user included (--allow-shell)"
+    } else {
+        "any task this peer serves (not shell commands: no --allow-shell)"
+    };
+    super::open::check(
+        &config,
+        settings.insecure_open,
+        "--new-swarm (or --swarm-key FILE)",
+        runs,
+    )?;
+    if key.is_none() && super::open::exposure(&config).is_none() {
+        eprintln!(
+            "peer: warning: no swarm key: this swarm is open to every process of this machine \
+             (on loopback only); for a private one, start it with --new-swarm (or --swarm-key \
+             FILE from `peer keygen`)"
+        );
+    }
+    shell::set_time_limit(settings.shell_timeout);
+    for addr in resolve_bootstrap(&settings, &signals)? {
+        config = config.bootstrap(addr);
     }
     // `_lock` keeps the identity file locked while this peer runs.
     let (identity, identity_note, _lock) = identity(&settings.identity)?;
     config = config.identity(identity);
     let workers = config.worker_count();
-    let client = Client::join(config).map_err(|e| Exit {
-        code: Exit::CANNOT_JOIN,
-        message: format!("cannot start the peer: {e}"),
+    let wide = config.listen_addrs().iter().any(|a| {
+        let text = a.to_string();
+        text.starts_with("/ip4/0.0.0.0/") || text.starts_with("/ip6/::/")
+    });
+    let client = Client::join(config).map_err(|e| {
+        super::open::refused(&e).unwrap_or_else(|| {
+            Exit {
+                code: Exit::CANNOT_JOIN,
+                message: format!("cannot start the peer: {e}"),
+            }
+            .into()
+        })
     })?;
-    let addrs = client.addresses();
+    let addrs = addresses(&client, wide);
     println!("peer {} with {workers} workers", client.peer_id());
     println!("identity: {identity_note}");
+    match &key {
+        Some(key) => println!("swarm key: {} ({})", key.path.display(), key.note),
+        None => println!("swarm key: none (only processes of this machine can join)"),
+    }
+    match (settings.allow_shell, settings.shell_timeout) {
+        (false, _) => println!("shell commands: not served (--allow-shell serves them)"),
+        (true, Some(limit)) if !limit.is_zero() => println!(
+            "shell commands: served, each killed after {} s",
+            limit.as_secs_f64()
+        ),
+        (true, _) => println!("shell commands: served"),
+    }
     for addr in &addrs {
         println!("listening on {addr}");
     }
     let best = addrs
         .iter()
-        .find(|a| !a.to_string().starts_with("/ip4/127."))
+        .find(|a| !is_loopback(a))
         .or(addrs.first())
         .context("no listen address")?;
-    let key = match &settings.swarm_key {
-        Some(path) => format!(" --swarm-key {}", path.display()),
-        None => String::new(),
-    };
-    println!("join it from another machine with:");
-    println!("  peer join --bootstrap {best}{key}");
+    print_join_line(best, key.as_ref());
     serve(&client, &settings, &signals)?;
     drain(client, settings.drain_timeout)
+}
+
+/// The addresses to bootstrap from. Listening on all interfaces (`wide`), the first
+/// address may come before the others: wait up to a second for one that is not loopback.
+fn addresses(client: &Client, wide: bool) -> Vec<Multiaddr> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let addrs = client.addresses();
+        if !wide || addrs.iter().any(|a| !is_loopback(a)) || Instant::now() >= deadline {
+            return addrs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Prints how to join this peer: from another machine when it listens elsewhere than on
+/// loopback. With a key, how to give it to that machine: copy the file. The key itself is
+/// never printed and never goes on a command line.
+fn print_join_line(best: &Multiaddr, key: Option<&Key>) {
+    let here = is_loopback(best);
+    match key {
+        Some(key) if !here => {
+            let name = key.path.file_name().map_or_else(
+                || key.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            println!(
+                "join it from another machine: copy {} there (keep it mode 0600: it is the \
+                 swarm's secret), then run:",
+                key.path.display()
+            );
+            println!("  peer join --bootstrap {best} --swarm-key {name}");
+        }
+        Some(key) => {
+            println!("join it from this machine with:");
+            println!(
+                "  peer join --bootstrap {best} --swarm-key {}",
+                key.path.display()
+            );
+        }
+        None if !here => {
+            println!("join it from another machine (as openly) with:");
+            println!("  peer join --bootstrap {best} --insecure-open --listen /ip4/0.0.0.0/tcp/0");
+        }
+        None => {
+            println!("join it from this machine with:");
+            println!("  peer join --bootstrap {best}");
+        }
+    }
+}
+
+/// Whether `addr` is on loopback (127.0.0.0/8 or ::1).
+fn is_loopback(addr: &Multiaddr) -> bool {
+    let text = addr.to_string();
+    text.starts_with("/ip4/127.") || text.starts_with("/ip6/::1/")
+}
+
+/// The swarm key in use, where it is, and how it came to be there.
+struct Key {
+    key: SwarmKey,
+    path: PathBuf,
+    note: &'static str,
+}
+
+/// The key of `--swarm-key`, or of `--new-swarm` (made in the state directory unless an
+/// earlier `--new-swarm` made it), or none.
+fn swarm_key(settings: &Settings) -> anyhow::Result<Option<Key>> {
+    if let Some(path) = &settings.swarm_key {
+        return Ok(Some(Key {
+            key: read_swarm_key(path)?,
+            path: path.clone(),
+            note: "given",
+        }));
+    }
+    if !settings.new_swarm {
+        return Ok(None);
+    }
+    let dir = state_dir(&settings.identity).ok_or_else(|| {
+        usage(
+            "--new-swarm: no state directory to keep the key in (no $HOME or \
+             $XDG_DATA_HOME); write one with `peer keygen --out FILE` and give --swarm-key FILE"
+                .to_string(),
+        )
+    })?;
+    let (path, created) = new_swarm_key(&dir)?;
+    let note = if created {
+        "created by --new-swarm: a new private swarm"
+    } else {
+        "made by an earlier --new-swarm, kept: the same swarm as before"
+    };
+    Ok(Some(Key {
+        key: read_swarm_key(&path)?,
+        path,
+        note,
+    }))
+}
+
+/// The directory of the identity file, where `--new-swarm` keeps the swarm key: the default
+/// one's for `--ephemeral` (None without a home directory).
+fn state_dir(identity: &IdentitySource) -> Option<PathBuf> {
+    let file = match identity {
+        IdentitySource::Given(path) => Some(path.clone()),
+        IdentitySource::Default(path) => path.clone(),
+        IdentitySource::Ephemeral => default_identity_path(),
+    }?;
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(dir.to_path_buf()),
+        _ => Some(PathBuf::from(".")),
+    }
+}
+
+/// `dir/swarm.key`, written with a new key (mode 0600, in a directory of mode 0700 if it
+/// has to be made) unless it exists; says whether it was made now.
+fn new_swarm_key(dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = dir.join("swarm.key");
+    if path.exists() {
+        return Ok((path, false));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let key = SwarmKey::generate().context("generating a swarm key")?;
+    match write_private(&path, format!("{key}\n").as_bytes(), false) {
+        Ok(()) => Ok((path, true)),
+        // Another peer made it first: the same swarm.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((path, false)),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("writing {}", path.display()))),
+    }
 }
 
 /// The bootstrap addresses with `/dns`, `/dns4` and `/dns6` names resolved (the transport
@@ -500,10 +726,18 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
         false => args.bootstrap,
     };
     let mdns = if args.no_mdns {
-        false
+        Some(false)
     } else {
-        args.mdns.or(file.mdns).unwrap_or(true)
+        args.mdns.or(file.mdns)
     };
+    let swarm_key = args.swarm_key.or(file.swarm_key.map(relative));
+    if args.new_swarm && swarm_key.is_some() {
+        return Err(usage(
+            "--new-swarm makes a new swarm key; it cannot go with --swarm-key FILE \
+             (PEER_SWARM_KEY, swarm_key)"
+                .to_string(),
+        ));
+    }
     let identity = if args.ephemeral {
         IdentitySource::Ephemeral
     } else {
@@ -518,12 +752,22 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
     let drain_timeout = args
         .drain_timeout
         .or(file_secs(file.drain_timeout, "drain_timeout")?);
+    let shell_timeout = args
+        .shell_timeout
+        .or(file_secs(file.shell_timeout, "shell_timeout")?)
+        .filter(|limit| !limit.is_zero());
+    let insecure_open = args.insecure_open.or(file.insecure_open).unwrap_or(false);
+    let allow_shell = args.allow_shell.or(file.allow_shell).unwrap_or(false);
     Ok(Settings {
         listen,
         bootstrap,
         workers: args.workers.or(file.workers),
         mdns,
-        swarm_key: args.swarm_key.or(file.swarm_key.map(relative)),
+        swarm_key,
+        new_swarm: args.new_swarm,
+        insecure_open,
+        allow_shell,
+        shell_timeout,
         identity,
         join_timeout: join_timeout.unwrap_or(Duration::from_secs(30)),
         drain_timeout: drain_timeout.unwrap_or(Duration::from_secs(30)),
@@ -698,11 +942,63 @@ mod tests {
 
     #[test]
     fn the_last_mdns_flag_wins() {
-        assert!(parse(&[]).mdns);
-        assert!(!parse(&["--no-mdns"]).mdns);
-        assert!(!parse(&["--mdns", "false"]).mdns);
-        assert!(!parse(&["--mdns", "--no-mdns"]).mdns);
-        assert!(parse(&["--no-mdns", "--mdns"]).mdns);
+        assert_eq!(
+            parse(&[]).mdns,
+            None,
+            "peer_net decides: on with a key only"
+        );
+        assert_eq!(parse(&["--no-mdns"]).mdns, Some(false));
+        assert_eq!(parse(&["--mdns", "false"]).mdns, Some(false));
+        assert_eq!(parse(&["--mdns", "--no-mdns"]).mdns, Some(false));
+        assert_eq!(parse(&["--no-mdns", "--mdns"]).mdns, Some(true));
+    }
+
+    #[test]
+    fn safety_settings_are_off_unless_asked_for() {
+        let s = parse(&[]);
+        assert!(!s.insecure_open && !s.allow_shell && !s.new_swarm);
+        assert_eq!(s.shell_timeout, None);
+        let s = parse(&["--insecure-open", "--allow-shell", "--shell-timeout", "90"]);
+        assert!(s.insecure_open && s.allow_shell);
+        assert_eq!(s.shell_timeout, Some(Duration::from_secs(90)));
+        let s = parse(&["--allow-shell", "false", "--shell-timeout", "0"]);
+        assert!(!s.allow_shell);
+        assert_eq!(s.shell_timeout, None, "0 is no limit");
+        assert!(parse(&["--new-swarm"]).new_swarm);
+        use clap::Parser;
+        let args = Cli::try_parse_from(["join", "--new-swarm", "--swarm-key", "k"])
+            .unwrap()
+            .args;
+        let error = settings(args).unwrap_err();
+        assert_eq!(error.downcast_ref::<Exit>().map(|e| e.code), Some(2));
+        assert!(error.to_string().contains("--swarm-key"), "{error}");
+    }
+
+    #[test]
+    fn new_swarm_keeps_its_key_beside_the_identity_and_never_replaces_it() {
+        let dir = std::env::temp_dir().join(format!("peer-join-key-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = dir.join("state");
+        let identity = IdentitySource::Given(state.join("identity"));
+        assert_eq!(state_dir(&identity), Some(state.clone()));
+        assert_eq!(
+            state_dir(&IdentitySource::Given("identity".into())),
+            Some(PathBuf::from("."))
+        );
+        let (path, created) = new_swarm_key(&state).unwrap();
+        assert!(created);
+        assert_eq!(path, state.join("swarm.key"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&state), 0o700);
+        let first = std::fs::read_to_string(&path).unwrap();
+        first.parse::<SwarmKey>().unwrap();
+        let (again, created) = new_swarm_key(&state).unwrap();
+        assert!(!created);
+        assert_eq!(again, path);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -713,6 +1009,7 @@ mod tests {
         std::fs::write(
             &file,
             "workers = 3\nmdns = false\nswarm_key = \"swarm.key\"\n\
+             allow_shell = true\ninsecure_open = true\nshell_timeout = 2.5\n\
              bootstrap = \"/ip4/127.0.0.1/tcp/9/p2p/12D3KooWEXgfLK2UbCmJ4e7cfSAovUd4RkSjSYzQcYbDVRFeYJpu\"\n\
              drain_timeout = 5\njoin_timeout = 0.5\n",
         )
@@ -720,14 +1017,25 @@ mod tests {
         let config = file.to_str().unwrap();
         let s = parse(&["--config", config]);
         assert_eq!(s.workers, Some(3));
-        assert!(!s.mdns);
+        assert_eq!(s.mdns, Some(false));
         assert_eq!(s.swarm_key, Some(dir.join("swarm.key")));
+        assert!(s.allow_shell && s.insecure_open);
+        assert_eq!(s.shell_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(s.bootstrap.len(), 1);
         assert_eq!(s.drain_timeout, Duration::from_secs(5));
         assert_eq!(s.join_timeout, Duration::from_millis(500));
-        let s = parse(&["--config", config, "--workers", "1", "--mdns"]);
+        let s = parse(&[
+            "--config",
+            config,
+            "--workers",
+            "1",
+            "--mdns",
+            "--allow-shell",
+            "false",
+        ]);
         assert_eq!(s.workers, Some(1));
-        assert!(s.mdns);
+        assert_eq!(s.mdns, Some(true));
+        assert!(!s.allow_shell, "a flag's false beats the file's true");
         std::fs::write(&file, "workers = 3\nwokers = 2\nlisten_on = \"x\"\n").unwrap();
         use clap::Parser;
         let args = Cli::try_parse_from(["join", "--config", config])
@@ -768,8 +1076,12 @@ mod tests {
             listen: Vec::new(),
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
             workers: None,
-            mdns: false,
+            mdns: Some(false),
             swarm_key: None,
+            new_swarm: false,
+            insecure_open: false,
+            allow_shell: false,
+            shell_timeout: None,
             identity: IdentitySource::Ephemeral,
             join_timeout: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(2),

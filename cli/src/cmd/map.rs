@@ -1,9 +1,11 @@
 //! `peer submit` and `peer map`: shell commands as tasks across the swarm, like GNU
 //! parallel or HyperQueue's `hq submit`, for people who do not write Rust.
 //!
-//! Each command is one [`shell::RunTask`], a named task every `peer` binary registers, so
-//! any peer of the swarm may run it: the program runs from its argument vector (no shell
-//! unless the user writes `sh -c ...`) in the working directory of the peer that runs it.
+//! Each command is one [`shell::RunTask`], a named task every `peer` binary registers, run
+//! by this process or by a peer started with `peer join --allow-shell` (`--remote-only`:
+//! only by such a peer; see `shell_peers`): the program runs from its argument vector (no
+//! shell unless the user writes `sh -c ...`) in the working directory of the peer that runs
+//! it.
 //! `peer map` prints results in input order as they become printable, keeps a JSON-lines
 //! job log that `--resume` reads to run only what has not succeeded, and stops at the
 //! first SIGINT or SIGTERM (killing the commands running in this process; a second signal
@@ -24,6 +26,7 @@ use peer_workloads::shell::{self, Outcome, RunTask};
 use serde_json::{Value, json};
 
 use super::Exit;
+use super::shell_peers::{self, Watch};
 use super::swarm_args::SwarmArgs;
 
 /// Exit code of a usage error that clap cannot see (no inputs, a log of other inputs).
@@ -46,7 +49,8 @@ Exit codes:
   0    the command exited with code 0
   1    it exited with another code, was killed by a signal, or could not be started
   2    usage error
-  3    the swarm could not be joined (see --join-timeout)
+  3    the swarm could not be joined (see --join-timeout), or with --remote-only no peer
+       of it runs shell commands (none was started with --allow-shell)
   130  interrupted by SIGINT or SIGTERM"
     };
 }
@@ -58,7 +62,8 @@ Exit codes:
   0    every task exited with code 0
   1    some tasks failed (a summary on stderr names how many and the first indices)
   2    usage error (also: no inputs, --resume without --log, a log of other inputs)
-  3    the swarm could not be joined (see --join-timeout)
+  3    the swarm could not be joined (see --join-timeout), or with --remote-only no peer
+       of it runs shell commands (none was started with --allow-shell)
   130  interrupted by SIGINT or SIGTERM"
     };
 }
@@ -71,6 +76,10 @@ The command runs from its argument vector, without a shell: write `sh -c '...'` 
 or variables. It runs in the working directory of the peer that runs it, with stdin from
 /dev/null; stdout and stderr are each kept up to 8 MiB (a note says when they were cut) and
 copied to ours when it ends.
+
+It runs in this process or on a peer started with `peer join --allow-shell`; other peers
+never run shell commands. With --remote-only only on such a peer, and the command fails
+(exit 3) when no peer takes it while the others sit idle.
 
 ",
     submit_exit_codes!()
@@ -85,6 +94,11 @@ the input; the environment variables PEER_TASK_ID (the input's index, from 0) an
 PEER_INPUT (the input) are set too. Inputs are the arguments before `--`, or the lines of
 --each-line FILE (`-` for stdin). The command runs without a shell (write `sh -c '...'`),
 in the working directory of the peer that runs it, with stdin from /dev/null.
+
+Commands run in this process and on the peers started with `peer join --allow-shell`;
+other peers never run shell commands (a note says when no other peer ran any). With
+--remote-only only on such peers, and the job fails (exit 3) when no peer takes a command
+while the others sit idle.
 
 Each task's stdout is printed in input order, its stderr to stderr; with --json, one JSON
 object per task and line instead (index, input, exit_code, signal, stdout, stderr,
@@ -110,6 +124,9 @@ pub(crate) struct SubmitArgs {
     /// error, ...) instead of the command's output.
     #[arg(long)]
     json: bool,
+    /// Run it on a peer started with `peer join --allow-shell`, never in this process.
+    #[arg(long)]
+    remote_only: bool,
     #[command(flatten)]
     swarm: SwarmArgs,
     /// The command and its arguments, after `--`.
@@ -136,6 +153,10 @@ pub(crate) struct MapArgs {
     /// Run only the inputs the --log does not record as succeeded, appending to it.
     #[arg(long, requires = "log")]
     resume: bool,
+    /// Run the commands on peers started with `peer join --allow-shell` only, never in this
+    /// process.
+    #[arg(long)]
+    remote_only: bool,
     #[command(flatten)]
     swarm: SwarmArgs,
     /// The command, after `--`; `{}` in any argument is replaced by the input.
@@ -144,13 +165,15 @@ pub(crate) struct MapArgs {
 }
 
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
-    let client = args.swarm.join()?;
+    let client = shell_peers::join(&args.swarm, args.remote_only)?;
     let interrupted = crate::cmd::interrupt_flag()?;
     let future = client.submit_named(RunTask, (args.command.clone(), Vec::new()));
+    let mut watch = Watch::new(args.remote_only);
     let outcome = loop {
         if let Some(result) = future.wait_timeout(POLL) {
             break to_outcome(result);
         }
+        watch.check(&client)?;
         if interrupted.load(Ordering::SeqCst) {
             shell::stop_all();
             future.cancel();
@@ -220,8 +243,9 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
     if todo.is_empty() {
         return Ok(());
     }
-    let client = args.swarm.join()?;
+    let client = shell_peers::join(&args.swarm, args.remote_only)?;
     let interrupted = crate::cmd::interrupt_flag()?;
+    let mut watch = Watch::new(args.remote_only);
 
     let futures: Vec<TaskFuture<Outcome>> = client.map_named(
         RunTask,
@@ -247,6 +271,7 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         outcomes: vec![None; todo.len()],
         next_print: 0,
         finished: 0,
+        elsewhere: 0,
         failed: Vec::new(),
         json: args.json,
         log: log.as_mut(),
@@ -263,9 +288,16 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         if interrupted.load(Ordering::SeqCst) {
             return Err(run.interrupt()?);
         }
+        if let Err(e) = watch.check(&client) {
+            run.progress.clear();
+            return Err(e);
+        }
         run.progress.show(run.finished, run.failed.len());
     }
     run.progress.clear();
+    if args.swarm.joins_others() && run.finished > 1 && run.elsewhere == 0 {
+        eprintln!("peer map: {}", shell_peers::NONE_ELSEWHERE);
+    }
     run.summary()
 }
 
@@ -281,6 +313,8 @@ struct Run<'a> {
     /// The position of the next task to print (all before it are printed).
     next_print: usize,
     finished: usize,
+    /// Finished tasks that another process ran.
+    elsewhere: usize,
     /// Input indices of the failed tasks, in the order they finished.
     failed: Vec<usize>,
     json: bool,
@@ -313,6 +347,9 @@ impl Run<'_> {
             writeln!(log, "{line}").context("cannot write to the --log file")?;
         }
         self.finished += 1;
+        if outcome.pid != 0 && outcome.pid != std::process::id() {
+            self.elsewhere += 1;
+        }
         if !outcome.success() {
             self.failed.push(index);
         }

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::Exit;
+use peer_core::NamedTask;
 use peer_net::{Client, Config, Multiaddr, SwarmKey};
+use peer_workloads::shell::RunTask;
 
 /// Options for joining a swarm, shared by the commands that run work on one.
 #[derive(Debug, clap::Args)]
@@ -15,11 +17,11 @@ pub(crate) struct SwarmArgs {
     #[arg(long, default_value_t = 1)]
     wait_peers: usize,
     /// Find peers on the LAN by mDNS (off by default: these commands are mostly run on one
-    /// machine).
+    /// machine). Needs --swarm-key (or --insecure-open).
     #[arg(long)]
     mdns: bool,
     /// Listen on this address (default `/ip4/127.0.0.1/tcp/0`, or all interfaces with
-    /// `--mdns`).
+    /// `--mdns`). An address other than loopback needs --swarm-key (or --insecure-open).
     #[arg(long)]
     listen: Option<Multiaddr>,
     /// Worker threads of this peer (default: one per core).
@@ -31,6 +33,14 @@ pub(crate) struct SwarmArgs {
     /// The swarm key file of a private swarm (`peer keygen`).
     #[arg(long, value_name = "FILE", env = "PEER_SWARM_KEY")]
     swarm_key: Option<std::path::PathBuf>,
+    /// Without a swarm key, listen on an address other than loopback (or use --mdns)
+    /// anyway: anyone who reaches it may join and run tasks here while this command runs.
+    #[arg(
+        long,
+        env = "PEER_INSECURE_OPEN",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    insecure_open: bool,
 }
 
 impl SwarmArgs {
@@ -44,17 +54,38 @@ impl SwarmArgs {
             workers: Some(1),
             join_timeout: 30,
             swarm_key: None,
+            insecure_open: false,
         }
     }
 
-    /// Starts this peer and waits for the peers asked for.
+    /// Whether this command joins other peers (`--bootstrap` or `--mdns`), rather than
+    /// running alone.
+    pub(crate) fn joins_others(&self) -> bool {
+        self.bootstrap.is_some() || self.mdns
+    }
+
+    /// Starts this peer and waits for the peers asked for. It does not run shell commands
+    /// (only `peer map` and `peer submit` do, through [`join_with`](SwarmArgs::join_with)):
+    /// a command that joins a swarm to count or to look must not run other members'.
     pub(crate) fn join(&self) -> anyhow::Result<Client> {
+        self.join_with(|config| config.withhold_task(RunTask::NAME))
+    }
+
+    /// Starts this peer, with `adjust` applied to its config last, and waits for the peers
+    /// asked for.
+    pub(crate) fn join_with(
+        &self,
+        adjust: impl FnOnce(Config) -> Config,
+    ) -> anyhow::Result<Client> {
         let listen = match (&self.listen, self.mdns) {
             (Some(addr), _) => addr.clone(),
             (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
             (None, false) => "/ip4/127.0.0.1/tcp/0".parse()?,
         };
-        let mut config = Config::new().listen(listen).mdns(self.mdns);
+        let mut config = Config::new()
+            .listen(listen)
+            .mdns(self.mdns)
+            .insecure_open(self.insecure_open);
         if let Some(n) = self.workers {
             config = config.workers(n);
         }
@@ -76,11 +107,23 @@ impl SwarmArgs {
                 })?;
             config = config.swarm_key(key);
         }
-        let client = Client::join(config).map_err(|e| Exit {
-            code: Exit::CANNOT_JOIN,
-            message: format!("cannot join the swarm: {e}"),
+        let config = adjust(config);
+        super::open::check(
+            &config,
+            self.insecure_open,
+            "--swarm-key FILE (the swarm's key)",
+            "any task this command's peer serves",
+        )?;
+        let client = Client::join(config).map_err(|e| {
+            super::open::refused(&e).unwrap_or_else(|| {
+                Exit {
+                    code: Exit::CANNOT_JOIN,
+                    message: format!("cannot join the swarm: {e}"),
+                }
+                .into()
+            })
         })?;
-        if self.bootstrap.is_some() || self.mdns {
+        if self.joins_others() {
             let seen =
                 client.wait_for_peers(self.wait_peers, Duration::from_secs(self.join_timeout));
             if seen < self.wait_peers {
