@@ -80,8 +80,6 @@ pub struct Limits {
     pub prim_keys: usize,
     /// Bytes of queue items one peer may have queued at the primitives homed here (64 MiB).
     pub queued_bytes_per_peer: usize,
-    /// Finish notices and results kept for owners that are not connected members (65,536).
-    pub notices_for_strangers: usize,
     /// Identities remembered by gossip ordering and failure detection after they leave
     /// (4,096).
     pub remembered_peers: usize,
@@ -104,7 +102,6 @@ impl Default for Limits {
             job_bytes: 64 << 20,
             prim_keys: 16_384,
             queued_bytes_per_peer: 64 << 20,
-            notices_for_strangers: 65_536,
             remembered_peers: 4_096,
         }
     }

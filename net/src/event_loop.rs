@@ -446,6 +446,13 @@ impl EventLoop {
                     }
                 }
                 Output::Run { spec, args } => self.run_task(spec, args),
+                Output::Forget(peer) => {
+                    self.members.remove(&peer);
+                    let connected = (self.peers.get(&peer)).is_some_and(|id| self.swarm.is_connected(id));
+                    if !connected {
+                        self.peers.remove(&peer);
+                    }
+                }
                 Output::Resolve { task, result } => {
                     self.futures.remove(&task);
                     if let Some(resolve) = self.resolvers.remove(&task) {
@@ -573,6 +580,10 @@ impl EventLoop {
                 ..
             } => {
                 let number = peer_number(&peer_id);
+                // Identities that never spoke the task protocol are not remembered.
+                if !self.members.contains(&number) {
+                    self.peers.remove(&number);
+                }
                 let reason = match cause {
                     Some(error) => format!("connection closed: {error}"),
                     None => "connection closed".to_string(),

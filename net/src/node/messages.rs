@@ -148,6 +148,7 @@ impl Node {
                 Err(why) => Response::Refused(why),
                 Ok(()) => {
                 self.buddies.remove(&from);
+                let tasks = self.of_members(tasks);
                 let count = tasks.len();
                 self.stats.stolen += count as u64;
                 self.ready.extend(tasks);
@@ -245,6 +246,12 @@ impl Node {
         }
     }
 
+    /// The tasks whose owners are this peer or members up.
+    fn of_members(&self, mut tasks: Vec<TaskSpec>) -> Vec<TaskSpec> {
+        tasks.retain(|t| t.key.owner == self.me || self.up.contains(&t.key.owner));
+        tasks
+    }
+
     /// Up to `take` of our ready tasks, oldest first, among those `thief` can run.
     pub(super) fn take_oldest(
         &mut self,
@@ -317,8 +324,11 @@ impl Node {
                     Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
                     _ => (Vec::new(), None),
                 };
-                // No more than asked for (the victim's owners audit what it gave anyway).
+                // No more than asked for, and only tasks of members: results and notices
+                // are never kept for owners that are not (the owners of tasks dropped here
+                // find them missing by their audit and run them again).
                 tasks.truncate(self.settings.steal_max as usize);
+                let mut tasks = self.of_members(tasks);
                 let room = self.settings.limits.ready_from_others;
                 tasks.truncate(room.saturating_sub(self.ready.len()));
                 self.stats.stolen += tasks.len() as u64;

@@ -255,6 +255,8 @@ pub(crate) enum Output {
         /// The encoded value.
         value: Vec<u8>,
     },
+    /// A peer suspected long ago is forgotten here: forget it too.
+    Forget(u64),
     /// The answer to [`Node::lookup`] `waiter`: the published value, if any peer had it.
     Found {
         /// The lookup.
@@ -610,7 +612,7 @@ impl Node {
         self.after(now);
     }
 
-    /// Peers suspected so far, oldest first.
+    /// Peers suspected lately (the last 1,024), oldest first.
     pub(crate) fn recoveries(&self) -> &[Recovery] {
         &self.recoveries
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use peer_steal::policy;
 
 use super::state::{Pending, PendingArg, State};
-use super::{Node, Recovery};
+use super::{Node, Output, Recovery};
 use crate::wire::{ArgSpec, Failure, TaskKey};
 
 /// How long an owned task may sit at another peer with no news before the owner asks
@@ -23,6 +23,9 @@ const AUDIT_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Most tasks asked about in one audit request.
 const AUDIT_MAX: usize = 4096;
+
+/// Suspicions remembered for `peer status`, the newest.
+const MAX_RECOVERIES: usize = 1024;
 
 /// Most times one task runs again after losses before it fails with `InputLost`: a task
 /// that keeps losing its inputs points at a fault that re-running does not mend.
@@ -77,6 +80,9 @@ impl Node {
         self.stats.suspicions += 1;
         tracing::info!(peer = %format_args!("{peer:016x}"), %reason, "peer suspected");
         self.requeue_lost(lost, peer, now);
+        if self.recoveries.len() >= MAX_RECOVERIES {
+            self.recoveries.remove(0);
+        }
         self.recoveries.push(Recovery {
             peer,
             at: now,
@@ -295,8 +301,14 @@ impl Node {
             .collect();
         for peer in gone {
             self.down_since.remove(&peer);
+            // A suspect that owns a job stays one, so that the job can still be adopted.
+            if !self.jobs.values().any(|job| job.owner == peer) {
+                self.down.remove(&peer);
+            }
+            self.outputs.push_back(Output::Forget(peer));
             self.notices.remove(&peer);
             self.last_batch.remove(&peer);
+            self.gossip_budget.remove(&peer);
             self.store.retain(|task, _| task.owner != peer);
             let before = self.ready.len();
             self.ready.retain(|spec| spec.key.owner != peer);

@@ -62,6 +62,22 @@ pub(crate) struct Prims {
     next_internal: u64,
 }
 
+impl Prims {
+    /// Bytes of items `peer` put into the queues homed here that are still queued: a scan
+    /// of every hosted queue, done only for puts from other peers.
+    fn queued_by(&self, peer: u64) -> usize {
+        (self.hosted.values())
+            .filter_map(|h| match &h.state.body {
+                Body::Queue { items, .. } => Some(items),
+                _ => None,
+            })
+            .flatten()
+            .filter(|item| item.id.peer == peer)
+            .map(|item| item.bytes.len())
+            .sum()
+    }
+}
+
 /// A key this peer is the home of.
 #[derive(Debug)]
 pub(super) struct Hosted {
@@ -391,6 +407,20 @@ impl Node {
             self.respond(answer, refused);
             return;
         }
+        if let Op::Put { item, .. } = &op
+            && id.peer != self.me
+        {
+            let queued = self.prims.queued_by(id.peer);
+            let most = self.settings.limits.queued_bytes_per_peer;
+            if queued.saturating_add(item.len()) > most {
+                let why = format!("the peer has {queued} bytes queued here, at its bound of {most}");
+                self.respond(answer, Reply::Refused(why));
+                return;
+            }
+        }
+        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            return;
+        };
         if let Op::Release { token } | Op::Renew { token, .. } = op
             && let Body::Semaphore { holders, .. } = &hosted.state.body
             && holders.iter().any(|h| h.token == token && h.op.peer != id.peer)

@@ -93,7 +93,7 @@ impl PrimState {
                 if self.free() == 0 {
                     return (!wait).then_some(Reply::NotGranted);
                 }
-                let token = self.last_token() + 1;
+                let token = self.last_token().saturating_add(1);
                 let holder = Holder {
                     token,
                     op: id,
@@ -263,7 +263,7 @@ impl PrimState {
             self.restore(now);
             return;
         }
-        self.seq += 1;
+        self.seq = self.seq.saturating_add(1);
         match (&mut self.body, delta) {
             (
                 Body::Semaphore {
@@ -324,7 +324,7 @@ impl PrimState {
                 Delta::Set { value: v, fence: f },
             ) => {
                 *value = Some(v.clone());
-                *version += 1;
+                *version = version.saturating_add(1);
                 if f.is_some() {
                     *fence = (*fence).max(*f);
                 }

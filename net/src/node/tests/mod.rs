@@ -278,6 +278,7 @@ impl Net {
                     Output::NeedArg { task, index } => {
                         panic!("unexpected NeedArg for {task} argument {index}")
                     }
+                    Output::Forget(_) => {}
                     Output::Publish(batch) => {
                         self.published += 1;
                         for j in 0..self.nodes.len() {
