@@ -448,7 +448,8 @@ impl EventLoop {
                 Output::Run { spec, args } => self.run_task(spec, args),
                 Output::Forget(peer) => {
                     self.members.remove(&peer);
-                    let connected = (self.peers.get(&peer)).is_some_and(|id| self.swarm.is_connected(id));
+                    let connected =
+                        (self.peers.get(&peer)).is_some_and(|id| self.swarm.is_connected(id));
                     if !connected {
                         self.peers.remove(&peer);
                     }

@@ -147,26 +147,26 @@ impl Node {
             Request::Push { tasks } => match self.may_push(from, &tasks) {
                 Err(why) => Response::Refused(why),
                 Ok(()) => {
-                self.buddies.remove(&from);
-                let tasks = self.of_members(tasks);
-                let count = tasks.len();
-                self.stats.stolen += count as u64;
-                self.ready.extend(tasks);
-                self.policy.handle(
-                    policy::Input::LocalLoad {
-                        ready: self.ready.len(),
-                    },
-                    now,
-                );
-                self.policy.handle(
-                    policy::Input::Pushed {
-                        from: policy::PeerId(from),
-                        tasks: count,
-                    },
-                    now,
-                );
-                Response::Ack
-            }
+                    self.buddies.remove(&from);
+                    let tasks = self.of_members(tasks);
+                    let count = tasks.len();
+                    self.stats.stolen += count as u64;
+                    self.ready.extend(tasks);
+                    self.policy.handle(
+                        policy::Input::LocalLoad {
+                            ready: self.ready.len(),
+                        },
+                        now,
+                    );
+                    self.policy.handle(
+                        policy::Input::Pushed {
+                            from: policy::PeerId(from),
+                            tasks: count,
+                        },
+                        now,
+                    );
+                    Response::Ack
+                }
             },
             Request::Fetch { task } => match self.store.get(&task) {
                 Some(bytes) => Response::Value(bytes.to_vec()),
@@ -227,7 +227,10 @@ impl Node {
     fn may_push(&self, from: u64, tasks: &[TaskSpec]) -> Result<(), String> {
         let most = self.settings.steal_max as usize;
         if tasks.len() > most {
-            return Err(format!("a push of {} tasks is over the {most} taken at once", tasks.len()));
+            return Err(format!(
+                "a push of {} tasks is over the {most} taken at once",
+                tasks.len()
+            ));
         }
         if self.ready.len() + tasks.len() > self.settings.limits.ready_from_others {
             return Err("this peer has as many ready tasks as it keeps".into());
@@ -394,9 +397,7 @@ impl Node {
             (Pending::Replicate(peer, key, batch, held), response) => {
                 self.replicated(peer, key, batch, held, response, now);
             }
-            (Pending::Claim(peer, key), response) => {
-                self.claim_answered(peer, &key, response, now)
-            }
+            (Pending::Claim(peer, key), response) => self.claim_answered(peer, &key, response, now),
             (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
             (Pending::Lookup(waiter, _), response) => {
                 let value = match response {

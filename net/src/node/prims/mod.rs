@@ -413,7 +413,8 @@ impl Node {
             let queued = self.prims.queued_by(id.peer);
             let most = self.settings.limits.queued_bytes_per_peer;
             if queued.saturating_add(item.len()) > most {
-                let why = format!("the peer has {queued} bytes queued here, at its bound of {most}");
+                let why =
+                    format!("the peer has {queued} bytes queued here, at its bound of {most}");
                 self.respond(answer, Reply::Refused(why));
                 return;
             }
@@ -423,7 +424,9 @@ impl Node {
         };
         if let Op::Release { token } | Op::Renew { token, .. } = op
             && let Body::Semaphore { holders, .. } = &hosted.state.body
-            && holders.iter().any(|h| h.token == token && h.op.peer != id.peer)
+            && holders
+                .iter()
+                .any(|h| h.token == token && h.op.peer != id.peer)
         {
             let refused = Reply::Refused(format!(
                 "permit {token} of {key} is held by another peer: only its holder releases or \
@@ -636,9 +639,7 @@ impl Node {
         };
         claim.waiting = claim.waiting.saturating_sub(1);
         match response {
-            Ok(Response::Claimed(Some(state))) if may_hold => {
-                newest(&mut claim.best, state)
-            }
+            Ok(Response::Claimed(Some(state))) if may_hold => newest(&mut claim.best, state),
             Ok(Response::Claimed(Some(_))) => {
                 tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "a copy from a peer that cannot hold one dropped");
             }

@@ -9,6 +9,7 @@ use super::*;
 mod drain;
 mod prims;
 mod recovery;
+mod roles;
 
 const ADD: u64 = 1; // sums its u64 arguments
 const FAIL: u64 = 2; // always fails
@@ -472,10 +473,32 @@ fn a_result_computed_twice_is_kept_once() {
         can_run: vec![ADD],
     };
     let (from, channel) = (1, 10);
-    node.handle(Input::Request { from, channel, request: steal }, now);
-    let moved = vec![crate::wire::Moved { task: key, to: 2, hops: 2 }];
-    let request = Request::Notify { done: vec![], release: vec![], moved };
-    node.handle(Input::Request { from, channel: 11, request }, now);
+    node.handle(
+        Input::Request {
+            from,
+            channel,
+            request: steal,
+        },
+        now,
+    );
+    let moved = vec![crate::wire::Moved {
+        task: key,
+        to: 2,
+        hops: 2,
+    }];
+    let request = Request::Notify {
+        done: vec![],
+        release: vec![],
+        moved,
+    };
+    node.handle(
+        Input::Request {
+            from,
+            channel: 11,
+            request,
+        },
+        now,
+    );
     for (from, channel) in [(1, 1), (2, 2)] {
         node.handle(
             Input::Request {

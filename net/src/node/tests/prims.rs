@@ -376,3 +376,52 @@ fn a_withdrawn_put_is_not_enqueued_after_its_long_poll_ends() {
     );
     assert_eq!(net.reply(0, 2), None, "a withdrawn call is not answered");
 }
+
+/// Issue 17: a member cannot release or renew another peer's permit, nor open a primitive
+/// with other parameters (see also `roles.rs`).
+#[test]
+fn a_permit_is_released_only_by_its_holders_peer_and_sizes_must_match() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let key = (0..)
+        .map(|i| format!("lock/{i}"))
+        .find(|k| net.nodes[0].ranked_homes(k)[0] == 0)
+        .unwrap();
+    let lock = Kind::Semaphore { permits: 1 };
+    let acquire = Op::Acquire {
+        lease_ms: None,
+        wait: false,
+    };
+    net.call(1, 1, &key, lock, acquire);
+    net.quiet();
+    let Some(Reply::Granted { token, .. }) = net.reply(1, 1) else {
+        panic!("granted");
+    };
+    net.call(2, 2, &key, lock, Op::Release { token });
+    net.quiet();
+    match net.reply(2, 2) {
+        Some(Reply::Refused(why)) => assert!(why.contains("held by another peer"), "{why}"),
+        other => panic!("a forged release was not refused: {other:?}"),
+    }
+    let renew = Op::Renew { token, lease_ms: 1 };
+    net.call(2, 3, &key, lock, renew);
+    net.quiet();
+    assert!(matches!(net.reply(2, 3), Some(Reply::Refused(_))));
+    net.call(1, 4, &key, lock, Op::IsHeld { token });
+    net.quiet();
+    assert_eq!(net.reply(1, 4), Some(Reply::Bool(true)), "still held");
+    let two = Kind::Semaphore { permits: 2 };
+    net.call(2, 5, &key, two, Op::Available);
+    net.quiet();
+    match net.reply(2, 5) {
+        Some(Reply::Refused(why)) => {
+            assert!(
+                why.contains("permits: 1") && why.contains("permits: 2"),
+                "{why}"
+            )
+        }
+        other => panic!("other parameters were not refused: {other:?}"),
+    }
+    net.call(1, 6, &key, lock, Op::Release { token });
+    net.quiet();
+    assert_eq!(net.reply(1, 6), Some(Reply::Done), "its holder releases it");
+}

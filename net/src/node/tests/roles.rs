@@ -1,0 +1,317 @@
+//! A member does only what its role allows: each check of `docs/security.md`, fed to one
+//! node by hand, with the honest outcome beside the forged one.
+
+use super::*;
+use crate::wire::{Done, GraphEvent, JobArg, JobSpec, JobTask, Kind, Moved};
+
+/// One node (peer 0) that runs nothing itself, with peers 1, 2 and 3 up.
+fn owner() -> (Node, Instant) {
+    let settings = Settings {
+        slots: 0,
+        ..Settings::default()
+    };
+    let mut node = Node::new(0, vec![ADD], settings);
+    let now = Instant::now();
+    for peer in 1..=3 {
+        node.handle(Input::PeerUp(peer), now);
+    }
+    (node, now)
+}
+
+/// Feeds a request from `from` and returns the node's answer to it, and the futures it
+/// resolved.
+fn ask(node: &mut Node, from: u64, request: Request, now: Instant) -> (Response, Vec<TaskKey>) {
+    let channel = 1_000 + node.next_tag;
+    node.handle(
+        Input::Request {
+            from,
+            channel,
+            request,
+        },
+        now,
+    );
+    let mut answer = None;
+    let mut resolved = Vec::new();
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Respond {
+                channel: c,
+                response,
+            } if c == channel => answer = Some(response),
+            Output::Resolve { task, .. } => resolved.push(task),
+            _ => {}
+        }
+    }
+    (answer.expect("every request is answered"), resolved)
+}
+
+fn notify_done(task: TaskKey, value: u64) -> Request {
+    let done = Done::Value {
+        size: 1,
+        inline: Some(enc(value)),
+    };
+    Request::Notify {
+        done: vec![(task, done)],
+        release: vec![],
+        moved: vec![],
+    }
+}
+
+fn notify_moved(task: TaskKey, to: u64) -> Request {
+    Request::Notify {
+        done: vec![],
+        release: vec![],
+        moved: vec![Moved { task, to, hops: 2 }],
+    }
+}
+
+fn steal() -> Request {
+    Request::Steal {
+        max: 8,
+        can_run: vec![ADD],
+    }
+}
+
+/// Node 0's task, stolen by peer 1.
+fn stolen_by_1() -> (Node, Instant, TaskKey) {
+    let (mut node, now) = owner();
+    let key = TaskKey { owner: 0, seq: 1 };
+    node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(1))], now);
+    let (stolen, _) = ask(&mut node, 1, steal(), now);
+    assert!(matches!(stolen, Response::Stolen { ref tasks, .. } if tasks.len() == 1));
+    (node, now, key)
+}
+
+#[test]
+fn a_result_from_a_peer_never_given_the_task_is_not_taken() {
+    let (mut node, now, key) = stolen_by_1();
+    let (_, resolved) = ask(&mut node, 2, notify_done(key, 666), now);
+    assert!(resolved.is_empty(), "the forged result was taken");
+    let (_, resolved) = ask(&mut node, 1, notify_done(key, 1), now);
+    assert_eq!(resolved, vec![key], "the real one is");
+}
+
+#[test]
+fn a_result_that_overtakes_its_move_waits_for_it() {
+    let (mut node, now, key) = stolen_by_1();
+    let (_, resolved) = ask(&mut node, 2, notify_done(key, 1), now);
+    assert!(resolved.is_empty(), "peer 2 is not known to have it yet");
+    let (_, resolved) = ask(&mut node, 1, notify_moved(key, 2), now);
+    assert_eq!(
+        resolved,
+        vec![key],
+        "taken once peer 1 says it handed the task on"
+    );
+}
+
+#[test]
+fn a_move_from_a_peer_without_the_task_is_not_taken() {
+    let (mut node, now, key) = stolen_by_1();
+    ask(&mut node, 2, notify_moved(key, 3), now);
+    let (_, resolved) = ask(&mut node, 3, notify_done(key, 666), now);
+    assert!(resolved.is_empty(), "a forged move let a third peer in");
+    assert!(matches!(
+        node.owned[&key].state,
+        state::State::Ready { at: 1 }
+    ));
+}
+
+#[test]
+fn only_a_results_owner_releases_it() {
+    let (mut node, now) = owner();
+    let theirs = TaskKey { owner: 1, seq: 9 };
+    node.store.insert(theirs, Arc::new(vec![7; 100]));
+    let release = |task| Request::Notify {
+        done: vec![],
+        release: vec![task],
+        moved: vec![],
+    };
+    ask(&mut node, 2, release(theirs), now);
+    assert!(
+        node.store.contains_key(&theirs),
+        "freed by a peer that does not own it"
+    );
+    ask(&mut node, 1, release(theirs), now);
+    assert!(!node.store.contains_key(&theirs));
+}
+
+fn push(owner: u64, n: u64) -> Request {
+    let tasks = (0..n)
+        .map(|seq| TaskSpec {
+            key: TaskKey { owner, seq },
+            name: "add".into(),
+            fingerprint: ADD,
+            args: vec![ArgSpec::Inline(enc(1))],
+            hops: 1,
+        })
+        .collect();
+    Request::Push { tasks }
+}
+
+#[test]
+fn a_push_is_taken_only_from_a_peer_we_registered_a_lifeline_with() {
+    let (mut node, now) = owner();
+    let (answer, _) = ask(&mut node, 1, push(1, 1), now);
+    assert!(
+        matches!(answer, Response::Refused(ref why) if why.contains("lifeline")),
+        "{answer:?}"
+    );
+    assert!(node.ready.is_empty(), "nothing was queued");
+    node.buddies.insert(1);
+    let (answer, _) = ask(&mut node, 1, push(1, 1), now);
+    assert_eq!(answer, Response::Ack);
+    assert_eq!(node.ready.len(), 1);
+    let (answer, _) = ask(&mut node, 1, push(1, 1), now);
+    assert!(
+        matches!(answer, Response::Refused(_)),
+        "one push per registration"
+    );
+}
+
+#[test]
+fn a_push_over_the_bound_or_of_strangers_tasks_is_not_taken() {
+    let (mut node, now) = owner();
+    node.buddies.insert(1);
+    let most = node.settings.steal_max as u64;
+    let (answer, _) = ask(&mut node, 1, push(1, most + 1), now);
+    assert!(
+        matches!(answer, Response::Refused(ref why) if why.contains("taken at once")),
+        "{answer:?}"
+    );
+    node.buddies.insert(1);
+    let (answer, _) = ask(&mut node, 1, push(77, 3), now);
+    assert_eq!(answer, Response::Ack);
+    assert!(
+        node.ready.is_empty(),
+        "tasks of an owner that is not a member"
+    );
+}
+
+#[test]
+fn a_draining_peer_hands_our_tasks_back_unasked() {
+    let (mut node, now, key) = stolen_by_1();
+    let mut back = push(0, 0);
+    if let Request::Push { tasks } = &mut back {
+        tasks.push(node.owned[&key].spec.clone().unwrap());
+    }
+    let (answer, _) = ask(&mut node, 1, back.clone(), now);
+    assert_eq!(answer, Response::Ack, "its holder may");
+    let (answer, _) = ask(&mut node, 2, back, now);
+    assert!(
+        matches!(answer, Response::Refused(_)),
+        "another peer may not"
+    );
+}
+
+fn batch(from: u64, number: u64, events: Vec<GraphEvent>) -> Input {
+    Input::Gossip(Batch {
+        from,
+        number,
+        events,
+    })
+}
+
+#[test]
+fn a_gossiped_release_counts_only_from_the_owner() {
+    let (mut node, now) = owner();
+    let theirs = TaskKey { owner: 1, seq: 3 };
+    node.cache.insert(theirs, Arc::new(vec![1; 10]), 1 << 20);
+    node.handle(batch(2, 1, vec![GraphEvent::Released(theirs)]), now);
+    assert!(
+        node.cache.get(&theirs).is_some(),
+        "released by another peer"
+    );
+    node.handle(batch(1, 1, vec![GraphEvent::Released(theirs)]), now);
+    assert!(node.cache.get(&theirs).is_none());
+}
+
+#[test]
+fn gossip_past_a_peers_rate_is_dropped() {
+    let (mut node, now) = owner();
+    let rate = u64::from(node.settings.limits.gossip_per_sec);
+    for number in 1..=rate + 50 {
+        node.handle(batch(1, number, vec![GraphEvent::Load(1)]), now);
+    }
+    assert_eq!(node.last_batch[&1], rate, "a second's worth at once");
+    let later = now + Duration::from_millis(100);
+    node.handle(batch(1, rate + 51, vec![GraphEvent::Load(1)]), later);
+    assert_eq!(node.last_batch[&1], rate + 51, "the budget refills");
+}
+
+fn job(name: &str) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        tasks: vec![JobTask {
+            name: "add".into(),
+            fingerprint: ADD,
+            args: vec![JobArg::Value(enc(1))],
+        }],
+        output: 0,
+    }
+}
+
+#[test]
+fn a_jobs_name_is_its_owners() {
+    let (mut node, now) = owner();
+    node.handle(batch(1, 1, vec![GraphEvent::Detached(job("j"))]), now);
+    assert_eq!(node.jobs["j"].owner, 1);
+    node.handle(batch(2, 1, vec![GraphEvent::Detached(job("j"))]), now);
+    assert_eq!(node.jobs["j"].owner, 1, "taken over by another peer");
+    let published = |value| GraphEvent::Published {
+        name: "j".into(),
+        value: Ok(enc(value)),
+    };
+    node.handle(batch(2, 2, vec![published(666)]), now);
+    assert!(
+        !node.published.contains_key("j"),
+        "published by another peer"
+    );
+    node.handle(batch(1, 2, vec![published(1)]), now);
+    assert_eq!(node.published.get("j"), Some(&Ok(enc(1))));
+}
+
+#[test]
+fn an_orphaned_job_is_taken_over_by_its_successor_only() {
+    let (mut node, now) = owner();
+    node.handle(batch(1, 1, vec![GraphEvent::Detached(job("k"))]), now);
+    node.handle(
+        Input::PeerDown {
+            peer: 1,
+            reason: "test".into(),
+        },
+        now,
+    );
+    let mut live = vec![0, 2, 3];
+    let heir = jobs::successor("k", &live);
+    live.retain(|p| *p != heir);
+    let other = live.into_iter().find(|p| *p != 0).unwrap();
+    if heir != 0 {
+        node.handle(batch(other, 1, vec![GraphEvent::Detached(job("k"))]), now);
+        assert_ne!(node.jobs.get("k").map(|j| j.owner), Some(other));
+        node.handle(batch(heir, 1, vec![GraphEvent::Detached(job("k"))]), now);
+        assert_eq!(node.jobs["k"].owner, heir);
+    }
+}
+
+#[test]
+fn only_a_keys_home_replicates_to_it() {
+    let (mut node, now) = owner();
+    let key = (0..)
+        .map(|i| format!("var/{i}"))
+        .find(|k| node.ranked_homes(k)[0] == 1)
+        .unwrap();
+    let snapshot = crate::wire::PrimState::new(Kind::Variable, 0);
+    let replicate = |base| Request::Replicate {
+        key: key.clone(),
+        base,
+        deltas: vec![crate::wire::Delta::Snapshot(snapshot.clone())],
+    };
+    let (answer, _) = ask(&mut node, 2, replicate(0), now);
+    assert!(
+        matches!(answer, Response::Refused(ref why) if why.contains("not the home")),
+        "{answer:?}"
+    );
+    assert!(!node.prims.replicas.contains_key(&key));
+    let (answer, _) = ask(&mut node, 1, replicate(0), now);
+    assert_eq!(answer, Response::Ack);
+}
