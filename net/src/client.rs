@@ -100,7 +100,7 @@ impl Client {
             slots: workers + 1,
             workers,
             inline_max: config.inline_max,
-            steal_max: config.limits.tasks_per_message.min(u32::MAX as usize) as u32,
+            steal_max: config.limits.tasks_per_message.clamp(1, crate::wire::TASKS) as u32,
             limits: config.limits,
             seq_seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -90,6 +90,16 @@ impl Node {
     /// Takes in a detached job this peer submits.
     pub(crate) fn detach(&mut self, spec: JobSpec, now: Instant) -> Result<(), String> {
         check_job(&spec)?;
+        // Its description is gossiped, so that any peer can adopt it.
+        let size = postcard::to_allocvec(&spec).map_or(usize::MAX, |b| b.len());
+        let most = self.settings.limits.gossip_bytes.saturating_sub(1024);
+        if size > most {
+            return Err(format!(
+                "job {:?}: its description is {size} bytes, over the {most} a gossip message \
+                 carries; compute large inputs in a task of the job instead",
+                spec.name
+            ));
+        }
         if self.published.contains_key(&spec.name) || self.jobs.contains_key(&spec.name) {
             return Err(format!("a job named {:?} exists already", spec.name));
         }
@@ -304,6 +314,14 @@ impl Node {
 
 /// Checks that a job's tasks depend only on earlier ones and its output exists.
 pub(crate) fn check_job(spec: &JobSpec) -> Result<(), String> {
+    if spec.tasks.len() > crate::wire::JOB_TASKS {
+        return Err(format!(
+            "job {:?}: {} tasks, over the {} a job may have",
+            spec.name,
+            spec.tasks.len(),
+            crate::wire::JOB_TASKS
+        ));
+    }
     if spec.output as usize >= spec.tasks.len() {
         return Err(format!(
             "job {:?}: output {} of {} tasks",
@@ -313,6 +331,12 @@ pub(crate) fn check_job(spec: &JobSpec) -> Result<(), String> {
         ));
     }
     for (i, task) in spec.tasks.iter().enumerate() {
+        if task.args.len() > crate::wire::ARGS {
+            return Err(format!(
+                "job {:?}: task {i} has too many arguments",
+                spec.name
+            ));
+        }
         for arg in &task.args {
             if let JobArg::Task(j) = arg
                 && *j as usize >= i

@@ -49,7 +49,7 @@ impl Node {
             notices.in_flight = true;
             notices.retry_at = None;
             notices.hold_until = None;
-            let batch = std::mem::take(&mut notices.batch);
+            let batch = notices.batch.take_first(crate::wire::NOTICES);
             let request = Request::Notify {
                 done: batch.done.clone(),
                 release: batch.release.clone(),

@@ -297,6 +297,16 @@ impl NoticeBatch {
         !(self.done.is_empty() && self.release.is_empty() && self.moved.is_empty())
     }
 
+    /// The oldest notices, up to `most` of each kind, leaving the rest here: one request
+    /// never holds more than a receiver decodes.
+    pub(super) fn take_first(&mut self, most: usize) -> NoticeBatch {
+        let mut first = std::mem::take(self);
+        self.done = first.done.split_off(first.done.len().min(most));
+        self.release = first.release.split_off(first.release.len().min(most));
+        self.moved = first.moved.split_off(first.moved.len().min(most));
+        first
+    }
+
     /// Puts an unsent batch back in front of the newer notices.
     pub(super) fn put_back(&mut self, mut older: NoticeBatch) {
         older.done.append(&mut self.done);

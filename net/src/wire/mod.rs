@@ -1,12 +1,14 @@
 //! What peers say to each other: the messages of the request-response protocol and of the
 //! task-graph gossip, all encoded with `postcard`.
 
+mod bounded;
 mod prims;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use bounded::{ARGS, DELTAS, JOB_TASKS, NOTICES, PRIM_ENTRIES, TASKS};
 pub use prims::{Body, Delta, Holder, Item, Kind, Op, OpId, PrimRequest, PrimState, Reply, Taken};
 
 /// A task across the swarm: the peer that owns it (its submitter) and a number the owner
@@ -35,6 +37,7 @@ pub struct TaskSpec {
     /// Hash of its name and signature; runners must have the same.
     pub fingerprint: u64,
     /// One per parameter.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::ARGS }, _, _>")]
     pub args: Vec<ArgSpec>,
     /// How many times it was handed from one peer to another (or queued again): the owner
     /// keeps the location with the highest count, since notices of moves can cross.
@@ -148,6 +151,7 @@ pub enum Request {
         /// Most tasks wanted.
         max: u32,
         /// Fingerprints of the named tasks the thief registers, sorted.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::FINGERPRINTS }, _, _>")]
         can_run: Vec<u64>,
     },
     /// Send me the result of a task you hold.
@@ -159,27 +163,33 @@ pub enum Request {
     /// results nobody needs any more, to free (owner → holder).
     Notify {
         /// Finished tasks the receiver owns.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::NOTICES }, _, _>")]
         done: Vec<(TaskKey, Done)>,
         /// Results the receiver holds, to free.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::NOTICES }, _, _>")]
         release: Vec<TaskKey>,
         /// Tasks the receiver owns that the sender handed on: to this peer, as hop number.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::NOTICES }, _, _>")]
         moved: Vec<Moved>,
     },
     /// I am idle and stop asking: push me work when you have some (a lifeline
     /// registration); I can run these fingerprints, sorted.
     Lifeline {
         /// Fingerprints of the named tasks the sender registers, sorted.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::FINGERPRINTS }, _, _>")]
         can_run: Vec<u64>,
     },
     /// Tasks for you, unsolicited: you registered a lifeline with me.
     Push {
         /// The tasks.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::TASKS }, _, _>")]
         tasks: Vec<TaskSpec>,
     },
     /// Which of these tasks of mine are you not holding (queued, running, or finished
     /// with the notice not yet taken)? The owner's check on work it has not heard of.
     Holding {
         /// Tasks the sender owns and believes the receiver has.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::AUDIT }, _, _>")]
         tasks: Vec<TaskKey>,
     },
     /// The value published under `name`, if you know it.
@@ -197,6 +207,7 @@ pub enum Request {
         /// starts with a snapshot applies to any).
         base: u64,
         /// The changes; the first of a new backup's is a snapshot.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::DELTAS }, _, _>")]
         deltas: Vec<Delta>,
     },
     /// I am the home of `key` now: hand me its state if you hold it (or a copy).
@@ -225,6 +236,7 @@ pub enum Response {
     /// Stolen tasks (possibly none), and the victim's ready count after giving them.
     Stolen {
         /// The tasks.
+        #[serde(deserialize_with = "bounded::most::<{ bounded::TASKS }, _, _>")]
         tasks: Vec<TaskSpec>,
         /// Ready tasks left at the victim.
         ready: u32,
@@ -238,6 +250,7 @@ pub enum Response {
     /// The request was refused; says why.
     Refused(String),
     /// Of the tasks asked about in `Holding`, those not held here.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::AUDIT }, _, _>")]
     NotHeld(Vec<TaskKey>),
     /// A published value (or the failure of the job that was to publish it); `None` when
     /// this peer does not know the name.
@@ -317,6 +330,7 @@ pub struct JobSpec {
     /// The name its result is published under; also the job's identity.
     pub name: String,
     /// The tasks, each depending only on earlier ones.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::JOB_TASKS }, _, _>")]
     pub tasks: Vec<JobTask>,
     /// Index of the task whose result is published.
     pub output: u32,
@@ -330,6 +344,7 @@ pub struct JobTask {
     /// Hash of its name and signature.
     pub fingerprint: u64,
     /// One per parameter.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::ARGS }, _, _>")]
     pub args: Vec<JobArg>,
 }
 
@@ -350,5 +365,6 @@ pub struct Batch {
     /// Its batch number, increasing: a repeated or older batch is dropped.
     pub number: u64,
     /// The events, oldest first.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::EVENTS }, _, _>")]
     pub events: Vec<GraphEvent>,
 }

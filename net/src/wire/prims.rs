@@ -210,8 +210,14 @@ pub enum Body {
         /// The last fencing token granted.
         last_token: u64,
         /// Who holds permits.
+        #[serde(
+            deserialize_with = "super::bounded::most::<{ super::bounded::PRIM_ENTRIES }, _, _>"
+        )]
         holders: Vec<Holder>,
         /// Tokens released lately: a retried release of one succeeds.
+        #[serde(
+            deserialize_with = "super::bounded::most::<{ super::bounded::PRIM_ENTRIES }, _, _>"
+        )]
         released: VecDeque<u64>,
     },
     /// A queue.
@@ -219,10 +225,16 @@ pub enum Body {
         /// Most items held.
         capacity: u32,
         /// The items, oldest first.
+        #[serde(
+            deserialize_with = "super::bounded::most::<{ super::bounded::PRIM_ENTRIES }, _, _>"
+        )]
         items: VecDeque<Item>,
         /// Whether it refuses new items.
         closed: bool,
         /// Items taken lately, with the get that took them: a retried get receives the same.
+        #[serde(
+            deserialize_with = "super::bounded::most::<{ super::bounded::PRIM_ENTRIES }, _, _>"
+        )]
         taken: VecDeque<Taken>,
     },
     /// A variable.

@@ -538,7 +538,11 @@ impl Node {
         if hosted.unsent.is_empty() && hosted.held.is_empty() {
             return;
         }
-        let deltas = std::mem::take(&mut hosted.unsent);
+        let mut deltas = std::mem::take(&mut hosted.unsent);
+        if deltas.len() > crate::wire::DELTAS {
+            // More changes than a backup decodes at once: the state itself says as much.
+            deltas = vec![Delta::Snapshot(hosted.state.snapshot(Instant::now()))];
+        }
         let held = std::mem::take(&mut hosted.held);
         let request = Request::Replicate {
             key: key.to_string(),

@@ -20,11 +20,29 @@ const REMEMBERED: usize = 1024;
 /// Bytes of taken items remembered at most: copies of the state travel in one frame.
 const REMEMBERED_BYTES: usize = 4 << 20;
 
+impl Kind {
+    /// The size a primitive is made with: a queue has room for one item at least, and no
+    /// primitive holds more entries than a copy of its state may carry
+    /// ([`PRIM_ENTRIES`](crate::wire::PRIM_ENTRIES)).
+    pub(crate) fn within_bounds(self) -> Kind {
+        let most = crate::wire::PRIM_ENTRIES as u32;
+        match self {
+            Kind::Semaphore { permits } => Kind::Semaphore {
+                permits: permits.min(most),
+            },
+            Kind::Queue { capacity } => Kind::Queue {
+                capacity: capacity.clamp(1, most),
+            },
+            other => other,
+        }
+    }
+}
+
 impl PrimState {
     /// A new primitive of `kind`. A semaphore's fencing tokens start above `clock_nanos`
     /// in milliseconds: above those of any earlier copy of it that was lost.
     pub(crate) fn new(kind: Kind, clock_nanos: u64) -> PrimState {
-        let body = match kind {
+        let body = match kind.within_bounds() {
             Kind::Semaphore { permits } => Body::Semaphore {
                 permits,
                 last_token: clock_nanos / 1_000_000,
@@ -32,7 +50,7 @@ impl PrimState {
                 released: VecDeque::new(),
             },
             Kind::Queue { capacity } => Body::Queue {
-                capacity: capacity.max(1),
+                capacity,
                 items: VecDeque::new(),
                 closed: false,
                 taken: VecDeque::new(),
@@ -59,16 +77,10 @@ impl PrimState {
         }
     }
 
-    /// Whether it is a primitive of `kind`, of the same size (a queue asked for with no
-    /// room has room for one, as [`PrimState::new`] makes it).
+    /// Whether it is a primitive of `kind`, of the same size (as [`Kind::within_bounds`]
+    /// makes it).
     pub(crate) fn is(&self, kind: Kind) -> bool {
-        let kind = match kind {
-            Kind::Queue { capacity } => Kind::Queue {
-                capacity: capacity.max(1),
-            },
-            other => other,
-        };
-        self.kind() == kind
+        self.kind() == kind.within_bounds()
     }
 
     /// Applies `op` by `id` at `now`: the reply, or `None` when it must wait. The changes

@@ -315,3 +315,36 @@ fn only_a_keys_home_replicates_to_it() {
     let (answer, _) = ask(&mut node, 1, replicate(0), now);
     assert_eq!(answer, Response::Ack);
 }
+
+#[test]
+fn notices_go_in_requests_a_receiver_decodes() {
+    let (mut node, now) = owner();
+    let most = crate::wire::NOTICES;
+    for seq in 0..most as u64 + 5 {
+        node.release_at(1, TaskKey { owner: 0, seq });
+    }
+    node.handle_timeout(now + Duration::from_secs(1));
+    let sizes = |node: &mut Node| -> Vec<usize> {
+        std::iter::from_fn(|| node.poll_output())
+            .filter_map(|o| match o {
+                Output::Send {
+                    request: Request::Notify { release, .. },
+                    ..
+                } => Some(release.len()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(sizes(&mut node), vec![most]);
+    let tag = node.pending.keys().copied().max().unwrap();
+    let later = now + Duration::from_secs(2);
+    node.handle(
+        Input::Response {
+            tag,
+            response: Response::Ack,
+        },
+        later,
+    );
+    node.handle_timeout(later + Duration::from_secs(1));
+    assert_eq!(sizes(&mut node), vec![5], "the rest in the next");
+}
