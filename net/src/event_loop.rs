@@ -33,6 +33,8 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 /// one starts having business with is watched closely within this long, or within
 /// [`IDLE_CHECK`] when nothing was watched closely.
 const WATCH_PLAN: Duration = Duration::from_millis(250);
+/// Addresses of one peer taken from its identify message.
+const MAX_ADDRESSES: usize = 16;
 
 /// A peer's report for `peer status`, or why it gave none.
 pub type Answered = (PeerId, Result<PeerReport, String>);
@@ -605,7 +607,8 @@ impl EventLoop {
     fn behaviour_event(&mut self, event: BehaviourEvent, now: Instant) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                for addr in &info.listen_addrs {
+                // A peer listens on a few addresses; more are not kept.
+                for addr in info.listen_addrs.iter().take(MAX_ADDRESSES) {
                     self.swarm
                         .behaviour_mut()
                         .kad
