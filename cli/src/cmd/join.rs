@@ -226,7 +226,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "--new-swarm (or --swarm-key FILE)",
         runs,
     )?;
-    if key.is_none() && super::open::exposure(&config).is_none() {
+    let open = super::open::exposure(&config).is_some();
+    if key.is_none() && !open {
         eprintln!(
             "peer: warning: no swarm key: this swarm is open to every process of this machine \
              (on loopback only); for a private one, start it with --new-swarm (or --swarm-key \
@@ -259,6 +260,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     println!("identity: {identity_note}");
     match &key {
         Some(key) => println!("swarm key: {} ({})", key.path.display(), key.note),
+        None if open => {
+            println!("swarm key: none (--insecure-open: anyone who reaches it can join)")
+        }
         None => println!("swarm key: none (only processes of this machine can join)"),
     }
     match (settings.allow_shell, settings.shell_timeout) {

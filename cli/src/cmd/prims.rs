@@ -50,9 +50,10 @@ enum Which {
         swarm: SwarmArgs,
     },
     /// Puts `--items` numbers on a queue whose home is one of `--home-among` (or any other
-    /// peer), then closes it. The queue's name goes in the variable `--name` for consumers.
+    /// peer), then closes it. The queue's name and capacity go in the variable `--name` for
+    /// consumers.
     Produce {
-        /// The variable that tells consumers the queue's name.
+        /// The variable that tells consumers the queue's name and capacity.
         #[arg(long)]
         name: String,
         #[arg(long, default_value_t = 2_000)]
@@ -257,7 +258,10 @@ fn produce(
         homes.get(1).map_or(String::new(), ToString::to_string)
     );
     let queue = client.queue::<u64>(&queue_name, capacity);
-    client.variable::<String>(name).set(queue_name);
+    // Consumers open it with the same capacity: a home refuses other parameters.
+    client
+        .variable::<(String, usize)>(name)
+        .set((queue_name, capacity));
     let mut out = std::io::stdout().lock();
     for item in 0..items {
         queue
@@ -279,14 +283,14 @@ fn produce(
 
 fn consume(name: &str, out: &std::path::Path, swarm: &SwarmArgs) -> anyhow::Result<()> {
     let client = swarm.join()?;
-    let variable = client.variable::<String>(name);
-    let queue_name = loop {
+    let variable = client.variable::<(String, usize)>(name);
+    let (queue_name, capacity) = loop {
         if let Some(queue) = variable.get() {
             break queue;
         }
         variable.blocking_changed(0, Some(Duration::from_secs(60)));
     };
-    let queue = client.queue::<u64>(&queue_name, 1);
+    let queue = client.queue::<u64>(&queue_name, capacity);
     let mut items = Vec::new();
     while let Ok(item) = queue.blocking_get() {
         items.push(item.to_string());
