@@ -1,7 +1,8 @@
 //! The operator's side of `peer`: `peer keygen`, `peer join`'s settings (flags over
-//! `PEER_*` variables over a config file), its persistent identity, a wrong swarm key, the
-//! graceful drain on SIGTERM, and usage errors. Real `peer` processes on 127.0.0.1 with
-//! mDNS off.
+//! `PEER_*` variables over a config file), its safe defaults (no key: loopback only; an open
+//! peer only with `--insecure-open`; `--new-swarm`), its persistent identity, a wrong swarm
+//! key, the graceful drain on SIGTERM, and usage errors. Real `peer` processes on 127.0.0.1
+//! with mDNS off. From another network namespace: `netns.rs`.
 
 mod common;
 
@@ -13,13 +14,17 @@ use std::time::{Duration, Instant};
 use common::{Running, TempDir, peer};
 
 /// Every variable `peer join` reads, removed so the tests do not depend on the caller's.
-const VARIABLES: [&str; 11] = [
+const VARIABLES: [&str; 15] = [
     "PEER_CONFIG",
     "PEER_LISTEN",
     "PEER_BOOTSTRAP",
     "PEER_WORKERS",
     "PEER_MDNS",
     "PEER_SWARM_KEY",
+    "PEER_NEW_SWARM",
+    "PEER_INSECURE_OPEN",
+    "PEER_ALLOW_SHELL",
+    "PEER_SHELL_TIMEOUT",
     "PEER_IDENTITY",
     "PEER_EPHEMERAL",
     "PEER_JOIN_TIMEOUT",
@@ -158,6 +163,222 @@ fn commands_that_submit_work_join_a_private_swarm_with_its_key_only() {
     let stderr = String::from_utf8_lossy(&stranger.stderr);
     assert_eq!(stranger.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("--swarm-key"), "{stderr}");
+}
+
+/// The `peer: warning:` lines of a `peer join` that has printed its address.
+fn warnings(running: &mut Running) -> Vec<String> {
+    running.addr();
+    // stderr and stdout come through separate threads: give the warning, printed before
+    // the address, a moment to arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    running.wait_for(|l| l.starts_with("peer: warning") || l.ends_with(" peers connected"));
+    running.seen_lines()
+}
+
+#[test]
+fn without_a_key_a_peer_stays_on_loopback_unless_asked_to_be_open() {
+    let dir = TempDir::new("open");
+    // No flags at all (but a state directory of the test's own): loopback only, one warning.
+    let mut closed = Running::spawn(peer_in(&dir).arg("join"));
+    let lines = warnings(&mut closed);
+    let warned: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("peer: warning"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{lines:#?}");
+    assert!(
+        warned[0].contains("open to every process of this machine")
+            && warned[0].contains("--new-swarm"),
+        "{warned:?}"
+    );
+    let listening: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("listening on "))
+        .collect();
+    assert!(!listening.is_empty(), "{lines:#?}");
+    for line in &listening {
+        assert!(
+            line.starts_with("listening on /ip4/127.0.0.1/"),
+            "{lines:#?}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l == "join it from this machine with:"),
+        "{lines:#?}"
+    );
+    drop(closed);
+
+    // Another address, or mDNS, without a key: refused with exit 2 and a clear message.
+    for flags in [
+        &["--listen", "/ip4/0.0.0.0/tcp/0", "--no-mdns"][..],
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--mdns"],
+    ] {
+        let out = peer_in(&dir)
+            .arg("join")
+            .args(flags)
+            .args(["--ephemeral"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains("refusing to start without a swarm key")
+                && stderr.contains("--insecure-open")
+                && stderr.contains("--new-swarm"),
+            "{stderr}"
+        );
+    }
+    // So are the one-shot commands that would be.
+    let out = peer_in(&dir)
+        .args(["status", "--mdns", "--join-timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--insecure-open"), "{stderr}");
+
+    // Asked for by flag, variable or config file, it runs and says what anyone may do.
+    let config = dir.path("open.toml");
+    std::fs::write(
+        &config,
+        "insecure_open = true
+",
+    )
+    .unwrap();
+    let open = [
+        "join",
+        "--listen",
+        "/ip4/0.0.0.0/tcp/0",
+        "--no-mdns",
+        "--ephemeral",
+    ];
+    let ways: [(&str, Command); 3] = [
+        ("flag", {
+            let mut cmd = peer_in(&dir);
+            cmd.args(open).arg("--insecure-open");
+            cmd
+        }),
+        ("variable", {
+            let mut cmd = peer_in(&dir);
+            cmd.args(open).env("PEER_INSECURE_OPEN", "1");
+            cmd
+        }),
+        ("file", {
+            let mut cmd = peer_in(&dir);
+            cmd.args(open).arg("--config").arg(&config);
+            cmd
+        }),
+    ];
+    for (how, mut cmd) in ways {
+        let mut running = Running::spawn(&mut cmd);
+        let lines = warnings(&mut running);
+        let warning = lines
+            .iter()
+            .find(|l| l.starts_with("peer: warning: --insecure-open"))
+            .unwrap_or_else(|| panic!("{how}: {lines:#?}"));
+        for what in [
+            "join the swarm",
+            "submit tasks",
+            "run any task this peer serves",
+            "named primitive",
+            "published value",
+        ] {
+            assert!(warning.contains(what), "{how}: {what:?} in {warning}");
+        }
+        assert!(warning.contains("not shell commands"), "{warning}");
+    }
+}
+
+#[test]
+fn new_swarm_writes_a_private_key_that_the_next_peer_joins_with() {
+    let dir = TempDir::new("new-swarm");
+    // All interfaces (a key allows that), so the join line is for another machine.
+    let new_swarm = || {
+        let mut cmd = peer_in(&dir);
+        cmd.args(["join", "--new-swarm", "--no-mdns", "--ephemeral"]);
+        cmd
+    };
+    let mut first = Running::spawn(&mut new_swarm());
+    let addr = first.addr();
+    let key_file = dir.path("data/peer/swarm.key");
+    assert_eq!(mode(&key_file), 0o600);
+    assert_eq!(mode(&dir.path("data/peer")), 0o700);
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    key.parse::<peer_net::SwarmKey>().expect("a swarm key file");
+    let hex = key.lines().rfind(|l| !l.trim().is_empty()).unwrap().trim();
+    assert_eq!(hex.len(), 64, "{key}");
+    let lines = first.seen_lines();
+    let printed = lines.join(
+        "
+",
+    );
+    assert!(
+        !printed.contains(hex),
+        "the key itself is never printed:
+{printed}"
+    );
+    assert!(
+        printed.contains(&format!("swarm key: {}", key_file.display())),
+        "{printed}"
+    );
+    let join_line = lines
+        .iter()
+        .find(|l| l.trim().starts_with("peer join --bootstrap "))
+        .unwrap();
+    assert!(
+        join_line.contains("--swarm-key") && !join_line.contains(hex),
+        "{join_line}"
+    );
+    if !addr.starts_with("/ip4/127.") {
+        // Listening beyond loopback: say how to give the key to the next machine.
+        assert!(
+            printed.contains(&format!("copy {} there", key_file.display())),
+            "{printed}"
+        );
+        assert!(join_line.ends_with("--swarm-key swarm.key"), "{join_line}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("peer: warning")),
+        "{printed}"
+    );
+
+    // The next peer joins with the file.
+    let mut second = Running::spawn(
+        join_cmd(&dir)
+            .args(["--ephemeral", "--bootstrap", &addr, "--swarm-key"])
+            .arg(&key_file),
+    );
+    second.wait_for(|l| l == "1 peers connected");
+    first.wait_for(|l| l == "1 peers connected");
+    drop(second);
+    drop(first);
+
+    // Started again, it keeps the key (the same swarm); it never replaces one.
+    let mut again = Running::spawn(&mut new_swarm());
+    again.addr();
+    assert!(
+        again
+            .seen_lines()
+            .iter()
+            .any(|l| l.contains("made by an earlier --new-swarm")),
+        "{:#?}",
+        again.seen_lines()
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    drop(again);
+
+    // It makes a key; it does not take one too.
+    let out = new_swarm()
+        .arg("--swarm-key")
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

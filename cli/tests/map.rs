@@ -1,6 +1,7 @@
 //! `peer map` and `peer submit` as real processes on 127.0.0.1: output in input order on a
-//! swarm of three `peer join` peers, JSON lines, the job log and `--resume`, and the exit
-//! codes (1 failed tasks, 2 usage, 3 cannot join, 130 interrupted).
+//! private (keyed) swarm of three `peer join --allow-shell` peers, JSON lines, the job log
+//! and `--resume`, and the exit codes (1 failed tasks, 2 usage, 3 cannot join, 130
+//! interrupted). Who may run the commands: `allow_shell.rs`.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, peer, three_peers};
+use common::{TempDir, peer, swarm_key, three_peers_with};
 use serde_json::Value;
 
 fn text(bytes: &[u8]) -> String {
@@ -94,7 +95,11 @@ fn map_on_three_peers_prints_what_the_local_run_prints() {
     let expected: String = (0..200).map(|i| format!("{} {i} {i}\n", i * i)).collect();
     assert_eq!(text(&local.stdout), expected);
 
-    let peers = three_peers();
+    // A keyed swarm of three `peer join` that serve shell commands.
+    let dir = TempDir::new("map-keyed");
+    let key = swarm_key(&dir);
+    let key = key.to_str().unwrap();
+    let peers = three_peers_with(&["--allow-shell", "--swarm-key", key]);
     let swarm = |json: bool| {
         let mut cmd = peer();
         cmd.args(["map", "--bootstrap", &peers[0].addr]).args([
@@ -102,6 +107,8 @@ fn map_on_three_peers_prints_what_the_local_run_prints() {
             "3",
             "--workers",
             "1",
+            "--swarm-key",
+            key,
         ]);
         if json {
             cmd.arg("--json");

@@ -1,22 +1,35 @@
 //! Peers on separate network hosts: network namespaces on one bridge (as root; the harness
-//! is `tests/netns/harness.sh`), discovering each other by mDNS alone.
+//! is `tests/netns/harness.sh`): a keyed swarm that finds itself by mDNS alone, and who can
+//! reach a peer without a key.
 
 use std::process::Command;
 
-#[test]
-fn four_hosts_find_each_other_by_mdns_and_count_uts_exactly() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/mdns_uts.sh");
+/// Runs `tests/netns/<script>` with `args` after the peer binary; asserts that it succeeded
+/// and returns its stdout.
+fn script(name: &str, args: &[&str], tag: &str) -> String {
+    let script = format!("{}/../tests/netns/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
-        .args([script, env!("CARGO_BIN_EXE_peer"), "T1"])
-        .env("NETNS_TAG", format!("t{}", std::process::id()))
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_peer"))
+        .args(args)
+        .env(
+            "NETNS_TAG",
+            format!("{tag}{}", std::process::id() % 100_000),
+        )
         .output()
         .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "the harness needs root (ip netns); stdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    stdout
+}
+
+#[test]
+fn four_keyed_hosts_find_each_other_by_mdns_count_uts_exactly_and_map() {
+    let stdout = script("mdns_uts.sh", &["T1"], "t");
     assert!(
         stdout.contains("T1: 4130071 nodes, 3305118 leaves, depth 10"),
         "{stdout}"
@@ -27,4 +40,89 @@ fn four_hosts_find_each_other_by_mdns_and_count_uts_exactly() {
         !line.ends_with(" 0 ran elsewhere"),
         "the other hosts ran nothing: {line}"
     );
+    // `peer map --json` of 40 commands on the same keyed swarm, its joins --allow-shell.
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 40, "{stdout}");
+    let mut pids = std::collections::HashSet::new();
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record["index"], i, "{record}");
+        assert_eq!(record["exit_code"], 0, "{record}");
+        assert_eq!(record["stdout"], format!("{i}\n"), "{record}");
+        pids.insert(record["pid"].as_u64().unwrap());
+    }
+    assert!(pids.len() > 1, "one process ran every command: {pids:?}");
+}
+
+/// The value of `key=` among the script's lines.
+fn value<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+}
+
+/// The part of the script's output between `===== name =====` and the next such line.
+fn section<'a>(stdout: &'a str, name: &str) -> &'a str {
+    let head = format!("===== {name} =====\n");
+    let start = stdout
+        .find(&head)
+        .map(|i| i + head.len())
+        .unwrap_or(stdout.len());
+    let rest = &stdout[start..];
+    &rest[..rest.find("=====").unwrap_or(rest.len())]
+}
+
+#[test]
+fn a_peer_without_a_key_is_reachable_from_another_host_only_when_asked_to_be_open() {
+    let stdout = script("open.sh", &[], "o");
+    // `peer join` with no flags: on loopback only, so nothing answers from host 2.
+    assert!(
+        value(&stdout, "closed_addr").starts_with("/ip4/127.0.0.1/"),
+        "{stdout}"
+    );
+    let sockets = value(&stdout, "closed_sockets");
+    assert!(!sockets.is_empty(), "{stdout}");
+    for socket in sockets.split_whitespace() {
+        assert!(socket.starts_with("127.0.0.1:"), "{stdout}");
+    }
+    assert_ne!(value(&stdout, "closed_tcp_rc"), "0", "{stdout}");
+    assert_eq!(value(&stdout, "closed_status_rc"), "3", "{stdout}");
+    let closed = section(&stdout, "closed");
+    let warnings: Vec<&str> = closed
+        .lines()
+        .filter(|l| l.starts_with("peer: warning"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{closed}");
+    assert!(
+        warnings[0].contains("open to every process of this machine"),
+        "{closed}"
+    );
+
+    // --insecure-open --listen /ip4/0.0.0.0/tcp/0: host 2 joins it, and it warned.
+    assert!(
+        value(&stdout, "open_addr").starts_with("/ip4/10.77.0.1/"),
+        "{stdout}"
+    );
+    assert_eq!(value(&stdout, "open_tcp_rc"), "0", "{stdout}");
+    assert_eq!(value(&stdout, "open_status_rc"), "0", "{stdout}");
+    let status: serde_json::Value = serde_json::from_str(section(&stdout, "open_status").trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(status["answered"], 1, "{status}");
+    let open = section(&stdout, "open");
+    let warning = open
+        .lines()
+        .find(|l| l.starts_with("peer: warning: --insecure-open"))
+        .unwrap_or_else(|| panic!("no warning:\n{open}"));
+    for what in [
+        "join the swarm",
+        "submit tasks",
+        "run any task",
+        "named primitive",
+    ] {
+        assert!(warning.contains(what), "{what:?} in {warning}");
+    }
 }

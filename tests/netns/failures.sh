@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A peer fails while four hosts (network namespaces on one bridge, mDNS on) run a job; the
-# job must still finish with the exact answer.
+# A peer fails while four hosts (network namespaces on one bridge, a private swarm: one
+# swarm key, mDNS on) run a job; the job must still finish with the exact answer.
 #
 # Usage: failures.sh SCENARIO PEER_BINARY
 #   kill9     hosts 1-3 `peer join`, host 4 counts UTS T1L; host 2's peer is killed (-9)
@@ -77,13 +77,17 @@ dump_logs() {
   done
 }
 
+"$peer" keygen --out "$logs/swarm.key" >/dev/null
+key=(--swarm-key "$logs/swarm.key")
 hosts_up 4
-for i in 1 2 3; do host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1 --ephemeral; done
+for i in 1 2 3; do
+  host_run "$i" "$logs/peer$i.log" "$peer" join --workers 1 --ephemeral "${key[@]}"
+done
 
 if [[ "$scenario" == detached ]]; then
   # 400 tasks of 50 ms: 5 s on four workers, so the submitter dies with the job under way.
   host_run 4 "$logs/peer4.log" "$peer" sweep --tasks 400 --ms 50 --detach sweep-total \
-    --mdns --wait-peers 3 --workers 1
+    --mdns --wait-peers 3 --workers 1 "${key[@]}"
   note "host 4 submits the detached sweep (pid $(host_pid 4)); the fault in $fail_after s"
   sleep "$fail_after"
   still_running
@@ -94,13 +98,13 @@ if [[ "$scenario" == detached ]]; then
   rc=0
   # --foreground: stay in this process group, so that a test runner's kill reaches it.
   host_exec 1 timeout --foreground -k 10 "$timeout" \
-    "$peer" published sweep-total --mdns --wait-peers 2 --timeout 120 || rc=$?
+    "$peer" published sweep-total --mdns --wait-peers 2 --timeout 120 "${key[@]}" || rc=$?
   note "peer published exited with $rc"
   if ((rc != 0)); then dump_logs 1 2 3 4; fi
   exit "$rc"
 fi
 
-host_run 4 "$logs/peer4.log" "$peer" uts T1L --mdns --wait-peers 3 --workers 1
+host_run 4 "$logs/peer4.log" "$peer" uts T1L --mdns --wait-peers 3 --workers 1 "${key[@]}"
 note "host 4 counts T1L (pid $(host_pid 4)); the fault in $fail_after s"
 sleep "$fail_after"
 still_running

@@ -27,7 +27,7 @@ impl Drop for Joined {
 }
 
 /// `peer join` on 127.0.0.1 with one worker, no mDNS and a fresh identity, bootstrapped
-/// from `bootstrap` if given.
+/// from `bootstrap` if given. No swarm key: open to the processes of this machine only.
 pub(crate) fn join_command(bootstrap: Option<&str>) -> Command {
     let mut cmd = peer();
     cmd.args([
@@ -46,7 +46,13 @@ pub(crate) fn join_command(bootstrap: Option<&str>) -> Command {
 }
 
 pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
+    join_with(bootstrap, &[])
+}
+
+/// [`join`] with more flags (`--allow-shell`, `--swarm-key FILE`, ...).
+pub(crate) fn join_with(bootstrap: Option<&str>, flags: &[&str]) -> Joined {
     let mut child = join_command(bootstrap)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -56,7 +62,8 @@ pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(addr) = line.trim().strip_prefix("peer join --bootstrap ") {
+            if let Some(rest) = line.trim().strip_prefix("peer join --bootstrap ") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
                 let _ = tx.send(addr.to_string());
             }
         }
@@ -73,9 +80,34 @@ pub(crate) fn join(bootstrap: Option<&str>) -> Joined {
 
 /// Three peers: the first, and two that bootstrap from it.
 pub(crate) fn three_peers() -> Vec<Joined> {
-    let first = join(None);
+    three_peers_with(&[])
+}
+
+/// [`three_peers`], each started with `flags` too.
+pub(crate) fn three_peers_with(flags: &[&str]) -> Vec<Joined> {
+    let first = join_with(None, flags);
     let addr = first.addr.clone();
-    vec![first, join(Some(&addr)), join(Some(&addr))]
+    vec![
+        first,
+        join_with(Some(&addr), flags),
+        join_with(Some(&addr), flags),
+    ]
+}
+
+/// A new swarm key file in `dir`, written by `peer keygen`.
+pub(crate) fn swarm_key(dir: &TempDir) -> PathBuf {
+    let path = dir.path("swarm.key");
+    let out = peer()
+        .args(["keygen", "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
 }
 
 pub(crate) fn run(cmd: &mut Command) -> (Output, String) {
@@ -172,6 +204,11 @@ impl Running {
                 Err(_) => panic!("no such line; the output:\n{}", self.seen.join("\n")),
             }
         }
+    }
+
+    /// Every line seen so far, stdout's and stderr's.
+    pub(crate) fn seen_lines(&self) -> Vec<String> {
+        self.seen.clone()
     }
 
     /// Its peer id, from the `peer <id> with <n> workers` line.
