@@ -91,9 +91,17 @@ impl Client {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let named = |names: &[String], r: &peer_core::named::Registration| {
+            names.iter().any(|name| name == r.name())
+        };
         let can_run = registry()
             .iter()
-            .filter(|r| !config.withheld.iter().any(|name| name == r.name()))
+            .filter(|r| !named(&config.withheld, r) && !named(&config.own_only, r))
+            .map(|r| r.fingerprint())
+            .collect();
+        let own_only = registry()
+            .iter()
+            .filter(|r| named(&config.own_only, r))
             .map(|r| r.fingerprint())
             .collect();
         let settings = Settings {
@@ -107,7 +115,7 @@ impl Client {
                 .map_or(0, |d| d.as_nanos() as u64),
             ..Settings::default()
         };
-        let node = Node::new(me, can_run, settings);
+        let node = Node::new(me, can_run, settings).running_own(own_only);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let pool = local.clone();

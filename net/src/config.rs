@@ -39,6 +39,7 @@ pub struct Config {
     pub(crate) request_timeout: Duration,
     pub(crate) identity: Option<Identity>,
     pub(crate) withheld: Vec<String>,
+    pub(crate) own_only: Vec<String>,
     pub(crate) limits: Limits,
 }
 
@@ -121,6 +122,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             identity: None,
             withheld: Vec::new(),
+            own_only: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -153,6 +155,15 @@ impl Config {
     /// unless `--allow-shell`).
     pub fn withhold_task(mut self, name: impl Into<String>) -> Config {
         self.withheld.push(name.into());
+        self
+    }
+
+    /// Runs the named task registered under `name` only for this peer's own submissions
+    /// (repeatable): it is not offered to others, and a task of another owner handed here
+    /// fails with `NotServed`. `peer map` runs its user's commands so, without serving
+    /// other members' commands.
+    pub fn serve_own_only(mut self, name: impl Into<String>) -> Config {
+        self.own_only.push(name.into());
         self
     }
 

@@ -450,9 +450,12 @@ impl EventLoop {
                 Output::Run { spec, args } => self.run_task(spec, args),
                 Output::Forget(peer) => {
                     self.members.remove(&peer);
+                    // Its id stays while `status` still reports its suspicion (the last
+                    // 1,024 of them).
                     let connected =
                         (self.peers.get(&peer)).is_some_and(|id| self.swarm.is_connected(id));
-                    if !connected {
+                    let reported = self.node.recoveries().iter().any(|r| r.peer == peer);
+                    if !connected && !reported {
                         self.peers.remove(&peer);
                     }
                 }

@@ -27,7 +27,8 @@ const USAGE: u8 = 2;
 /// not run shell commands itself, which needs other peers to run them.
 pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Client> {
     if !remote_only {
-        return swarm.join_with(|config| config);
+        // This process runs its user's commands, never other members'.
+        return swarm.join_with(|config| config.serve_own_only(RunTask::NAME));
     }
     if !swarm.joins_others() {
         return Err(Exit {
@@ -38,7 +39,24 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Clien
         }
         .into());
     }
-    swarm.join_with(|config| config.withhold_task(RunTask::NAME))
+    let client = swarm.join_with(|config| config.withhold_task(RunTask::NAME))?;
+    let me = client.peer_id();
+    let serving = (client.swarm_status()?.iter())
+        .filter(|(peer, _)| *peer != me)
+        .filter_map(|(_, report)| report.as_ref().ok())
+        .filter(|r| r.serves.binary_search(&RunTask::FINGERPRINT).is_ok())
+        .count();
+    if serving == 0 {
+        return Err(Exit {
+            code: Exit::CANNOT_JOIN,
+            message: "no peer runs shell commands: no other peer of the swarm serves them, and \
+                      with --remote-only this process runs none; start peers with \
+                      `peer join --allow-shell` (PEER_ALLOW_SHELL, allow_shell = true)"
+                .into(),
+        }
+        .into());
+    }
+    Ok(client)
 }
 
 /// Under `--remote-only`, looks that some peer takes the commands waiting here: fails once

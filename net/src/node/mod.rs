@@ -366,8 +366,10 @@ pub(crate) struct Node {
     me: u64,
     settings: Settings,
     policy: Policy,
-    /// Fingerprints of the named tasks this binary registers, sorted.
+    /// Fingerprints of the named tasks this peer runs for any owner, sorted.
     can_run: Vec<u64>,
+    /// Fingerprints of those it runs only for itself, sorted.
+    own_only: Vec<u64>,
     owned: HashMap<TaskKey, Owned>,
     ready: VecDeque<TaskSpec>,
     preparing: HashMap<TaskKey, Preparing>,
@@ -451,6 +453,7 @@ impl Node {
             settings,
             policy,
             can_run,
+            own_only: Vec::new(),
             owned: HashMap::new(),
             ready: VecDeque::new(),
             preparing: HashMap::new(),
@@ -494,6 +497,20 @@ impl Node {
             stats: Stats::default(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Runs the tasks of these fingerprints too, but only this peer's own.
+    pub(crate) fn running_own(mut self, mut fingerprints: Vec<u64>) -> Node {
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        self.own_only = fingerprints;
+        self
+    }
+
+    /// Whether this peer runs `spec` here.
+    fn runs(&self, spec: &TaskSpec) -> bool {
+        self.can_run.binary_search(&spec.fingerprint).is_ok()
+            || (spec.key.owner == self.me && self.own_only.binary_search(&spec.fingerprint).is_ok())
     }
 
     /// What the node did so far.

@@ -31,6 +31,7 @@ impl Node {
             peers: self.up.len() as u32,
             hosted: self.hosted_keys() as u32,
             draining: self.draining,
+            serves: self.can_run.clone(),
         }
     }
 

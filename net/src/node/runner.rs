@@ -93,7 +93,7 @@ impl Node {
                 break;
             };
             let key = spec.key;
-            if self.can_run.binary_search(&spec.fingerprint).is_err() {
+            if !self.runs(&spec) {
                 if key.owner == self.me {
                     not_here.push(spec);
                 } else {

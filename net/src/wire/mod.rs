@@ -285,6 +285,9 @@ pub struct PeerReport {
     pub hosted: u32,
     /// Whether it is draining (leaving).
     pub draining: bool,
+    /// Fingerprints of the named tasks it runs for other peers, sorted.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::FINGERPRINTS }, _, _>")]
+    pub serves: Vec<u64>,
 }
 
 /// One event of the task-graph gossip.

@@ -348,3 +348,65 @@ fn notices_go_in_requests_a_receiver_decodes() {
     node.handle_timeout(later + Duration::from_secs(1));
     assert_eq!(sizes(&mut node), vec![5], "the rest in the next");
 }
+
+#[test]
+fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
+    let settings = Settings {
+        slots: 4,
+        ..Settings::default()
+    };
+    let mut node = Node::new(0, vec![ADD], settings).running_own(vec![COPY]);
+    let now = Instant::now();
+    node.handle(Input::PeerUp(1), now);
+    assert_eq!(node.report().serves, vec![ADD], "not offered");
+    let own = TaskKey { owner: 0, seq: 1 };
+    node.submit(
+        own,
+        "copy".into(),
+        COPY,
+        vec![SubmitArg::Inline(enc(5))],
+        now,
+    );
+    let runs = |node: &mut Node| -> Vec<TaskKey> {
+        std::iter::from_fn(|| node.poll_output())
+            .filter_map(|o| match o {
+                Output::Run { spec, .. } => Some(spec.key),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(runs(&mut node), vec![own], "its own runs here");
+    node.buddies.insert(1);
+    let theirs = TaskSpec {
+        key: TaskKey { owner: 1, seq: 1 },
+        name: "copy".into(),
+        fingerprint: COPY,
+        args: vec![ArgSpec::Inline(enc(5))],
+        hops: 1,
+    };
+    let request = Request::Push {
+        tasks: vec![theirs.clone()],
+    };
+    node.handle(
+        Input::Request {
+            from: 1,
+            channel: 1,
+            request,
+        },
+        now,
+    );
+    let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    let ran = outputs.iter().any(|o| matches!(o, Output::Run { .. }));
+    assert!(!ran, "another owner's does not run: {outputs:?}");
+    let told = outputs.iter().any(|o| match o {
+        Output::Send {
+            to: 1,
+            request: Request::Notify { done, .. },
+            ..
+        } => done.iter().any(|(task, done)| {
+            *task == theirs.key && matches!(done, Done::Failed(Failure::NotServed(_)))
+        }),
+        _ => false,
+    });
+    assert!(told, "and its owner hears why: {outputs:?}");
+}
