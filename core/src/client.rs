@@ -193,7 +193,7 @@ impl Client {
     /// Runs `f` once every input future is done, with references to their values: the
     /// task-graph form of Dask's `client.submit(score, param, data_future)`.
     ///
-    /// `inputs` is `&fut`, a tuple `(&a, &b, ...)` of up to six futures, or a slice of futures
+    /// `inputs` is `&fut`, a tuple `(&a, &b, ...)` of up to twelve futures, or a slice of futures
     /// of one type; `f` receives `&A`, `(&A, &B, ...)` or `Vec<&A>`. If an input fails or is
     /// cancelled, `f` never runs and the task fails with an error naming that input.
     ///
@@ -214,14 +214,31 @@ impl Client {
     }
 
     /// Submits a [named task](crate::named): `args` is a tuple with one value or `&TaskFuture`
-    /// per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`.
-    pub fn submit_named<N, A>(&self, task: N, args: A) -> TaskFuture<N::Output>
+    /// per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`, or for a task of
+    /// one parameter that argument alone (`client.submit_named(LoadTask, 3)`). `F` is
+    /// inferred.
+    pub fn submit_named<N, A, F>(&self, task: N, args: A) -> TaskFuture<N::Output>
     where
         N: NamedTask,
-        A: IntoArgs<N::Args>,
+        A: IntoArgs<N::Args, F>,
     {
         let _ = task;
-        args.submit::<N>(self)
+        args.submit::<N>(self, 0)
+    }
+
+    /// Submits the named task once per item of `items`, each the arguments of one call as
+    /// [`submit_named`](Client::submit_named) takes them.
+    pub fn map_named<N, A, F, I>(&self, task: N, items: I) -> Vec<TaskFuture<N::Output>>
+    where
+        N: NamedTask,
+        A: IntoArgs<N::Args, F>,
+        I: IntoIterator<Item = A>,
+    {
+        let _ = task;
+        items
+            .into_iter()
+            .map(|args| args.submit::<N>(self, 0))
+            .collect()
     }
 
     /// A future that is already done with `value`: a way to pass plain data into a graph
@@ -360,6 +377,17 @@ impl TaskBuilder<'_> {
             f: move |()| f(),
             retries: self.retries,
         })
+    }
+
+    /// Like [`Client::submit_named`], with these options; a named task is called again as it
+    /// was the first time, with the same arguments.
+    pub fn submit_named<N, A, F>(self, task: N, args: A) -> TaskFuture<N::Output>
+    where
+        N: NamedTask,
+        A: IntoArgs<N::Args, F>,
+    {
+        let _ = task;
+        args.submit::<N>(self.client, self.retries)
     }
 
     /// Like [`Client::submit_with`], with these options.

@@ -12,7 +12,7 @@ use crate::error::TaskError;
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 
-/// Futures that a task takes as inputs: `&fut`, a tuple of one to six `&fut`s, or a slice
+/// Futures that a task takes as inputs: `&fut`, a tuple of one to twelve `&fut`s, or a slice
 /// (`&[TaskFuture<A>]`, `&Vec<TaskFuture<A>>`).
 ///
 /// The task's function receives references to the values: `&A` for one future, `(&A, &B)` for
@@ -188,3 +188,9 @@ tuple_inputs!(Three; A 0, B 1, C 2);
 tuple_inputs!(Four; A 0, B 1, C 2, D 3);
 tuple_inputs!(Five; A 0, B 1, C 2, D 3, E 4);
 tuple_inputs!(Six; A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_inputs!(Seven; A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_inputs!(Eight; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_inputs!(Nine; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_inputs!(Ten; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+tuple_inputs!(Eleven; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_inputs!(Twelve; A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);

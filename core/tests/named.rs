@@ -396,3 +396,274 @@ fn in_process_calls_encode_nothing_and_the_registry_path_encodes_both_ways() {
     // Once for the argument, once for the result.
     assert_eq!(ENCODED.load(SeqCst) - before, 2);
 }
+
+// ---- Functions as a Rust user writes them (issue 18, step 4) ----
+
+#[task]
+fn count(word: &str, lines: &[String]) -> usize {
+    lines.iter().filter(|line| line.contains(word)).count()
+}
+
+#[task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[task]
+fn swap(pair: (u32, u32)) -> (u32, u32) {
+    (pair.1, pair.0)
+}
+
+#[task]
+fn total(parts: &[u64]) -> u64 {
+    parts.iter().sum()
+}
+
+#[task]
+fn owned_total(parts: Vec<u64>) -> u64 {
+    parts.into_iter().sum()
+}
+
+#[allow(clippy::too_many_arguments)]
+#[task]
+fn twelve(
+    a: u8,
+    b: &u16,
+    c: u32,
+    d: &str,
+    e: u64,
+    f: &[u8],
+    g: i8,
+    h: i16,
+    i: &i32,
+    j: i64,
+    k: String,
+    l: bool,
+) -> String {
+    format!("{a} {b} {c} {d} {e} {f:?} {g} {h} {i} {j} {k} {l}")
+}
+
+#[test]
+fn borrowed_str_and_slice_parameters_take_owned_values_or_futures() {
+    assert!(
+        CountTask::SIGNATURE.contains("&str"),
+        "{}",
+        CountTask::SIGNATURE
+    );
+    let lines: Vec<String> = ["a cat", "a dog", "cat and dog"].map(String::from).to_vec();
+    for client in clients() {
+        let by_value = client.submit_named(CountTask, (String::from("cat"), lines.clone()));
+        let word = client.scatter(String::from("dog"));
+        let text = client.submit({
+            let lines = lines.clone();
+            move || lines
+        });
+        let by_future = client.submit_named(CountTask, (&word, &text));
+        assert_eq!(by_value.wait(), Ok(&2));
+        assert_eq!(by_future.wait(), Ok(&2));
+    }
+    // The function itself is called with the borrowed forms.
+    assert_eq!(count("a", &lines), 3);
+}
+
+#[test]
+fn one_argument_needs_no_tuple() {
+    for client in clients() {
+        let three = client.submit_named(SquareTask, 3u64);
+        assert_eq!(three.wait(), Ok(&9));
+        assert_eq!(client.submit_named(SquareTask, &three).wait(), Ok(&81));
+        assert_eq!(client.submit_named(SquareTask, (4u64,)).wait(), Ok(&16));
+        assert_eq!(client.submit_named(SquareTask, (&three,)).wait(), Ok(&81));
+        assert_eq!(
+            client.submit_named(LoadTask, 1).wait().map(Vec::len),
+            Ok(100)
+        );
+    }
+}
+
+#[test]
+fn a_tuple_parameter_takes_the_tuple_alone_or_wrapped() {
+    for client in clients() {
+        // Alone, the tuple is the one argument; wrapped in a 1-tuple, it is too.
+        assert_eq!(
+            client.submit_named(SwapTask, (1u32, 2u32)).wait(),
+            Ok(&(2, 1))
+        );
+        assert_eq!(
+            client.submit_named(SwapTask, ((3u32, 4u32),)).wait(),
+            Ok(&(4, 3))
+        );
+        let pair = client.scatter((5u32, 6u32));
+        assert_eq!(client.submit_named(SwapTask, &pair).wait(), Ok(&(6, 5)));
+    }
+}
+
+#[test]
+fn twelve_parameters_mixing_values_and_futures() {
+    let expected = twelve(
+        1,
+        &2,
+        3,
+        "four",
+        5,
+        &[6, 6],
+        -7,
+        -8,
+        &-9,
+        -10,
+        "eleven".into(),
+        true,
+    );
+    for client in clients() {
+        let four = client.scatter(String::from("four"));
+        let six = client.submit(|| vec![6u8, 6]);
+        let f = client.submit_named(
+            TwelveTask,
+            (
+                1u8,
+                2u16,
+                3u32,
+                &four,
+                5u64,
+                &six,
+                -7i8,
+                -8i16,
+                -9i32,
+                -10i64,
+                String::from("eleven"),
+                true,
+            ),
+        );
+        assert_eq!(f.wait(), Ok(&expected));
+        let values = client.submit_named(
+            TwelveTask,
+            (
+                1u8,
+                2u16,
+                3u32,
+                String::from("four"),
+                5u64,
+                vec![6u8, 6],
+                -7i8,
+                -8i16,
+                -9i32,
+                -10i64,
+                String::from("eleven"),
+                true,
+            ),
+        );
+        assert_eq!(values.wait(), Ok(&expected));
+    }
+}
+
+#[test]
+fn a_slice_of_futures_is_one_argument() {
+    for client in clients() {
+        let parts: Vec<TaskFuture<u64>> =
+            (1..=4u64).map(|x| client.submit(move || x * 10)).collect();
+        assert_eq!(client.submit_named(TotalTask, &parts[..]).wait(), Ok(&100));
+        assert_eq!(client.submit_named(TotalTask, &parts).wait(), Ok(&100));
+        assert_eq!(
+            client
+                .submit_named(TotalTask, &parts.iter().collect::<Vec<_>>())
+                .wait(),
+            Ok(&100)
+        );
+        assert_eq!(client.submit_named(OwnedTotalTask, &parts).wait(), Ok(&100));
+        assert_eq!(
+            client.submit_named(TotalTask, (&parts[..2],)).wait(),
+            Ok(&30)
+        );
+        let none: Vec<TaskFuture<u64>> = Vec::new();
+        assert_eq!(client.submit_named(TotalTask, &none).wait(), Ok(&0));
+        // A plain Vec is still a value, even one whose type is inferred.
+        assert_eq!(client.submit_named(TotalTask, vec![1u64, 2]).wait(), Ok(&3));
+        assert_eq!(client.submit_named(TotalTask, Vec::new()).wait(), Ok(&0));
+    }
+}
+
+#[test]
+fn a_failed_element_fails_the_fan_in() {
+    for client in clients() {
+        let bad = client.submit(|| -> u64 { panic!("no part") });
+        let parts = vec![client.scatter(1u64), bad];
+        match client.submit_named(TotalTask, &parts).wait() {
+            Err(TaskError::InputFailed { .. }) => {}
+            other => panic!("expected InputFailed, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_fan_in_goes_to_another_peer_as_one_encoded_vec() {
+    use peer_core::named::{ArgSlot, IntoArgs};
+    let client = Client::builder().workers(2).build().unwrap();
+    let parts: Vec<TaskFuture<u64>> = (1..=3u64).map(|x| client.scatter(x)).collect();
+    let mut slots = IntoArgs::<(Vec<u64>,), _>::into_slots(&parts[..]).unwrap();
+    let Some(ArgSlot::Future(future)) = slots.pop() else {
+        panic!("expected one future slot")
+    };
+    let bytes = futures_util::FutureExt::now_or_never(future.encoded)
+        .expect("all parts are done")
+        .unwrap();
+    assert_eq!(
+        postcard::from_bytes::<Vec<u64>>(&bytes).unwrap(),
+        vec![1, 2, 3]
+    );
+}
+
+#[test]
+fn map_named_on_the_local_client() {
+    for client in clients() {
+        let squares = client.map_named(SquareTask, 1..=4u64);
+        assert_eq!(client.gather(squares), Ok(vec![1, 4, 9, 16]));
+        let data = client.submit_named(LoadTask, 0);
+        let scores = client.map_named(
+            ScoreTask,
+            [0.5, 1.0].map(|weight| {
+                (
+                    Param {
+                        weight,
+                        label: String::new(),
+                    },
+                    &data,
+                )
+            }),
+        );
+        assert_eq!(scores.len(), 2);
+        assert_eq!(*scores[1].wait().unwrap(), 2.0 * scores[0].wait().unwrap());
+    }
+}
+
+static FLAKY_CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Panics on its first two calls in this process.
+#[task]
+fn flaky(x: &u32) -> u32 {
+    if FLAKY_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+        panic!("not yet");
+    }
+    x + 1
+}
+
+#[test]
+fn a_named_task_retries_on_every_path() {
+    use std::sync::atomic::Ordering::SeqCst;
+    for client in clients() {
+        for by_future in [false, true] {
+            FLAKY_CALLS.store(0, SeqCst);
+            let f = if by_future {
+                client
+                    .task()
+                    .retries(2)
+                    .submit_named(FlakyTask, &client.scatter(1))
+            } else {
+                client.task().retries(2).submit_named(FlakyTask, 1)
+            };
+            assert_eq!(f.wait(), Ok(&2));
+            FLAKY_CALLS.store(0, SeqCst);
+            let f = client.task().retries(1).submit_named(FlakyTask, 1);
+            assert!(matches!(f.wait(), Err(TaskError::Panicked { .. })));
+        }
+    }
+}

@@ -4,10 +4,10 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, parse_macro_input};
+use syn::{FnArg, Ident, ItemFn, LitStr, ReturnType, Token, Type, parse_macro_input};
 
 /// Registers a function as a named task that any peer with the same binary can run.
 ///
@@ -20,9 +20,11 @@ use syn::{FnArg, Ident, ItemFn, LitStr, Pat, ReturnType, Token, Type, parse_macr
 /// fn score_v2(...) -> f64 { ... }
 /// ```
 ///
-/// Parameters taken by reference (`&T`) are lent from the stored value; parameters taken by
-/// value are cloned from it, so they must be `Clone`. Every parameter and the result must be
-/// `serde` types.
+/// Parameters taken by reference are lent from the stored owned value (`&str` from a
+/// `String`, `&[T]` from a `Vec<T>`, `&T` from a `T`); parameters taken by value are cloned
+/// from it, so they must be `Clone`. Every parameter and the result must be `serde` types;
+/// at most 12 parameters. Async, generic and `unsafe` functions, `self`, `&mut` and
+/// `impl Trait` parameters are refused with an error at the offending part.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as Options);
@@ -65,60 +67,123 @@ impl Parse for Options {
 
 /// How one parameter is passed from the stored value.
 struct Param {
-    /// The stored (and encoded) type.
+    /// The stored (and encoded) type: the owned form of what the function borrows.
     ty: Type,
+    /// The type as written, for the signature.
+    written: Type,
     /// Whether the function takes it by reference; otherwise it is cloned.
     by_ref: bool,
 }
 
-fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
-    let sig = &function.sig;
+/// Most parameters a named task takes (the arities `Args` is implemented for).
+const MAX_PARAMS: usize = 12;
+
+/// An error over all of `tokens` (a whole parameter or type, not just its first token).
+fn error(tokens: &impl ToTokens, message: &str) -> syn::Error {
+    syn::Error::new_spanned(tokens, message)
+}
+
+/// Refuses what cannot be a named task, pointing at the offending part.
+fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
     if let Some(a) = &sig.asyncness {
-        return Err(syn::Error::new(a.span(), "a named task cannot be async"));
-    }
-    if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "a named task cannot be generic: every peer must agree on one signature",
+        return Err(error(
+            a,
+            "a named task cannot be async: a peer runs it on a worker thread; make it a plain \
+             `fn` (tasks that wait on futures help run other tasks meanwhile)",
         ));
     }
-    let mut params = Vec::new();
-    for input in &sig.inputs {
-        let typed = match input {
-            FnArg::Typed(t) => t,
-            FnArg::Receiver(r) => {
-                return Err(syn::Error::new(r.span(), "a named task cannot take `self`"));
-            }
-        };
-        if !matches!(&*typed.pat, Pat::Ident(_) | Pat::Wild(_)) {
-            return Err(syn::Error::new(
-                typed.pat.span(),
-                "use a plain name for each parameter of a named task",
+    if let Some(u) = &sig.unsafety {
+        return Err(error(
+            u,
+            "a named task cannot be `unsafe`: any peer may call it",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(error(
+            &sig.generics,
+            "a named task cannot be generic: every peer must agree on one signature; write \
+             one task per concrete type",
+        ));
+    }
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if let Type::ImplTrait(_) | Type::Reference(_) = &**ty {
+            return Err(error(
+                ty,
+                "a named task returns an owned serde type: its result may be sent to another \
+                 peer",
             ));
         }
-        params.push(match &*typed.ty {
-            Type::Reference(r) if r.mutability.is_some() => {
-                return Err(syn::Error::new(
-                    r.span(),
-                    "a named task cannot take `&mut`: its inputs are shared",
-                ));
-            }
-            Type::Reference(r) => Param {
-                ty: (*r.elem).clone(),
-                by_ref: true,
-            },
-            ty => Param {
-                ty: ty.clone(),
-                by_ref: false,
-            },
-        });
     }
-    if params.len() > 6 {
-        return Err(syn::Error::new(
-            sig.inputs.span(),
-            "a named task takes at most 6 parameters; group more into a struct",
+    if let Some(extra) = sig.inputs.iter().nth(MAX_PARAMS) {
+        return Err(error(
+            extra,
+            "a named task takes at most 12 parameters; group the rest into a struct",
         ));
     }
+    Ok(())
+}
+
+/// The stored form of one parameter, or why it cannot be one.
+fn param(input: &FnArg) -> syn::Result<Param> {
+    let ty = match input {
+        FnArg::Receiver(r) => {
+            return Err(error(
+                r,
+                "a named task is a free function: it cannot take `self`; take the value as \
+                 a parameter",
+            ));
+        }
+        FnArg::Typed(t) => &*t.ty,
+    };
+    let stored = match ty {
+        Type::Reference(r) if r.mutability.is_some() => {
+            return Err(error(
+                r,
+                "a named task cannot take `&mut`: its arguments are shared with other tasks \
+                 and may come from another peer; take `&T` or `T` and return what changed",
+            ));
+        }
+        Type::ImplTrait(_) => {
+            return Err(error(
+                ty,
+                "a named task cannot take `impl Trait`: every peer must agree on one \
+                 concrete type",
+            ));
+        }
+        // Borrowed forms are lent from their owned form: `&str` from a `String`, `&[T]`
+        // from a `Vec<T>`, `&T` from a `T`.
+        Type::Reference(r) => match &*r.elem {
+            Type::Path(p) if p.qself.is_none() && p.path.is_ident("str") => {
+                syn::parse_quote_spanned!(r.elem.span()=> ::std::string::String)
+            }
+            Type::Slice(s) => {
+                let elem = &s.elem;
+                syn::parse_quote_spanned!(r.elem.span()=> ::std::vec::Vec<#elem>)
+            }
+            elem => elem.clone(),
+        },
+        ty => ty.clone(),
+    };
+    let by_ref = matches!(ty, Type::Reference(_));
+    let written = match ty {
+        Type::Reference(r) => (*r.elem).clone(),
+        ty => ty.clone(),
+    };
+    Ok(Param {
+        ty: stored,
+        written,
+        by_ref,
+    })
+}
+
+fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &function.sig;
+    check_signature(sig)?;
+    let params = sig
+        .inputs
+        .iter()
+        .map(param)
+        .collect::<syn::Result<Vec<_>>>()?;
     let output: Type = match &sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => (**ty).clone(),
@@ -146,9 +211,15 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
         }
     });
     let signature_parts = params.iter().map(|p| {
-        let ty = &p.ty;
+        let ty = &p.written;
         let amp = if p.by_ref { "&" } else { "" };
         quote!(#amp, ::core::stringify!(#ty), ",")
+    });
+    // One check per parameter, at its type, so a type that cannot travel is named where
+    // it is written.
+    let checks = params.iter().map(|p| {
+        let ty = &p.ty;
+        quote_spanned!(ty.span()=> ::peer_core::named::__private::portable::<#ty>();)
     });
     let doc = format!("The named task of [`{fn_name}`]: submit it with `Client::submit_named`.");
 
@@ -174,6 +245,11 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
                 #fn_name(#(#call_args),*)
             }
         }
+
+        const _: fn() = || {
+            #(#checks)*
+            ::peer_core::named::__private::portable::<#output>();
+        };
 
         ::peer_core::named::__private::inventory::submit! {
             ::peer_core::named::Registration::of::<#handle>()

@@ -1,22 +1,18 @@
-//! Arguments of named tasks: how they are stored, encoded and given.
+//! The parameters of a named task as stored and encoded: a tuple of owned values.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::NamedTask;
+use super::Portable;
 use super::registry::CallError;
-use crate::client::Client;
-use crate::error::TaskError;
-use crate::future::TaskFuture;
-use crate::id::TaskId;
 
-/// The parameter types of a named task, as a tuple of owned values `(A, B, ...)` (up to six).
+/// The parameter types of a named task, as a tuple of owned values `(A, B, ...)` (up to
+/// twelve).
 pub trait Args: Sized + Send + Sync + 'static {
     /// References to each value: `(&A, &B, ...)`.
-    type Refs<'a>;
+    type Refs<'a>: Copy;
     /// How many parameters.
     const COUNT: usize;
 
@@ -29,105 +25,22 @@ pub trait Args: Sized + Send + Sync + 'static {
     /// Each value behind an `Arc`, shared between calls given the same bytes.
     type Shared: Send;
     /// Decodes shared byte strings, reusing values decoded from the same bytes before.
-    fn decode_shared(bytes: &[std::sync::Arc<Vec<u8>>]) -> Result<Self::Shared, CallError>;
+    fn decode_shared(bytes: &[Arc<Vec<u8>>]) -> Result<Self::Shared, CallError>;
     /// References to the shared values.
     fn shared_refs(shared: &Self::Shared) -> Self::Refs<'_>;
 }
 
-/// One argument of a named task as given.
-pub enum Arg<T> {
-    /// A plain value.
-    Value(T),
-    /// The future of an earlier task.
-    Future(TaskFuture<T>),
-}
-
-/// One argument of a named task: a value, or `&TaskFuture` of an earlier task.
-pub trait IntoArg<T> {
-    /// The argument as given.
-    fn into_arg(self) -> Arg<T>;
-}
-
-impl<T: Send + Sync + 'static> IntoArg<T> for T {
-    fn into_arg(self) -> Arg<T> {
-        Arg::Value(self)
-    }
-}
-
-impl<T: Send + Sync + 'static> IntoArg<T> for &TaskFuture<T> {
-    fn into_arg(self) -> Arg<T> {
-        Arg::Future(self.clone())
-    }
-}
-
-impl<T: Send + Sync + 'static> Arg<T> {
-    /// A future of the argument: the future itself, or the value stored as a finished task.
-    fn into_future(self, client: &Client) -> TaskFuture<T> {
-        match self {
-            Arg::Value(v) => client.scatter(v),
-            Arg::Future(f) => f,
-        }
-    }
-}
-
-/// The arguments of a call to a named task: a tuple with one [`IntoArg`] per parameter.
-pub trait IntoArgs<A: Args> {
-    #[doc(hidden)]
-    fn submit<N: NamedTask<Args = A>>(self, client: &Client) -> TaskFuture<N::Output>;
-
-    /// The arguments as another peer receives them: values encoded now, futures encoded
-    /// when done. How `peer-net` sends a call across the swarm.
-    fn into_slots(self) -> Result<Vec<ArgSlot>, CallError>;
-}
-
-/// One argument of a call to a named task, on its way to another peer.
-pub enum ArgSlot {
-    /// A value, encoded.
-    Encoded(Vec<u8>),
-    /// The future of an earlier task.
-    Future(FutureArg),
-}
-
-/// A future argument: its task, and its value encoded once the task is done.
-pub struct FutureArg {
-    /// The earlier task.
-    pub task: TaskId,
-    /// Resolves to the encoded value, or to why there is none.
-    pub encoded: Pin<Box<dyn Future<Output = Result<Vec<u8>, ArgFailure>> + Send>>,
-}
-
-/// Why a future argument has no encoded value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArgFailure {
-    /// The earlier task failed.
-    Input(TaskError),
-    /// Its value could not be encoded.
-    Encode(CallError),
-}
-
-impl<T: Serialize + Send + Sync + 'static> Arg<T> {
-    fn into_slot(self, index: usize) -> Result<ArgSlot, CallError> {
-        match self {
-            Arg::Value(v) => encode_one(index, &v).map(ArgSlot::Encoded),
-            Arg::Future(f) => Ok(ArgSlot::Future(FutureArg {
-                task: f.id(),
-                encoded: Box::pin(async move {
-                    let value = (&f).await.map_err(ArgFailure::Input)?;
-                    encode_one(index, value).map_err(ArgFailure::Encode)
-                }),
-            })),
-        }
-    }
-}
-
-fn decode_one<T: DeserializeOwned>(index: usize, bytes: &[u8]) -> Result<T, CallError> {
+pub(super) fn decode_one<T: DeserializeOwned>(index: usize, bytes: &[u8]) -> Result<T, CallError> {
     postcard::from_bytes(bytes).map_err(|e| CallError::DecodeArg {
         index,
         message: e.to_string(),
     })
 }
 
-fn encode_one<T: Serialize>(index: usize, value: &T) -> Result<Vec<u8>, CallError> {
+pub(super) fn encode_one<T: Serialize + ?Sized>(
+    index: usize,
+    value: &T,
+) -> Result<Vec<u8>, CallError> {
     postcard::to_allocvec(value).map_err(|e| CallError::EncodeArg {
         index,
         message: e.to_string(),
@@ -157,31 +70,17 @@ impl Args for () {
         Ok(Vec::new())
     }
     type Shared = ();
-    fn decode_shared(bytes: &[std::sync::Arc<Vec<u8>>]) -> Result<(), CallError> {
+    fn decode_shared(bytes: &[Arc<Vec<u8>>]) -> Result<(), CallError> {
         check_count(0, bytes)
     }
     fn shared_refs((): &()) {}
-}
-
-impl IntoArgs<()> for () {
-    fn into_slots(self) -> Result<Vec<ArgSlot>, CallError> {
-        Ok(Vec::new())
-    }
-
-    fn submit<N: NamedTask<Args = ()>>(self, client: &Client) -> TaskFuture<N::Output> {
-        if client.encodes_named_tasks() {
-            client.submit_fallible(|id| super::call_encoded::<N>((), id))
-        } else {
-            client.submit(|| N::call(()))
-        }
-    }
 }
 
 macro_rules! args_tuple {
     ($n:expr; $($A:ident $X:ident $a:ident $i:tt),+) => {
         impl<$($A),+> Args for ($($A,)+)
         where
-            $($A: Serialize + DeserializeOwned + Send + Sync + 'static),+
+            $($A: Portable),+
         {
             type Refs<'a> = ($(&'a $A,)+);
             const COUNT: usize = $n;
@@ -196,10 +95,8 @@ macro_rules! args_tuple {
             fn encode(($($a,)+): Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError> {
                 Ok(vec![$(encode_one($i, $a)?),+])
             }
-            type Shared = ($(std::sync::Arc<$A>,)+);
-            fn decode_shared(
-                bytes: &[std::sync::Arc<Vec<u8>>],
-            ) -> Result<Self::Shared, CallError> {
+            type Shared = ($(Arc<$A>,)+);
+            fn decode_shared(bytes: &[Arc<Vec<u8>>]) -> Result<Self::Shared, CallError> {
                 check_count($n, bytes)?;
                 Ok(($(super::decoded::decoded::<$A>($i, &bytes[$i])?,)+))
             }
@@ -207,49 +104,30 @@ macro_rules! args_tuple {
                 ($(&*shared.$i,)+)
             }
         }
-
-        impl<$($A, $X),+> IntoArgs<($($A,)+)> for ($($X,)+)
-        where
-            $($A: Serialize + DeserializeOwned + Send + Sync + 'static, $X: IntoArg<$A>),+
-        {
-            fn into_slots(self) -> Result<Vec<ArgSlot>, CallError> {
-                Ok(vec![$(self.$i.into_arg().into_slot($i)?),+])
-            }
-
-            fn submit<N: NamedTask<Args = ($($A,)+)>>(self, client: &Client) -> TaskFuture<N::Output> {
-                match ($(self.$i.into_arg(),)+) {
-                    // Only values: one ready task that owns them, no futures to wait on.
-                    ($(Arg::Value($a),)+) => {
-                        let values = ($($a,)+);
-                        if client.encodes_named_tasks() {
-                            client.submit_fallible(move |id| {
-                                super::call_encoded::<N>(Args::as_refs(&values), id)
-                            })
-                        } else {
-                            client.submit(move || N::call(Args::as_refs(&values)))
-                        }
-                    }
-                    // Some futures: values join the graph as finished tasks.
-                    ($($a,)+) => {
-                        let futures = ($($a.into_future(client),)+);
-                        let inputs = ($(&futures.$i,)+);
-                        if client.encodes_named_tasks() {
-                            client.submit_fallible_with(inputs, |($($a,)+), id| {
-                                super::call_encoded::<N>(($($a,)+), id)
-                            })
-                        } else {
-                            client.submit_with(inputs, |($($a,)+)| N::call(($($a,)+)))
-                        }
-                    }
-                }
-            }
-        }
     };
 }
 
-args_tuple!(1; A0 X0 a0 0);
-args_tuple!(2; A0 X0 a0 0, A1 X1 a1 1);
-args_tuple!(3; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2);
-args_tuple!(4; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3);
-args_tuple!(5; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4);
-args_tuple!(6; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5);
+/// Calls `$m!` once per arity from 1 to 12, with `Type Given var index` per parameter.
+macro_rules! for_each_arity {
+    ($m:ident) => {
+        $m!(1; A0 X0 a0 0);
+        $m!(2; A0 X0 a0 0, A1 X1 a1 1);
+        $m!(3; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2);
+        $m!(4; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3);
+        $m!(5; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4);
+        $m!(6; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5);
+        $m!(7; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6);
+        $m!(8; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6, A7 X7 a7 7);
+        $m!(9; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6, A7 X7 a7 7,
+            A8 X8 a8 8);
+        $m!(10; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6, A7 X7 a7 7,
+            A8 X8 a8 8, A9 X9 a9 9);
+        $m!(11; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6, A7 X7 a7 7,
+            A8 X8 a8 8, A9 X9 a9 9, A10 X10 a10 10);
+        $m!(12; A0 X0 a0 0, A1 X1 a1 1, A2 X2 a2 2, A3 X3 a3 3, A4 X4 a4 4, A5 X5 a5 5, A6 X6 a6 6, A7 X7 a7 7,
+            A8 X8 a8 8, A9 X9 a9 9, A10 X10 a10 10, A11 X11 a11 11);
+    };
+}
+pub(super) use for_each_arity;
+
+for_each_arity!(args_tuple);

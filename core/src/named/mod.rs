@@ -8,7 +8,7 @@
 //! use peer_core::{Client, task};
 //!
 //! #[task]
-//! fn score(param: f64, data: &Vec<f64>) -> f64 {
+//! fn score(param: f64, data: &[f64]) -> f64 {
 //!     data.iter().map(|x| x * param).sum()
 //! }
 //!
@@ -18,6 +18,63 @@
 //! let s = client.submit_named(ScoreTask, (0.5, &data));
 //! assert_eq!(s.wait(), Ok(&3.0));
 //! ```
+//!
+//! # Writing a task
+//!
+//! Parameters are taken by value (cloned from the stored argument, so `Clone`) or borrowed:
+//! `&T` is lent from a stored `T`, `&str` from a `String` and `&[T]` from a `Vec<T>`, so the
+//! caller passes the owned type or a future of it. Up to 12 parameters; group more into a
+//! struct. Every parameter's owned type and the result must be [`Portable`] (serde, `Send`,
+//! `Sync`).
+//!
+//! # Giving arguments
+//!
+//! [`Client::submit_named`](crate::Client::submit_named) takes a tuple with one argument per
+//! parameter; each is a value, a `&TaskFuture` of an earlier task, or for a parameter stored
+//! as a `Vec<E>` (`&[E]` or `Vec<E>`) the futures of its elements: `&[TaskFuture<E>]` or
+//! `&[&TaskFuture<E>]` (or a `&Vec` of either), gathered in order into one `Vec` once all
+//! are done (fan-in; each value is cloned into it, so `E: Clone`; if
+//! one fails, the task fails naming it). A task of one parameter also takes its argument
+//! alone:
+//!
+//! ```
+//! use peer_core::{Client, TaskFuture, task};
+//!
+//! #[task]
+//! fn count(word: &str, lines: &[String]) -> usize {
+//!     lines.iter().filter(|line| line.contains(word)).count()
+//! }
+//!
+//! #[task]
+//! fn total(parts: &[usize]) -> usize {
+//!     parts.iter().sum()
+//! }
+//!
+//! #[task]
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let client = Client::builder().workers(2).build().unwrap();
+//! let lines = client.submit(|| vec!["a cat".to_string(), "a dog".to_string()]);
+//! let counts: Vec<TaskFuture<usize>> = ["cat", "dog", "a"]
+//!     .iter()
+//!     .map(|word| client.submit_named(CountTask, (word.to_string(), &lines)))
+//!     .collect();
+//! let sum = client.submit_named(TotalTask, &counts);        // fan-in, no tuple needed
+//! assert_eq!(sum.wait(), Ok(&4));
+//!
+//! let nine = client.submit_named(SquareTask, 3);            // same as (3,)
+//! assert_eq!(client.submit_named(SquareTask, &nine).wait(), Ok(&81));
+//! let squares = client.map_named(SquareTask, 1..=3u64);     // one call per item
+//! assert_eq!(client.gather(squares), Ok(vec![1, 4, 9]));
+//! let retried = client.task().retries(2).submit_named(SquareTask, 4);
+//! assert_eq!(retried.wait(), Ok(&16));
+//! ```
+//!
+//! The argument alone and the 1-tuple never both fit: for a task whose one parameter is
+//! itself a tuple, `(1, 2)` is that tuple and `((1, 2),)` is the same call written as a
+//! 1-tuple. Which form a call uses is the [`form`] the compiler infers.
 //!
 //! What the attribute generates for `fn score`:
 //! - `ScoreTask`, a unit struct implementing [`NamedTask`], whose [`NAME`](NamedTask::NAME) is
@@ -48,20 +105,18 @@
 //! [`TaskError::UnknownTask`](crate::TaskError::UnknownTask). Refer to something from every
 //! crate that defines tasks (for example call a `pub fn register() {}` it exports, or use one
 //! of its task handles) and check `registry().names()` at start-up.
-
+//!
 //! # What cannot be a named task
 //!
 //! Every peer must agree on one signature, and the inputs are shared, so the attribute
-//! refuses async functions, generic functions and `&mut` parameters at compile time:
+//! refuses, with an error at the offending part: async, generic and `unsafe` functions,
+//! `self`, `&mut` and `impl Trait` parameters, more than 12 parameters, a borrowed or
+//! `impl Trait` result, and parameter types that are not [`Portable`]
+//! (`core/tests/ui/*.stderr` shows each message):
 //!
 //! ```compile_fail
 //! #[peer_core::task]
 //! async fn fetch(url: String) -> String { url }
-//! ```
-//!
-//! ```compile_fail
-//! #[peer_core::task]
-//! fn first<T: Clone>(items: &Vec<T>) -> T { items[0].clone() }
 //! ```
 //!
 //! ```compile_fail
@@ -71,9 +126,11 @@
 
 mod args;
 pub mod decoded;
+mod given;
 mod registry;
 
-pub use args::{Arg, ArgFailure, ArgSlot, Args, FutureArg, IntoArg, IntoArgs};
+pub use args::Args;
+pub use given::{Arg, ArgFailure, ArgSlot, Element, FutureArg, Gather, IntoArg, IntoArgs, form};
 pub use registry::{CallError, Registration, Registry, registry};
 
 /// A function registered by name; implemented by [`#[task]`](crate::task).
@@ -85,7 +142,7 @@ pub trait NamedTask: Send + Sync + 'static {
     /// The parameter types, stored and encoded as owned values.
     type Args: Args;
     /// The result type.
-    type Output: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static;
+    type Output: Portable;
 
     /// Calls the function with references to its arguments.
     fn call(args: <Self::Args as Args>::Refs<'_>) -> Self::Output;
@@ -120,9 +177,37 @@ pub(crate) const fn fingerprint(name: &str, signature: &str) -> u64 {
     hash
 }
 
+/// Calls `f` up to `1 + retries` times until it does not panic: retries for the registry
+/// path, whose task body returns its own errors and so cannot use the pool's retrying body.
+fn retrying<R>(retries: u32, mut f: impl FnMut() -> R) -> R {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    for _ in 0..retries {
+        match catch_unwind(AssertUnwindSafe(&mut f)) {
+            Ok(value) => return value,
+            // A payload whose drop panics must not escape either.
+            Err(payload) => drop(catch_unwind(AssertUnwindSafe(move || drop(payload)))),
+        }
+    }
+    f()
+}
+
+/// A type that can be an argument or the result of a named task: it may travel between
+/// peers, so it is encoded with `serde`, and tasks on any thread may read it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a parameter or the result of a named task: it must implement serde's `Serialize` and `Deserialize`",
+    label = "not serializable",
+    note = "arguments and results may travel to other peers; derive `serde::Serialize` and `serde::Deserialize` for it, or use a type that has them"
+)]
+pub trait Portable: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> Portable for T {}
+
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+
+    /// Compiles only for a [`Portable`](super::Portable) `T`: `#[task]` checks each
+    /// parameter with it, at the parameter's type.
+    pub fn portable<T: super::Portable>() {}
 }
 
 /// Runs `N` the way a remote peer will: encode the arguments, look the name up, check the

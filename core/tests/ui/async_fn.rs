@@ -1,0 +1,6 @@
+#[peer_core::task]
+async fn fetch(url: String) -> String {
+    url
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[peer_core::task]
+fn name() -> &'static str {
+    "x"
+}
+
+fn main() {}
