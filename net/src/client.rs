@@ -178,10 +178,10 @@ impl Client {
     /// Submits a named task to the swarm: whichever peer first has a free worker runs it.
     /// Arguments are values or futures of earlier tasks, as with
     /// [`peer_core::Client::submit_named`].
-    pub fn submit_named<N, A>(&self, _task: N, args: A) -> TaskFuture<N::Output>
+    pub fn submit_named<N, A, F>(&self, _task: N, args: A) -> TaskFuture<N::Output>
     where
         N: NamedTask,
-        A: IntoArgs<N::Args>,
+        A: IntoArgs<N::Args, F>,
     {
         let (promise, future) = Promise::new();
         let id = promise.id();
@@ -231,11 +231,12 @@ impl Client {
         future
     }
 
-    /// Submits the named task once per item of `items`, each a tuple of arguments.
-    pub fn map_named<N, A, I>(&self, task: N, items: I) -> Vec<TaskFuture<N::Output>>
+    /// Submits the named task once per item of `items`, each its arguments (a tuple, or
+    /// the one argument alone).
+    pub fn map_named<N, A, I, F>(&self, task: N, items: I) -> Vec<TaskFuture<N::Output>>
     where
         N: NamedTask + Copy,
-        A: IntoArgs<N::Args>,
+        A: IntoArgs<N::Args, F>,
         I: IntoIterator<Item = A>,
     {
         items

@@ -91,10 +91,10 @@ impl Job {
     /// Adds a call of a named task; its arguments are values or [`JobRef`]s of earlier
     /// tasks of this job. The last task added is the output unless
     /// [`output`](Job::output) says otherwise.
-    pub fn add<N, A>(&mut self, _task: N, args: A) -> Result<JobRef<N::Output>, Error>
+    pub fn add<N, A, F>(&mut self, _task: N, args: A) -> Result<JobRef<N::Output>, Error>
     where
         N: NamedTask,
-        A: IntoArgs<N::Args>,
+        A: IntoArgs<N::Args, F>,
     {
         let slots = args
             .into_slots()

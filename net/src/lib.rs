@@ -20,7 +20,7 @@
 //! let second = Client::join(local.bootstrap(first.addresses()[0].clone())).unwrap();
 //! second.wait_for_peers(1, std::time::Duration::from_secs(10));
 //!
-//! let data = second.submit_named(LoadTask, (1_000,));                // a future
+//! let data = second.submit_named(LoadTask, 1_000);                   // a future
 //! let scores = second.map_named(ScoreTask, (1..=4).map(|w| (w, &data))); // graph edges
 //! let best = second.gather(scores).unwrap().into_iter().max();
 //! assert_eq!(best, Some(4 * 499_500));
