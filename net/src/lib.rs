@@ -44,7 +44,7 @@ mod sync;
 pub mod wire;
 
 pub use client::{Client, Drained};
-pub use config::{Config, Identity, SwarmKey};
+pub use config::{Config, Identity, Limits, SwarmKey};
 pub use error::Error;
 pub use event_loop::{Answered, Status, Suspicion};
 pub use job::{Job, JobRef};

@@ -218,11 +218,8 @@ fn a_forged_published_value_and_job_takeover_are_ignored() {
 
 /// Published values only from a job's owner, by lookup too (`Node::looked_up`): while A's
 /// detached job runs, B looks its name up; M answers with a value of its own.
-///
-/// Fails now: `looked_up` keeps the first value any peer answers, so B keeps M's 666 and
-/// the job's 18 is refused as a second value. Reported; remove the `ignore` once fixed.
+/// Without the check, B kept M's 666 and the job's 18 was refused as a second value.
 #[test]
-#[ignore = "a known gap, reported: lookup answers are taken from any peer"]
 fn a_forged_answer_to_a_lookup_is_not_taken() {
     let (a, b, m) = trio(loopback(), loopback());
     let _open = OpenOnDrop("lookup");
@@ -248,12 +245,10 @@ fn a_forged_answer_to_a_lookup_is_not_taken() {
 /// Claimed copies only from peers that may hold one (`Node::claim_answered`): when the home
 /// of a variable leaves, its backup claims it from every live peer; M answers with a copy
 /// far ahead of the real one.
-///
-/// Fails now: a copy is taken from any of the three peers ranked first for the key, which
-/// with three peers is every peer, so the backup takes M's 999. Reported; remove the
-/// `ignore` once fixed.
+/// A backup that claims (the home is gone) takes a copy only from a peer ranked above it;
+/// with the old rule (any of the three peers ranked first: every peer of three), the backup
+/// took M's 999.
 #[test]
-#[ignore = "a known gap, reported: claimed copies are taken from any of the top three"]
 fn a_forged_copy_in_answer_to_a_claim_is_not_taken() {
     let (a, b, m) = trio(loopback(), loopback());
     let name = homed_away_from(keys::variable::<u64>, &a, &b, &m.id);

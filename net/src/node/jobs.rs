@@ -162,12 +162,25 @@ impl Node {
         self.after(now);
     }
 
-    /// One peer answered lookup `waiter`: the first value found answers it.
-    pub(super) fn looked_up(&mut self, waiter: u64, value: Option<Result<Vec<u8>, Failure>>) {
+    /// Peer `from` answered lookup `waiter`: the first value found answers it. For the name
+    /// of a job known here, only its owner's (or adopter's) answer counts, as with gossip.
+    pub(super) fn looked_up(
+        &mut self,
+        waiter: u64,
+        from: u64,
+        mut value: Option<Result<Vec<u8>, Failure>>,
+    ) {
+        let speaks = match self.lookups.get(&waiter) {
+            Some((name, _)) => self.speaks_for_job(name, from),
+            None => return,
+        };
+        if !speaks && value.take().is_some() {
+            tracing::debug!(from = %format_args!("{from:016x}"), "a published value from a peer that does not own its job dropped");
+        }
         let Some((name, left)) = self.lookups.get_mut(&waiter) else {
             return;
         };
-        *left -= 1;
+        *left = left.saturating_sub(1);
         match value {
             Some(value) => {
                 let name = name.clone();

@@ -399,12 +399,12 @@ impl Node {
             }
             (Pending::Claim(peer, key), response) => self.claim_answered(peer, &key, response, now),
             (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
-            (Pending::Lookup(waiter, _), response) => {
+            (Pending::Lookup(waiter, peer), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,
                     _ => None,
                 };
-                self.looked_up(waiter, value);
+                self.looked_up(waiter, peer, value);
             }
         }
     }

@@ -59,6 +59,9 @@ pub(crate) struct Prims {
     /// Keys this peer gave to a claimer lately, and until when: asked here meanwhile, this
     /// peer sends callers there rather than claim the key back while views disagree.
     moved: HashMap<String, (u64, Instant)>,
+    /// Keys this peer hosted until it was held up: its copy may be older than the one a
+    /// peer that took over meanwhile holds.
+    held_up: std::collections::HashSet<String>,
     next_internal: u64,
 }
 
@@ -125,6 +128,9 @@ struct Claim {
     queued: Vec<(Kind, OpId, Op, Answer)>,
     /// A peer did not take us for the home yet: claim again later.
     again: bool,
+    /// Whether this peer had a copy as the backup (its home is gone): then only a peer
+    /// ranked above it, a home that was thought gone, may hold a newer one.
+    had_copy: bool,
 }
 
 /// An operation of this peer's client.
@@ -616,7 +622,10 @@ impl Node {
         claim.waiting = peers.len();
         claim.again = false;
         // As a copy to send would be: leases as what is left of them.
+        // Kept until a claim succeeds: one that must wait (`again`) claims anew later.
+        let was_home = self.prims.held_up.contains(&key);
         if let Some(copy) = self.prims.replicas.remove(&key) {
+            claim.had_copy = !was_home;
             newest(&mut claim.best, copy.snapshot(now));
         }
         claim.queued.push((kind, id, op, answer));
@@ -628,8 +637,10 @@ impl Node {
     }
 
     /// A peer answered our claim of `key` (or could not).
-    /// A copy is taken only from a peer that may hold one: among the three this peer ranks
-    /// first for the key (itself among them), which the former home and its backup are.
+    /// A copy is taken only from a peer that may hold one. A claimant that was the backup
+    /// (the home is gone) takes one only from a peer ranked above itself: the home, if it
+    /// was thought gone wrongly. A new claimant (it joined, or came up the ranking) takes
+    /// one from the three it ranks first, itself among them: the former home and backup.
     pub(super) fn claim_answered(
         &mut self,
         peer: u64,
@@ -637,7 +648,12 @@ impl Node {
         response: Result<Response, String>,
         now: Instant,
     ) {
-        let may_hold = self.ranked_homes(key).iter().take(3).any(|p| *p == peer);
+        let had_copy = self.prims.claims.get(key).is_some_and(|c| c.had_copy);
+        let may_hold = if had_copy {
+            ranked(key, &[peer, self.me])[0] == peer
+        } else {
+            self.ranked_homes(key).iter().take(3).any(|p| *p == peer)
+        };
         let Some(claim) = self.prims.claims.get_mut(key) else {
             return;
         };
@@ -682,6 +698,7 @@ impl Node {
             .best
             .unwrap_or_else(|| PrimState::new(kind, first.seq & !INTERNAL_SEQ));
         state.apply(&Delta::Snapshot(state.clone()), now);
+        self.prims.held_up.remove(key);
         self.host(key.to_string(), state, now);
         for (kind, id, op, answer) in claim.queued {
             self.serve(key.to_string(), kind, id, op, answer, now);
@@ -852,6 +869,7 @@ impl Node {
             for (answer, reply) in hosted.held {
                 self.respond(answer, reply);
             }
+            self.prims.held_up.insert(key.clone());
             self.prims.replicas.insert(key, hosted.state);
         }
     }
