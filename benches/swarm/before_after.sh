@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+set -u
 # W5 (20k x 1 ms, 2 peers) and W3 (steal round trip against TCP) for two builds of peer, run
 # alternately: put each build's `peer` and `w3_steal` bench binary in /tmp/before and /tmp/after
 # (target/release/peer, target/release/deps/w3_steal-*), then run this on a quiet machine.
