@@ -410,3 +410,69 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
     });
     assert!(told, "and its owner hears why: {outputs:?}");
 }
+
+/// Every request, response and gossip batch of the fuzzers' corpus (`fuzz/corpus/`) that
+/// decodes, fed to a node as if from members: the node may refuse, but never panics (this
+/// debug build checks overflows too). The decoders are fuzzed on their own; this carries
+/// their inputs into the state machine behind them.
+#[test]
+fn the_fuzz_corpus_fed_to_a_node_never_panics() {
+    let corpus = |target: &str| -> Vec<Vec<u8>> {
+        let dir = format!("{}/../fuzz/corpus/{target}", env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| std::fs::read(f).unwrap())
+            .collect()
+    };
+    let (requests, responses, batches) = (corpus("request"), corpus("response"), corpus("batch"));
+    assert!(requests.len() > 100 && responses.len() > 100 && batches.len() > 100);
+    let (mut node, mut now, _) = stolen_by_1();
+    let key = TaskKey { owner: 0, seq: 2 };
+    node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(2))], now);
+    let mut decoded = 0;
+    for (i, bytes) in requests.iter().enumerate() {
+        if let Ok(request) = postcard::from_bytes::<Request>(bytes) {
+            decoded += 1;
+            let from = 1 + (i as u64 % 3);
+            let channel = i as u64;
+            node.handle(
+                Input::Request {
+                    from,
+                    channel,
+                    request,
+                },
+                now,
+            );
+        }
+        now += Duration::from_millis(7);
+        node.handle_timeout(now);
+        while node.poll_output().is_some() {}
+    }
+    for bytes in &responses {
+        if let Ok(response) = postcard::from_bytes::<Response>(bytes) {
+            decoded += 1;
+            // As the answer to whatever the node asked last.
+            if let Some(tag) = node.pending.keys().copied().max() {
+                node.handle(Input::Response { tag, response }, now);
+            }
+        }
+        now += Duration::from_millis(7);
+        node.handle_timeout(now);
+        while node.poll_output().is_some() {}
+    }
+    for bytes in &batches {
+        if let Ok(batch) = postcard::from_bytes::<Batch>(bytes) {
+            decoded += 1;
+            node.handle(Input::Gossip(batch), now);
+        }
+        now += Duration::from_millis(7);
+        node.handle_timeout(now);
+        while node.poll_output().is_some() {}
+    }
+    assert!(decoded > 300, "only {decoded} inputs decoded");
+}
