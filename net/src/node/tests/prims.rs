@@ -425,3 +425,31 @@ fn a_permit_is_released_only_by_its_holders_peer_and_sizes_must_match() {
     net.quiet();
     assert_eq!(net.reply(1, 6), Some(Reply::Done), "its holder releases it");
 }
+
+/// Issue 17: one peer's queued bytes at a home are bounded.
+#[test]
+fn a_peers_queued_bytes_are_bounded_at_the_home() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let key = (0..)
+        .map(|i| format!("queue/{i}"))
+        .find(|k| net.nodes[0].ranked_homes(k)[0] == 0)
+        .unwrap();
+    net.nodes[0].settings.limits.queued_bytes_per_peer = 2;
+    let put = |v: u8| Op::Put {
+        item: vec![v],
+        wait: false,
+    };
+    for seq in 1..=3 {
+        net.call(1, seq, &key, QUEUE, put(seq as u8));
+    }
+    net.quiet();
+    assert_eq!(net.reply(1, 1), Some(Reply::Done));
+    assert_eq!(net.reply(1, 2), Some(Reply::Done));
+    match net.reply(1, 3) {
+        Some(Reply::Refused(why)) => assert!(why.contains("bytes queued"), "{why}"),
+        other => panic!("not refused: {other:?}"),
+    }
+    net.call(2, 4, &key, QUEUE, put(4));
+    net.quiet();
+    assert_eq!(net.reply(2, 4), Some(Reply::Done), "another peer still may");
+}

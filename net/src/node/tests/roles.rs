@@ -476,3 +476,59 @@ fn the_fuzz_corpus_fed_to_a_node_never_panics() {
     }
     assert!(decoded > 300, "only {decoded} inputs decoded");
 }
+
+#[test]
+fn published_values_past_their_bound_push_out_the_oldest() {
+    let (mut node, now) = owner();
+    node.settings.limits.published = 3;
+    for (number, name) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+        let event = GraphEvent::Published {
+            name: name.into(),
+            value: Ok(enc(1)),
+        };
+        node.handle(batch(1, number as u64 + 1, vec![event]), now);
+    }
+    let kept: Vec<bool> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| node.published.contains_key(n))
+        .collect();
+    assert_eq!(kept, [false, false, true, true, true]);
+}
+
+#[test]
+fn jobs_of_others_past_their_bound_are_not_recorded_and_ours_always_are() {
+    let (mut node, now) = owner();
+    node.settings.limits.jobs = 2;
+    for (number, name) in ["j1", "j2", "j3"].into_iter().enumerate() {
+        let event = GraphEvent::Detached(job(name));
+        node.handle(batch(1, number as u64 + 1, vec![event]), now);
+    }
+    assert!(node.jobs.contains_key("j1") && node.jobs.contains_key("j2"));
+    assert!(
+        !node.jobs.contains_key("j3"),
+        "the first known are kept, not pushed out"
+    );
+    assert_eq!(node.detach(job("mine"), now), Ok(()));
+    assert_eq!(node.jobs["mine"].owner, 0);
+}
+
+#[test]
+fn a_new_primitive_past_the_bound_is_refused() {
+    let (mut node, now) = owner();
+    node.settings.limits.prim_keys = 0;
+    let key = (0..)
+        .map(|i| format!("lock/{i}"))
+        .find(|k| node.ranked_homes(k)[0] == 0)
+        .unwrap();
+    let request = Request::Prim(crate::wire::PrimRequest {
+        key,
+        kind: Kind::Semaphore { permits: 1 },
+        id: crate::wire::OpId { peer: 1, seq: 1 },
+        op: crate::wire::Op::Available,
+    });
+    let (answer, _) = ask(&mut node, 1, request, now);
+    match answer {
+        Response::Prim(crate::wire::Reply::Refused(why)) => assert!(why.contains("limit"), "{why}"),
+        other => panic!("not refused: {other:?}"),
+    }
+}
