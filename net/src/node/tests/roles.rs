@@ -532,3 +532,26 @@ fn a_new_primitive_past_the_bound_is_refused() {
         other => panic!("not refused: {other:?}"),
     }
 }
+
+#[test]
+fn ready_tasks_of_others_and_remembered_peers_are_bounded() {
+    let (mut node, now) = owner();
+    node.settings.limits.ready_from_others = 2;
+    node.buddies.insert(1);
+    let (answer, _) = ask(&mut node, 1, push(1, 3), now);
+    assert!(
+        matches!(answer, Response::Refused(ref why) if why.contains("as many ready")),
+        "{answer:?}"
+    );
+    assert!(node.ready.is_empty());
+    node.settings.limits.remembered_peers = 4;
+    for stranger in 100..200 {
+        node.handle(batch(stranger, 1, vec![GraphEvent::Load(1)]), now);
+    }
+    assert!(
+        node.gossip_budget.len() <= 4,
+        "{}",
+        node.gossip_budget.len()
+    );
+    assert!(node.last_batch.len() <= 5, "{}", node.last_batch.len());
+}
