@@ -246,15 +246,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         let text = a.to_string();
         text.starts_with("/ip4/0.0.0.0/") || text.starts_with("/ip6/::/")
     });
-    let client = Client::join(config).map_err(|e| {
-        super::open::refused(&e).unwrap_or_else(|| {
-            Exit {
-                code: Exit::CANNOT_JOIN,
-                message: format!("cannot start the peer: {e}"),
-            }
-            .into()
-        })
-    })?;
+    let client = super::open::join(config, "start the peer")?;
     let addrs = addresses(&client, wide);
     println!("peer {} with {workers} workers", client.peer_id());
     println!("identity: {identity_note}");

@@ -65,19 +65,16 @@ pub(crate) fn check(
     Ok(())
 }
 
-/// The message of `peer_net::Error::Open` from `Client::join`, should the checks above ever
-/// miss a case: a usage error too.
-pub(crate) fn refused(error: &peer_net::Error) -> Option<anyhow::Error> {
-    match error {
-        peer_net::Error::Open(_) => Some(
-            Exit {
-                code: USAGE,
-                message: format!("{error} (--insecure-open)"),
-            }
-            .into(),
-        ),
-        _ => None,
-    }
+/// Starts the peer: `peer_net::Error::Open` (should the checks above ever miss a case) is
+/// a usage error, any other failure "cannot {what}" (exit 3).
+pub(crate) fn join(config: Config, what: &str) -> anyhow::Result<peer_net::Client> {
+    peer_net::Client::join(config).map_err(|error| {
+        let (code, message) = match error {
+            peer_net::Error::Open(_) => (USAGE, format!("{error} (--insecure-open)")),
+            _ => (Exit::CANNOT_JOIN, format!("cannot {what}: {error}")),
+        };
+        Exit { code, message }.into()
+    })
 }
 
 #[cfg(test)]

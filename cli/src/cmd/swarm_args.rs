@@ -114,15 +114,7 @@ impl SwarmArgs {
             "--swarm-key FILE (the swarm's key)",
             "any task this command's peer serves",
         )?;
-        let client = Client::join(config).map_err(|e| {
-            super::open::refused(&e).unwrap_or_else(|| {
-                Exit {
-                    code: Exit::CANNOT_JOIN,
-                    message: format!("cannot join the swarm: {e}"),
-                }
-                .into()
-            })
-        })?;
+        let client = super::open::join(config, "join the swarm")?;
         if self.joins_others() {
             let seen =
                 client.wait_for_peers(self.wait_peers, Duration::from_secs(self.join_timeout));
