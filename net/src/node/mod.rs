@@ -374,6 +374,10 @@ pub(crate) struct Node {
     ready: VecDeque<TaskSpec>,
     preparing: HashMap<TaskKey, Preparing>,
     running: usize,
+    /// Own ready tasks this peer does not run (it withholds them), as its last dispatch
+    /// found them: counted twice in the load the policy sees, since the policy keeps a last
+    /// task for its own worker and none would ever run it.
+    not_here: usize,
     /// Mean run time of the tasks run here, once one has run.
     mean_run: Option<Duration>,
     /// Tasks running here, with how many copies.
@@ -458,6 +462,7 @@ impl Node {
             ready: VecDeque::new(),
             preparing: HashMap::new(),
             running: 0,
+            not_here: 0,
             mean_run: None,
             running_keys: HashMap::new(),
             audit_due: None,
@@ -693,7 +698,7 @@ impl Node {
         }
         self.policy.handle(
             policy::Input::LocalLoad {
-                ready: self.ready.len(),
+                ready: self.ready.len() + self.not_here.min(self.ready.len()),
             },
             now,
         );

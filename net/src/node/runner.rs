@@ -144,6 +144,7 @@ impl Node {
             }
             self.maybe_run(key, now);
         }
+        self.not_here = not_here.len();
         self.ready.extend(not_here.into_iter().rev());
     }
 

@@ -555,3 +555,35 @@ fn ready_tasks_of_others_and_remembered_peers_are_bounded() {
     );
     assert!(node.last_batch.len() <= 5, "{}", node.last_batch.len());
 }
+
+#[test]
+fn a_last_task_this_peer_withholds_is_pushed_to_a_waiting_peer() {
+    let settings = Settings {
+        slots: 2,
+        ..Settings::default()
+    };
+    // Peer 0 runs ADD but not COPY; peer 1 runs COPY and waits for work.
+    let mut node = Node::new(0, vec![ADD], settings);
+    let now = Instant::now();
+    node.handle(Input::PeerUp(1), now);
+    let lifeline = Request::Lifeline {
+        can_run: vec![COPY],
+    };
+    ask(&mut node, 1, lifeline, now);
+    let key = TaskKey { owner: 0, seq: 1 };
+    node.submit(
+        key,
+        "copy".into(),
+        COPY,
+        vec![SubmitArg::Inline(enc(5))],
+        now,
+    );
+    let pushed = std::iter::from_fn(|| node.poll_output()).any(|o| {
+        matches!(o, Output::Send { to: 1, request: Request::Push { ref tasks }, .. }
+            if tasks.iter().any(|t| t.key == key))
+    });
+    assert!(
+        pushed,
+        "the one task nobody here runs went to the waiting peer"
+    );
+}
