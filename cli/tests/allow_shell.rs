@@ -148,3 +148,21 @@ fn shell_timeout_kills_a_command_that_runs_too_long() {
     assert!(error.contains("time limit of 1 s"), "{record}");
     assert_eq!(record["signal"], 9, "{record}");
 }
+
+/// A `--remote-only` map that joins through a peer without `--allow-shell` finds the peer of
+/// the same swarm that has it (Kademlia finds it after the bootstrap), rather than giving
+/// up on the first peer it sees.
+#[test]
+fn remote_only_finds_a_serving_peer_behind_one_that_does_not_serve() {
+    let serving = join_with(None, &["--allow-shell"]);
+    let plain = join_with(Some(&serving.addr), &[]);
+    let (map_pid, out) = map(&plain, 10, &["--remote-only"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let ran = pids(&out);
+    assert!(
+        !ran.contains(&u64::from(map_pid)),
+        "the map ran none itself: {stderr}"
+    );
+    assert_eq!(ran.len(), 1, "the serving peer ran them all: {stderr}");
+}

@@ -41,11 +41,20 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Clien
     }
     let client = swarm.join_with(|config| config.withhold_task(RunTask::NAME))?;
     let me = client.peer_id();
-    let serving = (client.swarm_status()?.iter())
-        .filter(|(peer, _)| *peer != me)
-        .filter_map(|(_, report)| report.as_ref().ok())
-        .filter(|r| r.serves.binary_search(&RunTask::FINGERPRINT).is_ok())
-        .count();
+    // The bootstrap peer may not serve shell commands while others of its swarm do: give
+    // discovery the time an idle peer would take to steal before saying none does.
+    let deadline = Instant::now() + IDLE_LIMIT;
+    let serving = loop {
+        let serving = (client.swarm_status()?.iter())
+            .filter(|(peer, _)| *peer != me)
+            .filter_map(|(_, report)| report.as_ref().ok())
+            .filter(|r| r.serves.binary_search(&RunTask::FINGERPRINT).is_ok())
+            .count();
+        if serving > 0 || Instant::now() >= deadline {
+            break serving;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     if serving == 0 {
         return Err(Exit {
             code: Exit::CANNOT_JOIN,
