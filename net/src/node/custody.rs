@@ -91,7 +91,7 @@ impl Early {
 
 impl Node {
     /// Whether `peer` is this peer or has had owned `task`.
-    fn in_custody(&self, task: TaskKey, peer: u64) -> bool {
+    pub(super) fn in_custody(&self, task: TaskKey, peer: u64) -> bool {
         peer == self.me
             || self
                 .owned

@@ -11,56 +11,10 @@
 //! Published values are gossiped to every peer; one that missed the gossip (it joined
 //! later, or was cut off) asks the peers it knows.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::{Node, Output, SubmitArg};
-use crate::config::Limits;
 use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, TaskKey};
-
-/// Values published under names: the first value under a name is kept, and past the
-/// bounds ([`Limits::published`](crate::config::Limits::published) and
-/// [`published_bytes`](crate::config::Limits::published_bytes)) the oldest go first;
-/// a peer that needs one again asks the others.
-#[derive(Debug, Default)]
-pub(super) struct Published {
-    values: HashMap<String, Result<Vec<u8>, Failure>>,
-    order: VecDeque<String>,
-    bytes: usize,
-}
-
-impl Published {
-    pub(super) fn get(&self, name: &str) -> Option<&Result<Vec<u8>, Failure>> {
-        self.values.get(name)
-    }
-
-    pub(super) fn contains_key(&self, name: &str) -> bool {
-        self.values.contains_key(name)
-    }
-
-    /// Keeps `value` unless one is kept already; false if one was.
-    fn insert(&mut self, name: &str, value: &Result<Vec<u8>, Failure>, limits: &Limits) -> bool {
-        if self.values.contains_key(name) {
-            return false;
-        }
-        self.bytes += value_bytes(name, value);
-        self.values.insert(name.to_string(), value.clone());
-        self.order.push_back(name.to_string());
-        while self.values.len() > limits.published.max(1) || self.bytes > limits.published_bytes {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(value) = self.values.remove(&oldest) {
-                self.bytes -= value_bytes(&oldest, &value);
-            }
-        }
-        true
-    }
-}
-
-fn value_bytes(name: &str, value: &Result<Vec<u8>, Failure>) -> usize {
-    name.len() + value.as_ref().map_or(64, Vec::len)
-}
 
 /// Roughly the bytes a job's description holds.
 fn job_bytes(spec: &JobSpec) -> usize {
@@ -119,7 +73,9 @@ impl Node {
     /// job that was to publish it is done. Whether it was kept.
     fn keep_published(&mut self, name: &str, value: &Result<Vec<u8>, Failure>) -> bool {
         self.jobs.remove(name);
-        self.published.insert(name, value, &self.settings.limits)
+        let limits = &self.settings.limits;
+        let (most, bytes) = (limits.published, limits.published_bytes);
+        (self.published).insert(name.to_string(), value.clone(), most, bytes)
     }
 
     /// Whether `from` may speak for the job named `name`: its owner as this peer knows it,

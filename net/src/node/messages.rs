@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use peer_steal::policy;
 
 use super::custody::Notice;
-use super::state::{Pending, State};
+use super::state::Pending;
 use super::{Node, Output, portable};
 use crate::wire::{Moved, Request, Response, TaskKey, TaskSpec};
 
@@ -235,13 +235,9 @@ impl Node {
         if self.ready.len() + tasks.len() > self.settings.limits.ready_from_others {
             return Err("this peer has as many ready tasks as it keeps".into());
         }
-        let handed_back = tasks.iter().all(|t| {
-            t.key.owner == self.me
-                && self.owned.get(&t.key).is_some_and(|o| {
-                    matches!(o.state, State::Ready { at } if at == from)
-                        || o.custody.contains(&from)
-                })
-        });
+        // Every peer an owned task was recorded at is in its custody.
+        let handed_back =
+            (tasks.iter()).all(|t| t.key.owner == self.me && self.in_custody(t.key, from));
         if self.buddies.contains(&from) || handed_back {
             Ok(())
         } else {

@@ -21,6 +21,7 @@
 
 mod custody;
 mod drain;
+mod fifo;
 mod jobs;
 mod messages;
 mod owner;
@@ -40,8 +41,8 @@ use hdrhistogram::Histogram;
 use peer_steal::policy::{self, Policy};
 
 use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
+use fifo::InputCache;
 pub(crate) use prims::undo;
-use runner::InputCache;
 use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
 /// Most events in one gossip batch: a batch is published when it is this full or
@@ -430,7 +431,7 @@ pub(crate) struct Node {
     /// Detached jobs not yet published, by name.
     jobs: HashMap<String, jobs::Job>,
     /// Values published under names.
-    published: jobs::Published,
+    published: fifo::Published,
     /// Output tasks of jobs run here, with the job's name.
     job_outputs: HashMap<TaskKey, String>,
     job_seq: u64,
@@ -467,7 +468,7 @@ impl Node {
             running_keys: HashMap::new(),
             audit_due: None,
             store: HashMap::new(),
-            cache: InputCache::default(),
+            cache: InputCache::inputs(),
             fetching: HashMap::new(),
             pending: HashMap::new(),
             next_tag: 0,
@@ -492,7 +493,7 @@ impl Node {
             giving: HashMap::new(),
             recoveries: Vec::new(),
             jobs: HashMap::new(),
-            published: jobs::Published::default(),
+            published: fifo::Published::values(),
             job_outputs: HashMap::new(),
             job_seq: 0,
             lookups: HashMap::new(),

@@ -2,57 +2,12 @@
 //! fetch inputs it lacks (one fetch per input, however many tasks wait for it), and keep
 //! fetched inputs in a bounded cache, since the tasks of one graph often share an input.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::{Pending, Preparing};
 use super::{Bytes, Node, Output};
 use crate::wire::{ArgSpec, Failure, Request, TaskKey};
-
-/// Inputs fetched from other peers, oldest evicted first past a byte budget, and dropped
-/// as soon as their owner gossips that they were released.
-#[derive(Debug, Default)]
-pub(super) struct InputCache {
-    entries: HashMap<TaskKey, Bytes>,
-    order: VecDeque<TaskKey>,
-    bytes: usize,
-}
-
-impl InputCache {
-    pub(super) fn get(&self, task: &TaskKey) -> Option<&Bytes> {
-        self.entries.get(task)
-    }
-
-    pub(super) fn insert(&mut self, task: TaskKey, value: Bytes, budget: usize) {
-        if value.len() > budget || self.entries.contains_key(&task) {
-            return;
-        }
-        self.bytes += value.len();
-        self.entries.insert(task, value);
-        self.order.push_back(task);
-        while self.bytes > budget {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            self.remove(&old);
-        }
-    }
-
-    pub(super) fn remove(&mut self, task: &TaskKey) {
-        if let Some(value) = self.entries.remove(task) {
-            self.bytes -= value.len();
-        }
-        if self.order.len() > 2 * self.entries.len() + 16 {
-            let entries = &self.entries;
-            self.order.retain(|t| entries.contains_key(t));
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
 
 /// Most tasks handed to the local pool at once, however short they are.
 const MAX_SLOTS: usize = 64;
@@ -159,7 +114,7 @@ impl Node {
         if let Ok(bytes) = &bytes {
             self.stats.fetches += 1;
             let budget = self.settings.cache_max;
-            self.cache.insert(dep, bytes.clone(), budget);
+            self.cache.insert(dep, bytes.clone(), usize::MAX, budget);
         }
         for task in self.fetching.remove(&dep).unwrap_or_default() {
             let Some(prep) = self.preparing.get_mut(&task) else {

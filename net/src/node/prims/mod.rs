@@ -66,6 +66,12 @@ pub(crate) struct Prims {
 }
 
 impl Prims {
+    /// Whether `key` may be kept here: it is already, as a copy, or fewer than `most` keys
+    /// are hosted or copied ([`Limits::prim_keys`](crate::config::Limits::prim_keys)).
+    fn room_for(&self, key: &str, most: usize) -> bool {
+        self.replicas.contains_key(key) || self.hosted.len() + self.replicas.len() < most
+    }
+
     /// Bytes of items `peer` put into the queues homed here that are still queued: a scan
     /// of every hosted queue, done only for puts from other peers.
     fn queued_by(&self, peer: u64) -> usize {
@@ -395,9 +401,8 @@ impl Node {
             return;
         }
         let Some(hosted) = self.prims.hosted.get_mut(&key) else {
-            let kept = self.prims.hosted.len() + self.prims.replicas.len();
             let most = self.settings.limits.prim_keys;
-            if kept >= most && !self.prims.replicas.contains_key(&key) {
+            if !self.prims.room_for(&key, most) {
                 let why = format!("this peer keeps its limit of {most} named primitives");
                 self.respond(answer, Reply::Refused(why));
                 return;
@@ -890,9 +895,7 @@ impl Node {
                         "{from:016x} is not the home of {key} as this peer sees the swarm"
                     ));
                 }
-                let kept = self.prims.hosted.len() + self.prims.replicas.len();
-                if kept >= self.settings.limits.prim_keys && !self.prims.replicas.contains_key(&key)
-                {
+                if !self.prims.room_for(&key, self.settings.limits.prim_keys) {
                     return Response::Refused("this peer keeps its limit of primitives".into());
                 }
                 let copy = match (self.prims.replicas.get_mut(&key), deltas.first()) {

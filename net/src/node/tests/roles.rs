@@ -215,7 +215,8 @@ fn batch(from: u64, number: u64, events: Vec<GraphEvent>) -> Input {
 fn a_gossiped_release_counts_only_from_the_owner() {
     let (mut node, now) = owner();
     let theirs = TaskKey { owner: 1, seq: 3 };
-    node.cache.insert(theirs, Arc::new(vec![1; 10]), 1 << 20);
+    node.cache
+        .insert(theirs, Arc::new(vec![1; 10]), usize::MAX, 1 << 20);
     node.handle(batch(2, 1, vec![GraphEvent::Released(theirs)]), now);
     assert!(
         node.cache.get(&theirs).is_some(),
@@ -490,7 +491,7 @@ fn published_values_past_their_bound_push_out_the_oldest() {
     }
     let kept: Vec<bool> = ["a", "b", "c", "d", "e"]
         .iter()
-        .map(|n| node.published.contains_key(n))
+        .map(|n| node.published.contains_key(*n))
         .collect();
     assert_eq!(kept, [false, false, true, true, true]);
 }
