@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
 use peer_core::TaskFuture;
-use peer_net::{Client, Config, Latency, Multiaddr};
+use peer_net::{Config, Latency, Multiaddr, Peer};
 use peer_workloads::bench_tasks::SleepMsTask;
 
 /// Set (to anything) in the victim's environment.
@@ -66,7 +66,7 @@ fn victim() -> ! {
         .local_addr()
         .expect("victim: the echo socket's address")
         .port();
-    let client = Client::join(loopback()).expect("victim: joining a swarm on 127.0.0.1");
+    let client = Peer::join(loopback()).expect("victim: joining a swarm on 127.0.0.1");
     let addr = client
         .addresses()
         .into_iter()
@@ -120,7 +120,7 @@ impl Drop for Victim {
 
 /// Peer B and its link to peer A, with what the run measured.
 struct Run {
-    thief: Client,
+    thief: Peer,
     echo: TcpStream,
     /// Steal round trips measured while a benchmark waited: their sum and count.
     steal_total: Duration,
@@ -170,7 +170,7 @@ impl Run {
             TcpStream::connect(("127.0.0.1", port)).expect("connecting to the victim's echo");
         echo.set_nodelay(true)
             .expect("turning Nagle off on the echo socket");
-        let thief = Client::join(loopback().bootstrap(addr)).expect("joining the victim's swarm");
+        let thief = Peer::join(loopback().bootstrap(addr)).expect("joining the victim's swarm");
         if thief.wait_for_peers(1, START) < 1 {
             panic!("the thief did not connect to the victim within {START:?}");
         }

@@ -12,7 +12,7 @@ use crate::error::TaskError;
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
-use crate::named::{IntoArgs, NamedTask};
+use crate::named::{IntoArgs, NamedTask, Remote};
 use crate::sync::{Backend, LocalBackend};
 
 /// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
@@ -34,14 +34,25 @@ pub struct Client {
     encode_named: bool,
     /// Where named primitives (locks, queues, ...) live.
     backend: Arc<dyn Backend>,
+    /// Where named tasks run, if not on this pool (the swarm).
+    remote: Option<Arc<dyn Remote>>,
     /// Keeps the worker threads running; `None` in the view given to tasks, so that workers
     /// never keep their own pool alive.
     _owner: Option<Arc<Owner>>,
 }
 
-/// Owns the threads: dropping it shuts the pool down.
+/// Owns the threads: dropping it stops the remote, then shuts the pool down.
 struct Owner {
+    remote: Option<Arc<dyn Remote>>,
     _pool: Pool,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(remote) = &self.remote {
+            remote.shutdown();
+        }
+    }
 }
 
 /// Configures a [`Client`].
@@ -51,6 +62,7 @@ pub struct Builder {
     stack_size: Option<usize>,
     encode_named: bool,
     backend: Option<Arc<dyn Backend>>,
+    remote: Option<Arc<dyn Remote>>,
 }
 
 /// The client could not start its worker threads.
@@ -101,6 +113,14 @@ impl Builder {
         self
     }
 
+    /// Where named tasks run (default: on this pool). The swarm of `peer-net` passes one
+    /// that lets any peer run them; tasks running on this pool's workers that submit named
+    /// tasks reach it too, through [`Client::current`].
+    pub fn remote(mut self, remote: Arc<dyn Remote>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
     /// Starts the worker threads.
     pub fn build(self) -> Result<Client, BuildError> {
         let me: Arc<OnceLock<Client>> = Arc::new(OnceLock::new());
@@ -122,13 +142,17 @@ impl Builder {
             backend: self
                 .backend
                 .unwrap_or_else(|| Arc::new(LocalBackend::default())),
+            remote: self.remote,
             _owner: None,
         };
         // Set right after the pool starts; no task can run before `build` returns a client
         // to submit it, so no worker looks before this.
         let _ = me.set(view.clone());
         Ok(Client {
-            _owner: Some(Arc::new(Owner { _pool: pool })),
+            _owner: Some(Arc::new(Owner {
+                remote: view.remote.clone(),
+                _pool: pool,
+            })),
             ..view
         })
     }
@@ -223,7 +247,7 @@ impl Client {
         A: IntoArgs<N::Args, F>,
     {
         let _ = task;
-        args.submit::<N>(self, 0)
+        self.submit_named_retrying::<N, A, F>(args, 0)
     }
 
     /// Submits the named task once per item of `items`, each the arguments of one call as
@@ -237,8 +261,47 @@ impl Client {
         let _ = task;
         items
             .into_iter()
-            .map(|args| args.submit::<N>(self, 0))
+            .map(|args| self.submit_named_retrying::<N, A, F>(args, 0))
             .collect()
+    }
+
+    /// Where every named task goes: the remote if there is one, else this pool.
+    fn submit_named_retrying<N, A, F>(&self, args: A, retries: u32) -> TaskFuture<N::Output>
+    where
+        N: NamedTask,
+        A: IntoArgs<N::Args, F>,
+    {
+        match &self.remote {
+            Some(remote) => crate::named::remote::submit::<N, A, F>(remote, args, retries),
+            None => args.submit::<N>(self, retries),
+        }
+    }
+
+    /// Whether named tasks may run on other processes (a client of a swarm).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// A clone that does not keep the pool running, for a runtime that serves this pool (the
+    /// swarm's event loop): it submits to the pool but counts nothing as a closure of the
+    /// program's, and sends no named task to the remote.
+    #[doc(hidden)]
+    pub fn pool_view(&self) -> Client {
+        Client {
+            pool: self.pool.clone(),
+            encode_named: self.encode_named,
+            backend: self.backend.clone(),
+            remote: None,
+            _owner: None,
+        }
+    }
+
+    /// Tells the remote that this thread, a worker of this client's pool, waits on a future
+    /// until the guard drops.
+    pub(crate) fn waiting_on_worker() -> Option<Waiting> {
+        let remote = Client::with_current(|c| c.remote.clone())??;
+        remote.waiting(true);
+        Some(Waiting(remote))
     }
 
     /// A future that is already done with `value`: a way to pass plain data into a graph
@@ -312,11 +375,19 @@ impl Client {
         collect::gather(futures)
     }
 
+    #[inline]
+    fn count_closure(&self) {
+        if let Some(remote) = &self.remote {
+            remote.ran_here();
+        }
+    }
+
     fn submit_ready<T, B>(&self, body: B) -> TaskFuture<T>
     where
         T: Send + Sync + 'static,
         B: Body<(), T>,
     {
+        self.count_closure();
         let cell = Arc::new(Cell::ready(body, ()));
         let future = TaskFuture::new(cell.clone() as Arc<dyn Slot<T>>);
         if let Err(SpawnError(job)) = self.pool().spawn(cell) {
@@ -331,6 +402,7 @@ impl Client {
         T: Send + Sync + 'static,
         B: Body<I::Held, T>,
     {
+        self.count_closure();
         let cell = Arc::new(Cell::pending(
             body,
             inputs.hold(),
@@ -350,6 +422,15 @@ impl Client {
         // Release the submitter's own count: the task may now start.
         (cell as Arc<dyn Node>).input_done();
         future
+    }
+}
+
+/// While alive, a worker of a client with a remote waits on a future ([`Remote::waiting`]).
+pub(crate) struct Waiting(Arc<dyn Remote>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting(false);
     }
 }
 
@@ -387,7 +468,8 @@ impl TaskBuilder<'_> {
         A: IntoArgs<N::Args, F>,
     {
         let _ = task;
-        args.submit::<N>(self.client, self.retries)
+        self.client
+            .submit_named_retrying::<N, A, F>(args, self.retries)
     }
 
     /// Like [`Client::submit_with`], with these options.
@@ -411,6 +493,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("workers", &self.workers())
+            .field("remote", &self.remote.is_some())
             .finish()
     }
 }
@@ -422,6 +505,7 @@ impl fmt::Debug for Builder {
             .field("stack_size", &self.stack_size)
             .field("encode_named", &self.encode_named)
             .field("custom_backend", &self.backend.is_some())
+            .field("remote", &self.remote.is_some())
             .finish()
     }
 }

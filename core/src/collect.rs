@@ -109,6 +109,10 @@ impl Group {
 
     /// Blocks (helping, on a worker) until `done` holds or the deadline passes.
     fn block(self: &Arc<Self>, done: &dyn Fn() -> bool, deadline: Option<Instant>) -> bool {
+        if done() {
+            return true;
+        }
+        let _waiting = crate::Client::waiting_on_worker();
         peer_steal::block_until(done, &mut |u| self.lock().unparker = Some(u), deadline)
     }
 }

@@ -92,6 +92,7 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
         if header.is_complete() {
             return true;
         }
+        let _waiting = crate::client::Client::waiting_on_worker();
         peer_steal::block_until(
             &|| header.is_complete(),
             &mut |unparker| {

@@ -46,7 +46,7 @@ pub(crate) type Lookup = Option<Result<Vec<u8>, Failure>>;
 /// Completes the submitter's future from an encoded result.
 pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
 
-/// What a [`Client`](crate::Client) asks of its event loop.
+/// What a [`Peer`](crate::Peer) asks of its event loop.
 pub(crate) enum Command {
     /// Take in a task this peer owns.
     Submit {
@@ -57,8 +57,12 @@ pub(crate) enum Command {
         /// Futures of the arguments, by index: encoded when the node asks (`Local`
         /// arguments at once, `Owned` ones only if the node no longer tracks them).
         futures: Vec<(usize, FutureArg)>,
+        /// Runs again after a panic, this many times at most.
+        retries: u32,
         resolve: Resolver,
     },
+    /// A worker of this peer's pool starts (`true`) or ends (`false`) a wait on a future.
+    Waiting(bool),
     /// Take in a detached job this peer submits.
     Detach(JobSpec, oneshot::Sender<Result<(), String>>),
     /// Publish a value under a name.
@@ -104,6 +108,9 @@ pub struct Status {
     pub drained: bool,
     /// Why the last dial failed, if one did (a wrong swarm key shows here).
     pub last_dial_error: Option<String>,
+    /// Closures submitted through this peer's clients: they run on this peer only, unlike
+    /// named tasks.
+    pub local_only: u64,
 }
 
 /// A peer suspected, as [`Status`] reports it.
@@ -157,7 +164,7 @@ pub(crate) struct EventLoop {
     /// When silences were last checked, and whom to watch decided.
     last_check: Instant,
     last_plan: Instant,
-    /// Peers up, for [`Client::peers`](crate::Client::peers).
+    /// Peers up, for [`Peer::peers`](crate::Peer::peers).
     peer_count: Arc<AtomicUsize>,
     channels: HashMap<u64, ResponseChannel<Response>>,
     /// Request channels by libp2p's id, to report whether their answers went out.
@@ -299,6 +306,7 @@ impl EventLoop {
                 fingerprint,
                 args,
                 futures,
+                retries,
                 resolve,
             } => {
                 self.resolvers.insert(key, resolve);
@@ -314,8 +322,9 @@ impl EventLoop {
                     self.futures.insert(key, kept);
                 }
                 self.node
-                    .submit(key, name, fingerprint, args, Instant::now());
+                    .submit_retrying(key, name, fingerprint, args, retries, Instant::now());
             }
+            Command::Waiting(waiting) => self.node.waiting(waiting, Instant::now()),
             Command::Detach(spec, reply) => {
                 let _ = reply.send(self.node.detach(spec, Instant::now()));
             }
@@ -349,6 +358,8 @@ impl EventLoop {
                     recoveries,
                     drained: self.node.drained(),
                     last_dial_error: self.last_dial_error.clone(),
+                    // Counted by the clients; `Peer::status` fills it in.
+                    local_only: 0,
                 });
             }
             Command::Prim {

@@ -10,18 +10,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::client::Client;
 use crate::error::Error;
 use crate::event_loop::Command;
+use crate::peer::Peer;
 use crate::wire::{Failure, JobArg, JobSpec, JobTask};
 
-/// A graph of named tasks to run detached ([`Client::detach`]): once submitted, it runs to
+/// A graph of named tasks to run detached ([`Peer::detach`]): once submitted, it runs to
 /// the end even if its submitter exits or dies (a successor among the live peers adopts
 /// it), and its output is published under the job's name for any peer to read
-/// ([`Client::published`]).
+/// ([`Peer::published`]).
 ///
 /// ```
-/// use peer_net::{Client, Config, Job};
+/// use peer_net::{Config, Job, Peer};
 ///
 /// #[peer_core::task]
 /// fn square(x: u64) -> u64 { x * x }
@@ -29,7 +29,7 @@ use crate::wire::{Failure, JobArg, JobSpec, JobTask};
 /// fn add(a: u64, b: u64) -> u64 { a + b }
 ///
 /// let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
-/// let client = Client::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap();
+/// let client = Peer::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap();
 /// let mut job = Job::new("sum-of-squares");
 /// let three = job.add(SquareTask, (3,)).unwrap();
 /// let four = job.add(SquareTask, (4,)).unwrap();
@@ -142,7 +142,7 @@ impl Job {
     }
 }
 
-impl Client {
+impl Peer {
     /// Submits a detached job: this peer owns and runs it like its other tasks, every peer
     /// learns of it by gossip, and if this peer dies or leaves before the output is
     /// published, a successor chosen by rendezvous hashing over the live peers runs it.
@@ -162,7 +162,7 @@ impl Client {
         self.command(Command::Publish(name.to_string(), bytes))
     }
 
-    /// The value published under `name` (by [`publish`](Client::publish) or a detached
+    /// The value published under `name` (by [`publish`](Peer::publish) or a detached
     /// job), from this peer or, if it does not know it, from the peers connected now;
     /// `None` when none of them knows it.
     pub fn published<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, Error> {

@@ -1,12 +1,12 @@
 //! The `peer` swarm over libp2p: peers that find each other, steal ready tasks from one
 //! another and move results to whoever needs them, with no central scheduler.
 //!
-//! A program joins (or starts) a swarm with [`Client::join`] and gets the API of the local
+//! A program joins (or starts) a swarm with [`Peer::join`] and gets the API of the local
 //! [`peer_core::Client`]: named tasks go to the swarm, closures run on its own pool, and
 //! futures of both kinds mix in one graph.
 //!
 //! ```
-//! use peer_net::{Client, Config};
+//! use peer_net::{Peer, Config};
 //!
 //! #[peer_core::task]
 //! fn load(n: u64) -> Vec<u64> { (0..n).collect() }
@@ -16,8 +16,8 @@
 //!
 //! // Two peers on loopback; the second finds the first through its address.
 //! let local = Config::new().listen("/ip4/127.0.0.1/tcp/0".parse().unwrap()).mdns(false).workers(1);
-//! let first = Client::join(local.clone()).unwrap();
-//! let second = Client::join(local.bootstrap(first.addresses()[0].clone())).unwrap();
+//! let first = Peer::join(local.clone()).unwrap();
+//! let second = Peer::join(local.bootstrap(first.addresses()[0].clone())).unwrap();
 //! second.wait_for_peers(1, std::time::Duration::from_secs(10));
 //!
 //! let data = second.submit_named(LoadTask, 1_000);                   // a future
@@ -31,7 +31,6 @@
 //! one event loop per peer owns the libp2p `Swarm`.
 
 mod behaviour;
-mod client;
 mod codec;
 mod config;
 mod error;
@@ -39,14 +38,16 @@ mod event_loop;
 mod job;
 mod liveness;
 mod node;
+mod peer;
 mod pings;
+mod remote;
 mod sync;
 pub mod wire;
 
-pub use client::{Client, Drained};
 pub use config::{Config, Identity, Limits, SwarmKey};
 pub use error::Error;
 pub use event_loop::{Answered, Status, Suspicion};
 pub use job::{Job, JobRef};
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Latency, Stats};
+pub use peer::{Drained, Peer};

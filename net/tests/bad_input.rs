@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use peer_core::NamedTask;
-use peer_net::Client;
+use peer_net::Peer;
 use peer_net::wire::{
     ArgSpec, Delta, Done, Failure, GraphEvent, Kind, Op, OpId, PrimRequest, Reply, Request,
     Response, TaskKey, TaskSpec,
@@ -38,7 +38,7 @@ fn spec(name: &str, fingerprint: u64, owner: u64, seq: u64) -> TaskSpec {
 /// home (`prim_peer_request`, `Request::Replicate`).
 #[test]
 fn bad_frames_and_requests_are_refused_and_the_peer_keeps_working() {
-    let target = Client::join(loopback().max_frame(64 * 1024)).unwrap();
+    let target = Peer::join(loopback().max_frame(64 * 1024)).unwrap();
     let raw = RawPeer::plain();
     let target_id = raw.connect(&target.addresses()[0]);
     let me = raw.number;
@@ -157,7 +157,7 @@ fn bad_frames_and_requests_are_refused_and_the_peer_keeps_working() {
 /// Each fails with a clear error reported to the task's owner, the raw peer.
 #[test]
 fn tasks_the_runner_cannot_run_fail_with_a_clear_error() {
-    let target = Client::join(loopback().withhold_task("hostile::touch")).unwrap();
+    let target = Peer::join(loopback().withhold_task("hostile::touch")).unwrap();
     let raw = RawPeer::member();
     let me = raw.number;
     let specs = vec![
@@ -215,7 +215,7 @@ fn tasks_the_runner_cannot_run_fail_with_a_clear_error() {
 /// peer keep serving.
 #[test]
 fn a_deeply_nested_frame_is_refused_and_the_peer_keeps_serving() {
-    let target = Client::join(loopback()).unwrap();
+    let target = Peer::join(loopback()).unwrap();
     let raw = RawPeer::plain();
     let target_id = raw.connect(&target.addresses()[0]);
     // Notify { done: [(1/1, Failed(nested))], release: [], moved: [] }, by hand.
@@ -250,7 +250,7 @@ fn a_deeply_nested_frame_is_refused_and_the_peer_keeps_serving() {
 /// working.
 #[test]
 fn a_deeply_nested_gossip_message_is_dropped_and_the_peer_keeps_working() {
-    let target = Client::join(loopback()).unwrap();
+    let target = Peer::join(loopback()).unwrap();
     let after = target.topic::<u64>("after");
     let mut heard = after.subscribe();
     let mut raw = RawPeer::member();

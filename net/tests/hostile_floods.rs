@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use peer_core::sync::keys;
 use peer_net::wire::{GraphEvent, Kind, Op, OpId, PrimRequest, Reply, Request, Response};
-use peer_net::{Client, Multiaddr};
+use peer_net::{Multiaddr, Peer};
 use peers::{join, loopback, raw_member, still_works, wait_until};
 use raw::{Heard, RawPeer};
 
@@ -47,7 +47,7 @@ fn socket_addr(addr: &Multiaddr) -> SocketAddr {
 }
 
 /// Tries a new honest peer: it joins `target`'s swarm and runs a task.
-fn a_newcomer_joins(target: &Client) {
+fn a_newcomer_joins(target: &Peer) {
     let newcomer = join(target, loopback());
     still_works(&newcomer);
 }
@@ -56,7 +56,7 @@ fn a_newcomer_joins(target: &Client) {
 /// peer dials the target six times; at most two connections stay, the first still serves.
 #[test]
 fn connections_from_one_peer_are_cut_at_their_bound() {
-    let target = Client::join(bounded!(connections_per_peer = 2)).unwrap();
+    let target = Peer::join(bounded!(connections_per_peer = 2)).unwrap();
     let raw = RawPeer::plain();
     let addr = target.addresses()[0].clone();
     let target_id = raw.connect(&addr);
@@ -88,7 +88,7 @@ fn connections_from_one_peer_are_cut_at_their_bound() {
 /// working, and once the flood leaves a newcomer joins.
 #[test]
 fn incoming_connections_are_cut_at_their_bound() {
-    let target = Client::join(bounded!(connections_in = 4)).unwrap();
+    let target = Peer::join(bounded!(connections_in = 4)).unwrap();
     let member = join(&target, loopback());
     let addr = target.addresses()[0].clone();
     let raws: Vec<RawPeer> = (0..8).map(|_| RawPeer::plain()).collect();
@@ -114,7 +114,7 @@ fn incoming_connections_are_cut_at_their_bound() {
 /// the sockets close a newcomer joins.
 #[test]
 fn connections_in_their_handshake_are_cut_at_their_bound() {
-    let target = Client::join(bounded!(pending_in = 4)).unwrap();
+    let target = Peer::join(bounded!(pending_in = 4)).unwrap();
     let member = join(&target, loopback());
     let at = socket_addr(&target.addresses()[0]);
     let started = Instant::now();
@@ -150,7 +150,7 @@ fn connections_in_their_handshake_are_cut_at_their_bound() {
 /// connection and the target's own work are served meanwhile.
 #[test]
 fn streams_on_one_connection_are_cut_at_their_bound() {
-    let target = Client::join(bounded!(streams_per_connection = 8)).unwrap();
+    let target = Peer::join(bounded!(streams_per_connection = 8)).unwrap();
     let raw = RawPeer::plain();
     let target_id = raw.connect(&target.addresses()[0]);
     let acquire = |seq: u64, wait: bool| {
@@ -207,7 +207,7 @@ fn streams_on_one_connection_are_cut_at_their_bound() {
 /// still taken.
 #[test]
 fn gossip_over_a_peers_rate_is_dropped() {
-    let target = Client::join(bounded!(gossip_per_sec = 5)).unwrap();
+    let target = Peer::join(bounded!(gossip_per_sec = 5)).unwrap();
     let member = join(&target, loopback());
     let flood = target.topic::<u64>("flood");
     let mut heard = flood.subscribe();

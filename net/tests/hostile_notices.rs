@@ -12,7 +12,7 @@ mod raw;
 
 use std::time::Duration;
 
-use peer_net::Client;
+use peer_net::Peer;
 use peer_net::wire::{Done, Failure, Moved, Request, Response, TaskKey};
 use peers::{
     BigTask, GatedSumTask, GatedTask, OpenOnDrop, big_value, join, loopback, open, raw_member,
@@ -28,7 +28,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// panicked. A answers, but the futures resolve with B's values once B finishes.
 #[test]
 fn a_forged_result_is_ignored_and_the_real_one_wins() {
-    let a = Client::join(loopback().withhold_task("hostile::gated")).unwrap();
+    let a = Peer::join(loopback().withhold_task("hostile::gated")).unwrap();
     let first = a.submit_named(GatedTask, ("forged-done".to_string(), 7u64));
     let second = a.submit_named(GatedTask, ("forged-done".to_string(), 8u64));
     wait_until("A queues both tasks", WAIT, || {
@@ -71,7 +71,7 @@ fn a_forged_result_is_ignored_and_the_real_one_wins() {
 /// finishes with it, and it ran once.
 #[test]
 fn a_forged_release_is_ignored_and_the_result_stays_fetchable() {
-    let a = Client::join(loopback().withhold_task("hostile::big")).unwrap();
+    let a = Peer::join(loopback().withhold_task("hostile::big")).unwrap();
     let len = 100_000u64;
     let data = a.submit_named(BigTask, ("forged-release".to_string(), len));
     // Runs where it likes (at A, which is free, unless B steals it), fetching the data.
@@ -114,7 +114,7 @@ fn a_forged_release_is_ignored_and_the_result_stays_fetchable() {
 /// nothing again on its account, and the real result arrives.
 #[test]
 fn a_forged_move_is_ignored_and_the_real_result_arrives() {
-    let a = Client::join(loopback().withhold_task("hostile::gated")).unwrap();
+    let a = Peer::join(loopback().withhold_task("hostile::gated")).unwrap();
     let value = a.submit_named(GatedTask, ("forged-move".to_string(), 5u64));
     wait_until("A queues the task", WAIT, || {
         a.status().unwrap().stats.ready >= 1

@@ -18,7 +18,7 @@ use peer_net::wire::{
     Body, Delta, GraphEvent, JobArg, JobSpec, JobTask, Kind, Op, OpId, PrimRequest, PrimState,
     Reply, Request, Response,
 };
-use peer_net::{Client, Job, PeerId};
+use peer_net::{Job, Peer, PeerId};
 use peers::{DoubleTask, GatedTask, OpenOnDrop, homed_away_from, loopback, open, trio, wait_until};
 use raw::RawPeer;
 
@@ -60,7 +60,7 @@ fn forged_variable(value: u64) -> PrimState {
 }
 
 /// Reads the variable at `client` until an answer comes (its home may have just changed).
-fn read(client: &Client, name: &str) -> u64 {
+fn read(client: &Peer, name: &str) -> u64 {
     let variable = client.variable::<u64>(name);
     let mut value = None;
     wait_until("the variable answers", WAIT, || {
@@ -71,7 +71,7 @@ fn read(client: &Client, name: &str) -> u64 {
 }
 
 /// The home of `key` leaves (dropped); the other real peer, its backup, stays.
-fn home_leaves(a: Client, b: Client, key: &str) -> Client {
+fn home_leaves(a: Peer, b: Peer, key: &str) -> Peer {
     let home = a.homes(key)[0];
     let (home, survivor) = if home == a.peer_id() { (a, b) } else { (b, a) };
     drop(home);

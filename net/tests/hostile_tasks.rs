@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use peer_core::NamedTask;
-use peer_net::Client;
+use peer_net::Peer;
 use peer_net::wire::{ArgSpec, Done, Request, Response, TaskKey, TaskSpec};
 use peers::{TouchTask, loopback, runs, still_works};
 use raw::{Heard, RawPeer, number};
@@ -49,8 +49,8 @@ fn finished(heard: &Heard, seqs: std::ops::RangeInclusive<u64>) -> Vec<u64> {
 /// lifeline, and neither runs, while the peer keeps working.
 #[test]
 fn an_unsolicited_push_is_refused_and_nothing_of_it_runs() {
-    let target = Client::join(loopback()).unwrap();
-    let member = Client::join(loopback().bootstrap(target.addresses()[0].clone())).unwrap();
+    let target = Peer::join(loopback()).unwrap();
+    let member = Peer::join(loopback().bootstrap(target.addresses()[0].clone())).unwrap();
     assert_eq!(target.wait_for_peers(1, Duration::from_secs(30)), 1);
     let raw = RawPeer::plain();
     let target_id = raw.connect(&target.addresses()[0]);
@@ -84,7 +84,7 @@ fn pushes_and_steal_answers_are_cut_at_the_tasks_per_message() {
     // `Limits` is not re-exported by `peer_net`; its value comes from a config.
     let mut limits = loopback().current_limits();
     limits.tasks_per_message = 4;
-    let target = Client::join(loopback().limits(limits)).unwrap();
+    let target = Peer::join(loopback().limits(limits)).unwrap();
     let raw = RawPeer::member();
     let me = raw.number;
     let given = Arc::new(AtomicBool::new(false));

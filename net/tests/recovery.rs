@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use peer_net::{Client, Error, Job};
+use peer_net::{Error, Job, Peer};
 
 mod common;
 use common::{config, swarm};
@@ -109,7 +109,7 @@ fn published_values_reach_a_peer_that_joins_later_and_keep_their_type() {
     let peers = swarm(2);
     peers[0].publish("answer", &42u64).unwrap();
     assert_eq!(peers[0].published::<u64>("answer").unwrap(), Some(42));
-    let late = Client::join(config().bootstrap(peers[0].addresses()[0].clone())).unwrap();
+    let late = Peer::join(config().bootstrap(peers[0].addresses()[0].clone())).unwrap();
     late.wait_for_peers(2, Duration::from_secs(20));
     assert_eq!(late.published::<u64>("answer").unwrap(), Some(42));
     assert_eq!(late.published::<u64>("nothing here").unwrap(), None);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use peer_core::TaskError;
-use peer_net::Client;
+use peer_net::Peer;
 
 mod common;
 use common::{config, swarm};
@@ -144,12 +144,12 @@ fn a_swarm_key_keeps_strangers_out() {
     let key = peer_net::SwarmKey::generate().unwrap();
     let round_trip: peer_net::SwarmKey = key.to_string().parse().unwrap();
     assert_eq!(round_trip, key, "the key file format reads back");
-    let private = Client::join(config().swarm_key(key)).unwrap();
+    let private = Peer::join(config().swarm_key(key)).unwrap();
     let addr = private.addresses()[0].clone();
-    let member = Client::join(config().swarm_key(key).bootstrap(addr.clone())).unwrap();
-    let stranger = Client::join(config().bootstrap(addr.clone())).unwrap();
+    let member = Peer::join(config().swarm_key(key).bootstrap(addr.clone())).unwrap();
+    let stranger = Peer::join(config().bootstrap(addr.clone())).unwrap();
     let other_key = peer_net::SwarmKey::generate().unwrap();
-    let wrong_key = Client::join(config().swarm_key(other_key).bootstrap(addr)).unwrap();
+    let wrong_key = Peer::join(config().swarm_key(other_key).bootstrap(addr)).unwrap();
     assert_eq!(member.wait_for_peers(1, Duration::from_secs(20)), 1);
     let doubled = member.submit_named(SlowSquareTask, (6u64,));
     assert_eq!(doubled.wait(), Ok(&36));
@@ -163,6 +163,6 @@ fn a_swarm_key_keeps_strangers_out() {
 #[test]
 fn a_bootstrap_address_without_a_peer_id_is_refused() {
     let error =
-        Client::join(config().bootstrap("/ip4/127.0.0.1/tcp/9".parse().unwrap())).unwrap_err();
+        Peer::join(config().bootstrap("/ip4/127.0.0.1/tcp/9".parse().unwrap())).unwrap_err();
     assert!(error.to_string().contains("/p2p/<peer id>"), "{error}");
 }

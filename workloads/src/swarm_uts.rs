@@ -9,7 +9,7 @@
 //! exactly one task and counted once, and a lost or repeated task would show in the counts.
 
 use peer_core::{TaskError, TaskFuture, as_completed};
-use peer_net::Client;
+use peer_net::Peer;
 
 use crate::uts::{self, Counts, Node};
 
@@ -47,7 +47,7 @@ pub fn explore(tree: String, frontier: Vec<Node>, chunk: u64, split: u32) -> Exp
 /// Counts the tree named `tree` as [`explore`] tasks across `client`'s swarm.
 ///
 /// Fails with the first failed task's error; an unknown tree name fails before submitting.
-pub fn on_swarm(client: &Client, tree: &str, chunk: u64, split: u32) -> Result<Counts, TaskError> {
+pub fn on_swarm(client: &Peer, tree: &str, chunk: u64, split: u32) -> Result<Counts, TaskError> {
     let Some(known) = uts::known(tree) else {
         let (promise, future) = peer_core::Promise::<()>::new();
         let task = promise.id();

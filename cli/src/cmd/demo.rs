@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use peer_core::TaskFuture;
-use peer_net::{Client, Config};
+use peer_net::{Config, Peer};
 
 /// Options of `peer demo`.
 #[derive(Debug, clap::Args)]
@@ -85,8 +85,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut swarm = Vec::with_capacity(peers);
     let first = match &args.bootstrap {
-        Some(addr) => Client::join(base.clone().bootstrap(addr.clone())),
-        None => Client::join(base.clone()),
+        Some(addr) => Peer::join(base.clone().bootstrap(addr.clone())),
+        None => Peer::join(base.clone()),
     }
     .context("starting the first peer")?;
     let first_addr = first
@@ -97,7 +97,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     swarm.push(first);
     for _ in 1..peers {
         let peer =
-            Client::join(base.clone().bootstrap(first_addr.clone())).context("starting a peer")?;
+            Peer::join(base.clone().bootstrap(first_addr.clone())).context("starting a peer")?;
         swarm.push(peer);
     }
     let others = if args.bootstrap.is_some() {

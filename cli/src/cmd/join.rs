@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use peer_core::NamedTask;
-use peer_net::{Client, Config, Identity, Multiaddr, SwarmKey};
+use peer_net::{Config, Identity, Multiaddr, Peer, SwarmKey};
 use peer_workloads::shell;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -280,7 +280,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// The addresses to bootstrap from. Listening on all interfaces (`wide`), the first
 /// address may come before the others: wait up to a second for one that is not loopback.
-fn addresses(client: &Client, wide: bool) -> Vec<Multiaddr> {
+fn addresses(client: &Peer, wide: bool) -> Vec<Multiaddr> {
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         let addrs = client.addresses();
@@ -488,11 +488,7 @@ const STOPPED_CHECK_TICKS: u64 = 20;
 
 /// Serves until the first signal, printing changes in the number of peers; with
 /// `--bootstrap`, fails if no peer connects within the join time-out.
-fn serve(
-    client: &Client,
-    settings: &Settings,
-    signals: &mpsc::Receiver<i32>,
-) -> anyhow::Result<()> {
+fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut waiting_for_first = !settings.bootstrap.is_empty();
     let mut last_peers = usize::MAX;
@@ -596,7 +592,7 @@ fn tcp_probe(addr: &Multiaddr) -> Option<std::io::Result<()>> {
 
 /// Drains the peer, leaves the swarm and says how it went: exit 0 if everything was
 /// handed back or finished in time, 130 if tasks were left unfinished.
-fn drain(client: Client, timeout: Duration) -> anyhow::Result<()> {
+fn drain(client: Peer, timeout: Duration) -> anyhow::Result<()> {
     let drained = client.drain(timeout).context("draining")?;
     println!(
         "drained: handed back {} tasks to their owners, {} unfinished",
@@ -627,7 +623,7 @@ fn drain(client: Client, timeout: Duration) -> anyhow::Result<()> {
 /// Leaves the swarm by dropping the client, but waits for that at most 2 s: a task still
 /// running after the drain time-out would hold the drop until it ends. Exiting closes the
 /// connections all the same, and the owners run such tasks again.
-fn leave(client: Client) {
+fn leave(client: Peer) {
     let (tx, rx) = mpsc::sync_channel(1);
     let dropper = std::thread::Builder::new()
         .name("leave".into())

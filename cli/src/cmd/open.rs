@@ -67,8 +67,8 @@ pub(crate) fn check(
 
 /// Starts the peer: `peer_net::Error::Open` (should the checks above ever miss a case) is
 /// a usage error, any other failure "cannot {what}" (exit 3).
-pub(crate) fn join(config: Config, what: &str) -> anyhow::Result<peer_net::Client> {
-    peer_net::Client::join(config).map_err(|error| {
+pub(crate) fn join(config: Config, what: &str) -> anyhow::Result<peer_net::Peer> {
+    peer_net::Peer::join(config).map_err(|error| {
         let (code, message) = match error {
             peer_net::Error::Open(_) => (USAGE, format!("{error} (--insecure-open)")),
             _ => (Exit::CANNOT_JOIN, format!("cannot {what}: {error}")),

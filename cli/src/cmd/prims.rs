@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use peer_core::sync::keys;
-use peer_net::{Client, PeerId};
+use peer_net::{Peer, PeerId};
 use peer_workloads::prims::{self, HoldPermitTask, IncrementUnderLockTask};
 
 use super::bench::{Children, tcp_round_trips};
@@ -166,7 +166,7 @@ fn fresh(prefix: &str) -> String {
 /// home among `among` (any peer but this one if empty) and, if `backup_away`, their backup
 /// elsewhere than here.
 fn pick(
-    client: &Client,
+    client: &Peer,
     prefix: &str,
     among: &[PeerId],
     backup_away: bool,

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use peer_core::NamedTask;
-use peer_net::Client;
+use peer_net::Peer;
 use peer_workloads::shell::RunTask;
 
 use super::Exit;
@@ -25,7 +25,7 @@ const USAGE: u8 = 2;
 
 /// Joins the swarm for `peer map` or `peer submit`: with `remote_only`, as a peer that does
 /// not run shell commands itself, which needs other peers to run them.
-pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Client> {
+pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer> {
     if !remote_only {
         // This process runs its user's commands, never other members'.
         return swarm.join_with(|config| config.serve_own_only(RunTask::NAME));
@@ -89,7 +89,7 @@ impl Watch {
     }
 
     /// Called often; asks the swarm at most every [`CHECK_EVERY`].
-    pub(crate) fn check(&mut self, client: &Client) -> anyhow::Result<()> {
+    pub(crate) fn check(&mut self, client: &Peer) -> anyhow::Result<()> {
         if !self.on || self.last_check.elapsed() < CHECK_EVERY {
             return Ok(());
         }

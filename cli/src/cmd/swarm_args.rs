@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Exit;
 use peer_core::NamedTask;
-use peer_net::{Client, Config, Multiaddr, SwarmKey};
+use peer_net::{Config, Multiaddr, Peer, SwarmKey};
 use peer_workloads::shell::RunTask;
 
 /// Options for joining a swarm, shared by the commands that run work on one.
@@ -67,16 +67,13 @@ impl SwarmArgs {
     /// Starts this peer and waits for the peers asked for. It does not run shell commands
     /// (only `peer map` and `peer submit` do, through [`join_with`](SwarmArgs::join_with)):
     /// a command that joins a swarm to count or to look must not run other members'.
-    pub(crate) fn join(&self) -> anyhow::Result<Client> {
+    pub(crate) fn join(&self) -> anyhow::Result<Peer> {
         self.join_with(|config| config.withhold_task(RunTask::NAME))
     }
 
     /// Starts this peer, with `adjust` applied to its config last, and waits for the peers
     /// asked for.
-    pub(crate) fn join_with(
-        &self,
-        adjust: impl FnOnce(Config) -> Config,
-    ) -> anyhow::Result<Client> {
+    pub(crate) fn join_with(&self, adjust: impl FnOnce(Config) -> Config) -> anyhow::Result<Peer> {
         let listen = match (&self.listen, self.mdns) {
             (Some(addr), _) => addr.clone(),
             (None, true) => "/ip4/0.0.0.0/tcp/0".parse()?,
@@ -141,7 +138,7 @@ impl SwarmArgs {
 
 /// Prints one line per peer this peer suspected: who, when (Unix nanoseconds), why, and
 /// how many of its tasks ran again.
-pub(crate) fn print_recoveries(client: &Client) -> anyhow::Result<()> {
+pub(crate) fn print_recoveries(client: &Peer) -> anyhow::Result<()> {
     for r in client.status()?.recoveries {
         let at =
             r.at.duration_since(std::time::UNIX_EPOCH)

@@ -128,10 +128,12 @@ mod args;
 pub mod decoded;
 mod given;
 mod registry;
+pub mod remote;
 
 pub use args::Args;
 pub use given::{Arg, ArgFailure, ArgSlot, Element, FutureArg, Gather, IntoArg, IntoArgs, form};
 pub use registry::{CallError, Registration, Registry, registry};
+pub use remote::{Call, Done, Remote};
 
 /// A function registered by name; implemented by [`#[task]`](crate::task).
 pub trait NamedTask: Send + Sync + 'static {

@@ -375,6 +375,9 @@ pub(crate) struct Node {
     ready: VecDeque<TaskSpec>,
     preparing: HashMap<TaskKey, Preparing>,
     running: usize,
+    /// Workers of the local pool waiting on a future (a task waiting for the tasks it
+    /// submitted): each frees a slot, since it only helps with what the pool already has.
+    waiting: usize,
     /// Own ready tasks this peer does not run (it withholds them), as its last dispatch
     /// found them: counted twice in the load the policy sees, since the policy keeps a last
     /// task for its own worker and none would ever run it.
@@ -463,6 +466,7 @@ impl Node {
             ready: VecDeque::new(),
             preparing: HashMap::new(),
             running: 0,
+            waiting: 0,
             not_here: 0,
             mean_run: None,
             running_keys: HashMap::new(),
@@ -543,8 +547,23 @@ impl Node {
         args: Vec<SubmitArg>,
         now: Instant,
     ) {
+        self.submit_retrying(key, name, fingerprint, args, 0, now);
+    }
+
+    /// Like [`submit`](Node::submit), for a task that runs again up to `retries` times
+    /// after a panic.
+    pub(crate) fn submit_retrying(
+        &mut self,
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+        retries: u32,
+        now: Instant,
+    ) {
         self.stats.submitted += 1;
         let mut task = Owned::new(name, fingerprint);
+        task.retries = retries;
         let mut failed = None;
         for (index, arg) in args.into_iter().enumerate() {
             let pending = match arg {

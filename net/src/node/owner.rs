@@ -95,7 +95,30 @@ impl Node {
                 }
                 self.rerun(task, now);
             }
+            Done::Failed(Failure::Panicked(message)) if self.take_retry(task) => {
+                tracing::debug!(%task, %message, "a task panicked; running it again");
+                let before = self.stats.reruns;
+                self.rerun(task, now);
+                // A retry is not a loss: it does not count towards the most runs after losses.
+                if self.stats.reruns > before {
+                    self.stats.reruns -= 1;
+                    if let Some(owned) = self.owned.get_mut(&task) {
+                        owned.reruns = owned.reruns.saturating_sub(1);
+                    }
+                }
+            }
             Done::Failed(failure) => self.fail_owned(task, failure, now),
+        }
+    }
+
+    /// Whether `task` has a retry left after a panic; takes it.
+    fn take_retry(&mut self, task: TaskKey) -> bool {
+        match self.owned.get_mut(&task) {
+            Some(owned) if owned.retries > 0 && owned.spec.is_some() => {
+                owned.retries -= 1;
+                true
+            }
+            _ => false,
         }
     }
 

@@ -27,7 +27,7 @@ impl Node {
     /// Tasks to hand the local pool at once: its workers and one more, and for short tasks
     /// enough queued to keep each worker busy for [`Settings::buffer`].
     pub(super) fn slots(&self) -> usize {
-        let base = self.settings.slots;
+        let base = self.settings.slots + self.waiting;
         match self.mean_run {
             Some(mean) if mean < self.settings.buffer => {
                 let per_worker =
@@ -35,6 +35,18 @@ impl Node {
                 (base + self.settings.workers * per_worker).min(MAX_SLOTS.max(base))
             }
             _ => base,
+        }
+    }
+
+    /// A worker starts (`true`) or ends a wait on a future: while it waits, one more task
+    /// may go to the pool, for it or another worker to run.
+    pub(crate) fn waiting(&mut self, waiting: bool, now: Instant) {
+        if waiting {
+            self.waiting += 1;
+            self.dispatch(now);
+            self.after(now);
+        } else {
+            self.waiting = self.waiting.saturating_sub(1);
         }
     }
 

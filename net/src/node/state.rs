@@ -70,6 +70,8 @@ pub(super) struct Owned {
     pub(super) lineage: usize,
     /// How many times it was queued again after a loss.
     pub(super) reruns: u32,
+    /// How many more times it runs again after a panic.
+    pub(super) retries: u32,
     /// When its location last changed (for [`Node::audit`](super::Node)).
     pub(super) since: Option<std::time::Instant>,
     /// The peers known to have had it, whose notices about it count
@@ -93,6 +95,7 @@ impl Owned {
             hops: 0,
             lineage: 0,
             reruns: 0,
+            retries: 0,
             since: None,
             custody: Vec::new(),
         }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use peer_net::{Client, Config};
+use peer_net::{Config, Peer};
 
 /// One worker, loopback only, mDNS off (it would advertise the machine's real interface).
 pub(crate) fn config() -> Config {
@@ -13,12 +13,12 @@ pub(crate) fn config() -> Config {
 }
 
 /// A first peer and `n - 1` more that bootstrap from it, all connected to each other.
-pub(crate) fn swarm(n: usize) -> Vec<Client> {
-    let first = Client::join(config()).unwrap();
+pub(crate) fn swarm(n: usize) -> Vec<Peer> {
+    let first = Peer::join(config()).unwrap();
     let addr = first.addresses()[0].clone();
     let mut peers = vec![first];
     for _ in 1..n {
-        peers.push(Client::join(config().bootstrap(addr.clone())).unwrap());
+        peers.push(Peer::join(config().bootstrap(addr.clone())).unwrap());
     }
     for peer in &peers {
         let seen = peer.wait_for_peers(n - 1, Duration::from_secs(20));

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use peer_net::{Client, Config, PeerId};
+use peer_net::{Config, Peer, PeerId};
 
 use super::raw::RawPeer;
 
@@ -121,7 +121,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 }
 
 /// Checks that `client` still does honest work: a named task submitted there completes.
-pub fn still_works(client: &Client) {
+pub fn still_works(client: &Peer) {
     let doubled = client.submit_named(DoubleTask, (21u64,));
     assert_eq!(
         doubled.wait_timeout(Duration::from_secs(20)),
@@ -132,15 +132,15 @@ pub fn still_works(client: &Client) {
 }
 
 /// A real peer that joins `a`'s swarm, once it is connected to it.
-pub fn join(a: &Client, config: Config) -> Client {
-    let b = Client::join(config.bootstrap(a.addresses()[0].clone())).unwrap();
+pub fn join(a: &Peer, config: Config) -> Peer {
+    let b = Peer::join(config.bootstrap(a.addresses()[0].clone())).unwrap();
     assert_eq!(b.wait_for_peers(1, Duration::from_secs(30)), 1, "B sees A");
     b
 }
 
 /// A raw member M connected to each of `peers`; returns once each counts all the others
 /// and M as members, and M hears their gossip.
-pub fn raw_member(peers: &[&Client]) -> RawPeer {
+pub fn raw_member(peers: &[&Peer]) -> RawPeer {
     let m = RawPeer::member();
     for peer in peers {
         m.connect(&peer.addresses()[0]);
@@ -156,8 +156,8 @@ pub fn raw_member(peers: &[&Client]) -> RawPeer {
 }
 
 /// Two real peers, A and B (B bootstraps from A), and a raw member M connected to both.
-pub fn trio(a: Config, b: Config) -> (Client, Client, RawPeer) {
-    let a = Client::join(a).unwrap();
+pub fn trio(a: Config, b: Config) -> (Peer, Peer, RawPeer) {
+    let a = Peer::join(a).unwrap();
     let b = join(&a, b);
     let m = raw_member(&[&a, &b]);
     (a, b, m)
@@ -165,12 +165,7 @@ pub fn trio(a: Config, b: Config) -> (Client, Client, RawPeer) {
 
 /// A name for a primitive whose key is `key_of(name)` and whose home and backup, as both
 /// `a` and `b` rank them, are real peers: the raw member `m` comes only third.
-pub fn homed_away_from(
-    key_of: impl Fn(&str) -> String,
-    a: &Client,
-    b: &Client,
-    m: &PeerId,
-) -> String {
+pub fn homed_away_from(key_of: impl Fn(&str) -> String, a: &Peer, b: &Peer, m: &PeerId) -> String {
     for i in 0..1000 {
         let name = format!("hostile-{i}");
         let key = key_of(&name);

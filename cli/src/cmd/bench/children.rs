@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use peer_net::{Client, Config, Multiaddr};
+use peer_net::{Config, Multiaddr, Peer};
 
 use crate::cmd::join::read_bootstrap_line;
 
@@ -125,8 +125,8 @@ impl Children {
 
     /// Starts a peer of `workers` workers in this process, bootstrapped from the children,
     /// and waits for all of them to connect to it.
-    pub(super) fn join(&self, workers: usize) -> anyhow::Result<Client> {
-        let client = Client::join(loopback()?.workers(workers).bootstrap(self.addr.clone()))?;
+    pub(super) fn join(&self, workers: usize) -> anyhow::Result<Peer> {
+        let client = Peer::join(loopback()?.workers(workers).bootstrap(self.addr.clone()))?;
         wait_for_peers(&client, self.procs.len())?;
         Ok(client)
     }
@@ -150,7 +150,7 @@ pub(super) fn loopback() -> anyhow::Result<Config> {
 }
 
 /// Waits up to 30 s for `n` other peers to connect to `client`; fails if they do not.
-pub(super) fn wait_for_peers(client: &Client, n: usize) -> anyhow::Result<()> {
+pub(super) fn wait_for_peers(client: &Peer, n: usize) -> anyhow::Result<()> {
     if client.wait_for_peers(n, Duration::from_secs(30)) < n {
         bail!("the peers did not connect");
     }

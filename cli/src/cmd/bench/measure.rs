@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use peer_net::Client;
+use peer_net::Peer;
 use peer_workloads::{swarm_uts, uts};
 
 /// The median of `runs` measurements.
@@ -30,7 +30,7 @@ pub(super) fn known_tree(tree: &str) -> anyhow::Result<uts::Known> {
 
 /// The seconds UTS `tree` takes on `client`'s swarm; fails unless the counts are exact.
 pub(super) fn timed_uts(
-    client: &Client,
+    client: &Peer,
     tree: &uts::Known,
     chunk: u64,
     split: u32,

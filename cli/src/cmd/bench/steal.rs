@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use peer_net::Client;
+use peer_net::Peer;
 use peer_workloads::bench_tasks::SleepMsTask;
 
 use super::children::{loopback, wait_for_peers};
@@ -13,8 +13,8 @@ use super::report::{Obj, Out, Row, micros, micros_text};
 pub(super) fn run(out: Out, tasks: u64, pings: u64) -> anyhow::Result<()> {
     let tcp = tcp_round_trips(pings)?;
     let base = loopback()?.workers(1);
-    let victim = Client::join(base.clone())?;
-    let thief = Client::join(base.bootstrap(victim.addresses()[0].clone()))?;
+    let victim = Peer::join(base.clone())?;
+    let thief = Peer::join(base.bootstrap(victim.addresses()[0].clone()))?;
     wait_for_peers(&victim, 1)?;
     let futures = victim.map_named(SleepMsTask, (0..tasks).map(|_| (1,)));
     victim.gather(futures)?;

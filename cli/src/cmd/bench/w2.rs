@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 use peer_core::TaskFuture;
-use peer_net::Client;
+use peer_net::Peer;
 
 use super::children::{Children, loopback};
 use super::measure::median;
@@ -66,7 +66,7 @@ pub(super) fn run(
     };
     let client = match &children {
         Some(children) => children.join(workers)?,
-        None => Client::join(loopback()?.workers(workers))?,
+        None => Peer::join(loopback()?.workers(workers))?,
     };
     let swarm = median(runs, || {
         nested(

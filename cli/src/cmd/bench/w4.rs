@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use peer_net::Client;
+use peer_net::Peer;
 
 use super::children::{Children, loopback};
 use super::measure::{cpu_secs, known_tree, timed_uts};
@@ -12,7 +12,7 @@ use super::report::{Obj, Out, Row, secs_text};
 
 pub(super) fn run(out: Out, tree: &str, chunk: u64, split: u32) -> anyhow::Result<()> {
     let known = known_tree(tree)?;
-    let alone = Client::join(loopback()?.workers(2))?;
+    let alone = Peer::join(loopback()?.workers(2))?;
     let one = timed_uts(&alone, &known, chunk, split)?;
     drop(alone);
     let children = Children::spawn(1, 1)?;

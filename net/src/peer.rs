@@ -1,85 +1,77 @@
-//! A program's handle on the swarm: submit named tasks anywhere, closures here.
+//! A program's peer of the swarm: the [`peer_core::Client`] it submits through, and what only a
+//! swarm has (addresses, status, drain, detached jobs, published values).
 
-use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder, identity};
-use peer_core::named::{ArgSlot, IntoArgs, registry};
-use peer_core::{NamedTask, Promise, TaskError, TaskFuture, TaskId};
+use peer_core::named::registry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{self, Behaviour, peer_number};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Answered, Command, EventLoop, Resolver, Status};
-use crate::node::{Node, Settings, SubmitArg};
+use crate::event_loop::{Answered, Command, EventLoop, Status};
+use crate::node::{Node, Settings};
+use crate::remote::SwarmTasks;
 use crate::sync::{SwarmBackend, Topics};
-use crate::wire::{Failure, TaskKey};
 
-/// Which swarm task stands behind which local future, both ways, while it may be used as
-/// an argument or named in an error.
-#[derive(Default)]
-struct Keys {
-    by_id: HashMap<TaskId, TaskKey>,
-    by_key: HashMap<TaskKey, TaskId>,
-}
-
-/// A peer of a swarm, and a client of it: the same `submit` / `map` / `gather` /
-/// `as_completed` API as [`peer_core::Client`], for named tasks that any peer may run.
+/// A peer of a swarm, started by [`Peer::join`]: it serves the swarm's tasks on its workers
+/// until the last client of it is dropped.
 ///
-/// Named tasks go to the swarm ([`submit_named`](Client::submit_named)); closures still run
-/// on this peer's own pool through [`Deref`] to the local [`peer_core::Client`], and futures
-/// of both kinds mix in one graph.
+/// Its [`client`](Peer::client) is a plain [`peer_core::Client`], so a program written for
+/// the local client runs on the swarm unchanged: named tasks (`submit_named`, `map_named`,
+/// and those that tasks submit on any peer) go to the swarm, where any peer may run them;
+/// closures run on this peer's own pool, and are counted in [`Status::local_only`].
+/// `Peer` dereferences to that client.
 ///
 /// ```
-/// use peer_net::{Client, Config};
+/// use peer_net::{Config, Peer};
 ///
 /// #[peer_core::task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
 /// let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
-/// let client = Client::join(Config::new().listen(loopback).mdns(false).workers(2)).unwrap();
-/// let futures = client.map_named(SquareTask, (0..10u64).map(|x| (x,)));
-/// let squares = client.gather(futures).unwrap();
+/// let peer = Peer::join(Config::new().listen(loopback).mdns(false).workers(2)).unwrap();
+/// let client: peer_core::Client = peer.client().clone();
+/// let squares = client.gather(client.map_named(SquareTask, 0..10u64)).unwrap();
 /// assert_eq!(squares[3], 9);
 /// ```
-pub struct Client {
-    local: peer_core::Client,
+pub struct Peer {
+    client: peer_core::Client,
+    tasks: Arc<SwarmTasks>,
     commands: mpsc::Sender<Command>,
-    me: u64,
     peer_id: PeerId,
-    next_seq: AtomicU64,
-    keys: Arc<Mutex<Keys>>,
     /// Peers up, as the event loop counts them: read without waking it.
     peers: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
 }
 
-impl Client {
+impl Peer {
     /// Starts a peer: listens, dials the bootstrap peers, and serves tasks until dropped.
-    pub fn join(config: Config) -> Result<Client, Error> {
+    pub fn join(config: Config) -> Result<Peer, Error> {
         config.check_open()?;
         let workers = config.worker_count();
         let (commands, commands_rx) = mpsc::channel(1024);
         // Named primitives of this peer's client and tasks live at their home peers.
         let backend = SwarmBackend::new(commands.clone());
         let topics = backend.topics();
-        let local = peer_core::Client::builder()
-            .workers(workers)
-            .backend(Arc::new(backend))
-            .build()
-            .map_err(|e| Error::Pool(e.to_string()))?;
         let key = match &config.identity {
             Some(identity) => identity.0.clone(),
             None => identity::Keypair::generate_ed25519(),
         };
         let peer_id = key.public().to_peer_id();
         let me = peer_number(&peer_id);
+        // Named tasks of this peer's clients, and of the tasks on its workers, go to the swarm.
+        let tasks = Arc::new(SwarmTasks::new(commands.clone(), me));
+        let client = peer_core::Client::builder()
+            .workers(workers)
+            .backend(Arc::new(backend))
+            .remote(tasks.clone())
+            .build()
+            .map_err(|e| Error::Pool(e.to_string()))?;
         let bootstrap = config
             .bootstrap
             .iter()
@@ -118,7 +110,7 @@ impl Client {
         let node = Node::new(me, can_run, settings).running_own(own_only);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
-        let pool = local.clone();
+        let pool = client.pool_view();
         let peers = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&peers);
         let thread = std::thread::Builder::new()
@@ -149,100 +141,37 @@ impl Client {
                 });
             })
             .map_err(|e| Error::Transport(e.to_string()))?;
+        tasks.set_thread(thread);
         let started = started_rx.recv().unwrap_or(Err(Error::Stopped));
-        let client = Client {
-            local,
+        // From here, dropping the peer (its last client) stops the loop and joins it.
+        let peer = Peer {
+            client,
+            tasks,
             commands,
-            me,
             peer_id,
-            next_seq: AtomicU64::new(1),
-            keys: Arc::default(),
             peers,
-            thread: Some(thread),
         };
         started?;
         ready_rx.blocking_recv().map_err(|_| Error::Stopped)?;
-        Ok(client)
+        Ok(peer)
+    }
+
+    /// The client of this peer: a [`peer_core::Client`] whose named tasks run anywhere in the
+    /// swarm. Clones of it keep the peer running after the `Peer` is dropped.
+    pub fn client(&self) -> &peer_core::Client {
+        &self.client
+    }
+
+    /// The client, keeping the peer running for as long as any clone of it lives: the one
+    /// line that moves a program from `Client::new()` to a swarm,
+    /// `let client = Peer::join(config)?.into_client();`.
+    pub fn into_client(self) -> peer_core::Client {
+        self.client
     }
 
     /// This peer's libp2p id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
-    }
-
-    /// The local pool that runs closures (also reachable through `Deref`).
-    pub fn local(&self) -> &peer_core::Client {
-        &self.local
-    }
-
-    /// Submits a named task to the swarm: whichever peer first has a free worker runs it.
-    /// Arguments are values or futures of earlier tasks, as with
-    /// [`peer_core::Client::submit_named`].
-    pub fn submit_named<N, A, F>(&self, _task: N, args: A) -> TaskFuture<N::Output>
-    where
-        N: NamedTask,
-        A: IntoArgs<N::Args, F>,
-    {
-        let (promise, future) = Promise::new();
-        let id = promise.id();
-        let slots = match args.into_slots() {
-            Ok(slots) => slots,
-            Err(error) => {
-                promise.complete(Err(TaskError::BadArguments {
-                    task: id,
-                    name: N::NAME.into(),
-                    message: error.to_string().into(),
-                }));
-                return future;
-            }
-        };
-        let key = TaskKey {
-            owner: self.me,
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-        };
-        let mut args = Vec::with_capacity(slots.len());
-        let mut futures = Vec::new();
-        {
-            let mut keys = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
-            keys.by_id.insert(id, key);
-            keys.by_key.insert(key, id);
-            for (index, slot) in slots.into_iter().enumerate() {
-                match slot {
-                    ArgSlot::Encoded(bytes) => args.push(SubmitArg::Inline(bytes)),
-                    ArgSlot::Future(future) => {
-                        args.push(match keys.by_id.get(&future.task) {
-                            Some(dep) => SubmitArg::Owned(*dep),
-                            None => SubmitArg::Local,
-                        });
-                        futures.push((index, future));
-                    }
-                }
-            }
-        }
-        let resolve = resolver::<N>(promise, Arc::clone(&self.keys));
-        self.send(Command::Submit {
-            key,
-            name: N::NAME.to_string(),
-            fingerprint: N::FINGERPRINT,
-            args,
-            futures,
-            resolve,
-        });
-        future
-    }
-
-    /// Submits the named task once per item of `items`, each its arguments (a tuple, or
-    /// the one argument alone).
-    pub fn map_named<N, A, I, F>(&self, task: N, items: I) -> Vec<TaskFuture<N::Output>>
-    where
-        N: NamedTask + Copy,
-        A: IntoArgs<N::Args, F>,
-        I: IntoIterator<Item = A>,
-    {
-        items
-            .into_iter()
-            .map(|args| self.submit_named(task, args))
-            .collect()
     }
 
     /// What this peer knows now: counters, connected peers, listen addresses.
@@ -251,7 +180,9 @@ impl Client {
         self.commands
             .try_send(Command::Status(tx))
             .map_err(|_| Error::Stopped)?;
-        rx.blocking_recv().map_err(|_| Error::Stopped)
+        let mut status = rx.blocking_recv().map_err(|_| Error::Stopped)?;
+        status.local_only = self.tasks.local_only();
+        Ok(status)
     }
 
     /// The peers that would keep the primitive stored under `key` (see
@@ -325,32 +256,15 @@ impl Client {
     pub(crate) fn command(&self, command: Command) -> Result<(), Error> {
         self.commands.try_send(command).or_else(|e| match e {
             mpsc::error::TrySendError::Full(command) => {
-                self.send(command);
+                self.tasks.send(command);
                 Ok(())
             }
             mpsc::error::TrySendError::Closed(_) => Err(Error::Stopped),
         })
     }
-
-    /// Sends a command without blocking an async caller; waits (sleeping briefly) while the
-    /// loop's queue is full, which is back-pressure on a submitter far ahead of the swarm.
-    fn send(&self, mut command: Command) {
-        loop {
-            match self.commands.try_send(command) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    command = back;
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                // The loop is gone: dropping the command drops its promise, which fails
-                // the future with `Shutdown`.
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
-    }
 }
 
-/// What [`Client::drain`] did.
+/// What [`Peer::drain`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
     /// Queued tasks handed back to their owners.
@@ -359,74 +273,6 @@ pub struct Drained {
     pub unfinished: u64,
     /// Whether everything was handed back or finished in time.
     pub complete: bool,
-}
-
-/// Decodes the result into the promise's type, or turns the failure into a [`TaskError`].
-fn resolver<N: NamedTask>(promise: Promise<N::Output>, keys: Arc<Mutex<Keys>>) -> Resolver {
-    Box::new(move |result| {
-        let id = promise.id();
-        let mut keys = keys.lock().unwrap_or_else(PoisonError::into_inner);
-        let outcome = match result {
-            Ok(bytes) => postcard::from_bytes(&bytes).map_err(|e| TaskError::BadResult {
-                task: id,
-                name: N::NAME.into(),
-                message: e.to_string().into(),
-            }),
-            Err(failure) => Err(task_error::<N>(failure, id, &keys)),
-        };
-        if let Some(key) = keys.by_id.remove(&id) {
-            // A failed task stays known by key, so its dependents' errors can name it.
-            if outcome.is_ok() {
-                keys.by_key.remove(&key);
-            }
-        }
-        drop(keys);
-        promise.complete(outcome);
-    })
-}
-
-fn task_error<N: NamedTask>(failure: Failure, task: TaskId, keys: &Keys) -> TaskError {
-    let name = Arc::<str>::from(N::NAME);
-    match failure {
-        Failure::Panicked(message) => TaskError::Panicked {
-            task,
-            message: message.into(),
-        },
-        Failure::UnknownTask => TaskError::UnknownTask { task, name },
-        Failure::SignatureMismatch(found) => TaskError::SignatureMismatch {
-            task,
-            name,
-            expected: N::SIGNATURE.into(),
-            found: found.into(),
-        },
-        Failure::BadArguments(message) => TaskError::BadArguments {
-            task,
-            name,
-            message: message.into(),
-        },
-        Failure::BadResult(message) => TaskError::BadResult {
-            task,
-            name,
-            message: message.into(),
-        },
-        Failure::InputLost(message) | Failure::NotServed(message) => TaskError::Lost {
-            task,
-            message: message.into(),
-        },
-        Failure::Unfetched { input, holder, why } => TaskError::Lost {
-            task,
-            message: format!("input {input} could not be fetched from {holder:016x}: {why}").into(),
-        },
-        Failure::Input { task: input, cause } => {
-            let input_id = keys.by_key.get(&input).copied().unwrap_or(task);
-            let cause = task_error::<N>(*cause, input_id, keys);
-            TaskError::InputFailed {
-                task,
-                input: input_id,
-                cause: Arc::new(cause),
-            }
-        }
-    }
 }
 
 fn start(
@@ -468,26 +314,17 @@ fn boxed(error: std::io::Error) -> Box<dyn std::error::Error + Send + Sync> {
     Box::new(error)
 }
 
-impl Deref for Client {
+impl Deref for Peer {
     type Target = peer_core::Client;
 
     fn deref(&self) -> &peer_core::Client {
-        &self.local
+        &self.client
     }
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.commands.try_send(Command::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("Peer")
             .field("peer_id", &self.peer_id)
             .finish()
     }
