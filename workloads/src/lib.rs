@@ -4,7 +4,8 @@
 //!   as specified in `BENCHMARKS.md`: sequentially and as tasks that spawn tasks on a
 //!   [`peer_core::Client`].
 //! - [`bench_tasks`]: tiny named tasks for the swarm benchmarks.
-//! - [`swarm_uts`]: the same search as named tasks across a swarm of peers (`peer-net`).
+//! - [`swarm_uts`]: the same search as named tasks that submit tasks, on a local client or
+//!   across a swarm of peers (`peer-net`).
 //! - [`sweep`]: a sleep sweep with a known sum, also as a detached job (a graph of tasks
 //!   that outlives its submitter).
 //! - [`prims`]: tasks that share a lock, a variable and a semaphore across peers.

@@ -118,3 +118,28 @@ fn driver_inside_a_task() {
         .unwrap();
     assert_eq!(got, want);
 }
+
+#[test]
+fn named_tasks_that_submit_tasks_count_exactly_on_a_local_client() {
+    use peer_workloads::swarm_uts;
+    // The code that runs across a swarm, on one process: tasks wait for the tasks they
+    // submit, helping meanwhile, on one worker as on two, and through the encoded path.
+    for (workers, encode) in [(1, false), (2, false), (2, true)] {
+        let client = Client::builder()
+            .workers(workers)
+            .encode_named_tasks(encode)
+            .build()
+            .unwrap();
+        for (tree, chunk, split) in [("T1", 4096, 4), ("T3", 512, 2), ("T3", 64, 8)] {
+            let got = swarm_uts::on_client(&client, tree, chunk, split).unwrap();
+            assert_eq!(
+                got,
+                expected(tree),
+                "{tree}, {workers} workers, chunk {chunk}"
+            );
+        }
+    }
+    let client = Client::builder().workers(1).build().unwrap();
+    let error = swarm_uts::on_client(&client, "T9", 10, 2).unwrap_err();
+    assert!(error.to_string().contains("unknown UTS tree"), "{error}");
+}

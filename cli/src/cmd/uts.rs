@@ -29,7 +29,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("unknown tree {:?}: use T1, T3, T1L or T3L", args.tree))?;
     let client = args.swarm.join()?;
     let start = Instant::now();
-    let counts = swarm_uts::on_swarm(&client, known.name, args.chunk, args.split)?;
+    let counts = swarm_uts::on_client(&client, known.name, args.chunk, args.split)?;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "{}: {} nodes, {} leaves, depth {} in {secs:.3} s ({:.2} M nodes/s)",

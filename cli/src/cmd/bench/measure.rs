@@ -36,7 +36,7 @@ pub(super) fn timed_uts(
     split: u32,
 ) -> anyhow::Result<f64> {
     let start = Instant::now();
-    let counts = swarm_uts::on_swarm(client, tree.name, chunk, split)?;
+    let counts = swarm_uts::on_client(client, tree.name, chunk, split)?;
     let secs = start.elapsed().as_secs_f64();
     if counts != tree.counts {
         bail!("wrong counts {counts:?}: expected {:?}", tree.counts);
