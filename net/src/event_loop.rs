@@ -111,6 +111,9 @@ pub struct Status {
     /// Closures submitted through this peer's clients: they run on this peer only, unlike
     /// named tasks.
     pub local_only: u64,
+    /// Named tasks submitted here that no connected peer registered when first submitted:
+    /// every call of them runs here.
+    pub unserved: Vec<String>,
 }
 
 /// A peer suspected, as [`Status`] reports it.
@@ -360,6 +363,7 @@ impl EventLoop {
                     last_dial_error: self.last_dial_error.clone(),
                     // Counted by the clients; `Peer::status` fills it in.
                     local_only: 0,
+                    unserved: Vec::new(),
                 });
             }
             Command::Prim {

@@ -65,7 +65,8 @@ impl Peer {
         let peer_id = key.public().to_peer_id();
         let me = peer_number(&peer_id);
         // Named tasks of this peer's clients, and of the tasks on its workers, go to the swarm.
-        let tasks = Arc::new(SwarmTasks::new(commands.clone(), me));
+        let peers = Arc::new(AtomicUsize::new(0));
+        let tasks = Arc::new(SwarmTasks::new(commands.clone(), me, Arc::clone(&peers)));
         let client = peer_core::Client::builder()
             .workers(workers)
             .backend(Arc::new(backend))
@@ -111,7 +112,6 @@ impl Peer {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let pool = client.pool_view();
-        let peers = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&peers);
         let thread = std::thread::Builder::new()
             .name("peer-net".into())
@@ -182,6 +182,7 @@ impl Peer {
             .map_err(|_| Error::Stopped)?;
         let mut status = rx.blocking_recv().map_err(|_| Error::Stopped)?;
         status.local_only = self.tasks.local_only();
+        status.unserved = self.tasks.unserved();
         Ok(status)
     }
 

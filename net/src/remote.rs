@@ -1,8 +1,8 @@
 //! The swarm behind `peer_core::Client`: named tasks of every client of this peer, and of
 //! every task running on its workers, become tasks this peer owns and any peer may run.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use peer_core::TaskError;
 use peer_core::TaskId;
 use peer_core::named::{ArgSlot, Call, Remote};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::event_loop::{Command, Resolver};
 use crate::node::SubmitArg;
@@ -33,19 +33,32 @@ pub(crate) struct SwarmTasks {
     keys: Arc<Mutex<Keys>>,
     /// Closures submitted through clients of this peer: they run here only.
     local_only: AtomicU64,
+    /// Peers up, as the event loop counts them.
+    peers: Arc<AtomicUsize>,
+    /// Fingerprints of the named tasks whose servers were looked for.
+    checked: Mutex<HashSet<u64>>,
+    /// Named tasks that no connected peer registered when first submitted.
+    unserved: Arc<Mutex<Vec<String>>>,
     /// The event loop's thread, joined at shutdown.
     thread: Mutex<Option<JoinHandle<()>>>,
     loop_thread: Mutex<Option<ThreadId>>,
 }
 
 impl SwarmTasks {
-    pub(crate) fn new(commands: mpsc::Sender<Command>, me: u64) -> SwarmTasks {
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        me: u64,
+        peers: Arc<AtomicUsize>,
+    ) -> SwarmTasks {
         SwarmTasks {
             commands,
             me,
             next_seq: AtomicU64::new(1),
             keys: Arc::default(),
             local_only: AtomicU64::new(0),
+            peers,
+            checked: Mutex::default(),
+            unserved: Arc::default(),
             thread: Mutex::new(None),
             loop_thread: Mutex::new(None),
         }
@@ -60,6 +73,48 @@ impl SwarmTasks {
     /// Closures submitted through clients of this peer so far.
     pub(crate) fn local_only(&self) -> u64 {
         self.local_only.load(Ordering::Relaxed)
+    }
+
+    /// Named tasks submitted here that no connected peer registered, when first submitted.
+    pub(crate) fn unserved(&self) -> Vec<String> {
+        lock(&self.unserved).clone()
+    }
+
+    /// The first time a task is submitted while peers are connected, asks them whether any
+    /// registers it, and says so once if none does: its calls would all run here, which a
+    /// user pointing a program at peers of another binary does not expect.
+    fn check_served(&self, name: &'static str, fingerprint: u64) {
+        if self.peers.load(Ordering::Relaxed) == 0 || !lock(&self.checked).insert(fingerprint) {
+            return;
+        }
+        let (tx, rx) = oneshot::channel();
+        if self.commands.try_send(Command::Reports(tx)).is_err() {
+            return;
+        }
+        let unserved = Arc::clone(&self.unserved);
+        let me = self.me;
+        let spawned = std::thread::Builder::new()
+            .name("peer-net-check".into())
+            .spawn(move || {
+                let Ok(reports) = rx.blocking_recv() else {
+                    return;
+                };
+                let others: Vec<_> = reports
+                    .iter()
+                    .filter(|(peer, _)| crate::behaviour::peer_number(peer) != me)
+                    .filter_map(|(_, report)| report.as_ref().ok())
+                    .collect();
+                if others.is_empty() || others.iter().any(|r| r.serves.contains(&fingerprint)) {
+                    return;
+                }
+                tracing::warn!(
+                    "no connected peer runs the named task {name}: every call of it runs on \
+                     this peer. Start the other peers with this program's own binary (its \
+                     `join`), which registers its tasks"
+                );
+                lock(&unserved).push(name.to_string());
+            });
+        drop(spawned);
     }
 
     /// Sends a command, waiting (sleeping briefly) while the loop's queue is full, which is
@@ -91,6 +146,7 @@ impl Remote for SwarmTasks {
             done,
             ..
         } = call;
+        self.check_served(name, fingerprint);
         let key = TaskKey {
             owner: self.me,
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),

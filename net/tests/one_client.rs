@@ -163,3 +163,26 @@ fn retries_clones_and_closures_on_a_peer_client() {
     assert_eq!(client.submit_named(SlowDoubleTask, 21).wait(), Ok(&42));
     drop(client);
 }
+
+#[test]
+fn a_submitter_says_which_of_its_tasks_no_connected_peer_registers() {
+    let first = peer(None, &[]);
+    let second = peer(Some(&first), &["one_client::slow_double"]);
+    connected(&[&first, &second]);
+    let client = first.client();
+    assert_eq!(client.submit_named(SlowDoubleTask, 2).wait(), Ok(&4));
+    assert_eq!(client.submit_named(LeafTask, 2).wait(), Ok(&3));
+    assert_eq!(client.submit_named(SlowDoubleTask, 3).wait(), Ok(&6));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let unserved = loop {
+        let unserved = first.status().unwrap().unserved;
+        if !unserved.is_empty() || std::time::Instant::now() > deadline {
+            break unserved;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(unserved, vec!["one_client::slow_double".to_string()]);
+    // Said once, and never of a task that a connected peer serves.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(first.status().unwrap().unserved, unserved);
+}

@@ -9,7 +9,7 @@ mod open;
 mod prims;
 mod shell_peers;
 mod status;
-mod swarm_args;
+pub(crate) mod swarm_args;
 mod sweep;
 mod uts;
 

@@ -7,9 +7,11 @@ use peer_core::NamedTask;
 use peer_net::{Config, Multiaddr, Peer, SwarmKey};
 use peer_workloads::shell::RunTask;
 
-/// Options for joining a swarm, shared by the commands that run work on one.
-#[derive(Debug, clap::Args)]
-pub(crate) struct SwarmArgs {
+/// Options for joining a swarm, shared by the commands that run work on one, and for a
+/// binary's own commands (`#[command(flatten)]`): without `--bootstrap` or `--mdns` the
+/// command runs alone on a local client, with one of them on a swarm.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwarmArgs {
     /// Join the swarm of this peer instead of running alone.
     #[arg(long)]
     bootstrap: Option<Multiaddr>,
@@ -44,6 +46,20 @@ pub(crate) struct SwarmArgs {
 }
 
 impl SwarmArgs {
+    /// The client a command runs on: a local one when it joins no other peers, else the
+    /// client of a peer joined to the swarm (which stays up while any clone of the client
+    /// lives). The peer does not run shell commands.
+    pub fn client(&self) -> anyhow::Result<peer_core::Client> {
+        if !self.joins_others() && self.listen.is_none() {
+            let mut builder = peer_core::Client::builder();
+            if let Some(n) = self.workers {
+                builder = builder.workers(n);
+            }
+            return Ok(builder.build()?);
+        }
+        Ok(self.join()?.into_client())
+    }
+
     /// Joins the peer at `bootstrap` on loopback, waiting for `wait_peers` peers.
     pub(crate) fn loopback(bootstrap: Multiaddr, wait_peers: usize) -> SwarmArgs {
         SwarmArgs {
