@@ -4,7 +4,7 @@
 //! Group `named_vs_closure`, 2 workers: 100,000 tasks computing `a + b` on two `u64`s,
 //! submitted from the bench thread and gathered, three ways (see `peer_benches::named`):
 //!
-//! - `closure`: `client.submit(move || a + b)`;
+//! - `closure`: `client.submit_local(move || a + b)`;
 //! - `named_direct`: `client.submit_named(AddTask, (a, b))`, the function called directly;
 //! - `named_encoded`: the same on a client built with `encode_named_tasks(true)`: arguments
 //!   and result encoded with postcard, the function found by name in the registry.

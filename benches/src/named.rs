@@ -2,7 +2,7 @@
 //! `NAMED_TASKS` times from outside the pool and gathered, three ways. Shared by the criterion
 //! bench `benches/named.rs` and the `named` group of the `w1_interleaved` driver.
 //!
-//! - [`closure`]: `client.submit(move || a + b)`, the reference;
+//! - [`closure`]: `client.submit_local(move || a + b)`, the reference;
 //! - named direct, [`named`] on a default client: `client.submit_named(AddTask, (a, b))` calls
 //!   [`add`] directly (each value argument is first stored as a finished future, then the task
 //!   runs once both inputs are done);
@@ -51,7 +51,7 @@ pub fn closure(client: &Client, n: u64) -> u64 {
     let futures = (0..n)
         .map(|a| {
             let b = 1u64;
-            client.submit(move || a + b)
+            client.submit_local(move || a + b)
         })
         .collect();
     gather_sum(client, futures)

@@ -58,7 +58,7 @@ pub fn rayon_pool(threads: usize) -> rayon::ThreadPool {
 
 /// peer: submit `n` empty tasks into a `Vec`, wait on each, drop the futures.
 pub fn peer_flat(client: &Client, n: u64) {
-    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit(|| ())).collect();
+    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit_local(|| ())).collect();
     for f in &futures {
         f.wait().expect("task");
     }
@@ -67,7 +67,7 @@ pub fn peer_flat(client: &Client, n: u64) {
 /// peer: submit `n` empty tasks into a `Vec` and `gather` them (one call for all futures,
 /// instead of one `wait` each).
 pub fn peer_flat_gather(client: &Client, n: u64) {
-    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit(|| ())).collect();
+    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit_local(|| ())).collect();
     let values = client.gather(futures).expect("tasks");
     assert_eq!(values.len() as u64, n);
 }
@@ -103,8 +103,8 @@ pub fn peer_tree(depth: u32) -> u64 {
     }
     let (left, right) = Client::with_current(|client| {
         (
-            client.submit(move || peer_tree(depth - 1)),
-            client.submit(move || peer_tree(depth - 1)),
+            client.submit_local(move || peer_tree(depth - 1)),
+            client.submit_local(move || peer_tree(depth - 1)),
         )
     })
     .expect("inside a task");
@@ -118,8 +118,8 @@ pub fn peer_tree_current(depth: u32) -> u64 {
         return 1;
     }
     let client = Client::current().expect("inside a task");
-    let left = client.submit(move || peer_tree_current(depth - 1));
-    let right = client.submit(move || peer_tree_current(depth - 1));
+    let left = client.submit_local(move || peer_tree_current(depth - 1));
+    let right = client.submit_local(move || peer_tree_current(depth - 1));
     left.wait().expect("left") + right.wait().expect("right")
 }
 
@@ -129,9 +129,10 @@ pub fn peer_tree_half_inline(depth: u32) -> u64 {
     if depth == 0 {
         return 1;
     }
-    let right =
-        Client::with_current(|client| client.submit(move || peer_tree_half_inline(depth - 1)))
-            .expect("inside a task");
+    let right = Client::with_current(|client| {
+        client.submit_local(move || peer_tree_half_inline(depth - 1))
+    })
+    .expect("inside a task");
     let left = peer_tree_half_inline(depth - 1);
     left + right.wait().expect("right")
 }
@@ -160,7 +161,7 @@ pub fn rayon_tree(depth: u32) -> u64 {
 /// Runs [`peer_tree`] from a root task submitted from outside; returns the leaf count.
 pub fn peer_fork_join(client: &Client, depth: u32) -> u64 {
     *client
-        .submit(move || peer_tree(depth))
+        .submit_local(move || peer_tree(depth))
         .wait()
         .expect("root")
 }
@@ -168,7 +169,7 @@ pub fn peer_fork_join(client: &Client, depth: u32) -> u64 {
 /// Runs [`peer_tree_current`] from a root task; returns the leaf count.
 pub fn peer_fork_join_current(client: &Client, depth: u32) -> u64 {
     *client
-        .submit(move || peer_tree_current(depth))
+        .submit_local(move || peer_tree_current(depth))
         .wait()
         .expect("root")
 }
@@ -176,7 +177,7 @@ pub fn peer_fork_join_current(client: &Client, depth: u32) -> u64 {
 /// Runs [`peer_tree_half_inline`] from a root task; returns the leaf count.
 pub fn peer_fork_join_half_inline(client: &Client, depth: u32) -> u64 {
     *client
-        .submit(move || peer_tree_half_inline(depth))
+        .submit_local(move || peer_tree_half_inline(depth))
         .wait()
         .expect("root")
 }
@@ -197,9 +198,9 @@ pub fn rayon_fork_join(pool: &rayon::ThreadPool, depth: u32) -> u64 {
 /// peer: `submit_with(&prev, |x| x + 1)` `n - 1` times from the calling thread (earlier hops
 /// may already run meanwhile), then wait on the last; returns its value, `n - 1`.
 pub fn peer_chain(client: &Client, n: u64) -> u64 {
-    let mut prev = client.submit(|| 0u64);
+    let mut prev = client.submit_local(|| 0u64);
     for _ in 1..n {
-        prev = client.submit_with(&prev, |x: &u64| x + 1);
+        prev = client.submit_local_with(&prev, |x: &u64| x + 1);
     }
     *prev.wait().expect("chain")
 }
@@ -256,7 +257,7 @@ pub fn spin() {
 
 /// peer: `n` [`spin`] tasks submitted from outside, each waited on in order.
 pub fn peer_spin_tasks(client: &Client, n: u64) {
-    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit(spin)).collect();
+    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit_local(spin)).collect();
     for f in &futures {
         f.wait().expect("task");
     }
@@ -264,7 +265,7 @@ pub fn peer_spin_tasks(client: &Client, n: u64) {
 
 /// peer: `n` [`spin`] tasks submitted from outside, then `gather`ed.
 pub fn peer_spin_tasks_gather(client: &Client, n: u64) {
-    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit(spin)).collect();
+    let futures: Vec<TaskFuture<()>> = (0..n).map(|_| client.submit_local(spin)).collect();
     let values = client.gather(futures).expect("tasks");
     assert_eq!(values.len() as u64, n);
 }

@@ -125,18 +125,18 @@ fn main() {
     let start = Instant::now();
 
     let feeds: Vec<TaskFuture<Vec<f64>>> = (0..FEEDS)
-        .map(|i| client.submit(move || market_feed(i)))
+        .map(|i| client.submit_local(move || market_feed(i)))
         .collect();
     let exposures: Vec<TaskFuture<f64>> = (0..EXPOSURES)
         .map(|e| {
             let inputs: Vec<_> = feeds_of(e).iter().map(|&f| feeds[f].clone()).collect();
-            client.submit_with(&inputs, move |curves| exposure(e, &curves))
+            client.submit_local_with(&inputs, move |curves| exposure(e, &curves))
         })
         .collect();
 
     // Default models file audit records; one consumer task drains them.
     let audit = client.queue::<(usize, u64)>("audit", 64);
-    let auditor = client.submit({
+    let auditor = client.submit_local({
         let audit = audit.clone();
         move || {
             let (mut count, mut sum) = (0usize, 0u64);
@@ -150,7 +150,7 @@ fn main() {
     let pds: Vec<TaskFuture<f64>> = (0..DEFAULTS)
         .map(|d| {
             let audit = audit.clone();
-            client.submit_with(
+            client.submit_local_with(
                 (&exposures[d % EXPOSURES], &feeds[d % FEEDS]),
                 move |(&x, curve)| {
                     // Branching and nesting: stressed names run four scenarios as sub-tasks.
@@ -160,7 +160,7 @@ fn main() {
                             let runs: Vec<_> = (0..4)
                                 .map(|s| {
                                     let curve = curve.clone();
-                                    c.submit(move || stress_scenario(s, x, &curve))
+                                    c.submit_local(move || stress_scenario(s, x, &curve))
                                 })
                                 .collect();
                             c.gather(runs).expect("stress scenarios do not fail")
@@ -185,7 +185,7 @@ fn main() {
         .map(|l| {
             let inputs: Vec<_> = pds_of(l).iter().map(|&p| pds[p].clone()).collect();
             let (lock, ledger) = (client.lock("ledger"), ledger.clone());
-            client.submit_with(&inputs, move |pds| {
+            client.submit_local_with(&inputs, move |pds| {
                 let value = loss(l, &pds);
                 let _guard = lock.blocking_lock();
                 let booked = ledger.load(Ordering::Relaxed);
@@ -197,10 +197,10 @@ fn main() {
     let portfolios: Vec<TaskFuture<f64>> = (0..PORTFOLIOS)
         .map(|p| {
             let inputs: Vec<_> = losses.iter().skip(p).step_by(PORTFOLIOS).cloned().collect();
-            client.submit_with(&inputs, |ls| portfolio(&ls))
+            client.submit_local_with(&inputs, |ls| portfolio(&ls))
         })
         .collect();
-    let total = client.submit_with(&portfolios, |ps| ps.into_iter().sum::<f64>());
+    let total = client.submit_local_with(&portfolios, |ps| ps.into_iter().sum::<f64>());
 
     let total = *total.wait().expect("the model does not fail");
     client.gather(pds).expect("every default model ran");

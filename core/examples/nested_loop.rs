@@ -7,7 +7,7 @@
 //!
 //! The files are real: this writes them to a fresh temporary directory first, and removes
 //! it afterwards. Each `score` depends on the `load` of its file through a future, exactly as
-//! Dask's `client.submit(score, param, data)` does.
+//! Dask's `client.submit_local(score, param, data)` does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,9 +78,9 @@ fn main() {
     let start = Instant::now();
     let mut futures = Vec::new();
     for filename in filenames {
-        let data = client.submit(move || load(&filename)); // load data in the outer loop
+        let data = client.submit_local(move || load(&filename)); // load data in the outer loop
         for &param in &params {
-            let future = client.submit_with(&data, move |d| score(param, d)); // score all pairs
+            let future = client.submit_local_with(&data, move |d| score(param, d)); // score all pairs
             futures.push(future);
         }
     }

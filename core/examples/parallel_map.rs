@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Writes FILES text files to a temporary directory, counts the words of each with
-//! `client.map`, and prints the total as the results come in (`as_completed`).
+//! `client.map_local`, and prints the total as the results come in (`as_completed`).
 
 use std::fs;
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ fn main() {
         .collect();
 
     let client = Client::new();
-    let futures = client.map(filenames, process);
+    let futures = client.map_local(filenames, process);
     let mut total = 0;
     for (done, future) in as_completed(futures).enumerate() {
         let (_, words) = future.wait().expect("no task fails");

@@ -15,7 +15,12 @@ use crate::inputs::{Held, Inputs};
 use crate::named::{IntoArgs, NamedTask, Remote};
 use crate::sync::{Backend, LocalBackend};
 
-/// Submits tasks and hands back [`TaskFuture`]s; the local counterpart of Dask's `Client`.
+/// Submits tasks and hands back [`TaskFuture`]s; Dask's `Client`.
+///
+/// The same type runs a program on one machine (`Client::new()`) or on a swarm (the client
+/// of a `peer_net::Peer`): **named tasks** (`submit_named`, `map_named`) run on this pool, or
+/// on any peer of the swarm; **closures** (`submit_local`, `submit_local_with`, `map_local`)
+/// always run on this process's pool, as their names say, since code cannot cross machines.
 ///
 /// Cheap to clone; all clones share one pool of worker threads. Inside a task,
 /// [`Client::current`] and [`Client::with_current`] give the client that runs it, so tasks
@@ -69,7 +74,7 @@ pub struct Builder {
 #[derive(Debug)]
 pub struct BuildError(peer_steal::BuildError);
 
-/// Options for one task: `client.task().retries(3).submit(f)`.
+/// Options for one task: `client.task().retries(3).submit_local(f)`.
 #[derive(Debug)]
 #[must_use = "a task builder does nothing until submitted"]
 pub struct TaskBuilder<'c> {
@@ -202,11 +207,14 @@ impl Client {
         &self.pool
     }
 
-    /// Runs `f` on the pool and returns a future of its result.
+    /// Runs the closure `f` on this process's pool and returns a future of its result.
     ///
-    /// A panic in `f` becomes [`TaskError::Panicked`] with the panic message.
+    /// A closure cannot cross machines, so on a swarm it still runs here (counted in the
+    /// peer's status as local-only); work that may run on any peer is a
+    /// [named task](Client::submit_named). A panic in `f` becomes [`TaskError::Panicked`]
+    /// with the panic message.
     #[inline]
-    pub fn submit<T, F>(&self, f: F) -> TaskFuture<T>
+    pub fn submit_local<T, F>(&self, f: F) -> TaskFuture<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + Sync + 'static,
@@ -214,8 +222,10 @@ impl Client {
         self.submit_ready(Once(move |()| f()))
     }
 
-    /// Runs `f` once every input future is done, with references to their values: the
-    /// task-graph form of Dask's `client.submit(score, param, data_future)`.
+    /// Runs the closure `f` on this process's pool once every input future is done, with
+    /// references to their values: the task-graph form of Dask's
+    /// `client.submit(score, param, data_future)`, for work that stays in this process
+    /// ([`submit_named`](Client::submit_named) for work any peer may run).
     ///
     /// `inputs` is `&fut`, a tuple `(&a, &b, ...)` of up to twelve futures, or a slice of futures
     /// of one type; `f` receives `&A`, `(&A, &B, ...)` or `Vec<&A>`. If an input fails or is
@@ -223,12 +233,12 @@ impl Client {
     ///
     /// ```
     /// let client = peer_core::Client::builder().workers(2).build().unwrap();
-    /// let data = client.submit(|| vec![3, 1, 2]);
-    /// let scale = client.submit(|| 10);
-    /// let best = client.submit_with((&data, &scale), |(d, s)| d.iter().max().unwrap() * s);
+    /// let data = client.submit_local(|| vec![3, 1, 2]);
+    /// let scale = client.submit_local(|| 10);
+    /// let best = client.submit_local_with((&data, &scale), |(d, s)| d.iter().max().unwrap() * s);
     /// assert_eq!(*best.wait().unwrap(), 30);
     /// ```
-    pub fn submit_with<I, T, F>(&self, inputs: I, f: F) -> TaskFuture<T>
+    pub fn submit_local_with<I, T, F>(&self, inputs: I, f: F) -> TaskFuture<T>
     where
         I: Inputs,
         F: for<'a> FnOnce(<I::Held as Held>::Refs<'a>) -> T + Send + 'static,
@@ -237,8 +247,8 @@ impl Client {
         self.submit_after(inputs, Once(f))
     }
 
-    /// Submits a [named task](crate::named): `args` is a tuple with one value or `&TaskFuture`
-    /// per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`, or for a task of
+    /// Submits a [named task](crate::named), which runs on this pool for a local client and on
+    /// any peer for a swarm's: `args` is a tuple with one value or `&TaskFuture` per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`, or for a task of
     /// one parameter that argument alone (`client.submit_named(LoadTask, 3)`). `F` is
     /// inferred.
     pub fn submit_named<N, A, F>(&self, task: N, args: A) -> TaskFuture<N::Output>
@@ -318,7 +328,7 @@ impl Client {
         self.encode_named
     }
 
-    /// Like `submit`, for a function that decides the task's error itself.
+    /// Like `submit_local`, for a function that decides the task's error itself.
     pub(crate) fn submit_fallible<T, F>(&self, f: F) -> TaskFuture<T>
     where
         F: FnOnce(TaskId) -> Result<T, TaskError> + Send + 'static,
@@ -327,7 +337,7 @@ impl Client {
         self.submit_ready(TryOnce(move |(), id| f(id)))
     }
 
-    /// Like `submit_with`, for a function that decides the task's error itself.
+    /// Like `submit_local_with`, for a function that decides the task's error itself.
     pub(crate) fn submit_fallible_with<I, T, F>(&self, inputs: I, f: F) -> TaskFuture<T>
     where
         I: Inputs,
@@ -347,8 +357,9 @@ impl Client {
         }
     }
 
-    /// Submits `f(item)` for every item, in order; one task per item.
-    pub fn map<A, T, F, It>(&self, items: It, f: F) -> Vec<TaskFuture<T>>
+    /// Submits the closure `f(item)` for every item, in order, one task per item, on this
+    /// process's pool ([`map_named`](Client::map_named) for work any peer may run).
+    pub fn map_local<A, T, F, It>(&self, items: It, f: F) -> Vec<TaskFuture<T>>
     where
         It: IntoIterator<Item = A>,
         A: Send + 'static,
@@ -360,7 +371,7 @@ impl Client {
             .into_iter()
             .map(|item| {
                 let f = f.clone();
-                self.submit(move || f(item))
+                self.submit_local(move || f(item))
             })
             .collect()
     }
@@ -448,8 +459,8 @@ impl TaskBuilder<'_> {
         self
     }
 
-    /// Like [`Client::submit`], with these options.
-    pub fn submit<T, F>(self, mut f: F) -> TaskFuture<T>
+    /// Like [`Client::submit_local`], with these options.
+    pub fn submit_local<T, F>(self, mut f: F) -> TaskFuture<T>
     where
         F: FnMut() -> T + Send + 'static,
         T: Send + Sync + 'static,
@@ -472,8 +483,8 @@ impl TaskBuilder<'_> {
             .submit_named_retrying::<N, A, F>(args, self.retries)
     }
 
-    /// Like [`Client::submit_with`], with these options.
-    pub fn submit_with<I, T, F>(self, inputs: I, f: F) -> TaskFuture<T>
+    /// Like [`Client::submit_local_with`], with these options.
+    pub fn submit_local_with<I, T, F>(self, inputs: I, f: F) -> TaskFuture<T>
     where
         I: Inputs,
         F: for<'a> FnMut(<I::Held as Held>::Refs<'a>) -> T + Send + 'static,

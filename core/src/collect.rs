@@ -122,7 +122,7 @@ impl Group {
 ///
 /// ```
 /// let client = peer_core::Client::builder().workers(2).build().unwrap();
-/// let futures = client.map(0..10u64, |i| i * i);
+/// let futures = client.map_local(0..10u64, |i| i * i);
 /// let total: u64 = peer_core::as_completed(futures).map(|f| *f.wait().unwrap()).sum();
 /// assert_eq!(total, 285);
 /// ```

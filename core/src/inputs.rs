@@ -1,4 +1,4 @@
-//! Futures as inputs of later tasks: what `Client::submit_with` accepts, and what the task's
+//! Futures as inputs of later tasks: what `Client::submit_local_with` accepts, and what the task's
 //! function receives.
 
 // `Inputs::visit` hands out `&dyn Input`, a crate-private trait: the method is hidden and the

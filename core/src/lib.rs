@@ -4,25 +4,34 @@
 //! gather the results — the same program later runs across a swarm of machines with
 //! `peer-net`. This crate alone needs no network.
 //!
-//! The seed's nested loop: load each file once, score every parameter against it.
+//! The seed's nested loop: load each file once, score every parameter against it. Written
+//! with named tasks, the same function runs on a swarm when handed a peer's client.
 //!
 //! ```
-//! use peer_core::Client;
+//! use peer_core::{Client, task};
 //!
+//! #[task]
 //! fn load(name: &str) -> Vec<f64> { name.bytes().map(f64::from).collect() }
+//! #[task]
 //! fn score(param: f64, data: &[f64]) -> f64 { data.iter().map(|x| x * param).sum() }
 //!
-//! let client = Client::builder().workers(2).build().unwrap();
-//! let mut futures = Vec::new();
-//! for file in ["a.csv", "b.csv"] {
-//!     let data = client.submit(move || load(file));            // outer loop: load
-//!     for param in [0.5, 1.0, 2.0] {
-//!         futures.push(client.submit_with(&data, move |d| score(param, d)));  // inner loop
+//! fn best(client: &Client) -> f64 {
+//!     let mut futures = Vec::new();
+//!     for file in ["a.csv", "b.csv"] {
+//!         let data = client.submit_named(LoadTask, file.to_string());      // outer loop: load
+//!         for param in [0.5, 1.0, 2.0] {
+//!             futures.push(client.submit_named(ScoreTask, (param, &data))); // inner loop
+//!         }
 //!     }
+//!     let results = client.gather(futures).unwrap();
+//!     results.iter().cloned().fold(f64::MIN, f64::max)
 //! }
-//! let results = client.gather(futures).unwrap();
-//! let best = results.iter().cloned().fold(f64::MIN, f64::max);
-//! assert!(best > 0.0);
+//!
+//! let client = Client::builder().workers(2).build().unwrap();
+//! assert!(best(&client) > 0.0);
+//! // Closures run in this process, as their names say: `submit_local`, `map_local`.
+//! let local = client.submit_local(|| 6 * 7);
+//! assert_eq!(local.wait(), Ok(&42));
 //! ```
 
 extern crate self as peer_core;

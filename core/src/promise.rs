@@ -90,7 +90,7 @@ mod tests {
     fn dependents_of_a_promised_future_run_when_it_completes() {
         let client = Client::builder().workers(2).build().unwrap();
         let (promise, future) = Promise::new();
-        let doubled = client.submit_with(&future, |x: &u64| x * 2);
+        let doubled = client.submit_local_with(&future, |x: &u64| x * 2);
         assert!(!promise.is_abandoned());
         assert!(
             doubled

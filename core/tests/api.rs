@@ -14,7 +14,7 @@ fn client() -> Client {
 #[test]
 fn submit_and_wait() {
     let c = client();
-    let f = c.submit(|| 6 * 7);
+    let f = c.submit_local(|| 6 * 7);
     assert_eq!(f.wait(), Ok(&42));
     assert!(f.is_done());
     assert_eq!(f.try_get(), Some(Ok(&42)));
@@ -24,7 +24,7 @@ fn submit_and_wait() {
 fn try_get_is_none_until_done_and_never_blocks() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let f = c.submit(move || rx.recv().unwrap());
+    let f = c.submit_local(move || rx.recv().unwrap());
     assert!(f.try_get().is_none());
     assert!(!f.is_done());
     tx.send(()).unwrap();
@@ -34,13 +34,13 @@ fn try_get_is_none_until_done_and_never_blocks() {
 #[test]
 fn futures_as_inputs_one_tuple_and_slice() {
     let c = client();
-    let a = c.submit(|| 2u64);
-    let b = c.submit(|| String::from("abc"));
-    let one = c.submit_with(&a, |x| x * 10);
-    let pair = c.submit_with((&a, &b), |(x, s)| *x + s.len() as u64);
-    let parts: Vec<_> = (1..=4u64).map(|i| c.submit(move || i)).collect();
-    let sum = c.submit_with(&parts, |xs| xs.into_iter().sum::<u64>());
-    let sum_slice = c.submit_with(parts.as_slice(), |xs| xs.len());
+    let a = c.submit_local(|| 2u64);
+    let b = c.submit_local(|| String::from("abc"));
+    let one = c.submit_local_with(&a, |x| x * 10);
+    let pair = c.submit_local_with((&a, &b), |(x, s)| *x + s.len() as u64);
+    let parts: Vec<_> = (1..=4u64).map(|i| c.submit_local(move || i)).collect();
+    let sum = c.submit_local_with(&parts, |xs| xs.into_iter().sum::<u64>());
+    let sum_slice = c.submit_local_with(parts.as_slice(), |xs| xs.len());
     assert_eq!(one.wait(), Ok(&20));
     assert_eq!(pair.wait(), Ok(&5));
     assert_eq!(sum.wait(), Ok(&10));
@@ -52,9 +52,9 @@ fn input_shared_by_many_dependents_is_not_cloned() {
     // The seed's pattern: one loaded file, many scores against it.
     struct NoClone(Vec<u8>);
     let c = client();
-    let data = c.submit(|| NoClone(vec![1; 1000]));
+    let data = c.submit_local(|| NoClone(vec![1; 1000]));
     let scores: Vec<_> = (0..100)
-        .map(|p| c.submit_with(&data, move |d: &NoClone| d.0.len() * p))
+        .map(|p| c.submit_local_with(&data, move |d: &NoClone| d.0.len() * p))
         .collect();
     let best = c.gather(scores).unwrap().into_iter().max();
     assert_eq!(best, Some(99_000));
@@ -63,7 +63,7 @@ fn input_shared_by_many_dependents_is_not_cloned() {
 #[test]
 fn owned_and_borrowed_await() {
     let c = client();
-    let f = c.submit(|| vec![1, 2, 3]);
+    let f = c.submit_local(|| vec![1, 2, 3]);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -77,7 +77,7 @@ fn owned_and_borrowed_await() {
 fn await_is_woken_by_completion() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let f = c.submit(move || {
+    let f = c.submit_local(move || {
         rx.recv().unwrap();
         5
     });
@@ -96,7 +96,7 @@ fn await_is_woken_by_completion() {
 fn cancelled_await_leaks_no_waiter_and_loses_nothing() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let f = c.submit(move || {
+    let f = c.submit_local(move || {
         rx.recv().unwrap();
         7
     });
@@ -115,7 +115,7 @@ fn cancelled_await_leaks_no_waiter_and_loses_nothing() {
 #[test]
 fn into_result_moves_when_last_handle_and_clones_otherwise() {
     let c = client();
-    let f = c.submit(|| String::from("x"));
+    let f = c.submit_local(|| String::from("x"));
     let g = f.clone();
     assert_eq!(f.into_result(), Ok(String::from("x")));
     // `g` still reads it: the first into_result had to clone.
@@ -126,7 +126,7 @@ fn into_result_moves_when_last_handle_and_clones_otherwise() {
 #[test]
 fn a_panic_becomes_an_error_with_its_message() {
     let c = client();
-    let f = c.submit(|| -> u32 { panic!("bad input 17") });
+    let f = c.submit_local(|| -> u32 { panic!("bad input 17") });
     match f.wait() {
         Err(TaskError::Panicked { task, message }) => {
             assert_eq!(task, f.id());
@@ -135,20 +135,20 @@ fn a_panic_becomes_an_error_with_its_message() {
         other => panic!("expected a panic error, got {other:?}"),
     }
     // The pool survives a panicking task.
-    assert_eq!(c.submit(|| 1).wait(), Ok(&1));
+    assert_eq!(c.submit_local(|| 1).wait(), Ok(&1));
 }
 
 #[test]
 fn dependents_of_a_failed_task_fail_naming_the_input() {
     let c = client();
-    let bad = c.submit(|| -> u32 { panic!("boom") });
+    let bad = c.submit_local(|| -> u32 { panic!("boom") });
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
-    let child = c.submit_with(&bad, move |x| {
+    let child = c.submit_local_with(&bad, move |x| {
         r.fetch_add(1, Ordering::SeqCst);
         x + 1
     });
-    let grandchild = c.submit_with(&child, |x| x + 1);
+    let grandchild = c.submit_local_with(&child, |x| x + 1);
     match child.wait() {
         Err(TaskError::InputFailed { task, input, cause }) => {
             assert_eq!(task, child.id());
@@ -175,9 +175,9 @@ fn dependents_of_a_failed_task_fail_naming_the_input() {
 #[test]
 fn a_late_dependent_of_a_failed_task_fails_too() {
     let c = client();
-    let bad = c.submit(|| -> u32 { panic!("early") });
+    let bad = c.submit_local(|| -> u32 { panic!("early") });
     let _ = bad.wait();
-    let late = c.submit_with(&bad, |x| x + 1);
+    let late = c.submit_local_with(&bad, |x| x + 1);
     assert!(matches!(late.wait(), Err(TaskError::InputFailed { .. })));
 }
 
@@ -186,7 +186,7 @@ fn retries_rerun_a_panicking_task() {
     let c = client();
     let attempts = Arc::new(AtomicUsize::new(0));
     let a = attempts.clone();
-    let f = c.task().retries(3).submit(move || {
+    let f = c.task().retries(3).submit_local(move || {
         if a.fetch_add(1, Ordering::SeqCst) < 2 {
             panic!("flaky");
         }
@@ -197,11 +197,14 @@ fn retries_rerun_a_panicking_task() {
 
     let attempts = Arc::new(AtomicUsize::new(0));
     let a = attempts.clone();
-    let input = c.submit(|| 10);
-    let g = c.task().retries(2).submit_with(&input, move |x| -> u32 {
-        a.fetch_add(1, Ordering::SeqCst);
-        panic!("always {x}")
-    });
+    let input = c.submit_local(|| 10);
+    let g = c
+        .task()
+        .retries(2)
+        .submit_local_with(&input, move |x| -> u32 {
+            a.fetch_add(1, Ordering::SeqCst);
+            panic!("always {x}")
+        });
     assert!(
         matches!(g.wait(), Err(TaskError::Panicked { message, .. }) if &*message == "always 10")
     );
@@ -212,10 +215,10 @@ fn retries_rerun_a_panicking_task() {
 fn cancelling_a_pending_task_cancels_its_dependents() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let gate = c.submit(move || rx.recv().unwrap());
-    let pending = c.submit_with(&gate, |_| 1);
-    let child = c.submit_with(&pending, |x| x + 1);
-    let grandchild = c.submit_with((&child, &gate), |(x, _)| x + 1);
+    let gate = c.submit_local(move || rx.recv().unwrap());
+    let pending = c.submit_local_with(&gate, |_| 1);
+    let child = c.submit_local_with(&pending, |x| x + 1);
+    let grandchild = c.submit_local_with((&child, &gate), |(x, _)| x + 1);
     assert!(pending.cancel());
     assert!(!pending.cancel(), "cancelling twice reports false");
     // Dependents fail at once, without waiting for the gate.
@@ -233,16 +236,16 @@ fn cancelling_a_pending_task_cancels_its_dependents() {
 fn cancelling_a_queued_task_stops_it_and_a_finished_one_is_unaffected() {
     let c = Client::builder().workers(1).build().unwrap();
     let (tx, rx) = mpsc::channel::<()>();
-    let blocker = c.submit(move || rx.recv().unwrap());
+    let blocker = c.submit_local(move || rx.recv().unwrap());
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
-    let queued = c.submit(move || {
+    let queued = c.submit_local(move || {
         r.fetch_add(1, Ordering::SeqCst);
     });
     assert!(queued.cancel());
     tx.send(()).unwrap();
     blocker.wait().unwrap();
-    c.submit(|| ()).wait().unwrap();
+    c.submit_local(|| ()).wait().unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert!(queued.wait().unwrap_err().is_cancelled());
     assert!(!blocker.cancel());
@@ -252,7 +255,7 @@ fn cancelling_a_queued_task_stops_it_and_a_finished_one_is_unaffected() {
 #[test]
 fn map_and_gather_keep_order() {
     let c = client();
-    let futures = c.map(0..1000u64, |i| i * 2);
+    let futures = c.map_local(0..1000u64, |i| i * 2);
     let values = c.gather(futures).unwrap();
     assert_eq!(values, (0..1000u64).map(|i| i * 2).collect::<Vec<_>>());
 }
@@ -260,7 +263,7 @@ fn map_and_gather_keep_order() {
 #[test]
 fn gather_returns_the_first_error_in_order() {
     let c = client();
-    let futures = c.map(0..10u32, |i| {
+    let futures = c.map_local(0..10u32, |i| {
         if i == 3 || i == 7 {
             panic!("item {i}");
         }
@@ -280,11 +283,11 @@ fn gather_returns_the_first_error_in_order() {
 fn as_completed_yields_in_completion_order() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let slow = c.submit(move || {
+    let slow = c.submit_local(move || {
         rx.recv().unwrap();
         "slow"
     });
-    let fast = c.submit(|| "fast");
+    let fast = c.submit_local(|| "fast");
     let mut it = as_completed(vec![slow, fast]);
     assert_eq!(it.next().unwrap().wait(), Ok(&"fast"));
     tx.send(()).unwrap();
@@ -296,7 +299,7 @@ fn as_completed_yields_in_completion_order() {
 fn as_completed_is_a_stream() {
     use futures_util::StreamExt;
     let c = client();
-    let futures = c.map(0..100u64, |i| i);
+    let futures = c.map_local(0..100u64, |i| i);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -314,8 +317,8 @@ fn as_completed_is_a_stream() {
 fn wait_first_all_and_timeout() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let blocked = c.submit(move || rx.recv().unwrap());
-    let quick = c.submit(|| ());
+    let blocked = c.submit_local(move || rx.recv().unwrap());
+    let quick = c.submit_local(|| ());
     let futures = vec![blocked, quick];
 
     let first = wait(&futures, WaitFor::FirstCompleted, None);
@@ -345,7 +348,7 @@ fn wait_first_all_and_timeout() {
 fn wait_first_completed_times_out_when_nothing_finishes() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
-    let blocked = c.submit(move || rx.recv().unwrap());
+    let blocked = c.submit_local(move || rx.recv().unwrap());
     let r = wait(
         std::slice::from_ref(&blocked),
         WaitFor::FirstCompleted,
@@ -365,9 +368,9 @@ fn tasks_submit_tasks_through_the_current_client() {
         Client::current().is_none(),
         "the test thread is not a worker"
     );
-    let f = c.submit(|| {
+    let f = c.submit_local(|| {
         let inner = Client::current().expect("a task sees its client");
-        let parts: Vec<_> = (0..10u64).map(|i| inner.submit(move || i)).collect();
+        let parts: Vec<_> = (0..10u64).map(|i| inner.submit_local(move || i)).collect();
         parts.iter().map(|p| *p.wait().unwrap()).sum::<u64>()
     });
     assert_eq!(f.wait(), Ok(&45));
@@ -377,8 +380,8 @@ fn tasks_submit_tasks_through_the_current_client() {
 fn tasks_waiting_on_tasks_help_instead_of_deadlocking_one_worker() {
     // One worker: the outer task can only finish if waiting runs the inner one.
     let c = Client::builder().workers(1).build().unwrap();
-    let f = c.submit(|| {
-        let inner = Client::current().unwrap().submit(|| 3);
+    let f = c.submit_local(|| {
+        let inner = Client::current().unwrap().submit_local(|| 3);
         *inner.wait().unwrap() + 1
     });
     assert_eq!(f.wait(), Ok(&4));
@@ -399,7 +402,7 @@ fn dropping_a_future_does_not_cancel_and_frees_the_result() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (r, d) = (ran.clone(), drops.clone());
     let (tx, rx) = mpsc::channel::<()>();
-    let f = c.submit(move || {
+    let f = c.submit_local(move || {
         rx.recv().unwrap();
         r.fetch_add(1, Ordering::SeqCst);
         Tracked(d)
@@ -421,10 +424,10 @@ fn a_result_lives_while_a_future_or_pending_dependent_can_read_it() {
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
     let (tx, rx) = mpsc::channel::<()>();
-    let gate = c.submit(move || rx.recv().unwrap());
-    let data = c.submit(move || Tracked(d));
+    let gate = c.submit_local(move || rx.recv().unwrap());
+    let data = c.submit_local(move || Tracked(d));
     data.wait().unwrap();
-    let reader = c.submit_with((&data, &gate), |(t, _)| Arc::strong_count(&t.0));
+    let reader = c.submit_local_with((&data, &gate), |(t, _)| Arc::strong_count(&t.0));
     drop(data);
     assert_eq!(
         drops.load(Ordering::SeqCst),
@@ -449,14 +452,14 @@ fn dropping_the_client_resolves_queued_tasks_to_shutdown() {
     let c = Client::builder().workers(1).build().unwrap();
     let (tx, rx) = mpsc::channel::<()>();
     let (started_tx, started) = mpsc::channel::<()>();
-    let running = c.submit(move || {
+    let running = c.submit_local(move || {
         started_tx.send(()).unwrap();
         rx.recv().unwrap();
         1
     });
     started.recv().unwrap();
-    let queued: Vec<_> = (0..100).map(|i| c.submit(move || i)).collect();
-    let dependent = c.submit_with(&queued[0], |x| x + 1);
+    let queued: Vec<_> = (0..100).map(|i| c.submit_local(move || i)).collect();
+    let dependent = c.submit_local_with(&queued[0], |x| x + 1);
     // Let the running task finish once the drop has begun.
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
@@ -474,7 +477,7 @@ fn dropping_the_client_resolves_queued_tasks_to_shutdown() {
 #[test]
 fn errors_display_the_task() {
     let c = client();
-    let f = c.submit(|| -> () { panic!("why") });
+    let f = c.submit_local(|| -> () { panic!("why") });
     let e = f.wait().unwrap_err();
     assert_eq!(e.to_string(), format!("{} panicked: why", f.id()));
     assert_eq!(e.task(), f.id());

@@ -55,10 +55,10 @@ fn hundred_thousand_random_dependencies_match_sequential() {
     for (i, d) in deps.iter().enumerate() {
         let i = i as u64;
         let f = if d.is_empty() {
-            client.submit(move || node_value(i, &[]))
+            client.submit_local(move || node_value(i, &[]))
         } else {
             let inputs: Vec<TaskFuture<u64>> = d.iter().map(|&j| futures[j].clone()).collect();
-            client.submit_with(&inputs, move |xs| {
+            client.submit_local_with(&inputs, move |xs| {
                 let xs: Vec<u64> = xs.into_iter().copied().collect();
                 node_value(i, &xs)
             })
@@ -78,7 +78,7 @@ fn nested(client: Client, depth: u32, max: u32) -> u64 {
         return 0;
     }
     let inner = client.clone();
-    let child = client.submit(move || nested(inner, depth + 1, max));
+    let child = client.submit_local(move || nested(inner, depth + 1, max));
     *child.wait().unwrap() + 1
 }
 
@@ -86,7 +86,7 @@ fn nested(client: Client, depth: u32, max: u32) -> u64 {
 fn ten_thousand_levels_of_waiting_tasks_finish_on_two_workers() {
     let client = Client::builder().workers(2).build().unwrap();
     let c = client.clone();
-    let top = client.submit(move || nested(c, 0, 10_000));
+    let top = client.submit_local(move || nested(c, 0, 10_000));
     assert_eq!(top.wait(), Ok(&10_000));
 }
 
@@ -94,13 +94,13 @@ fn ten_thousand_levels_of_waiting_tasks_finish_on_two_workers() {
 fn a_long_failing_chain_does_not_overflow_the_stack() {
     let client = Client::builder().workers(2).build().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let root = client.submit(move || -> u64 {
+    let root = client.submit_local(move || -> u64 {
         rx.recv().unwrap();
         panic!("root")
     });
     let mut last = root.clone();
     for _ in 0..200_000 {
-        last = client.submit_with(&last, |x| x + 1);
+        last = client.submit_local_with(&last, |x| x + 1);
     }
     tx.send(()).unwrap();
     match last.wait() {
@@ -114,9 +114,9 @@ fn a_long_failing_chain_does_not_overflow_the_stack() {
 #[test]
 fn a_long_chain_of_successes() {
     let client = Client::builder().workers(2).build().unwrap();
-    let mut last = client.submit(|| 0u64);
+    let mut last = client.submit_local(|| 0u64);
     for _ in 0..100_000 {
-        last = client.submit_with(&last, |x| x + 1);
+        last = client.submit_local_with(&last, |x| x + 1);
     }
     assert_eq!(last.wait(), Ok(&100_000));
 }
@@ -161,7 +161,7 @@ proptest! {
             let p = panics(i);
             let inputs: Vec<TaskFuture<u64>> = d.iter().map(|&j| futures[j].clone()).collect();
             let iu = i as u64;
-            futures.push(client.submit_with(&inputs, move |xs| {
+            futures.push(client.submit_local_with(&inputs, move |xs| {
                 if p { panic!("node {iu}"); }
                 let xs: Vec<u64> = xs.into_iter().copied().collect();
                 node_value(iu, &xs)

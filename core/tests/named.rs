@@ -114,7 +114,7 @@ fn values_and_futures_as_arguments_direct_and_encoded() {
             label: "ab".into(),
         };
         let by_value = client.submit_named(ScoreTask, (param.clone(), &data));
-        let param_future = client.submit(move || param);
+        let param_future = client.submit_local(move || param);
         let by_future = client.submit_named(ScoreTask, (&param_future, &data));
         let expected = score(
             Param {
@@ -144,7 +144,8 @@ fn values_and_futures_as_arguments_direct_and_encoded() {
 fn a_panicking_named_task_fails_its_dependents_by_name() {
     for client in clients() {
         let bad = client.submit_named(FailOnTask, (13,));
-        let dependent = client.submit_named(Add, (1, &client.submit_with(&bad, |x| u64::from(*x))));
+        let dependent =
+            client.submit_named(Add, (1, &client.submit_local_with(&bad, |x| u64::from(*x))));
         match bad.wait() {
             Err(TaskError::Panicked { message, .. }) => assert_eq!(&*message, "unlucky 13"),
             other => panic!("expected a panic, got {other:?}"),
@@ -290,10 +291,10 @@ fn a_graph_mixing_named_tasks_and_closures_matches_sequential() {
             let data = client.submit_named(LoadTask, (file,));
             for p in &params {
                 let s = client.submit_named(ScoreTask, (p.clone(), &data));
-                scores.push(client.submit_with(&s, |x| x * 2.0));
+                scores.push(client.submit_local_with(&s, |x| x * 2.0));
             }
         }
-        let best = client.submit_with(&scores, |xs| {
+        let best = client.submit_local_with(&scores, |xs| {
             xs.into_iter().copied().fold(f64::MIN, f64::max)
         });
         assert_eq!(best.wait(), Ok(&expected));
@@ -454,7 +455,7 @@ fn borrowed_str_and_slice_parameters_take_owned_values_or_futures() {
     for client in clients() {
         let by_value = client.submit_named(CountTask, (String::from("cat"), lines.clone()));
         let word = client.scatter(String::from("dog"));
-        let text = client.submit({
+        let text = client.submit_local({
             let lines = lines.clone();
             move || lines
         });
@@ -516,7 +517,7 @@ fn twelve_parameters_mixing_values_and_futures() {
     );
     for client in clients() {
         let four = client.scatter(String::from("four"));
-        let six = client.submit(|| vec![6u8, 6]);
+        let six = client.submit_local(|| vec![6u8, 6]);
         let f = client.submit_named(
             TwelveTask,
             (
@@ -559,8 +560,9 @@ fn twelve_parameters_mixing_values_and_futures() {
 #[test]
 fn a_slice_of_futures_is_one_argument() {
     for client in clients() {
-        let parts: Vec<TaskFuture<u64>> =
-            (1..=4u64).map(|x| client.submit(move || x * 10)).collect();
+        let parts: Vec<TaskFuture<u64>> = (1..=4u64)
+            .map(|x| client.submit_local(move || x * 10))
+            .collect();
         assert_eq!(client.submit_named(TotalTask, &parts[..]).wait(), Ok(&100));
         assert_eq!(client.submit_named(TotalTask, &parts).wait(), Ok(&100));
         assert_eq!(
@@ -585,7 +587,7 @@ fn a_slice_of_futures_is_one_argument() {
 #[test]
 fn a_failed_element_fails_the_fan_in() {
     for client in clients() {
-        let bad = client.submit(|| -> u64 { panic!("no part") });
+        let bad = client.submit_local(|| -> u64 { panic!("no part") });
         let parts = vec![client.scatter(1u64), bad];
         match client.submit_named(TotalTask, &parts).wait() {
             Err(TaskError::InputFailed { .. }) => {}

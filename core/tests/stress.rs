@@ -34,9 +34,9 @@ fn closures_and_results_drop_exactly_once_through_cancel_and_shutdown() {
                 // Mix ready tasks, dependents and tasks submitted from producers.
                 let f = if i % 3 == 1 {
                     let prev = futures[i - 1].clone();
-                    client.submit_with(&prev, move |_| body())
+                    client.submit_local_with(&prev, move |_| body())
                 } else {
-                    client.submit(body)
+                    client.submit_local(body)
                 };
                 if (i as u64 ^ seed) % 7 == 0 {
                     f.cancel();
@@ -80,7 +80,7 @@ fn many_external_producers_share_one_client() {
                 let client = client.clone();
                 s.spawn(move || {
                     let futures: Vec<_> = (0..10_000u64)
-                        .map(|i| client.submit(move || p * i))
+                        .map(|i| client.submit_local(move || p * i))
                         .collect();
                     client.gather(futures).unwrap().into_iter().sum::<u64>()
                 })

@@ -29,7 +29,7 @@ fn a_lock_keeps_a_read_modify_write_exact_across_workers() {
     let tasks: Vec<_> = (0..2_000)
         .map(|_| {
             let (lock, counter, inside) = (c.lock("counter"), counter.clone(), inside.clone());
-            c.submit(move || {
+            c.submit_local(move || {
                 let _guard = lock.blocking_lock();
                 assert_eq!(
                     inside.fetch_add(1, Ordering::SeqCst),
@@ -56,7 +56,7 @@ fn a_semaphore_is_never_over_its_bound() {
     let tasks: Vec<_> = (0..200)
         .map(|_| {
             let (sem, now, peak) = (c.semaphore("slots", 3), now.clone(), peak.clone());
-            c.submit(move || {
+            c.submit_local(move || {
                 let _permit = sem.blocking_acquire();
                 let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(n, Ordering::SeqCst);
@@ -110,7 +110,7 @@ fn many_producers_and_consumers_lose_and_duplicate_nothing_through_a_close() {
     let task_consumers: Vec<_> = (0..3)
         .map(|_| {
             let q = q.clone();
-            c.submit(move || {
+            c.submit_local(move || {
                 let mut got = Vec::new();
                 while let Ok(v) = q.blocking_get() {
                     got.push(v);
@@ -169,11 +169,11 @@ fn workers_blocked_on_a_queue_help_the_task_that_fills_it() {
     let consumers: Vec<_> = (0..4)
         .map(|_| {
             let q = c.queue::<u32>("help", 8);
-            c.submit(move || q.blocking_get().unwrap())
+            c.submit_local(move || q.blocking_get().unwrap())
         })
         .collect();
     let q = c.queue::<u32>("help", 8);
-    let producer = c.submit(move || {
+    let producer = c.submit_local(move || {
         for i in 0..4 {
             q.blocking_put(i).unwrap();
         }
@@ -360,7 +360,7 @@ fn variables_events_and_topics() {
     assert_eq!(v.version(), 0);
     let waiter = {
         let v = v.clone();
-        c.submit(move || v.blocking_changed(0, None))
+        c.submit_local(move || v.blocking_changed(0, None))
     };
     v.set("a".into());
     assert_eq!(waiter.wait(), Ok(&Some(1)));
@@ -370,7 +370,7 @@ fn variables_events_and_topics() {
     let waiters: Vec<_> = (0..4)
         .map(|_| {
             let e = e.clone();
-            c.submit(move || e.blocking_wait())
+            c.submit_local(move || e.blocking_wait())
         })
         .collect();
     assert!(!e.is_set());
@@ -431,7 +431,7 @@ fn a_blocked_consumer_is_never_buried_under_producers_waiting_for_it() {
         let q = c.queue::<u64>("tiny", capacity);
         let consumer = {
             let q = q.clone();
-            c.submit(move || {
+            c.submit_local(move || {
                 let mut sum = 0;
                 while let Ok(v) = q.blocking_get() {
                     sum += v;
@@ -442,7 +442,7 @@ fn a_blocked_consumer_is_never_buried_under_producers_waiting_for_it() {
         let producers: Vec<_> = (0..50u64)
             .map(|p| {
                 let q = q.clone();
-                c.submit(move || {
+                c.submit_local(move || {
                     for i in 0..20 {
                         q.blocking_put(p * 20 + i).unwrap();
                     }
@@ -462,12 +462,12 @@ fn every_worker_blocked_on_an_event_still_lets_the_setter_run() {
     let waiters: Vec<_> = (0..6)
         .map(|_| {
             let e = e.clone();
-            c.submit(move || e.blocking_wait())
+            c.submit_local(move || e.blocking_wait())
         })
         .collect();
     let setter = {
         let e = e.clone();
-        c.submit(move || e.set())
+        c.submit_local(move || e.set())
     };
     setter.wait().unwrap();
     c.gather(waiters).unwrap();
@@ -509,12 +509,12 @@ fn a_task_run_by_a_compensating_thread_can_wait_on_a_queued_task() {
     let q = c.queue::<u32>("handover", 1);
     let consumer = {
         let q = q.clone();
-        c.submit(move || q.blocking_get().unwrap())
+        c.submit_local(move || q.blocking_get().unwrap())
     };
     let producer = {
         let q = q.clone();
-        c.submit(move || {
-            let inner = Client::with_current(|c| c.submit(|| 41)).unwrap();
+        c.submit_local(move || {
+            let inner = Client::with_current(|c| c.submit_local(|| 41)).unwrap();
             let v = *inner.wait().unwrap();
             q.blocking_put(v + 1).unwrap();
         })

@@ -580,7 +580,7 @@ impl EventLoop {
             let took = started.elapsed();
             let _ = tx.blocking_send(Internal::Ran { task, result, took });
         };
-        drop(self.local.submit(job));
+        drop(self.local.submit_local(job));
     }
 
     fn swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

@@ -153,8 +153,8 @@ fn retries_clones_and_closures_on_a_peer_client() {
     assert!(matches!(error, TaskError::Panicked { .. }), "{error}");
 
     // Closures run here, and are counted as such.
-    let here = client.submit(|| 5u64);
-    let twice = client.submit_with(&here, |x| x * 2);
+    let here = client.submit_local(|| 5u64);
+    let twice = client.submit_local_with(&here, |x| x * 2);
     assert_eq!(twice.wait(), Ok(&10));
     assert_eq!(first.status().unwrap().local_only, 2);
 

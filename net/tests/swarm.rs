@@ -82,9 +82,9 @@ fn dependents_use_inputs_held_by_other_peers() {
 fn closures_and_named_tasks_mix_in_one_graph() {
     let peers = swarm(2);
     let client = &peers[0];
-    let base = client.submit(|| 7u64); // a closure on the local pool
+    let base = client.submit_local(|| 7u64); // a closure on the local pool
     let squared = client.submit_named(SlowSquareTask, (&base,));
-    let plus_one = client.submit_with(&squared, |s: &u64| s + 1);
+    let plus_one = client.submit_local_with(&squared, |s: &u64| s + 1);
     assert_eq!(plus_one.wait(), Ok(&50));
 }
 

@@ -392,7 +392,7 @@ struct Search {
 impl Search {
     fn spawn(self: &Arc<Self>, client: &Client, frontier: Vec<Node>) {
         let search = self.clone();
-        let future = client.submit(move || search.run(frontier));
+        let future = client.submit_local(move || search.run(frontier));
         self.spawned
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

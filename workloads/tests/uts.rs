@@ -113,7 +113,9 @@ fn driver_inside_a_task() {
     let params = uts::Params { gen_mx: 7, ..T1 };
     let want = uts::sequential(&params);
     let got = *client
-        .submit(move || Client::with_current(|c| uts::on_client(c, &params, 256).unwrap()).unwrap())
+        .submit_local(move || {
+            Client::with_current(|c| uts::on_client(c, &params, 256).unwrap()).unwrap()
+        })
         .wait()
         .unwrap();
     assert_eq!(got, want);

@@ -95,7 +95,7 @@ fn pending_peer(n: usize) {
     let blockers: Vec<_> = (0..WORKERS)
         .map(|_| {
             let (started, gate) = (started.clone(), gate.clone());
-            client.submit(move || {
+            client.submit_local(move || {
                 started.wait();
                 gate.wait();
             })
@@ -105,7 +105,7 @@ fn pending_peer(n: usize) {
     let mut futures = Vec::with_capacity(n);
     let before = rss_kb();
     for _ in 0..n {
-        futures.push(client.submit(|| ()));
+        futures.push(client.submit_local(|| ()));
     }
     let after = rss_kb();
     gate.open();
@@ -169,7 +169,7 @@ fn soak(waves: usize, per_wave: usize) {
     let client = Client::builder().workers(WORKERS).build().expect("client");
     run_waves("peer", waves, per_wave, || {
         let futures: Vec<_> = (0..per_wave as u64)
-            .map(|i| client.submit(move || i))
+            .map(|i| client.submit_local(move || i))
             .collect();
         client.gather(futures).expect("wave").iter().sum()
     });

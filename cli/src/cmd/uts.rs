@@ -41,11 +41,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     );
     // Tasks submit tasks on whichever peer runs them: count runs where they happened.
     let here = client.status()?.stats.ran;
-    let me = client.peer_id();
-    let elsewhere: u64 = (client.swarm_status()?.iter())
-        .filter(|(peer, _)| *peer != me)
-        .filter_map(|(_, report)| report.as_ref().ok().map(|r| r.ran))
-        .sum();
+    let elsewhere = super::bench::ran_elsewhere(&client)?;
     println!("tasks: {here} ran on this peer, {elsewhere} ran elsewhere");
     print_recoveries(&client)?;
     if counts != known.counts {

@@ -89,7 +89,7 @@ trait Gathered<T>: Send {
 
 impl<E: Element> Gathered<Vec<E>> for Vec<TaskFuture<E>> {
     fn into_future(self: Box<Self>, client: &Client) -> TaskFuture<Vec<E>> {
-        client.submit_with(self.as_slice(), |values| {
+        client.submit_local_with(self.as_slice(), |values| {
             values.into_iter().cloned().collect()
         })
     }
@@ -194,12 +194,12 @@ fn submit_values<N: NamedTask>(
             retrying(retries, || call_encoded::<N>(values.as_refs(), id))
         })
     } else if retries == 0 {
-        client.submit(move || N::call(values.as_refs()))
+        client.submit_local(move || N::call(values.as_refs()))
     } else {
         client
             .task()
             .retries(retries)
-            .submit(move || N::call(values.as_refs()))
+            .submit_local(move || N::call(values.as_refs()))
     }
 }
 
@@ -261,9 +261,9 @@ macro_rules! into_args_tuple {
                                 retrying(retries, || call_encoded::<N>(refs, id))
                             })
                         } else if retries == 0 {
-                            client.submit_with(inputs, |refs| N::call(refs))
+                            client.submit_local_with(inputs, |refs| N::call(refs))
                         } else {
-                            client.task().retries(retries).submit_with(inputs, |refs| N::call(refs))
+                            client.task().retries(retries).submit_local_with(inputs, |refs| N::call(refs))
                         }
                     }
                 }

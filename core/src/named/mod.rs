@@ -13,7 +13,7 @@
 //! }
 //!
 //! let client = Client::builder().workers(2).build().unwrap();
-//! let data = client.submit(|| vec![1.0, 2.0, 3.0]);
+//! let data = client.submit_local(|| vec![1.0, 2.0, 3.0]);
 //! // Arguments are values or futures of earlier tasks, like Dask's submit(score, param, data).
 //! let s = client.submit_named(ScoreTask, (0.5, &data));
 //! assert_eq!(s.wait(), Ok(&3.0));
@@ -56,7 +56,7 @@
 //! }
 //!
 //! let client = Client::builder().workers(2).build().unwrap();
-//! let lines = client.submit(|| vec!["a cat".to_string(), "a dog".to_string()]);
+//! let lines = client.submit_local(|| vec!["a cat".to_string(), "a dog".to_string()]);
 //! let counts: Vec<TaskFuture<usize>> = ["cat", "dog", "a"]
 //!     .iter()
 //!     .map(|word| client.submit_named(CountTask, (word.to_string(), &lines)))

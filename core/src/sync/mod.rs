@@ -8,7 +8,7 @@
 //!
 //! let client = Client::builder().workers(2).build().unwrap();
 //! let jobs = client.queue::<u32>("jobs", 100);
-//! let worker = client.submit({
+//! let worker = client.submit_local({
 //!     let jobs = client.queue::<u32>("jobs", 100);
 //!     move || {
 //!         let mut sum = 0;
@@ -1039,7 +1039,7 @@ mod tests {
         client.event("e").set();
         assert_eq!(backend.asked.load(Ordering::SeqCst), 3);
         // Clones and the view inside tasks share it.
-        let inner = client.submit(|| Client::with_current(|c| c.event("e").is_set()));
+        let inner = client.submit_local(|| Client::with_current(|c| c.event("e").is_set()));
         assert_eq!(inner.wait(), Ok(&Some(true)));
         assert_eq!(backend.asked.load(Ordering::SeqCst), 4);
     }

@@ -44,6 +44,16 @@ pub(super) fn timed_uts(
     Ok(secs)
 }
 
+/// Tasks the other peers of `client`'s swarm have run, from their reports: tasks submit
+/// tasks on whichever peer runs them, so the submitter's own counters cannot tell.
+pub(crate) fn ran_elsewhere(client: &Peer) -> anyhow::Result<u64> {
+    let me = client.peer_id();
+    Ok((client.swarm_status()?.iter())
+        .filter(|(peer, _)| *peer != me)
+        .filter_map(|(_, report)| report.as_ref().ok().map(|r| r.ran))
+        .sum())
+}
+
 /// Raw TCP round trips of 64 bytes on loopback, with Nagle off, as the anchor.
 pub(crate) fn tcp_round_trips(pings: u64) -> anyhow::Result<Histogram<u64>> {
     let listener = TcpListener::bind("127.0.0.1:0")?;

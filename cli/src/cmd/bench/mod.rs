@@ -14,6 +14,7 @@
 
 mod children;
 mod measure;
+pub(crate) use measure::ran_elsewhere;
 mod report;
 mod soak;
 mod steal;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use peer_net::Peer;
 
 use super::children::{Children, loopback};
-use super::measure::{cpu_secs, known_tree, timed_uts};
+use super::measure::{cpu_secs, known_tree, ran_elsewhere, timed_uts};
 use super::report::{Obj, Out, Row, secs_text};
 
 pub(super) fn run(out: Out, tree: &str, chunk: u64, split: u32) -> anyhow::Result<()> {
@@ -18,8 +18,7 @@ pub(super) fn run(out: Out, tree: &str, chunk: u64, split: u32) -> anyhow::Resul
     let children = Children::spawn(1, 1)?;
     let client = children.join(1)?;
     let two = timed_uts(&client, &known, chunk, split)?;
-    let stats = client.status()?.stats;
-    let elsewhere = stats.submitted.saturating_sub(stats.ran);
+    let elsewhere = ran_elsewhere(&client)?;
     drop(client);
     // The child, idle now that the submitter left.
     let pid = children.pids()[0];
