@@ -65,7 +65,14 @@ pub fn main() -> ExitCode {
 /// `map` and the rest; `run` runs one of them. Named `#[task]` functions linked into the
 /// binary are what its `join` serves.
 pub fn main_with<C: Subcommand>(run: impl FnOnce(C) -> anyhow::Result<()>) -> ExitCode {
-    let command = C::augment_subcommands(cmd::Cli::command());
+    // Named after the binary (`seed --version`); once per process, so leaking it is free.
+    let name: &'static str = Box::leak(cmd::join::program().into_boxed_str());
+    let mut command = C::augment_subcommands(cmd::Cli::command()).name(name);
+    // `peer`'s own workloads stay callable, but a user's `--help` lists the user's commands
+    // and those of a peer: join, status, keygen.
+    for own in cmd::WORKLOADS {
+        command = command.mut_subcommand(own, |c| c.hide(true));
+    }
     let matches = command.get_matches();
     let own = matches
         .subcommand_name()
@@ -122,12 +129,12 @@ fn finish(outcome: anyhow::Result<()>) -> ExitCode {
         Err(e) => match e.downcast_ref::<cmd::Exit>() {
             Some(exit) => {
                 if !exit.message.is_empty() {
-                    eprintln!("peer: {}", exit.message);
+                    eprintln!("{}: {}", cmd::join::program(), exit.message);
                 }
                 ExitCode::from(exit.code)
             }
             None => {
-                eprintln!("peer: {e:#}");
+                eprintln!("{}: {e:#}", cmd::join::program());
                 ExitCode::from(1)
             }
         },

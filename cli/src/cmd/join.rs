@@ -307,24 +307,39 @@ fn print_join_line(best: &Multiaddr, key: Option<&Key>) {
                  swarm's secret), then run:",
                 key.path.display()
             );
-            println!("  peer join --bootstrap {best} --swarm-key {name}");
+            println!("  {} join --bootstrap {best} --swarm-key {name}", program());
         }
         Some(key) => {
             println!("join it from this machine with:");
             println!(
-                "  peer join --bootstrap {best} --swarm-key {}",
+                "  {} join --bootstrap {best} --swarm-key {}",
+                program(),
                 key.path.display()
             );
         }
         None if !here => {
             println!("join it from another machine (as openly) with:");
-            println!("  peer join --bootstrap {best} --insecure-open --listen /ip4/0.0.0.0/tcp/0");
+            println!(
+                "  {} join --bootstrap {best} --insecure-open --listen /ip4/0.0.0.0/tcp/0",
+                program()
+            );
         }
         None => {
             println!("join it from this machine with:");
-            println!("  peer join --bootstrap {best}");
+            println!("  {} join --bootstrap {best}", program());
         }
     }
+}
+
+/// The name this binary was started as (`peer`, or a user's binary built on `peer_cli`), for
+/// the commands it prints.
+pub(crate) fn program() -> String {
+    std::env::args_os()
+        .next()
+        .as_deref()
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::file_name)
+        .map_or_else(|| "peer".to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Whether `addr` is on loopback (127.0.0.0/8 or ::1).
@@ -899,7 +914,8 @@ pub(crate) fn read_bootstrap_line(
     for line in lines.by_ref() {
         let line = line?;
         follow(&line);
-        if let Some(rest) = line.trim().strip_prefix("peer join --bootstrap ") {
+        let printed = line.trim().split_once(" join --bootstrap ");
+        if let Some((_, rest)) = printed {
             let addr = rest.split_whitespace().next().unwrap_or_default();
             let addr = addr.parse().context("the printed address")?;
             // On past a line that is not UTF-8 too, so the child never blocks on its pipe.

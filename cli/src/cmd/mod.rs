@@ -2,7 +2,7 @@
 
 mod bench;
 mod demo;
-mod join;
+pub(crate) mod join;
 mod keygen;
 mod map;
 mod open;
@@ -72,6 +72,18 @@ enum Command {
     /// Run a shell command once per input (`{}` replaced by it) across the swarm.
     Map(map::MapArgs),
 }
+
+/// The subcommands that run `peer`'s own workloads, hidden from a user's binary's `--help`.
+pub(crate) const WORKLOADS: [&str; 8] = [
+    "demo",
+    "bench",
+    "uts",
+    "sweep",
+    "published",
+    "prims",
+    "submit",
+    "map",
+];
 
 /// Ends `peer` with this exit code (see `main.rs`) after printing the message, if any.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let client = args.swarm.join()?;
+    let client = args.swarm.join_to_look()?;
     // Until no new peer has appeared for the settle time.
     let settle = Duration::from_millis(args.settle_ms);
     let mut seen = client.status()?.peers;

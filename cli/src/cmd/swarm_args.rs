@@ -87,6 +87,15 @@ impl SwarmArgs {
         self.join_with(|config| config.withhold_task(RunTask::NAME))
     }
 
+    /// Starts this peer to look only (`status`, `published`): it serves no task, so that a
+    /// short-lived command takes no part of a running job.
+    pub(crate) fn join_to_look(&self) -> anyhow::Result<Peer> {
+        self.join_with(|config| {
+            (peer_core::named::registry().iter())
+                .fold(config, |config, r| config.withhold_task(r.name()))
+        })
+    }
+
     /// Starts this peer, with `adjust` applied to its config last, and waits for the peers
     /// asked for.
     pub(crate) fn join_with(&self, adjust: impl FnOnce(Config) -> Config) -> anyhow::Result<Peer> {

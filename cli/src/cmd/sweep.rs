@@ -83,7 +83,7 @@ pub(crate) struct PublishedArgs {
 
 /// Prints the `u64` published under a name (what `peer sweep --detach` publishes).
 pub(crate) fn published(args: PublishedArgs) -> anyhow::Result<()> {
-    let client = args.swarm.join()?;
+    let client = args.swarm.join_to_look()?;
     let value: u64 = client.wait_published(&args.name, Duration::from_secs(args.timeout))?;
     println!("{} = {value}", args.name);
     Ok(())

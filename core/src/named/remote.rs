@@ -58,9 +58,12 @@ pub struct Call {
     pub done: Done,
 }
 
+/// What completes the future: decodes the encoded result into its type.
+type Complete = Box<dyn FnOnce(Result<&[u8], TaskError>) + Send>;
+
 /// Completes a call's future with the task's encoded result, or its error.
 pub struct Done {
-    complete: Box<dyn FnOnce(Result<&[u8], TaskError>) + Send>,
+    complete: Complete,
 }
 
 impl Done {

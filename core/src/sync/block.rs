@@ -46,9 +46,14 @@ pub(crate) fn block_on<F: Future + Unpin>(
     let signal = Arc::new(Signal::default());
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);
+    // On a worker of a swarm's client, its node hands the pool one more task meanwhile.
+    let mut waiting = None;
     loop {
         if let Poll::Ready(value) = Pin::new(&mut *future).poll(&mut cx) {
             return Some(value);
+        }
+        if waiting.is_none() {
+            waiting = Some(crate::Client::waiting_on_worker());
         }
         let woke = peer_steal::block_compensated(
             &|| signal.woken.load(Ordering::Acquire),
