@@ -186,3 +186,34 @@ fn a_submitter_says_which_of_its_tasks_no_connected_peer_registers() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(first.status().unwrap().unserved, unserved);
 }
+
+#[test]
+fn a_peer_lost_while_owning_nested_tasks_costs_its_parent_a_rerun_not_a_result() {
+    // `second` alone serves at first: it runs `fan_out` and owns its leaves.
+    let first = peer(None, &["one_client::fan_out", "one_client::leaf"]);
+    let second = peer(Some(&first), &[]);
+    connected(&[&first, &second]);
+    let sum = first.client().submit_named(FanOutTask, 40u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second.status().unwrap().stats.submitted < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fan_out never ran at second"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let third = peer(Some(&first), &[]);
+    connected(&[&first, &third]);
+    // The owner of the nested leaves goes, with the parent that waits for them.
+    drop(second);
+    assert_eq!(sum.wait(), Ok(&(1..=40).sum::<u64>()));
+    let status = first.status().unwrap();
+    assert_eq!(status.recoveries.len(), 1, "{:?}", status.recoveries);
+    assert!(status.stats.reruns >= 1, "the parent was not run again");
+    let third_stats = third.status().unwrap().stats;
+    assert_eq!(
+        third_stats.submitted, 40,
+        "the parent ran again at third, with its leaves"
+    );
+    assert!(third_stats.ran > 40, "{third_stats:?}");
+}
