@@ -3,7 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
@@ -66,7 +66,13 @@ impl Peer {
         let me = peer_number(&peer_id);
         // Named tasks of this peer's clients, and of the tasks on its workers, go to the swarm.
         let peers = Arc::new(AtomicUsize::new(0));
-        let tasks = Arc::new(SwarmTasks::new(commands.clone(), me, Arc::clone(&peers)));
+        let local_only = Arc::new(AtomicU64::new(0));
+        let tasks = Arc::new(SwarmTasks::new(
+            commands.clone(),
+            me,
+            Arc::clone(&peers),
+            Arc::clone(&local_only),
+        ));
         let client = peer_core::Client::builder()
             .workers(workers)
             .backend(Arc::new(backend))
@@ -103,6 +109,7 @@ impl Peer {
             inline_max: config.inline_max,
             steal_max: config.limits.tasks_per_message.clamp(1, crate::wire::TASKS) as u32,
             limits: config.limits,
+            local_only,
             seq_seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),

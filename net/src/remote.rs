@@ -32,7 +32,7 @@ pub(crate) struct SwarmTasks {
     next_seq: AtomicU64,
     keys: Arc<Mutex<Keys>>,
     /// Closures submitted through clients of this peer: they run here only.
-    local_only: AtomicU64,
+    local_only: Arc<AtomicU64>,
     /// Peers up, as the event loop counts them.
     peers: Arc<AtomicUsize>,
     /// Fingerprints of the named tasks whose servers were looked for.
@@ -49,13 +49,14 @@ impl SwarmTasks {
         commands: mpsc::Sender<Command>,
         me: u64,
         peers: Arc<AtomicUsize>,
+        local_only: Arc<AtomicU64>,
     ) -> SwarmTasks {
         SwarmTasks {
             commands,
             me,
             next_seq: AtomicU64::new(1),
             keys: Arc::default(),
-            local_only: AtomicU64::new(0),
+            local_only,
             peers,
             checked: Mutex::default(),
             unserved: Arc::default(),

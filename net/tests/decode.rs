@@ -361,9 +361,22 @@ fn peer_report() -> impl Strategy<Value = PeerReport> {
         any::<u32>(),
         any::<bool>(),
         vec(any::<u64>(), 0..6),
+        any::<u64>(),
     )
         .prop_map(
-            |(version, workers, ready, running, owned, ran, peers, hosted, draining, serves)| {
+            |(
+                version,
+                workers,
+                ready,
+                running,
+                owned,
+                ran,
+                peers,
+                hosted,
+                draining,
+                serves,
+                local,
+            )| {
                 PeerReport {
                     version,
                     workers,
@@ -375,6 +388,7 @@ fn peer_report() -> impl Strategy<Value = PeerReport> {
                     hosted,
                     draining,
                     serves,
+                    local,
                 }
             },
         )

@@ -50,6 +50,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                     "running": r.running,
                     "owned": r.owned,
                     "ran": r.ran,
+                    "local": r.local,
                     "peers": r.peers,
                     "hosted": r.hosted,
                     "draining": r.draining,
@@ -75,8 +76,17 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>5} {:>6}  state",
-        "peer", "version", "workers", "ready", "running", "owned", "ran", "peers", "hosted"
+        "{:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>8} {:>5} {:>6}  state",
+        "peer",
+        "version",
+        "workers",
+        "ready",
+        "running",
+        "owned",
+        "ran",
+        "local",
+        "peers",
+        "hosted"
     );
     for (peer, report) in &reports {
         let who = if *peer == me {
@@ -86,13 +96,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         };
         match report {
             Ok(r) => println!(
-                "{who:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>5} {:>6}  {}",
+                "{who:<54} {:>8} {:>7} {:>6} {:>7} {:>6} {:>8} {:>8} {:>5} {:>6}  {}",
                 r.version,
                 r.workers,
                 r.ready,
                 r.running,
                 r.owned,
                 r.ran,
+                r.local,
                 r.peers,
                 r.hosted,
                 if r.draining { "draining" } else { "up" }

@@ -84,6 +84,8 @@ pub(crate) struct Settings {
     pub(crate) seq_seed: u64,
     /// Bounds on what other peers can make this one hold.
     pub(crate) limits: crate::config::Limits,
+    /// Closures submitted through this peer's clients, counted by them: they run here only.
+    pub(crate) local_only: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             long_poll: Duration::from_secs(10),
             seq_seed: 0,
             limits: crate::config::Limits::default(),
+            local_only: std::sync::Arc::default(),
         }
     }
 }

@@ -32,6 +32,7 @@ impl Node {
             hosted: self.hosted_keys() as u32,
             draining: self.draining,
             serves: self.can_run.clone(),
+            local: (self.settings.local_only).load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

@@ -288,6 +288,9 @@ pub struct PeerReport {
     /// Fingerprints of the named tasks it runs for other peers, sorted.
     #[serde(deserialize_with = "bounded::most::<{ bounded::FINGERPRINTS }, _, _>")]
     pub serves: Vec<u64>,
+    /// Closures its clients have run there: unlike named tasks, they never leave the
+    /// process that submits them.
+    pub local: u64,
 }
 
 /// One event of the task-graph gossip.
