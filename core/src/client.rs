@@ -248,9 +248,9 @@ impl Client {
     }
 
     /// Submits a [named task](crate::named), which runs on this pool for a local client and on
-    /// any peer for a swarm's: `args` is a tuple with one value or `&TaskFuture` per parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`, or for a task of
-    /// one parameter that argument alone (`client.submit_named(LoadTask, 3)`). `F` is
-    /// inferred.
+    /// any peer for a swarm's: `args` is a tuple with one value or `&TaskFuture` per
+    /// parameter, e.g. `client.submit_named(ScoreTask, (0.5, &data))`, or for a task of one
+    /// parameter that argument alone (`client.submit_named(LoadTask, 3)`). `F` is inferred.
     pub fn submit_named<N, A, F>(&self, task: N, args: A) -> TaskFuture<N::Output>
     where
         N: NamedTask,

@@ -361,8 +361,8 @@ impl EventLoop {
                     recoveries,
                     drained: self.node.drained(),
                     last_dial_error: self.last_dial_error.clone(),
-                    // Counted by the clients; `Peer::status` fills it in.
-                    local_only: 0,
+                    local_only: self.node.local_only(),
+                    // Found by the clients; `Peer::status` fills it in.
                     unserved: Vec::new(),
                 });
             }

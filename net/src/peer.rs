@@ -188,7 +188,6 @@ impl Peer {
             .try_send(Command::Status(tx))
             .map_err(|_| Error::Stopped)?;
         let mut status = rx.blocking_recv().map_err(|_| Error::Stopped)?;
-        status.local_only = self.tasks.local_only();
         status.unserved = self.tasks.unserved();
         Ok(status)
     }

@@ -71,11 +71,6 @@ impl SwarmTasks {
         *lock(&self.thread) = Some(thread);
     }
 
-    /// Closures submitted through clients of this peer so far.
-    pub(crate) fn local_only(&self) -> u64 {
-        self.local_only.load(Ordering::Relaxed)
-    }
-
     /// Named tasks submitted here that no connected peer registered, when first submitted.
     pub(crate) fn unserved(&self) -> Vec<String> {
         lock(&self.unserved).clone()

@@ -19,6 +19,11 @@ pub(crate) struct Gathering {
 }
 
 impl Node {
+    /// Closures this peer's clients have run here.
+    pub(crate) fn local_only(&self) -> u64 {
+        (self.settings.local_only).load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// This peer's report.
     pub(crate) fn report(&self) -> PeerReport {
         PeerReport {
@@ -32,7 +37,7 @@ impl Node {
             hosted: self.hosted_keys() as u32,
             draining: self.draining,
             serves: self.can_run.clone(),
-            local: (self.settings.local_only).load(std::sync::atomic::Ordering::Relaxed),
+            local: self.local_only(),
         }
     }
 

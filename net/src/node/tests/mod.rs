@@ -637,3 +637,85 @@ fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
     }
     assert_eq!(node.slots(), 64, "capped");
 }
+
+/// The tasks a node hands its pool now.
+fn runs(node: &mut Node) -> Vec<TaskKey> {
+    std::iter::from_fn(|| node.poll_output())
+        .filter_map(|o| match o {
+            Output::Run { spec, .. } => Some(spec.key),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_waiting_on_a_future_frees_a_slot_until_it_stops() {
+    let settings = Settings {
+        slots: 1,
+        ..Settings::default()
+    };
+    let mut node = Node::new(0, vec![ADD], settings);
+    let now = Instant::now();
+    for seq in 1..=3 {
+        let key = TaskKey { owner: 0, seq };
+        node.submit(
+            key,
+            "add".into(),
+            ADD,
+            vec![SubmitArg::Inline(enc(seq))],
+            now,
+        );
+    }
+    assert_eq!(runs(&mut node).len(), 1, "one slot: one task to the pool");
+    // The running task waits for tasks it submitted: one more may run meanwhile.
+    node.waiting(true, now);
+    assert_eq!(runs(&mut node).len(), 1);
+    assert!(runs(&mut node).is_empty());
+    node.waiting(false, now);
+    let done = |seq| Input::Ran {
+        task: TaskKey { owner: 0, seq },
+        result: Ok(enc(seq)),
+        took: Duration::from_millis(5),
+    };
+    // Back to one slot: the first finishing frees none (two still run).
+    node.handle(done(3), now);
+    assert!(
+        runs(&mut node).is_empty(),
+        "the slot given while waiting was taken back"
+    );
+    node.handle(done(2), now);
+    assert_eq!(runs(&mut node).len(), 1);
+}
+
+#[test]
+fn a_panic_with_retries_left_runs_the_task_again_and_is_not_a_loss() {
+    let mut node = Node::new(0, vec![ADD], Settings::default());
+    let now = Instant::now();
+    let key = TaskKey { owner: 0, seq: 1 };
+    node.submit_retrying(
+        key,
+        "add".into(),
+        ADD,
+        vec![SubmitArg::Inline(enc(1))],
+        2,
+        now,
+    );
+    let panicked = || Input::Ran {
+        task: key,
+        result: Err(Failure::Panicked("not yet".into())),
+        took: Duration::from_millis(1),
+    };
+    for _ in 0..2 {
+        assert_eq!(runs(&mut node), vec![key]);
+        node.handle(panicked(), now);
+    }
+    // The third panic is the task's.
+    assert_eq!(runs(&mut node), vec![key]);
+    node.handle(panicked(), now);
+    let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Resolve { task, result: Err(Failure::Panicked(_)) } if *task == key)),
+        "{outputs:?}"
+    );
+    assert_eq!(node.stats().reruns, 0, "retries are not losses");
+}
