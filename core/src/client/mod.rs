@@ -1,19 +1,27 @@
 //! `Client`: where tasks are submitted.
 
+mod builder;
+mod options;
+
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use peer_steal::{Pool, PoolHandle, SpawnError};
+use peer_steal::{PoolHandle, SpawnError};
 
-use crate::cell::{Body, Cell, Node, Once, Retry, Slot, TryOnce};
+use builder::Owner;
+
+pub use builder::{BuildError, Builder};
+pub use options::TaskBuilder;
+
+use crate::cell::{Body, Cell, Node, Once, Slot, TryOnce};
 use crate::collect;
 use crate::error::TaskError;
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
 use crate::named::{IntoArgs, NamedTask, Remote};
-use crate::sync::{Backend, LocalBackend};
+use crate::sync::Backend;
 
 /// Submits tasks and hands back [`TaskFuture`]s; Dask's `Client`.
 ///
@@ -46,121 +54,10 @@ pub struct Client {
     _owner: Option<Arc<Owner>>,
 }
 
-/// Owns the threads: dropping it stops the remote, then shuts the pool down.
-struct Owner {
-    remote: Option<Arc<dyn Remote>>,
-    _pool: Pool,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        if let Some(remote) = &self.remote {
-            remote.shutdown();
-        }
-    }
-}
-
-/// Configures a [`Client`].
-#[derive(Default)]
-pub struct Builder {
-    workers: Option<usize>,
-    stack_size: Option<usize>,
-    encode_named: bool,
-    backend: Option<Arc<dyn Backend>>,
-    remote: Option<Arc<dyn Remote>>,
-}
-
-/// The client could not start its worker threads.
-#[derive(Debug)]
-pub struct BuildError(peer_steal::BuildError);
-
-/// Options for one task: `client.task().retries(3).submit_local(f)`.
-#[derive(Debug)]
-#[must_use = "a task builder does nothing until submitted"]
-pub struct TaskBuilder<'c> {
-    client: &'c Client,
-    retries: u32,
-}
-
 thread_local! {
     /// On worker threads, a view of the client that owns the pool, set once the pool is up.
     /// Borrowed by `with_current`, so tasks submitting tasks touch no shared reference count.
     static CURRENT: RefCell<Option<Arc<OnceLock<Client>>>> = const { RefCell::new(None) };
-}
-
-impl Builder {
-    /// Number of worker threads; defaults to the number of cores.
-    pub fn workers(mut self, n: usize) -> Self {
-        self.workers = Some(n);
-        self
-    }
-
-    /// Stack size of each worker thread. Tasks that wait on tasks run other tasks on top of
-    /// their own frames, so very deep chains of waiting tasks need deep stacks (default
-    /// 64 MiB, reserved, not committed).
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// Run every named task through the registry with encoded arguments and result, as a
-    /// remote peer would, instead of calling the function directly (the default). For tests
-    /// of that path, and to check that a program's types survive encoding.
-    pub fn encode_named_tasks(mut self, yes: bool) -> Self {
-        self.encode_named = yes;
-        self
-    }
-
-    /// Where named primitives live (default: in this process). The swarm client of
-    /// `peer-net` passes one that keeps each name on a home peer.
-    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
-        self.backend = Some(backend);
-        self
-    }
-
-    /// Where named tasks run (default: on this pool). The swarm of `peer-net` passes one
-    /// that lets any peer run them; tasks running on this pool's workers that submit named
-    /// tasks reach it too, through [`Client::current`].
-    pub fn remote(mut self, remote: Arc<dyn Remote>) -> Self {
-        self.remote = Some(remote);
-        self
-    }
-
-    /// Starts the worker threads.
-    pub fn build(self) -> Result<Client, BuildError> {
-        let me: Arc<OnceLock<Client>> = Arc::new(OnceLock::new());
-        let for_workers = me.clone();
-        let mut pool = Pool::builder()
-            .name("peer-worker")
-            .on_start(move |_| CURRENT.with(|c| *c.borrow_mut() = Some(for_workers.clone())))
-            .on_stop(|_| CURRENT.with(|c| *c.borrow_mut() = None));
-        if let Some(n) = self.workers {
-            pool = pool.workers(n);
-        }
-        if let Some(bytes) = self.stack_size {
-            pool = pool.stack_size(bytes);
-        }
-        let pool = pool.build().map_err(BuildError)?;
-        let view = Client {
-            pool: pool.handle().clone(),
-            encode_named: self.encode_named,
-            backend: self
-                .backend
-                .unwrap_or_else(|| Arc::new(LocalBackend::default())),
-            remote: self.remote,
-            _owner: None,
-        };
-        // Set right after the pool starts; no task can run before `build` returns a client
-        // to submit it, so no worker looks before this.
-        let _ = me.set(view.clone());
-        Ok(Client {
-            _owner: Some(Arc::new(Owner {
-                remote: view.remote.clone(),
-                _pool: pool,
-            })),
-            ..view
-        })
-    }
 }
 
 impl Client {
@@ -351,10 +248,7 @@ impl Client {
 
     /// Options for the next task (retries).
     pub fn task(&self) -> TaskBuilder<'_> {
-        TaskBuilder {
-            client: self,
-            retries: 0,
-        }
+        TaskBuilder::new(self)
     }
 
     /// Submits the closure `f(item)` for every item, in order, one task per item, on this
@@ -451,84 +345,11 @@ impl Default for Client {
     }
 }
 
-impl TaskBuilder<'_> {
-    /// Runs the function up to `1 + n` times until it does not panic. The function must be
-    /// `FnMut` so it can be called again; inputs are passed again on each attempt.
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
-        self
-    }
-
-    /// Like [`Client::submit_local`], with these options.
-    pub fn submit_local<T, F>(self, mut f: F) -> TaskFuture<T>
-    where
-        F: FnMut() -> T + Send + 'static,
-        T: Send + Sync + 'static,
-    {
-        self.client.submit_ready(Retry {
-            f: move |()| f(),
-            retries: self.retries,
-        })
-    }
-
-    /// Like [`Client::submit_named`], with these options; a named task is called again as it
-    /// was the first time, with the same arguments.
-    pub fn submit_named<N, A, F>(self, task: N, args: A) -> TaskFuture<N::Output>
-    where
-        N: NamedTask,
-        A: IntoArgs<N::Args, F>,
-    {
-        let _ = task;
-        self.client
-            .submit_named_retrying::<N, A, F>(args, self.retries)
-    }
-
-    /// Like [`Client::submit_local_with`], with these options.
-    pub fn submit_local_with<I, T, F>(self, inputs: I, f: F) -> TaskFuture<T>
-    where
-        I: Inputs,
-        F: for<'a> FnMut(<I::Held as Held>::Refs<'a>) -> T + Send + 'static,
-        T: Send + Sync + 'static,
-    {
-        self.client.submit_after(
-            inputs,
-            Retry {
-                f,
-                retries: self.retries,
-            },
-        )
-    }
-}
-
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("workers", &self.workers())
             .field("remote", &self.remote.is_some())
             .finish()
-    }
-}
-
-impl fmt::Debug for Builder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
-            .field("workers", &self.workers)
-            .field("stack_size", &self.stack_size)
-            .field("encode_named", &self.encode_named)
-            .field("custom_backend", &self.backend.is_some())
-            .field("remote", &self.remote.is_some())
-            .finish()
-    }
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for BuildError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
     }
 }
