@@ -158,8 +158,15 @@ fn retries_clones_and_closures_on_a_peer_client() {
     assert_eq!(twice.wait(), Ok(&10));
     assert_eq!(first.status().unwrap().local_only, 2);
     let reports = first.swarm_status().unwrap();
-    let own = reports.iter().find(|(id, _)| *id == first.peer_id()).unwrap();
-    assert_eq!(own.1.as_ref().unwrap().local, 2, "the report others see counts them too");
+    let own = reports
+        .iter()
+        .find(|(id, _)| *id == first.peer_id())
+        .unwrap();
+    assert_eq!(
+        own.1.as_ref().unwrap().local,
+        2,
+        "the report others see counts them too"
+    );
 
     // A clone keeps the peer running after the `Peer` handle goes.
     drop(first);
