@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Joined, join_with, peer, run};
+use common::{join_with, peer};
+use peer_testkit::{Joined, stdout_of};
 use serde_json::Value;
 
 fn text(bytes: &[u8]) -> String {
@@ -54,7 +55,7 @@ fn pids(out: &Output) -> HashSet<u64> {
 
 /// How many tasks `joined` has run, by `peer status`.
 fn ran(joined: &Joined) -> u64 {
-    let (_, out) = run(peer().args(["status", "--json", "--bootstrap", &joined.addr]));
+    let out = stdout_of(peer().args(["status", "--json", "--bootstrap", &joined.addr]));
     let status: Value = serde_json::from_str(out.trim()).unwrap();
     let entry = status["peers"]
         .as_array()

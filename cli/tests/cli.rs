@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Running, TempDir, peer};
+use common::peer;
+use peer_testkit::{Running, TempDir};
 
 /// Every variable `peer join` reads, removed so the tests do not depend on the caller's.
 const VARIABLES: [&str; 15] = [
@@ -95,7 +96,7 @@ fn keygen_writes_a_private_key_and_keeps_an_existing_one() {
     assert_ne!(second, first);
     second.parse::<peer_net::SwarmKey>().unwrap();
     assert_eq!(mode(&key), 0o600);
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.root()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary files left");
 }
 

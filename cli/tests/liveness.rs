@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Running, join_command};
+use common::join_command;
+use peer_testkit::Running;
 
 fn joined(bootstrap: Option<&str>) -> Running {
     Running::spawn(&mut join_command(bootstrap))

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, peer, swarm_key, three_peers_with};
+use common::{peer, swarm_key, three_peers_with};
+use peer_testkit::TempDir;
 use serde_json::Value;
 
 fn text(bytes: &[u8]) -> String {

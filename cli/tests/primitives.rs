@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Running, peer, run, three_peers};
+use common::{peer, three_peers};
+use peer_testkit::{Joined, Running, stdout_of};
 
 /// Joins the swarm of `addr`, waiting for `wait` peers, with one worker.
 fn swarm(addr: &str, wait: usize) -> Vec<String> {
@@ -45,7 +46,7 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
-fn ids(peers: &[common::Joined]) -> String {
+fn ids(peers: &[Joined]) -> String {
     peers.iter().map(|p| p.id()).collect::<Vec<_>>().join(",")
 }
 
@@ -53,7 +54,7 @@ fn ids(peers: &[common::Joined]) -> String {
 fn tasks_on_three_peers_keep_a_counter_exact_under_a_swarm_lock() {
     let peers = three_peers();
     let args = ["prims", "counter", "--tasks", "24", "--times", "10"];
-    let (_, out) = run(peer().args(args).args(swarm(&peers[0].addr, 3)));
+    let out = stdout_of(peer().args(args).args(swarm(&peers[0].addr, 3)));
     assert!(out.contains("10 increments under lock"), "{out}");
     assert!(out.contains(": 240 in "), "{out}");
     assert!(out.contains("count exact"), "{out}");
@@ -72,7 +73,7 @@ fn a_semaphore_bounds_its_holders_across_peers() {
         "--ms",
         "100",
     ];
-    let (_, out) = run(peer().args(args).args(swarm(&peers[0].addr, 3)));
+    let out = stdout_of(peer().args(args).args(swarm(&peers[0].addr, 3)));
     assert!(out.contains("at most 2 held at once"), "{out}");
     assert!(out.contains("bound held"), "{out}");
 }
@@ -161,7 +162,7 @@ fn a_stopped_lock_holder_loses_its_lease_and_its_stale_write_is_refused() {
     holder.signal(libc::SIGSTOP);
     let start = Instant::now();
     let taker = ["prims", "take", "--lock", lock, "--resource", resource];
-    let (_, took) = run(peer().args(taker).args(swarm(&addr, 3)));
+    let took = stdout_of(peer().args(taker).args(swarm(&addr, 3)));
     let line = took.lines().find(|l| l.starts_with("took fence#")).unwrap();
     let fresh: u64 = line["took fence#".len()..]
         .split_whitespace()

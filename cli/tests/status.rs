@@ -2,13 +2,14 @@
 
 mod common;
 
-use common::{peer, run, three_peers};
+use common::{peer, three_peers};
+use peer_testkit::stdout_of;
 
 #[test]
 fn status_reports_every_peer_and_its_json_parses() {
     let peers = three_peers();
     let args = ["status", "--bootstrap", &peers[0].addr, "--wait-peers", "3"];
-    let (_, out) = run(peer().args(args).arg("--json"));
+    let out = stdout_of(peer().args(args).arg("--json"));
     let status: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
     assert_eq!(status["answered"], 3, "{status}");
     assert_eq!(status["workers"], 3, "three peers of one worker: {status}");
@@ -28,7 +29,7 @@ fn status_reports_every_peer_and_its_json_parses() {
         1
     );
     // The table names the same peers.
-    let (_, table) = run(peer().args(args));
+    let table = stdout_of(peer().args(args));
     for joined in &peers {
         assert!(table.contains(joined.id()), "{table}");
     }

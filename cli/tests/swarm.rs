@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{peer, run, three_peers};
+use common::{peer, three_peers};
+use peer_testkit::stdout_of;
 
 fn best_score(stdout: &str) -> &str {
     stdout
@@ -18,7 +19,7 @@ fn a_fourth_process_joins_and_its_graph_matches_the_local_run() {
     // 20,000 values make each data set too large to inline, so scoring tasks fetch their
     // input from whichever peer loaded it.
     let job = ["--files", "4", "--params", "60", "--values", "20000"];
-    let (_, swarm) = run(peer().arg("demo").args(job).args([
+    let swarm = stdout_of(peer().arg("demo").args(job).args([
         "--bootstrap",
         &peers[0].addr,
         "--wait-peers",
@@ -26,7 +27,7 @@ fn a_fourth_process_joins_and_its_graph_matches_the_local_run() {
         "--workers",
         "1",
     ]));
-    let (_, local) = run(peer().arg("demo").args(job).arg("--local"));
+    let local = stdout_of(peer().arg("demo").args(job).arg("--local"));
     assert_eq!(
         best_score(&swarm),
         best_score(&local),
@@ -38,7 +39,7 @@ fn a_fourth_process_joins_and_its_graph_matches_the_local_run() {
 #[test]
 fn uts_t1_is_exact_across_three_processes() {
     let peers = three_peers();
-    let (_, out) = run(peer().args([
+    let out = stdout_of(peer().args([
         "uts",
         "T1",
         "--bootstrap",

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{Joined, Running, TempDir, on_swarm, ran_by_peer, seed, stdout_of, two_peers};
+use std::time::Duration;
+
+use common::{dir_arg, on_swarm, ran_by_peer, seed, two_peers};
+use peer_testkit::{Joined, Running, TempDir, stdout_of};
 
 /// `program` with `args`, run alone (with eight workers: the tasks mostly sleep).
 fn local(program: &str, args: &[&str]) -> String {
@@ -49,7 +52,8 @@ fn progress(line: &str) -> Option<f64> {
 fn swarm_survives_a_kill(program: &str, args: &[&str]) {
     let expected = local(program, args);
     let (a, mut b) = two_peers();
-    let mut driver = Running::spawn(
+    // Its stderr lines to wait for; its stdout kept whole, to compare with the local run's.
+    let mut driver = Running::spawn_keeping_stdout(
         seed()
             .arg(program)
             .args(args)
@@ -57,14 +61,18 @@ fn swarm_survives_a_kill(program: &str, args: &[&str]) {
             // The swarm layer says on stderr when it runs a dead peer's tasks again.
             .env("RUST_LOG", "peer_net=info"),
     );
-    driver.wait_for_stderr(|line| progress(line).is_some_and(|p| p >= 0.3));
+    driver.wait_for_within(Duration::from_secs(60), |line| {
+        progress(line).is_some_and(|p| p >= 0.3)
+    });
     assert!(
         driver.is_running(),
         "the run ended before the kill; give its tasks more --task-ms"
     );
     b.child.kill().unwrap(); // SIGKILL
     let _ = b.child.wait();
-    let (status, stdout, stderr) = driver.finish();
+    // 120 s at most: the rest of the program's run, its lost tasks run again.
+    let (status, stderr) = driver.wait_exit_within(Duration::from_secs(120));
+    let stdout = driver.kept_stdout();
     // Shown with --nocapture: what the kill cost.
     for line in stderr.lines() {
         if line.contains("peer_net") || line.starts_with("took") || line.starts_with("audit:") {
@@ -92,7 +100,7 @@ fn nested_loop_on_a_swarm_prints_what_it_prints_alone() {
         "nested-loop",
         &[
             "--data",
-            dir.path(),
+            dir_arg(&dir),
             "--files",
             "6",
             "--params",
@@ -110,7 +118,7 @@ fn nested_loop_survives_a_killed_peer() {
         "nested-loop",
         &[
             "--data",
-            dir.path(),
+            dir_arg(&dir),
             "--files",
             "8",
             "--params",
@@ -128,7 +136,7 @@ fn for_loop_on_a_swarm_prints_what_it_prints_alone() {
         "for-loop",
         &[
             "--data",
-            dir.path(),
+            dir_arg(&dir),
             "--files",
             "12",
             "--rows",
@@ -146,7 +154,7 @@ fn for_loop_survives_a_killed_peer() {
         "for-loop",
         &[
             "--data",
-            dir.path(),
+            dir_arg(&dir),
             "--files",
             "30",
             "--rows",
@@ -170,23 +178,23 @@ fn credit_risk_survives_a_killed_peer() {
 #[test]
 fn the_files_are_written_once_and_read_by_absolute_path() {
     let dir = TempDir::new("data");
-    let made = stdout_of(seed().args(["make-data", dir.path(), "--files", "3", "--rows", "10"]));
+    let made = stdout_of(seed().args(["make-data", dir_arg(&dir), "--files", "3", "--rows", "10"]));
     assert!(made.contains("wrote 3 files of 10 rows"), "{made}");
-    let first = std::fs::read_to_string(dir.0.join("part-000.csv")).unwrap();
+    let first = std::fs::read_to_string(dir.path("part-000.csv")).unwrap();
     assert_eq!(first.lines().count(), 11, "{first}");
     // A program finds them (and writes no others); a relative --data works from any
     // directory, since the tasks get absolute paths.
     let out = stdout_of(
         seed()
-            .current_dir(&dir.0)
+            .current_dir(dir.root())
             .args(["for-loop", "--data", ".", "--files", "5"]),
     );
     assert!(out.starts_with("for loop: 3 files\n"), "{out}");
     assert!(out.contains("part-002.csv: 10 rows"), "{out}");
     // Written again, the files are the same bytes.
-    stdout_of(seed().args(["make-data", dir.path(), "--files", "1", "--rows", "10"]));
+    stdout_of(seed().args(["make-data", dir_arg(&dir), "--files", "1", "--rows", "10"]));
     assert_eq!(
-        std::fs::read_to_string(dir.0.join("part-000.csv")).unwrap(),
+        std::fs::read_to_string(dir.path("part-000.csv")).unwrap(),
         first
     );
 }
