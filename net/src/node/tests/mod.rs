@@ -577,13 +577,7 @@ fn tasks_pushed_to_a_peer_that_vanished_are_run_here_after_all() {
     );
     for seq in 0..6 {
         let key = TaskKey { owner: 0, seq };
-        node.submit(
-            key,
-            "add".into(),
-            ADD,
-            vec![SubmitArg::Inline(enc(seq))],
-            now,
-        );
+        submit_add(&mut node, key, seq, now);
     }
     let outputs: Vec<Output> = std::iter::from_fn(|| node.poll_output()).collect();
     let (tag, pushed) = outputs
@@ -638,6 +632,12 @@ fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
     assert_eq!(node.slots(), 64, "capped");
 }
 
+/// Submits the task `key` adding `value` at its owner `node`.
+fn submit_add(node: &mut Node, key: TaskKey, value: u64, now: Instant) {
+    let args = vec![SubmitArg::Inline(enc(value))];
+    node.submit(key, "add".into(), ADD, args, now);
+}
+
 /// The tasks a node hands its pool now.
 fn runs(node: &mut Node) -> Vec<TaskKey> {
     std::iter::from_fn(|| node.poll_output())
@@ -658,13 +658,7 @@ fn a_worker_waiting_on_a_future_frees_a_slot_until_it_stops() {
     let now = Instant::now();
     for seq in 1..=3 {
         let key = TaskKey { owner: 0, seq };
-        node.submit(
-            key,
-            "add".into(),
-            ADD,
-            vec![SubmitArg::Inline(enc(seq))],
-            now,
-        );
+        submit_add(&mut node, key, seq, now);
     }
     assert_eq!(runs(&mut node).len(), 1, "one slot: one task to the pool");
     // The running task waits for tasks it submitted: one more may run meanwhile.
