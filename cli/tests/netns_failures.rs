@@ -59,8 +59,10 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// How long after the fault (the script's `fault:` line) the submitter suspected the failed
-/// peer, by the wall clock of the one machine all namespaces share; with the reason.
+/// How long after the fault (the script's `fault:` line) the first peer suspected the failed
+/// peer (`peer uts` prints every peer's suspicions, earliest first: tasks are owned by the
+/// peers that submitted them, so their owners notice first), by the wall clock of the one
+/// machine all namespaces share; with the reason.
 fn detection(stdout: &str) -> (std::time::Duration, String) {
     let fault = stdout
         .lines()
@@ -78,8 +80,8 @@ fn detection(stdout: &str) -> (std::time::Duration, String) {
     (after, reason.to_string())
 }
 
-/// Runs a UTS scenario: the counts are exact, and the submitter suspected the failed peer
-/// for a reason containing `why`, within `limit` of the fault.
+/// Runs a UTS scenario: the counts are exact, and a peer suspected the failed peer for a
+/// reason containing `why`, within `limit` of the fault.
 fn uts_survives(scenario: &str, k: u32, why: &str, limit: std::time::Duration) {
     let stdout = run_scenario(scenario, k);
     assert_t1l_exact(&stdout);

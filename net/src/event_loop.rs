@@ -89,6 +89,8 @@ pub(crate) enum Command {
     Drain,
     /// Every connected peer's report, and this peer's.
     Reports(oneshot::Sender<Vec<Answered>>),
+    /// The libp2p ids of the peers known by these numbers (those this peer still knows).
+    PeerIds(Vec<u64>, oneshot::Sender<HashMap<u64, PeerId>>),
     /// Stop: drop every pending future (they fail with `Shutdown`).
     Shutdown,
 }
@@ -328,6 +330,17 @@ impl EventLoop {
                     .submit_retrying(key, name, fingerprint, args, retries, Instant::now());
             }
             Command::Waiting(waiting) => self.node.waiting(waiting, Instant::now()),
+            Command::PeerIds(numbers, reply) => {
+                let me = *self.swarm.local_peer_id();
+                let known = numbers
+                    .into_iter()
+                    .filter_map(|n| match self.peers.get(&n) {
+                        Some(id) => Some((n, *id)),
+                        None => (n == peer_number(&me)).then_some((n, me)),
+                    })
+                    .collect();
+                let _ = reply.send(known);
+            }
             Command::Detach(spec, reply) => {
                 let _ = reply.send(self.node.detach(spec, Instant::now()));
             }

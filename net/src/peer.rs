@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{self, Behaviour, peer_number};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Answered, Command, EventLoop, Status};
+use crate::event_loop::{Answered, Command, EventLoop, Status, Suspicion};
 use crate::node::{Node, Settings};
 use crate::remote::SwarmTasks;
 use crate::sync::{SwarmBackend, Topics};
@@ -209,6 +209,43 @@ impl Peer {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Reports(tx))?;
         rx.blocking_recv().map_err(|_| Error::Stopped)
+    }
+
+    /// Every suspicion this peer and the peers up report (each peer's newest 16), by this
+    /// peer's wall clock, earliest first: who suspected (`.0`) whom, when and why. A task is
+    /// owned by the peer that submitted it, so the first to notice a failure are the owners
+    /// of the tasks it held, not necessarily this peer. Suspects this peer never knew are
+    /// left out.
+    pub fn suspicions(&self) -> Result<Vec<(PeerId, Suspicion)>, Error> {
+        let wall = std::time::SystemTime::now();
+        let reports = self.swarm_status()?;
+        let numbers: Vec<u64> = (reports.iter())
+            .filter_map(|(_, report)| report.as_ref().ok())
+            .flat_map(|r| r.suspected.iter().map(|s| s.peer))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        self.command(Command::PeerIds(numbers, tx))?;
+        let ids = rx.blocking_recv().map_err(|_| Error::Stopped)?;
+        let mut all: Vec<(PeerId, Suspicion)> = Vec::new();
+        for (by, report) in &reports {
+            let Ok(report) = report else { continue };
+            for s in &report.suspected {
+                let Some(peer) = ids.get(&s.peer) else {
+                    continue;
+                };
+                all.push((
+                    *by,
+                    Suspicion {
+                        peer: *peer,
+                        at: wall - Duration::from_micros(s.ago_us),
+                        reason: s.reason.clone(),
+                        requeued: s.requeued as usize,
+                    },
+                ));
+            }
+        }
+        all.sort_by_key(|(_, s)| s.at);
+        Ok(all)
     }
 
     /// Leaves the swarm gracefully: takes no more work, hands the queued tasks of other

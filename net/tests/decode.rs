@@ -16,8 +16,8 @@ use std::path::Path;
 
 use peer_net::wire::{
     ArgSpec, Batch, Body, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg, JobSpec, JobTask,
-    Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Taken,
-    TaskKey, TaskSpec,
+    Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Suspected,
+    Taken, TaskKey, TaskSpec,
 };
 use proptest::collection::{vec, vec_deque};
 use proptest::option;
@@ -362,6 +362,17 @@ fn peer_report() -> impl Strategy<Value = PeerReport> {
         any::<bool>(),
         vec(any::<u64>(), 0..6),
         any::<u64>(),
+        vec(
+            (any::<u64>(), any::<u64>(), ".{0,8}", any::<u64>()).prop_map(
+                |(peer, ago_us, reason, requeued)| Suspected {
+                    peer,
+                    ago_us,
+                    reason,
+                    requeued,
+                },
+            ),
+            0..3,
+        ),
     )
         .prop_map(
             |(
@@ -376,6 +387,7 @@ fn peer_report() -> impl Strategy<Value = PeerReport> {
                 draining,
                 serves,
                 local,
+                suspected,
             )| {
                 PeerReport {
                     version,
@@ -389,6 +401,7 @@ fn peer_report() -> impl Strategy<Value = PeerReport> {
                     draining,
                     serves,
                     local,
+                    suspected,
                 }
             },
         )

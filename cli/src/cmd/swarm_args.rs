@@ -161,16 +161,18 @@ impl SwarmArgs {
     }
 }
 
-/// Prints one line per peer this peer suspected: who, when (Unix nanoseconds), why, and
-/// how many of its tasks ran again.
+/// Prints one line per suspicion of this peer and of the peers up, earliest first: who was
+/// suspected, when (Unix nanoseconds), why, how many of the suspecting peer's tasks ran
+/// again, and by whom (tasks are owned by whoever submitted them, so their owners notice
+/// first).
 pub(crate) fn print_recoveries(client: &Peer) -> anyhow::Result<()> {
-    for r in client.status()?.recoveries {
+    for (by, r) in client.suspicions()? {
         let at =
             r.at.duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_nanos();
         println!(
-            "recovery: peer={} at_unix_ns={at} reason={:?} requeued={}",
+            "recovery: peer={} at_unix_ns={at} reason={:?} requeued={} by={by}",
             r.peer, r.reason, r.requeued
         );
     }

@@ -109,7 +109,7 @@ impl Node {
         let response = match request {
             // Answered when it completes, maybe much later.
             Request::Prim(op) => return self.prim_request(from, channel, op, now),
-            Request::Report => Response::Report(self.report()),
+            Request::Report => Response::Report(self.report(now)),
             Request::Replicate { .. } | Request::Claim { .. } => {
                 self.prim_peer_request(from, request, now)
             }

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::state::Pending;
 use super::{Node, Output};
-use crate::wire::{PeerReport, Request, Response};
+use crate::wire::bounded::SUSPICIONS;
+use crate::wire::{PeerReport, Request, Response, Suspected};
 
 /// A peer's report, or why it gave none.
 pub(crate) type Report = (u64, Result<PeerReport, String>);
@@ -25,7 +26,8 @@ impl Node {
     }
 
     /// This peer's report.
-    pub(crate) fn report(&self) -> PeerReport {
+    pub(crate) fn report(&self, now: Instant) -> PeerReport {
+        let newest = self.recoveries.len().saturating_sub(SUSPICIONS);
         PeerReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             workers: self.settings.workers as u32,
@@ -38,6 +40,14 @@ impl Node {
             draining: self.draining,
             serves: self.can_run.clone(),
             local: self.local_only(),
+            suspected: (self.recoveries[newest..].iter())
+                .map(|r| Suspected {
+                    peer: r.peer,
+                    ago_us: now.saturating_duration_since(r.at).as_micros() as u64,
+                    reason: r.reason.clone(),
+                    requeued: r.requeued as u64,
+                })
+                .collect(),
         }
     }
 
@@ -46,7 +56,7 @@ impl Node {
         let mut peers: Vec<u64> = self.up.iter().copied().collect();
         peers.sort_unstable();
         let mut gathering = Gathering {
-            reports: vec![(self.me, Ok(self.report()))],
+            reports: vec![(self.me, Ok(self.report(now)))],
             left: peers.len(),
         };
         if peers.is_empty() {

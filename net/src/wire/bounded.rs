@@ -28,6 +28,8 @@ pub(crate) const DELTAS: usize = 65_536;
 pub(crate) const JOB_TASKS: usize = 65_536;
 /// Events in one gossip batch.
 pub(crate) const EVENTS: usize = 4096;
+/// Suspicions one peer reports (its newest).
+pub(crate) const SUSPICIONS: usize = 16;
 /// Permit holders, queued items or remembered entries of one primitive.
 pub(crate) const PRIM_ENTRIES: usize = 1 << 20;
 

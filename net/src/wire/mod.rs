@@ -1,7 +1,7 @@
 //! What peers say to each other: the messages of the request-response protocol and of the
 //! task-graph gossip, all encoded with `postcard`.
 
-mod bounded;
+pub(crate) mod bounded;
 mod prims;
 
 use std::fmt;
@@ -291,6 +291,23 @@ pub struct PeerReport {
     /// Closures its clients have run there: unlike named tasks, they never leave the
     /// process that submits them.
     pub local: u64,
+    /// Its newest suspicions of other peers, newest last: with tasks owned by whoever
+    /// submitted them, the peers that notice a failure first are those with business there.
+    #[serde(deserialize_with = "bounded::most::<{ bounded::SUSPICIONS }, _, _>")]
+    pub suspected: Vec<Suspected>,
+}
+
+/// A suspicion, as a peer reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspected {
+    /// The suspected peer's number.
+    pub peer: u64,
+    /// How long before the report, in microseconds.
+    pub ago_us: u64,
+    /// Why: its connection closed, or it stopped answering pings.
+    pub reason: String,
+    /// Tasks of the reporter's queued again.
+    pub requeued: u64,
 }
 
 /// One event of the task-graph gossip.

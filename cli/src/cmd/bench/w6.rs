@@ -122,12 +122,12 @@ fn run_once(
             let fault_at = injector
                 .join()
                 .map_err(|_| anyhow::anyhow!("the fault thread panicked"))?;
-            let status = client.status()?;
-            status.recoveries.first().map(|r| {
-                let ms =
-                    r.at.duration_since(fault_at)
-                        .map_or(0.0, |d| d.as_secs_f64() * 1e3);
-                (ms, r.requeued)
+            // The first peer to notice, and the tasks every peer ran again.
+            let suspicions = client.suspicions()?;
+            let requeued = suspicions.iter().map(|(_, s)| s.requeued).sum();
+            suspicions.first().map(|(_, first)| {
+                let ms = (first.at.duration_since(fault_at)).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                (ms, requeued)
             })
         }
     };

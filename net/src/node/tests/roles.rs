@@ -359,7 +359,7 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
     let mut node = Node::new(0, vec![ADD], settings).running_own(vec![COPY]);
     let now = Instant::now();
     node.handle(Input::PeerUp(1), now);
-    assert_eq!(node.report().serves, vec![ADD], "not offered");
+    assert_eq!(node.report(Instant::now()).serves, vec![ADD], "not offered");
     let own = TaskKey { owner: 0, seq: 1 };
     node.submit(
         own,
