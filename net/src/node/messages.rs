@@ -148,7 +148,6 @@ impl Node {
                 Err(why) => Response::Refused(why),
                 Ok(()) => {
                     self.buddies.remove(&from);
-                    let tasks = self.of_members(tasks);
                     let count = tasks.len();
                     self.stats.stolen += count as u64;
                     self.ready.extend(tasks);
@@ -238,11 +237,21 @@ impl Node {
         // Every peer an owned task was recorded at is in its custody.
         let handed_back =
             (tasks.iter()).all(|t| t.key.owner == self.me && self.in_custody(t.key, from));
-        if self.buddies.contains(&from) || handed_back {
-            Ok(())
-        } else {
-            Err("no lifeline was registered with the pushing peer".into())
+        if !self.buddies.contains(&from) && !handed_back {
+            return Err("no lifeline was registered with the pushing peer".into());
         }
+        // Refused, not dropped: the pusher queues them again at once, where dropping them
+        // would leave them to the owner's audit (seconds). An owner that just joined is
+        // often connected to the pusher before it is to us.
+        let stranger =
+            (tasks.iter()).find(|t| t.key.owner != self.me && !self.up.contains(&t.key.owner));
+        if let Some(task) = stranger {
+            return Err(format!(
+                "the owner of {} is not connected to this peer (yet)",
+                task.key
+            ));
+        }
+        Ok(())
     }
 
     /// The tasks whose owners are this peer or members up.

@@ -134,7 +134,8 @@ pub fn still_works(client: &Peer) {
 /// A real peer that joins `a`'s swarm, once it is connected to it.
 pub fn join(a: &Peer, config: Config) -> Peer {
     let b = Peer::join(config.bootstrap(a.addresses()[0].clone())).unwrap();
-    assert_eq!(b.wait_for_peers(1, Duration::from_secs(30)), 1, "B sees A");
+    // At least A: B may also find the peers A knows.
+    assert!(b.wait_for_peers(1, Duration::from_secs(30)) >= 1, "B sees A");
     b
 }
 

@@ -180,11 +180,11 @@ fn a_push_over_the_bound_or_of_strangers_tasks_is_not_taken() {
     );
     node.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(77, 3), now);
-    assert_eq!(answer, Response::Ack);
     assert!(
-        node.ready.is_empty(),
-        "tasks of an owner that is not a member"
+        matches!(answer, Response::Refused(ref why) if why.contains("not connected")),
+        "tasks of an owner that is not a member are refused, for the pusher to keep: {answer:?}"
     );
+    assert!(node.ready.is_empty());
 }
 
 #[test]
