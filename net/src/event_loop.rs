@@ -189,6 +189,8 @@ pub(crate) struct EventLoop {
     topics: Arc<Topics>,
     /// Why the last dial failed, for `peer join` to say why it cannot join.
     last_dial_error: Option<String>,
+    /// Bootstrap peers not reached yet: the first failure to reach each is a warning.
+    unreached_bootstrap: HashSet<PeerId>,
     /// Reports being gathered, by waiter.
     reports: HashMap<u64, oneshot::Sender<Vec<Answered>>>,
 }
@@ -236,6 +238,7 @@ impl EventLoop {
             calls: HashMap::new(),
             topics,
             last_dial_error: None,
+            unreached_bootstrap: HashSet::new(),
             reports: HashMap::new(),
         }
     }
@@ -605,6 +608,7 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.unreached_bootstrap.remove(&peer_id);
                 self.peers.insert(peer_number(&peer_id), peer_id);
             }
             SwarmEvent::ConnectionClosed {
@@ -627,7 +631,12 @@ impl EventLoop {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 let to = peer_id.map_or_else(|| "a peer".to_string(), |p| p.to_string());
                 let why = format!("dialing {to} failed: {error}");
-                tracing::debug!("{why}");
+                match peer_id {
+                    Some(peer) if self.unreached_bootstrap.remove(&peer) => {
+                        tracing::warn!("cannot reach the bootstrap peer: {why}");
+                    }
+                    _ => tracing::debug!("{why}"),
+                }
                 self.last_dial_error = Some(why);
             }
             SwarmEvent::Behaviour(event) => self.behaviour_event(event, now),
@@ -885,6 +894,7 @@ impl EventLoop {
                 .kad
                 .add_address(peer, addr.clone());
             let _ = self.swarm.dial(addr.clone());
+            self.unreached_bootstrap.insert(*peer);
         }
         if !peers.is_empty() {
             let _ = self.swarm.behaviour_mut().kad.bootstrap();

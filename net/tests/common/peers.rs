@@ -135,7 +135,10 @@ pub fn still_works(client: &Peer) {
 pub fn join(a: &Peer, config: Config) -> Peer {
     let b = Peer::join(config.bootstrap(a.addresses()[0].clone())).unwrap();
     // At least A: B may also find the peers A knows.
-    assert!(b.wait_for_peers(1, Duration::from_secs(30)) >= 1, "B sees A");
+    assert!(
+        b.wait_for_peers(1, Duration::from_secs(30)) >= 1,
+        "B sees A"
+    );
     b
 }
 
