@@ -19,7 +19,9 @@ impl Node {
     }
 
     /// Whether a draining peer is done: nothing of others queued or running here, nothing
-    /// being handed back, every notice taken.
+    /// being handed back, every notice taken by a peer that is up (one to a suspect, such as
+    /// a client that came and went, would wait for a minute to be forgotten; its owner, if
+    /// it comes back, finds the task by its audit).
     pub(crate) fn drained(&self) -> bool {
         self.draining
             && self.ready.iter().all(|s| s.key.owner == self.me)
@@ -29,10 +31,9 @@ impl Node {
                 .pending
                 .values()
                 .any(|p| matches!(p, Pending::Push(..)))
-            && self
-                .notices
-                .values()
-                .all(|n| !n.in_flight && !n.batch.has_any())
+            && (self.notices.iter())
+                .filter(|(peer, _)| !self.down.contains(peer))
+                .all(|(_, n)| !n.in_flight && !n.batch.has_any())
     }
 
     /// Sends the queued tasks of other owners that are up back to them.

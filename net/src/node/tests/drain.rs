@@ -45,3 +45,25 @@ fn a_peer_gathers_every_connected_peer_s_report() {
         assert_eq!(report.version, env!("CARGO_PKG_VERSION"));
     }
 }
+
+#[test]
+fn notices_to_a_gone_owner_do_not_hold_a_drain_up() {
+    // Node 1 runs a task of node 0, a client that then goes before it hears of it.
+    let mut net = Net::with_slots(&[0, 1], &[&[ADD]]);
+    let key = net.submit(0, 1, ADD, vec![SubmitArg::Inline(enc(1))]);
+    while net.nodes[1].stats().ran == 0 {
+        assert!(net.step() || net.advance(), "node 1 never ran it");
+    }
+    let now = net.now;
+    let reason = "connection closed".to_string();
+    net.nodes[1].handle(Input::PeerDown { peer: 0, reason }, now);
+    net.nodes[1].drain(now);
+    assert!(
+        net.nodes[1]
+            .notices
+            .get(&0)
+            .is_some_and(|n| n.in_flight || n.batch.has_any()),
+        "the notice to node 0 is still held: {key}"
+    );
+    assert!(net.nodes[1].drained(), "an idle peer leaves at once");
+}
