@@ -67,7 +67,11 @@ pub fn main() -> ExitCode {
 pub fn main_with<C: Subcommand>(run: impl FnOnce(C) -> anyhow::Result<()>) -> ExitCode {
     // Named after the binary (`seed --version`); once per process, so leaking it is free.
     let name: &'static str = Box::leak(cmd::join::program().into_boxed_str());
-    let mut command = C::augment_subcommands(cmd::Cli::command()).name(name);
+    // The binary's own description (its enum's doc comment), not `peer`'s.
+    let peer = cmd::Cli::command()
+        .about(None::<&str>)
+        .long_about(None::<&str>);
+    let mut command = C::augment_subcommands(peer).name(name);
     // `peer`'s own workloads stay callable, but a user's `--help` lists the user's commands
     // and those of a peer: join, status, keygen.
     for own in cmd::WORKLOADS {

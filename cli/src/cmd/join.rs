@@ -228,11 +228,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let open = super::open::exposure(&config).is_some();
     if key.is_none() && !open {
-        eprintln!(
-            "peer: warning: no swarm key: this swarm is open to every process of this machine \
+        super::say(format_args!(
+            "warning: no swarm key: this swarm is open to every process of this machine \
              (on loopback only); for a private one, start it with --new-swarm (or --swarm-key \
              FILE from `peer keygen`)"
-        );
+        ));
     }
     shell::set_time_limit(settings.shell_timeout);
     for addr in resolve_bootstrap(&settings, &signals)? {
@@ -441,7 +441,7 @@ fn resolve_bootstrap(
         let failed: Vec<anyhow::Error> = failed.into_iter().filter_map(Result::err).collect();
         if failed.is_empty() || !resolved.is_empty() {
             for e in &failed {
-                eprintln!("peer: warning: skipping a bootstrap address: {e:#}");
+                super::say(format_args!("warning: skipping a bootstrap address: {e:#}"));
             }
             return Ok(resolved.into_iter().filter_map(Result::ok).collect());
         }
@@ -666,10 +666,10 @@ fn watch_signals() -> anyhow::Result<mpsc::Receiver<i32>> {
                 if seen == 1 {
                     let _ = tx.try_send(signal);
                 } else {
-                    eprintln!(
-                        "peer: {} again: leaving at once without draining",
+                    super::say(format_args!(
+                        "{} again: leaving at once without draining",
                         signal_name(signal)
-                    );
+                    ));
                     peer_workloads::shell::stop_all();
                     std::process::exit(Exit::INTERRUPTED.into());
                 }
@@ -858,10 +858,10 @@ fn identity(source: &IdentitySource) -> anyhow::Result<(Identity, String, Option
             Ok((identity, identity_note(path, created), Some(lock)))
         }
         IdentitySource::Default(None) => {
-            eprintln!(
-                "peer: no $HOME or $XDG_DATA_HOME to keep an identity in; using a new one \
+            super::say(format_args!(
+                "no $HOME or $XDG_DATA_HOME to keep an identity in; using a new one \
                  for this run (--identity FILE keeps one)"
-            );
+            ));
             Ok(fresh("new for this run (no home directory to keep one in)"))
         }
         IdentitySource::Default(Some(path)) => match load_identity(path) {
@@ -875,10 +875,10 @@ fn identity(source: &IdentitySource) -> anyhow::Result<(Identity, String, Option
                  --identity FILE keeps one per peer)",
             )),
             Err(IdentityError::Other(e)) => {
-                eprintln!(
-                    "peer: cannot keep an identity in {}: {e:#}; using a new one for this run",
+                super::say(format_args!(
+                    "cannot keep an identity in {}: {e:#}; using a new one for this run",
                     path.display()
-                );
+                ));
                 Ok(fresh("new for this run"))
             }
         },

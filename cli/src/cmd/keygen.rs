@@ -226,11 +226,11 @@ fn warn_if_readable(file: &File, path: &Path) {
     if let Ok(meta) = file.metadata() {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o007 != 0 {
-            eprintln!(
-                "peer: warning: {} holds a secret but others may read it (mode {mode:04o}); \
+            super::say(format_args!(
+                "warning: {} holds a secret but others may read it (mode {mode:04o}); \
                  chmod 600 it",
                 path.display()
-            );
+            ));
         }
     }
 }

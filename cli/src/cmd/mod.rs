@@ -73,6 +73,12 @@ enum Command {
     Map(map::MapArgs),
 }
 
+/// Prints `message` on stderr under this binary's name (`peer: ...`, or a user's binary's,
+/// built on `peer_cli`), as its errors are.
+pub(crate) fn say(message: std::fmt::Arguments<'_>) {
+    eprintln!("{}: {message}", join::program());
+}
+
 /// The subcommands that run `peer`'s own workloads, hidden from a user's binary's `--help`.
 pub(crate) const WORKLOADS: [&str; 8] = [
     "demo",

@@ -56,12 +56,12 @@ pub(crate) fn check(
         }
         .into());
     }
-    eprintln!(
-        "peer: warning: --insecure-open: no swarm key while {what}: anyone who reaches this \
+    super::say(format_args!(
+        "warning: --insecure-open: no swarm key while {what}: anyone who reaches this \
          peer may join the swarm, submit tasks, run {runs}, use and alter every named \
          primitive (locks, semaphores, queues, variables, events, topics) and read every \
          published value"
-    );
+    ));
     Ok(())
 }
 
