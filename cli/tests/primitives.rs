@@ -28,14 +28,19 @@ fn start(args: &[String]) -> Running {
     Running::spawn(peer().args(args))
 }
 
+/// How long a command may take: these tests check what happens, not how fast (2,000 queue
+/// round trips take 15 s here alone, several times that beside the rest of the suite on
+/// two cores).
+const LIMIT: Duration = Duration::from_secs(180);
+
 /// The first line starting with `prefix`.
 fn line(process: &mut Running, prefix: &str) -> String {
-    process.wait_for(|l| l.starts_with(prefix))
+    process.wait_for_within(LIMIT, |l| l.starts_with(prefix))
 }
 
 /// Waits for it to exit: whether it succeeded, and its output.
 fn finish(mut process: Running) -> (bool, String) {
-    let (status, out) = process.wait_exit();
+    let (status, out) = process.wait_exit_within(LIMIT);
     (status.success(), out)
 }
 

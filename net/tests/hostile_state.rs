@@ -223,7 +223,21 @@ fn a_forged_published_value_and_job_takeover_are_ignored() {
 fn a_forged_answer_to_a_lookup_is_not_taken() {
     let (a, b, m) = trio(loopback(), loopback());
     let _open = OpenOnDrop("lookup");
-    let name = "hostile-lookup";
+    // A name whose adopter, were A suspected (a loaded machine misses pings), would be B,
+    // not M: the job's successor by rendezvous over B's view, as homes rank a key.
+    let name: &'static str = (0..)
+        .map(|i| format!("hostile-lookup-{i}"))
+        .find(|name| {
+            let ranked = b.homes(name);
+            let at = |id| ranked.iter().position(|p| *p == id);
+            match (at(b.peer_id()), at(m.id)) {
+                (Some(b_at), Some(m_at)) => b_at < m_at,
+                (_, None) => true,
+                (None, Some(_)) => false,
+            }
+        })
+        .map(|name| &*Box::leak(name.into_boxed_str()))
+        .unwrap();
     m.respond_with(move |_, request| match request {
         Request::Published { name: asked } if asked == name => Some(Response::Published(Some(Ok(
             postcard::to_allocvec(&666u64).unwrap(),

@@ -126,10 +126,18 @@ impl Node {
         from: u64,
         mut value: Option<Result<Vec<u8>, Failure>>,
     ) {
-        let speaks = match self.lookups.get(&waiter) {
-            Some((name, _)) => self.speaks_for_job(name, from),
-            None => return,
+        let Some((name, _)) = self.lookups.get(&waiter) else {
+            return;
         };
+        // The value came here meanwhile (its owner's gossip, which also ends the job and so
+        // its binding): that one answers, not whatever another peer says.
+        if let Some(kept) = self.published.get(name) {
+            let value = Some(kept.clone());
+            self.lookups.remove(&waiter);
+            self.outputs.push_back(Output::Found { waiter, value });
+            return;
+        }
+        let speaks = self.speaks_for_job(name, from);
         if !speaks && value.take().is_some() {
             tracing::debug!(from = %format_args!("{from:016x}"), "a published value from a peer that does not own its job dropped");
         }

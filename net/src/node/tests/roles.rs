@@ -271,6 +271,41 @@ fn a_jobs_name_is_its_owners() {
     assert_eq!(node.published.get("j"), Some(&Ok(enc(1))));
 }
 
+/// A lookup in flight when its job's owner publishes (which ends the job, and with it the
+/// name's binding): another peer's answer that comes after is not what the lookup returns.
+#[test]
+fn a_lookup_answered_after_the_owner_published_returns_the_owners_value() {
+    let (mut node, now) = owner();
+    node.handle(batch(1, 1, vec![GraphEvent::Detached(job("j"))]), now);
+    node.lookup("j".into(), 9, now);
+    let asked: HashMap<u64, u64> = std::iter::from_fn(|| node.poll_output())
+        .filter_map(|o| match o {
+            Output::Send { to, tag, .. } => Some((to, tag)),
+            _ => None,
+        })
+        .collect();
+    let published = GraphEvent::Published {
+        name: "j".into(),
+        value: Ok(enc(18)),
+    };
+    node.handle(batch(1, 2, vec![published]), now);
+    let forged = Response::Published(Some(Ok(enc(666))));
+    node.handle(
+        Input::Response {
+            tag: asked[&2],
+            response: forged,
+        },
+        now,
+    );
+    let found: Vec<_> = std::iter::from_fn(|| node.poll_output())
+        .filter_map(|o| match o {
+            Output::Found { waiter: 9, value } => Some(value),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found, vec![Some(Ok(enc(18)))]);
+}
+
 #[test]
 fn an_orphaned_job_is_taken_over_by_its_successor_only() {
     let (mut node, now) = owner();
