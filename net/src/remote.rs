@@ -22,6 +22,9 @@ use crate::wire::{Failure, TaskKey};
 struct Keys {
     by_id: HashMap<TaskId, TaskKey>,
     by_key: HashMap<TaskKey, TaskId>,
+    /// Fingerprints of the named tasks whose servers were looked for: kept under the same
+    /// lock, so that a submission takes one lock.
+    checked: HashSet<u64>,
 }
 
 /// This peer's [`Remote`]: numbers each call as a task this peer owns and hands it to the
@@ -35,8 +38,6 @@ pub(crate) struct SwarmTasks {
     local_only: Arc<AtomicU64>,
     /// Peers up, as the event loop counts them.
     peers: Arc<AtomicUsize>,
-    /// Fingerprints of the named tasks whose servers were looked for.
-    checked: Mutex<HashSet<u64>>,
     /// Named tasks that no connected peer registered when first submitted.
     unserved: Arc<Mutex<Vec<String>>>,
     /// The event loop's thread, joined at shutdown.
@@ -58,7 +59,6 @@ impl SwarmTasks {
             keys: Arc::default(),
             local_only,
             peers,
-            checked: Mutex::default(),
             unserved: Arc::default(),
             thread: Mutex::new(None),
             loop_thread: Mutex::new(None),
@@ -78,11 +78,9 @@ impl SwarmTasks {
 
     /// The first time a task is submitted while peers are connected, asks them whether any
     /// registers it, and says so once if none does: its calls would all run here, which a
-    /// user pointing a program at peers of another binary does not expect.
+    /// user pointing a program at peers of another binary does not expect. Called once per
+    /// fingerprint ([`Keys::checked`]).
     fn check_served(&self, name: &'static str, fingerprint: u64) {
-        if self.peers.load(Ordering::Relaxed) == 0 || !lock(&self.checked).insert(fingerprint) {
-            return;
-        }
         let (tx, rx) = oneshot::channel();
         if self.commands.try_send(Command::Reports(tx)).is_err() {
             return;
@@ -142,14 +140,13 @@ impl Remote for SwarmTasks {
             done,
             ..
         } = call;
-        self.check_served(name, fingerprint);
         let key = TaskKey {
             owner: self.me,
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
         };
         let mut args = Vec::with_capacity(slots.len());
         let mut futures = Vec::new();
-        {
+        let first_with_peers = {
             let mut keys = lock(&self.keys);
             keys.by_id.insert(id, key);
             keys.by_key.insert(key, id);
@@ -165,6 +162,10 @@ impl Remote for SwarmTasks {
                     }
                 }
             }
+            self.peers.load(Ordering::Relaxed) > 0 && keys.checked.insert(fingerprint)
+        };
+        if first_with_peers {
+            self.check_served(name, fingerprint);
         }
         let keys = Arc::clone(&self.keys);
         let resolve: Resolver = Box::new(move |result| {
