@@ -7,8 +7,6 @@ mod peers;
 #[path = "common/raw.rs"]
 mod raw;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use peer_core::NamedTask;
@@ -168,19 +166,7 @@ fn tasks_the_runner_cannot_run_fail_with_a_clear_error() {
         // A task it withholds.
         spec("hostile::touch", TouchTask::FINGERPRINT, me, 3),
     ];
-    let given = Arc::new(AtomicBool::new(false));
-    raw.respond_with({
-        let given = given.clone();
-        move |_, request| match request {
-            Request::Steal { .. } if !given.swap(true, Ordering::SeqCst) => {
-                Some(Response::Stolen {
-                    tasks: specs.clone(),
-                    ready: 0,
-                })
-            }
-            _ => None,
-        }
-    });
+    raw.answer_first_steal(specs);
     raw.connect(&target.addresses()[0]);
     let mut failures = std::collections::HashMap::new();
     raw.wait_for("the target's three notices", Duration::from_secs(20), |h| {

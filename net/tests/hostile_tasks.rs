@@ -8,8 +8,6 @@ mod peers;
 mod raw;
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use peer_core::NamedTask;
@@ -87,19 +85,7 @@ fn pushes_and_steal_answers_are_cut_at_the_tasks_per_message() {
     let target = Peer::join(loopback().limits(limits)).unwrap();
     let raw = RawPeer::member();
     let me = raw.number;
-    let given = Arc::new(AtomicBool::new(false));
-    raw.respond_with({
-        let given = given.clone();
-        move |_, request| match request {
-            Request::Steal { .. } if !given.swap(true, Ordering::SeqCst) => {
-                Some(Response::Stolen {
-                    tasks: (201..=210).map(|seq| touch(me, seq, "stolen")).collect(),
-                    ready: 0,
-                })
-            }
-            _ => None,
-        }
-    });
+    raw.answer_first_steal((201..=210).map(|seq| touch(me, seq, "stolen")).collect());
     let target_id = raw.connect(&target.addresses()[0]);
     let mut stolen = HashSet::new();
     raw.wait_for("four stolen tasks done", Duration::from_secs(20), |h| {

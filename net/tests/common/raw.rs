@@ -21,7 +21,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, StreamProtocol, Swarm, gossipsub, identify, identity, noise, tcp, yamux,
 };
-use peer_net::wire::{Batch, GraphEvent, Request, Response};
+use peer_net::wire::{Batch, GraphEvent, Request, Response, TaskSpec};
 use tokio::sync::mpsc;
 
 #[path = "raw_bytes.rs"]
@@ -148,6 +148,19 @@ impl RawPeer {
             .responder
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Box::new(f);
+    }
+
+    /// Answers the first steal it is asked with `tasks`, and nothing after: how a hostile
+    /// victim hands a thief what it chose.
+    pub fn answer_first_steal(&self, tasks: Vec<TaskSpec>) {
+        let mut tasks = Some(tasks);
+        self.respond_with(move |_, request| match request {
+            Request::Steal { .. } => Some(Response::Stolen {
+                tasks: tasks.take()?,
+                ready: 0,
+            }),
+            _ => None,
+        });
     }
 
     /// Dials `addr` (ending in `/p2p/<id>`) and waits until connected.
