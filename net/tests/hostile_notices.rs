@@ -12,6 +12,7 @@ mod raw;
 
 use std::time::Duration;
 
+use peer_core::TaskFuture;
 use peer_net::Peer;
 use peer_net::wire::{Done, Failure, Moved, Request, Response, TaskKey};
 use peers::{
@@ -22,24 +23,34 @@ use raw::number;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// A submits a gated task per value of `xs` (and runs none of them itself), B joins and runs
+/// them all (gate `gate`, open when the returned guard drops), then M joins as a member.
+fn running_at_b(
+    gate: &'static str,
+    xs: &[u64],
+) -> (Peer, Peer, raw::RawPeer, Vec<TaskFuture<u64>>, OpenOnDrop) {
+    let a = Peer::join(loopback().withhold_task("hostile::gated")).unwrap();
+    let futures = a.map_named(GatedTask, xs.iter().map(|x| (gate.to_string(), *x)));
+    wait_until("A queues the tasks", WAIT, || {
+        a.status().unwrap().stats.ready >= xs.len() as u64
+    });
+    let b = join(&a, loopback().workers(2));
+    let open = OpenOnDrop(gate);
+    wait_until("B runs the tasks", WAIT, || {
+        b.status().unwrap().stats.running >= xs.len() as u64
+    });
+    let m = raw_member(&[&a, &b]);
+    (a, b, m, futures, open)
+}
+
 /// Custody (`net/src/node/custody.rs`, `Node::owned_notice`): an owner takes a task's
 /// result or failure only from a peer it gave the task to or heard it was handed to. While
 /// B runs two of A's tasks, M tells A the first finished with another value and the second
 /// panicked. A answers, but the futures resolve with B's values once B finishes.
 #[test]
 fn a_forged_result_is_ignored_and_the_real_one_wins() {
-    let a = Peer::join(loopback().withhold_task("hostile::gated")).unwrap();
-    let first = a.submit_named(GatedTask, ("forged-done".to_string(), 7u64));
-    let second = a.submit_named(GatedTask, ("forged-done".to_string(), 8u64));
-    wait_until("A queues both tasks", WAIT, || {
-        a.status().unwrap().stats.ready >= 2
-    });
-    let b = join(&a, loopback().workers(2));
-    let _open = OpenOnDrop("forged-done");
-    wait_until("B runs both tasks", WAIT, || {
-        b.status().unwrap().stats.running >= 2
-    });
-    let m = raw_member(&[&a, &b]);
+    let (a, _b, m, futures, _open) = running_at_b("forged-done", &[7, 8]);
+    let (first, second) = (&futures[0], &futures[1]);
     let owner = number(&a.peer_id());
     let forged = Request::Notify {
         done: vec![
@@ -114,17 +125,8 @@ fn a_forged_release_is_ignored_and_the_result_stays_fetchable() {
 /// nothing again on its account, and the real result arrives.
 #[test]
 fn a_forged_move_is_ignored_and_the_real_result_arrives() {
-    let a = Peer::join(loopback().withhold_task("hostile::gated")).unwrap();
-    let value = a.submit_named(GatedTask, ("forged-move".to_string(), 5u64));
-    wait_until("A queues the task", WAIT, || {
-        a.status().unwrap().stats.ready >= 1
-    });
-    let b = join(&a, loopback().workers(2));
-    let _open = OpenOnDrop("forged-move");
-    wait_until("B runs the task", WAIT, || {
-        b.status().unwrap().stats.running >= 1
-    });
-    let m = raw_member(&[&a, &b]);
+    let (a, _b, m, futures, _open) = running_at_b("forged-move", &[5]);
+    let value = &futures[0];
     let task = TaskKey {
         owner: number(&a.peer_id()),
         seq: 1,
