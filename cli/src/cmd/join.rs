@@ -51,11 +51,12 @@ pub(crate) struct Args {
         long,
         env = "PEER_BOOTSTRAP",
         value_name = "ADDR",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = super::swarm_args::parse_bootstrap
     )]
     bootstrap: Vec<Multiaddr>,
-    /// Tasks run at once (default: one per core).
-    #[arg(long, env = "PEER_WORKERS", value_name = "N")]
+    /// Tasks run at once, 1 to 1024 (default: one per core).
+    #[arg(long, env = "PEER_WORKERS", value_name = "N", value_parser = parse_join_workers)]
     workers: Option<usize>,
     /// Look for peers on the LAN with mDNS (the default with a swarm key; `--mdns false`
     /// or `--no-mdns` turns it off). Without a key, only with --insecure-open.
@@ -112,6 +113,11 @@ pub(crate) struct Args {
     /// [default: $XDG_DATA_HOME/peer/identity or ~/.local/share/peer/identity].
     #[arg(long, env = "PEER_IDENTITY", value_name = "FILE")]
     identity: Option<PathBuf>,
+    /// Write this peer's addresses to FILE (mode 0600) for the commands of this machine
+    /// (`peer map`, `status`, ...) to find the swarm without --bootstrap; removed from it
+    /// when the peer leaves [default: $XDG_DATA_HOME/peer/swarm.json]. `none`: do not.
+    #[arg(long, env = "PEER_SWARM_FILE", value_name = "FILE")]
+    swarm_file: Option<PathBuf>,
     /// Use a new identity (a new peer id) for this run only; ignores --identity.
     #[arg(long, env = "PEER_EPHEMERAL", value_parser = BoolishValueParser::new())]
     ephemeral: bool,
@@ -126,7 +132,7 @@ pub(crate) struct Args {
 }
 
 /// The keys a config file may hold: the long flags' names, with `_` for `-`.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "bootstrap",
     "workers",
@@ -136,6 +142,7 @@ const KEYS: [&str; 11] = [
     "allow_shell",
     "shell_timeout",
     "identity",
+    "swarm_file",
     "join_timeout",
     "drain_timeout",
 ];
@@ -152,6 +159,7 @@ struct FileConfig {
     allow_shell: Option<bool>,
     shell_timeout: Option<f64>,
     identity: Option<PathBuf>,
+    swarm_file: Option<PathBuf>,
     join_timeout: Option<f64>,
     drain_timeout: Option<f64>,
 }
@@ -190,6 +198,8 @@ struct Settings {
     /// None or zero: no limit.
     shell_timeout: Option<Duration>,
     identity: IdentitySource,
+    /// Where to write this peer's addresses (None: nowhere).
+    swarm_file: Option<PathBuf>,
     join_timeout: Duration,
     drain_timeout: Duration,
 }
@@ -247,6 +257,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         text.starts_with("/ip4/0.0.0.0/") || text.starts_with("/ip6/::/")
     });
     let client = super::open::join(config, "start the peer")?;
+    shell::set_peer(client.peer_id().to_string());
     let addrs = addresses(&client, wide);
     println!("peer {} with {workers} workers", client.peer_id());
     println!("identity: {identity_note}");
@@ -274,8 +285,43 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .or(addrs.first())
         .context("no listen address")?;
     print_join_line(best, key.as_ref());
+    // Held until this peer has left: the commands of this machine find it meanwhile.
+    let _registration = register(&settings, &client, &addrs, key.as_ref());
     serve(&client, &settings, &signals)?;
     drain(client, settings.drain_timeout)
+}
+
+/// Adds this peer to the swarm file (if any), saying so; a file that cannot be written is a
+/// warning, not a reason to stop serving.
+fn register(
+    settings: &Settings,
+    client: &Peer,
+    addrs: &[Multiaddr],
+    key: Option<&Key>,
+) -> Option<super::swarm_file::Registration> {
+    let path = settings.swarm_file.as_ref()?;
+    let member = super::swarm_file::Member {
+        peer: client.peer_id().to_string(),
+        pid: std::process::id(),
+        addrs: addrs.iter().map(ToString::to_string).collect(),
+        swarm_key: key.map(|k| std::path::absolute(&k.path).unwrap_or_else(|_| k.path.clone())),
+        since: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    match super::swarm_file::register(path, member) {
+        Ok(registration) => {
+            println!(
+                "swarm file: {} (commands of this machine find the swarm there)",
+                path.display()
+            );
+            Some(registration)
+        }
+        Err(e) => {
+            super::say(format_args!("warning: {e:#}; give commands --bootstrap instead"));
+            None
+        }
+    }
 }
 
 /// The addresses to bootstrap from. Listening on all interfaces (`wide`), the first
@@ -526,7 +572,7 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
         let peers = client.peers();
         if peers != last_peers {
             last_peers = peers;
-            println!("{peers} peers connected");
+            println!("{peers} peer{} connected", if peers == 1 { "" } else { "s" });
         }
         if peers > 0 {
             waiting_for_first = false;
@@ -535,74 +581,24 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
         let timed_out = waiting_for_first
             && !settings.join_timeout.is_zero()
             && start.elapsed() >= settings.join_timeout;
-        if timed_out || ticks % STOPPED_CHECK_TICKS == 0 {
+        if waiting_for_first || ticks % STOPPED_CHECK_TICKS == 0 {
             let status = client.status().context("the peer's event loop stopped")?;
-            if timed_out {
+            let error = status.last_dial_error.as_deref();
+            // A bootstrap peer with another peer id will not turn into the right one.
+            let wrong = super::dial::Why::of(error) == super::dial::Why::WrongPeer;
+            if waiting_for_first && (timed_out || wrong) {
                 return Err(Exit {
                     code: Exit::CANNOT_JOIN,
-                    message: cannot_join_message(settings, status.last_dial_error.as_deref()),
+                    message: super::dial::cannot_join(
+                        &settings.bootstrap,
+                        start.elapsed(),
+                        error,
+                    ),
                 }
                 .into());
             }
         }
     }
-}
-
-/// Why no peer connected, from the last dial error.
-fn cannot_join_message(settings: &Settings, dial_error: Option<&str>) -> String {
-    let addrs: Vec<String> = settings.bootstrap.iter().map(|a| a.to_string()).collect();
-    let head = format!(
-        "cannot join the swarm: no peer connected within {} s of dialing {}",
-        settings.join_timeout.as_secs_f64(),
-        addrs.join(", ")
-    );
-    let Some(error) = dial_error else {
-        // No dial has failed yet. A peer with another key (or none) can stall the handshake
-        // until libp2p's upgrade time-out, so look for it with a plain TCP connection.
-        let reachable = settings
-            .bootstrap
-            .iter()
-            .filter_map(tcp_probe)
-            .find(|r| r.is_ok());
-        return match reachable {
-            Some(_) => format!(
-                "{head}: a peer listens there but the handshake did not finish — do both \
-                 peers use the same --swarm-key?"
-            ),
-            None => match settings.bootstrap.iter().filter_map(tcp_probe).next() {
-                Some(Err(e)) => format!("{head}: no answer ({e})"),
-                _ => format!("{head}: no answer (is a peer running there, and reachable?)"),
-            },
-        };
-    };
-    let lower = error.to_lowercase();
-    // A wrong key garbles the bytes after it, so the handshake that follows fails.
-    let handshake = ["handshake", "pnet", "psk"]
-        .iter()
-        .any(|word| lower.contains(word));
-    if handshake {
-        format!("{head}: the handshake failed — do both peers use the same --swarm-key? ({error})")
-    } else {
-        format!("{head}: {error}")
-    }
-}
-
-/// Whether a TCP connection to a `/ip4|ip6|dns*/<host>/tcp/<port>/...` address opens
-/// within a second (None for other addresses).
-fn tcp_probe(addr: &Multiaddr) -> Option<std::io::Result<()>> {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let text = addr.to_string();
-    let parts: Vec<&str> = text.split('/').collect();
-    let (host, port) = match parts.as_slice() {
-        ["", "ip4" | "dns" | "dns4" | "dns6", host, "tcp", port, ..] => (host.to_string(), port),
-        ["", "ip6", host, "tcp", port, ..] => (format!("[{host}]"), port),
-        _ => return None,
-    };
-    let target = match format!("{host}:{port}").to_socket_addrs() {
-        Ok(mut addrs) => addrs.next()?,
-        Err(e) => return Some(Err(e)),
-    };
-    Some(TcpStream::connect_timeout(&target, Duration::from_secs(1)).map(drop))
 }
 
 /// Drains the peer, leaves the swarm and says how it went: exit 0 if everything was
@@ -732,6 +728,20 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
         true => file_addrs(file.bootstrap, "bootstrap")?,
         false => args.bootstrap,
     };
+    for addr in &bootstrap {
+        super::swarm_args::parse_bootstrap(&addr.to_string())
+            .map_err(|e| usage(format!("{config_name}: bootstrap: {e}")))?;
+    }
+    let workers = args.workers.or(file.workers);
+    if let Some(n) = workers {
+        parse_join_workers(&n.to_string())
+            .map_err(|e| usage(format!("{config_name}: workers: {e}")))?;
+    }
+    let swarm_file = match args.swarm_file.or(file.swarm_file.map(relative)) {
+        Some(path) if path.as_os_str() == "none" => None,
+        Some(path) => Some(path),
+        None => super::swarm_file::default_path(),
+    };
     let mdns = if args.no_mdns {
         Some(false)
     } else {
@@ -768,7 +778,7 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
     Ok(Settings {
         listen,
         bootstrap,
-        workers: args.workers.or(file.workers),
+        workers,
         mdns,
         swarm_key,
         new_swarm: args.new_swarm,
@@ -776,6 +786,7 @@ fn settings(args: Args) -> anyhow::Result<Settings> {
         allow_shell,
         shell_timeout,
         identity,
+        swarm_file,
         join_timeout: join_timeout.unwrap_or(Duration::from_secs(30)),
         drain_timeout: drain_timeout.unwrap_or(Duration::from_secs(30)),
     })
@@ -813,6 +824,15 @@ fn usage(message: String) -> anyhow::Error {
         message,
     }
     .into()
+}
+
+/// `peer join --workers`: 1 to [`MAX_WORKERS`](super::swarm_args::MAX_WORKERS) (a peer
+/// with none would serve nothing).
+fn parse_join_workers(s: &str) -> Result<usize, String> {
+    match super::swarm_args::parse_workers(s)? {
+        0 => Err("a peer needs at least 1 worker (leave --workers out for one per core)".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -898,7 +918,7 @@ fn identity_note(path: &Path, created: bool) -> String {
 /// standard output. The rest is read in a thread of its own, so the child never blocks on
 /// a full pipe; the count of each `N peers connected` line, before the address or after,
 /// goes to `on_peers`.
-pub(crate) fn read_bootstrap_line(
+pub fn read_bootstrap_line(
     stdout: Option<std::process::ChildStdout>,
     mut on_peers: impl FnMut(usize) + Send + 'static,
 ) -> anyhow::Result<Multiaddr> {
@@ -906,7 +926,8 @@ pub(crate) fn read_bootstrap_line(
     let stdout = stdout.context("the peer's output is not piped")?;
     let mut lines = std::io::BufReader::new(stdout).lines();
     let mut follow = move |line: &str| {
-        let peers = line.strip_suffix(" peers connected");
+        let peers = (line.strip_suffix(" peers connected"))
+            .or_else(|| line.strip_suffix(" peer connected"));
         if let Some(n) = peers.and_then(|n| n.trim().parse().ok()) {
             on_peers(n);
         }
@@ -1076,48 +1097,5 @@ mod tests {
         assert_eq!(parse_secs("0.5s"), Ok(Duration::from_millis(500)));
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
-    }
-
-    #[test]
-    fn handshake_errors_point_at_the_swarm_key() {
-        let settings = Settings {
-            listen: Vec::new(),
-            bootstrap: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
-            workers: None,
-            mdns: Some(false),
-            swarm_key: None,
-            new_swarm: false,
-            insecure_open: false,
-            allow_shell: false,
-            shell_timeout: None,
-            identity: IdentitySource::Ephemeral,
-            join_timeout: Duration::from_secs(2),
-            drain_timeout: Duration::from_secs(2),
-        };
-        let m = cannot_join_message(
-            &settings,
-            Some(
-                "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : Handshake failed: Connection reset by peer (os error 104))]",
-            ),
-        );
-        assert!(m.contains("same --swarm-key"), "{m}");
-        let refused = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : \
-                       Connection refused (os error 111))]";
-        let m = cannot_join_message(&settings, Some(refused));
-        assert!(
-            m.contains("Connection refused") && !m.contains("swarm-key"),
-            "{m}"
-        );
-        // Port 1 on loopback: nobody listens.
-        let m = cannot_join_message(&settings, None);
-        assert!(m.contains("no answer") && m.contains("refused"), "{m}");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let settings = Settings {
-            bootstrap: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()],
-            ..settings
-        };
-        let m = cannot_join_message(&settings, None);
-        assert!(m.contains("the handshake did not finish"), "{m}");
     }
 }

@@ -1,7 +1,7 @@
-//! Who runs the shell commands of `peer map` and `peer submit`: this process (the user's
-//! own machine, as always) and the peers started with `peer join --allow-shell`; others
-//! never do. With `--remote-only` this process runs none, so some peer must: if none takes
-//! a command while the others sit idle, the command fails and says why.
+//! Who runs the shell commands of `peer map` and `peer submit`: the peers started with
+//! `peer join --allow-shell`, and this process only when asked (`--workers N`, `--alone`);
+//! other peers never do. When this process runs none, some peer must: if none takes a
+//! command while the others sit idle, the command fails and says why.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::Exit;
 use super::swarm_args::SwarmArgs;
 
 /// How long every other peer may stay idle while commands wait here, none taken yet, before
-/// `--remote-only` gives up: an idle peer that serves shell commands steals within
+/// a client that runs no command itself gives up: an idle peer that serves shell commands steals within
 /// milliseconds.
 const IDLE_LIMIT: Duration = Duration::from_secs(5);
 
@@ -23,23 +23,19 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// Exit code of a usage error.
 const USAGE: u8 = 2;
 
-/// Joins the swarm for `peer map` or `peer submit`: with `remote_only`, as a peer that does
-/// not run shell commands itself, which needs other peers to run them.
+/// Joins the swarm for `peer map` or `peer submit`. Commands run in this process only when
+/// `--workers N` (N ≥ 1) asks for it, or with `--alone` (then on every core unless
+/// `--workers` says otherwise); otherwise only on other peers, so some must serve them.
 pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer> {
-    if !remote_only {
+    let local = local_workers(swarm, remote_only)?;
+    if local > 0 {
         // This process runs its user's commands, never other members'.
-        return swarm.join_with(|config| config.serve_own_only(RunTask::NAME));
+        let peer =
+            swarm.join_with(|config| config.serve_own_only(RunTask::NAME).workers(local))?;
+        peer_workloads::shell::set_peer(peer.peer_id().to_string());
+        return Ok(peer);
     }
-    if !swarm.joins_others() {
-        return Err(Exit {
-            code: USAGE,
-            message: "--remote-only needs --bootstrap ADDR or --mdns: this process runs no \
-                      commands, so other peers must"
-                .into(),
-        }
-        .into());
-    }
-    let client = swarm.join_with(|config| config.withhold_task(RunTask::NAME))?;
+    let client = swarm.join_with(|config| config.withhold_task(RunTask::NAME).workers(1))?;
     let me = client.peer_id();
     // The bootstrap peer may not serve shell commands while others of its swarm do: give
     // discovery the time an idle peer would take to steal before saying none does.
@@ -59,8 +55,9 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer>
         return Err(Exit {
             code: Exit::CANNOT_JOIN,
             message: "no peer runs shell commands: no other peer of the swarm serves them, and \
-                      with --remote-only this process runs none; start peers with \
-                      `peer join --allow-shell` (PEER_ALLOW_SHELL, allow_shell = true)"
+                      this process runs none (no --workers N); start peers with \
+                      `peer join --allow-shell` (PEER_ALLOW_SHELL, allow_shell = true), or \
+                      run them here with --workers N or --alone"
                 .into(),
         }
         .into());
@@ -68,11 +65,41 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer>
     Ok(client)
 }
 
-/// Under `--remote-only`, looks that some peer takes the commands waiting here: fails once
-/// none has been taken and every other peer has been idle for [`IDLE_LIMIT`] (they do not
+/// How many commands this process runs at once: `--workers`, or one per core with
+/// `--alone`; none otherwise, and none with `--remote-only` (kept for scripts of before).
+pub(crate) fn local_workers(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<usize> {
+    let workers = swarm.workers();
+    if swarm.alone() {
+        if workers == Some(0) || remote_only {
+            return Err(usage(
+                "--alone runs every command in this process, so it needs workers: leave out \
+                 --workers 0 and --remote-only",
+            ));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Ok(workers.unwrap_or(cores));
+    }
+    if remote_only && workers.is_some_and(|n| n > 0) {
+        return Err(usage(
+            "--remote-only runs no command in this process; it cannot go with --workers N",
+        ));
+    }
+    Ok(if remote_only { 0 } else { workers.unwrap_or(0) })
+}
+
+fn usage(message: &str) -> anyhow::Error {
+    Exit {
+        code: USAGE,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// When this process runs no command, looks that some peer takes the commands waiting
+/// here: fails once none has been taken and every other peer has been idle for [`IDLE_LIMIT`] (they do not
 /// serve shell commands). Quiet once a peer has taken one.
 pub(crate) struct Watch {
-    /// Still looking (`--remote-only`, and no command taken yet).
+    /// Still looking (this process runs no command, and none was taken yet).
     on: bool,
     last_check: Instant,
     /// Since when every other peer has been idle while commands waited here.
@@ -80,9 +107,9 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub(crate) fn new(remote_only: bool) -> Watch {
+    pub(crate) fn new(runs_none_here: bool) -> Watch {
         Watch {
-            on: remote_only,
+            on: runs_none_here,
             last_check: Instant::now(),
             idle_since: None,
         }
@@ -120,8 +147,8 @@ impl Watch {
             code: Exit::CANNOT_JOIN,
             message: format!(
                 "no peer runs shell commands: the {} other peers of the swarm stayed idle for \
-                 {} s while {} commands waited here, and with --remote-only this process runs \
-                 none. Peers run them only when started with `peer join --allow-shell` \
+                 {} s while {} commands waited here, and this process runs none (no --workers \
+                 N). Peers run them only when started with `peer join --allow-shell` \
                  (PEER_ALLOW_SHELL, allow_shell = true)",
                 others.len(),
                 IDLE_LIMIT.as_secs(),

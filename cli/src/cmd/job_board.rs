@@ -1,0 +1,333 @@
+//! The swarm's record of `peer map` and `peer submit` jobs, for `peer jobs` and `peer tasks`,
+//! kept on the swarm's own named primitives: the list of recent jobs in one variable
+//! (changed under a lock), each job's task table in a variable of its own. The submitter
+//! writes them as its tasks finish, at most once a second and once at the end; any peer
+//! reads them.
+//!
+//! Bounded: the list keeps the last [`JOBS_KEPT`] jobs, a table the first [`TASKS_KEPT`]
+//! tasks of its job; inputs, commands and errors are cut to [`TEXT_MAX`] bytes.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use peer_core::Client;
+use peer_workloads::shell::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// Jobs the list keeps, the newest.
+pub(crate) const JOBS_KEPT: usize = 100;
+/// Tasks a job's table keeps, the first by index.
+pub(crate) const TASKS_KEPT: usize = 10_000;
+/// Bytes kept of an input, a command line or an error.
+const TEXT_MAX: usize = 200;
+/// How often a running job's record is written.
+const WRITE_EVERY: Duration = Duration::from_secs(1);
+/// How long the list's lock is held at most, should its holder die with it.
+const LIST_LEASE: Duration = Duration::from_secs(10);
+
+const LIST: &str = "peer.jobs";
+
+/// How a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobState {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+    Cancelled,
+}
+
+impl JobState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Interrupted => "interrupted",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One job in the list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct JobSummary {
+    pub(crate) id: u64,
+    /// `map` or `submit`.
+    pub(crate) kind: String,
+    pub(crate) command: String,
+    /// The submitting peer, its host and process.
+    pub(crate) peer: String,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    /// Unix seconds.
+    pub(crate) started: u64,
+    pub(crate) ended: Option<u64>,
+    pub(crate) state: JobState,
+    pub(crate) tasks: usize,
+    pub(crate) done: usize,
+    pub(crate) failed: usize,
+}
+
+/// The list of recent jobs, and the next job id.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct JobList {
+    next: u64,
+    jobs: Vec<JobSummary>,
+}
+
+/// How a task stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum TaskState {
+    /// Queued or running somewhere.
+    Waiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// One task of a job's table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TaskRecord {
+    pub(crate) index: usize,
+    pub(crate) input: String,
+    pub(crate) state: TaskState,
+    /// Where it ran: the peer, its host and process.
+    pub(crate) peer: String,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    pub(crate) seconds: f64,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) error: Option<String>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `text` cut to [`TEXT_MAX`] bytes at a character boundary.
+fn cut(text: &str) -> String {
+    if text.len() <= TEXT_MAX {
+        return text.to_string();
+    }
+    let mut end = TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+fn tasks_variable(client: &Client, job: u64) -> peer_core::sync::Variable<Vec<TaskRecord>> {
+    client.variable(&format!("peer.job.{job}.tasks"))
+}
+
+/// Changes the job list under its lock; returns what `change` returned.
+fn change_list<R>(client: &Client, change: impl FnOnce(&mut JobList) -> R) -> anyhow::Result<R> {
+    let lock = client.lock(LIST);
+    let _held = lock
+        .blocking_lock_with_lease(LIST_LEASE, Some(LIST_LEASE * 2))
+        .ok_or_else(|| anyhow::anyhow!("the swarm's job list is locked by another command"))?;
+    let variable = client.variable::<JobList>(LIST);
+    let mut list = variable.get().unwrap_or_default();
+    let out = change(&mut list);
+    let drop_first = list.jobs.len().saturating_sub(JOBS_KEPT);
+    list.jobs.drain(..drop_first);
+    variable.set(list);
+    Ok(out)
+}
+
+/// The recent jobs, oldest first.
+pub(crate) fn jobs(client: &Client) -> Vec<JobSummary> {
+    client
+        .variable::<JobList>(LIST)
+        .get()
+        .unwrap_or_default()
+        .jobs
+}
+
+/// The task table of `job`, if it has one.
+pub(crate) fn tasks(client: &Client, job: u64) -> Option<Vec<TaskRecord>> {
+    tasks_variable(client, job).get()
+}
+
+/// A job's record, written by its submitter.
+pub(crate) struct Board {
+    client: Client,
+    summary: JobSummary,
+    tasks: Vec<TaskRecord>,
+    dirty: bool,
+    written: Instant,
+}
+
+impl Board {
+    /// Enters a new job in the list and returns its record; `inputs` are its tasks' inputs
+    /// by index, `peer` the submitting peer's id.
+    pub(crate) fn open(
+        client: &Client,
+        kind: &str,
+        command: &[String],
+        inputs: &[String],
+        peer: String,
+    ) -> anyhow::Result<Board> {
+        let mut summary = JobSummary {
+            id: 0,
+            kind: kind.to_string(),
+            command: cut(&command.join(" ")),
+            peer: peer.clone(),
+            host: peer_workloads::shell::hostname().to_string(),
+            pid: std::process::id(),
+            started: now_unix(),
+            ended: None,
+            state: JobState::Running,
+            tasks: inputs.len(),
+            done: 0,
+            failed: 0,
+        };
+        summary.id = change_list(client, |list| {
+            list.next = list.next.max(1);
+            let id = list.next;
+            list.next += 1;
+            summary.id = id;
+            list.jobs.push(summary.clone());
+            id
+        })?;
+        let tasks = (inputs.iter().enumerate().take(TASKS_KEPT))
+            .map(|(index, input)| TaskRecord {
+                index,
+                input: cut(input),
+                state: TaskState::Waiting,
+                peer: String::new(),
+                host: String::new(),
+                pid: 0,
+                seconds: 0.0,
+                exit_code: None,
+                signal: None,
+                error: None,
+            })
+            .collect();
+        let mut board = Board {
+            client: client.clone(),
+            summary,
+            tasks,
+            dirty: true,
+            written: Instant::now(),
+        };
+        board.write_tasks();
+        Ok(board)
+    }
+
+    /// The job's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.summary.id
+    }
+
+    /// Task `index` finished (or was cancelled, when `outcome` says so).
+    pub(crate) fn record(&mut self, index: usize, outcome: &Outcome) {
+        self.summary.done += 1;
+        let state = if outcome.success() {
+            TaskState::Succeeded
+        } else if outcome.error.as_deref().is_some_and(|e| e.contains("cancelled")) {
+            TaskState::Cancelled
+        } else {
+            self.summary.failed += 1;
+            TaskState::Failed
+        };
+        if let Some(task) = self.tasks.get_mut(index) {
+            task.state = state;
+            task.peer = outcome.peer.clone();
+            task.host = outcome.host.clone();
+            task.pid = outcome.pid;
+            task.seconds = outcome.seconds;
+            task.exit_code = outcome.code;
+            task.signal = outcome.signal;
+            task.error = outcome.error.as_deref().map(cut);
+        }
+        self.dirty = true;
+    }
+
+    /// Writes the record if it changed and a second has passed since the last write.
+    pub(crate) fn tick(&mut self) {
+        if self.dirty && self.written.elapsed() >= WRITE_EVERY {
+            self.write();
+        }
+    }
+
+    /// Marks the job ended as `state` and writes its record.
+    pub(crate) fn finish(&mut self, state: JobState) {
+        self.summary.state = state;
+        self.summary.ended = Some(now_unix());
+        self.write();
+    }
+
+    fn write(&mut self) {
+        self.write_tasks();
+        let summary = self.summary.clone();
+        let written = change_list(&self.client, |list| {
+            if let Some(entry) = list.jobs.iter_mut().find(|j| j.id == summary.id) {
+                *entry = summary;
+            }
+        });
+        if let Err(e) = written {
+            tracing::debug!("the job list was not updated: {e:#}");
+        }
+        self.dirty = false;
+        self.written = Instant::now();
+    }
+
+    fn write_tasks(&mut self) {
+        tasks_variable(&self.client, self.summary.id).set(self.tasks.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_get_ids_in_order_and_their_tables_follow_their_tasks() {
+        let client = Client::builder().workers(1).build().unwrap();
+        let inputs: Vec<String> = vec!["a".into(), "b".into()];
+        let command = vec!["echo".to_string(), "{}".to_string()];
+        let mut first = Board::open(&client, "map", &command, &inputs, "p".into()).unwrap();
+        let second = Board::open(&client, "submit", &command, &inputs[..1], "p".into()).unwrap();
+        assert_eq!((first.id(), second.id()), (1, 2));
+        let ok = Outcome {
+            code: Some(0),
+            host: "h".into(),
+            pid: 9,
+            peer: "q".into(),
+            ..Outcome::default()
+        };
+        first.record(1, &ok);
+        let failed = Outcome {
+            code: Some(3),
+            ..ok.clone()
+        };
+        first.record(0, &failed);
+        first.finish(JobState::Failed);
+        let list = jobs(&client);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].state, JobState::Failed);
+        assert_eq!((list[0].done, list[0].failed), (2, 1));
+        assert_eq!(list[1].state, JobState::Running);
+        let table = tasks(&client, 1).unwrap();
+        assert_eq!(table[0].state, TaskState::Failed);
+        assert_eq!(table[0].exit_code, Some(3));
+        assert_eq!(table[1].state, TaskState::Succeeded);
+        assert_eq!((table[1].host.as_str(), table[1].peer.as_str()), ("h", "q"));
+        assert!(tasks(&client, 3).is_none());
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(TEXT_MAX);
+        let short = cut(&long);
+        assert!(short.len() <= TEXT_MAX + '…'.len_utf8());
+        assert!(short.ends_with('…'));
+        assert_eq!(cut("short"), "short");
+    }
+}

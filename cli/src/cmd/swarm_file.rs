@@ -1,0 +1,246 @@
+//! The swarm file: how a client command finds the swarm without `--bootstrap`, like
+//! HyperQueue's server directory or Dask's scheduler file.
+//!
+//! Each `peer join` adds itself (peer id, addresses, process id, swarm key file) to a JSON
+//! file in the state directory (`$XDG_DATA_HOME/peer/swarm.json`, mode 0600) when it starts
+//! and removes itself when it leaves. `map`, `submit`, `status`, `jobs`, `cancel` and a
+//! user's binary's commands read it when given no `--bootstrap`: the members whose process
+//! still runs are the swarm. A peer killed with SIGKILL leaves its entry behind; readers skip
+//! it (its process is gone) and the next writer drops it. Writers hold an exclusive
+//! `flock(2)` on the file, readers a shared one, so peers starting together do not lose
+//! each other's entries.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Members kept at most: the newest win. One machine runs a handful of peers; the bound only
+/// keeps a file written by something else from growing without end.
+const MEMBERS_MAX: usize = 256;
+
+/// The file's contents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Contents {
+    members: Vec<Member>,
+}
+
+/// One `peer join` of this machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Member {
+    /// Its peer id.
+    pub(crate) peer: String,
+    /// Its process id: the entry is live while that process runs.
+    pub(crate) pid: u32,
+    /// The addresses to bootstrap from, each ending in `/p2p/<peer>`.
+    pub(crate) addrs: Vec<String>,
+    /// The swarm key file it runs with (absolute), if any. The key itself is never written.
+    pub(crate) swarm_key: Option<PathBuf>,
+    /// When it joined (Unix seconds): with several swarms on one machine, the newest wins.
+    pub(crate) since: u64,
+}
+
+/// `PEER_SWARM_FILE`'s default: `$XDG_DATA_HOME/peer/swarm.json`, or
+/// `~/.local/share/peer/swarm.json` (None without a home directory).
+pub(crate) fn default_path() -> Option<PathBuf> {
+    let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .and_then(nonempty)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .and_then(nonempty)
+                .map(|home| home.join(".local/share"))
+        })?;
+    Some(data.join("peer").join("swarm.json"))
+}
+
+/// This peer's entry in a swarm file, removed when dropped (when `peer join` leaves).
+#[derive(Debug)]
+pub(crate) struct Registration {
+    path: PathBuf,
+    peer: String,
+    pid: u32,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = update(&self.path, |members| {
+            members.retain(|m| !(m.peer == self.peer && m.pid == self.pid));
+        });
+    }
+}
+
+/// Adds `member` to the file at `path` (made, with its directory, if missing), replacing an
+/// entry of the same peer id and dropping those of exited processes.
+pub(crate) fn register(path: &Path, member: Member) -> anyhow::Result<Registration> {
+    let registration = Registration {
+        path: path.to_path_buf(),
+        peer: member.peer.clone(),
+        pid: member.pid,
+    };
+    update(path, |members| {
+        members.retain(|m| m.peer != member.peer);
+        members.push(member);
+    })
+    .with_context(|| format!("cannot write the swarm file {}", path.display()))?;
+    Ok(registration)
+}
+
+/// The members of the file at `path` whose process still runs, newest first; none if the
+/// file is missing.
+pub(crate) fn live_members(path: &Path) -> anyhow::Result<Vec<Member>> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(anyhow::Error::from(e)
+                .context(format!("cannot read the swarm file {}", path.display())));
+        }
+    };
+    lock(&file, libc::LOCK_SH)?;
+    let mut members = read(&mut file)
+        .with_context(|| format!("cannot read the swarm file {}", path.display()))?;
+    members.retain(|m| alive(m.pid));
+    members.sort_by(|a, b| b.since.cmp(&a.since));
+    Ok(members)
+}
+
+/// The members to join: the newest member's swarm (those with its swarm key file).
+pub(crate) fn one_swarm(members: &[Member]) -> Vec<Member> {
+    let Some(newest) = members.iter().max_by_key(|m| m.since) else {
+        return Vec::new();
+    };
+    members
+        .iter()
+        .filter(|m| m.swarm_key == newest.swarm_key)
+        .cloned()
+        .collect()
+}
+
+/// Reads, changes and writes the file under an exclusive lock; removes it once empty.
+fn update(path: &Path, change: impl FnOnce(&mut Vec<Member>)) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    lock(&file, libc::LOCK_EX)?;
+    // A file that does not parse (cut by a crash) starts over: it only holds hints.
+    let mut members = read(&mut file).unwrap_or_default();
+    members.retain(|m| alive(m.pid));
+    change(&mut members);
+    members.sort_by(|a, b| b.since.cmp(&a.since));
+    members.truncate(MEMBERS_MAX);
+    if members.is_empty() {
+        // Unlinked while locked: a writer waiting on the old file writes one nobody reads,
+        // and its peer re-registers only at its next start. Rare (a peer starting just as
+        // the last one leaves) and harmless: that peer is found by --bootstrap instead.
+        std::fs::remove_file(path)?;
+        return Ok(());
+    }
+    let text = serde_json::to_string_pretty(&Contents { members })?;
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+fn read(file: &mut File) -> anyhow::Result<Vec<Member>> {
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(serde_json::from_str::<Contents>(&text)?.members)
+}
+
+fn lock(file: &File, how: libc::c_int) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) only reads its two integer arguments; the descriptor stays open for
+    // the call because `file` is borrowed. The lock goes with the descriptor when dropped.
+    let done = unsafe { libc::flock(file.as_raw_fd(), how) };
+    match done {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Whether process `pid` runs (ours or another user's).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks that the process exists.
+    let sent = unsafe { libc::kill(pid, 0) };
+    sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(peer: &str, pid: u32, since: u64, key: Option<&str>) -> Member {
+        Member {
+            peer: peer.into(),
+            pid,
+            addrs: vec![format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}")],
+            swarm_key: key.map(PathBuf::from),
+            since,
+        }
+    }
+
+    #[test]
+    fn members_come_and_go_and_dead_ones_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("peer-swarm-file-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("state").join("swarm.json");
+        assert_eq!(live_members(&path).unwrap(), Vec::new(), "no file, no swarm");
+        let me = std::process::id();
+        let a = register(&path, member("a", me, 1, None)).unwrap();
+        let b = register(&path, member("b", me, 2, None)).unwrap();
+        // A SIGKILLed peer's leftover: a process id that runs nothing.
+        let dead = member("dead", i32::MAX as u32 - 1, 3, None);
+        update(&path, |m| m.push(dead.clone())).unwrap();
+        let peers = |p: &Path| -> Vec<String> {
+            live_members(p).unwrap().into_iter().map(|m| m.peer).collect()
+        };
+        assert_eq!(peers(&path), ["b", "a"], "newest first, the dead skipped");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(b);
+        assert_eq!(peers(&path), ["a"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("dead"), "a writer drops the dead: {text}");
+        drop(a);
+        assert!(!path.exists(), "the last one out removes the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_newest_members_swarm_wins() {
+        let members = [
+            member("old", 1, 1, Some("/k1")),
+            member("new", 2, 5, Some("/k2")),
+            member("same", 3, 2, Some("/k2")),
+        ];
+        let chosen: Vec<String> = one_swarm(&members).into_iter().map(|m| m.peer).collect();
+        assert_eq!(chosen, ["new", "same"]);
+        assert!(one_swarm(&[]).is_empty());
+    }
+}
