@@ -5,13 +5,13 @@
 set -euo pipefail
 here="$(dirname "$0")"
 root="$(cd "$here/../.." && pwd)"
-cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
-"$root/target/release/peer" bench steal --json
+cargo build --release -p peer-harness --manifest-path "$root/Cargo.toml" >&2
+"$root/target/release/peer-harness" bench steal --json
 bash "$here/w2.sh"
-"$root/target/release/peer" prims bench
-"$root/target/release/peer" bench w4 --tree T1L --json
-"$root/target/release/peer" bench w4 --tree T3L --json
+"$root/target/release/peer-harness" prims bench
+"$root/target/release/peer-harness" bench w4 --tree T1L --json
+"$root/target/release/peer-harness" bench w4 --tree T3L --json
 bash "$here/w5.sh"
 bash "$here/w8.sh"
-"$root/target/release/peer" bench w6 --runs 3 --json
-"$root/target/release/peer" bench w7 --peers 8 --secs 60 --json
+"$root/target/release/peer-harness" bench w6 --runs 3 --json
+"$root/target/release/peer-harness" bench w7 --peers 8 --secs 60 --json

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 set -u
 # W5 (20k x 1 ms, 2 peers) and W3 (steal round trip against TCP) for two builds of peer, run
-# alternately: put each build's `peer` and `w3_steal` bench binary in /tmp/before and /tmp/after
-# (target/release/peer, target/release/deps/w3_steal-*), then run this on a quiet machine.
+# alternately: put each build's `peer-harness` and `w3_steal` bench binary in /tmp/before and /tmp/after
+# (target/release/peer-harness, target/release/deps/w3_steal-*), then run this on a quiet machine.
 out=/tmp/measure.out
 : > $out
 for i in 1 2 3; do
   for v in before after; do
     echo "== W5 $v run $i $(date +%T)" >> $out
-    /tmp/$v/peer bench w5 --tasks 20000 --us 1000 --peers 2 --json >> $out 2>/dev/null
+    /tmp/$v/peer-harness bench w5 --tasks 20000 --us 1000 --peers 2 --json >> $out 2>/dev/null
   done
 done
 for i in 1 2; do

@@ -21,12 +21,12 @@ tmp=$(mktemp -d)
 "$py" "$here/w1_dask.py" "$w1_tasks" 2 >"$tmp/w1_dask.json"
 
 # W2: the seed's nested loop.
-"$peer" bench w2 --json --runs 3 >"$tmp/w2_peer.json"
+"$harness" bench w2 --json --runs 3 >"$tmp/w2_peer.json"
 "$py" "$here/w2_dask.py" 20 500 12500 2 >"$tmp/w2_dask.json"
 
 # W5: a bag of busy-spinning tasks over two processes.
 start_peer "$tmp/join.txt" --workers 1
-"$peer" bench spin --json --tasks "$w5_tasks" --us "$w5_us" --workers 1 --bootstrap "$addr" \
+"$harness" bench spin --json --tasks "$w5_tasks" --us "$w5_us" --workers 1 --bootstrap "$addr" \
   >"$tmp/w5_peer.json"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 "$py" "$here/w5_dask.py" "$w5_tasks" "$w5_us" 2 >"$tmp/w5_dask.json"

@@ -1,9 +1,10 @@
-# Helpers shared by the swarm benchmark scripts: build the release `peer`, start
-# `peer join` processes on 127.0.0.1 (mDNS off) and stop them on exit.
+# Helpers shared by the swarm benchmark scripts: build the release `peer` and `peer-harness`
+# (the benchmarks), start `peer join` processes on 127.0.0.1 (mDNS off) and stop them on exit.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cargo build --release -p peer-cli --manifest-path "$root/Cargo.toml" >&2
+cargo build --release -p peer-cli -p peer-harness --manifest-path "$root/Cargo.toml" >&2
 peer="$root/target/release/peer"
+harness="$root/target/release/peer-harness"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT

@@ -16,7 +16,7 @@ tmp=$(mktemp -d)
 for ((i = 0; i < ${#args[@]}; i += 2)); do
   tasks=${args[i]}; us=${args[i+1]}
   start_peer "$tmp/join.txt" --workers 1
-  "$peer" bench spin --json --tasks "$tasks" --us "$us" --workers 1 --bootstrap "$addr"
+  "$harness" bench spin --json --tasks "$tasks" --us "$us" --workers 1 --bootstrap "$addr"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   "$venv/bin/python" "$root/benches/swarm/w5_dask.py" "$tasks" "$us" 2
   awk -v n="$tasks" -v us="$us" 'BEGIN{printf "{\"workload\":\"W5\",\"system\":\"ideal\",\"tasks\":%d,\"us\":%d,\"workers\":2,\"secs\":%.3f}\n", n, us, n*us/2e6}'

@@ -44,6 +44,8 @@
 //! `--drain-timeout` passed).
 
 mod cmd;
+#[doc(hidden)]
+pub mod harness;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

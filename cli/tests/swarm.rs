@@ -1,7 +1,9 @@
 //! Real `peer` processes on 127.0.0.1: three `peer join` peers, and a fourth process that
-//! joins them and submits work.
+//! joins them and submits work (`peer demo`, or this test's own UTS tasks).
 
 mod common;
+
+use std::time::Duration;
 
 use common::{peer, three_peers};
 use peer_testkit::stdout_of;
@@ -36,30 +38,27 @@ fn a_fourth_process_joins_and_its_graph_matches_the_local_run() {
     assert!(swarm.contains("244 tasks on the swarm of"), "{swarm}");
 }
 
+/// `peer join` serves `peer_workloads`' named tasks (what `peer-harness uts` submits): three
+/// such peers count UTS T1 exactly with an in-process peer of this test, and run part of it.
 #[test]
-fn uts_t1_is_exact_across_three_processes() {
+fn joined_peers_serve_the_uts_tasks_of_the_harness() {
+    use peer_workloads::{swarm_uts, uts};
     let peers = three_peers();
-    let out = stdout_of(peer().args([
-        "uts",
-        "T1",
-        "--bootstrap",
-        &peers[0].addr,
-        "--wait-peers",
-        "3",
-        "--workers",
-        "1",
-    ]));
-    assert!(
-        out.contains("T1: 4130071 nodes, 3305118 leaves, depth 10"),
-        "{out}"
-    );
-    assert!(out.contains("counts exact"), "{out}");
-    let line = out.lines().find(|l| l.starts_with("tasks: ")).unwrap();
-    let elsewhere: u64 = line
-        .split(", ")
-        .find_map(|part| part.strip_suffix(" ran elsewhere"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(elsewhere > 0, "the joined peers ran nothing: {line}");
+    let client = peer_net::Peer::join(
+        peer_net::Config::new()
+            .listen("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .mdns(false)
+            .workers(1)
+            .bootstrap(peers[0].addr.parse().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(client.wait_for_peers(3, Duration::from_secs(30)), 3);
+    let counts = swarm_uts::on_client(&client, "T1", swarm_uts::CHUNK, 4).unwrap();
+    assert_eq!(counts, uts::known("T1").unwrap().counts);
+    let me = client.peer_id();
+    let elsewhere: u64 = (client.swarm_status().unwrap().iter())
+        .filter(|(peer, _)| *peer != me)
+        .filter_map(|(_, report)| report.as_ref().ok().map(|r| r.ran))
+        .sum();
+    assert!(elsewhere > 0, "the joined peers ran nothing");
 }

@@ -2,15 +2,16 @@
 # A peer fails while four hosts (network namespaces on one bridge, a private swarm: one
 # swarm key, mDNS on) run a job; the job must still finish with the exact answer.
 #
-# Usage: failures.sh SCENARIO PEER_BINARY
+# Usage: failures.sh SCENARIO HARNESS_BINARY (target/debug/peer-harness: `peer` with `uts`,
+#   `sweep` and `published`)
 #   kill9     hosts 1-3 `peer join`, host 4 counts UTS T1L; host 2's peer is killed (-9)
 #   stop      the same, but host 2's peer is stopped (SIGSTOP) until the count is done
 #   cut       the same, but host 2's cable is pulled for CUT_FOR seconds, then put back
 #   detached  host 4 submits a detached sweep and is killed (-9); host 1 then reads the
-#             published result with `peer published`
+#             published result with `peer-harness published`
 #
-# Prints host 4's output (kill9, stop, cut) or `peer published`'s (detached) on stdout; when
-# that fails, the logs of the other peers on stderr. Exits non-zero on failure (124: the job
+# Prints host 4's output (kill9, stop, cut) or `peer-harness published`'s (detached) on
+# stdout; when that fails, the logs of the other peers on stderr. Exits non-zero on failure (124: the job
 # did not finish within FAIL_TIMEOUT).
 #
 # Environment:
@@ -25,7 +26,7 @@
 source "$(dirname "$0")/harness.sh"
 
 usage() {
-  echo "usage: $0 kill9|stop|cut|detached PEER_BINARY" >&2
+  echo "usage: $0 kill9|stop|cut|detached HARNESS_BINARY" >&2
   exit 2
 }
 [[ $# -eq 2 ]] || usage
@@ -99,7 +100,7 @@ if [[ "$scenario" == detached ]]; then
   # --foreground: stay in this process group, so that a test runner's kill reaches it.
   host_exec 1 timeout --foreground -k 10 "$timeout" \
     "$peer" published sweep-total --mdns --wait-peers 2 --timeout 120 "${key[@]}" || rc=$?
-  note "peer published exited with $rc"
+  note "peer-harness published exited with $rc"
   if ((rc != 0)); then dump_logs 1 2 3 4; fi
   exit "$rc"
 fi

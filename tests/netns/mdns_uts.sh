@@ -3,7 +3,7 @@
 # three `peer join --allow-shell` and a fourth peer that finds them by mDNS alone (no
 # bootstrap address) and counts UTS T1 across all four, then runs a `peer map` of shell
 # commands across them (`--json`, one line per command, on stdout after the count).
-# Usage: mdns_uts.sh PEER_BINARY [TREE]
+# Usage: mdns_uts.sh HARNESS_BINARY [TREE] (target/debug/peer-harness: `peer` with `uts`)
 source "$(dirname "$0")/harness.sh"
 peer="$1"; tree="${2:-T1}"
 logs=$(mktemp -d)

@@ -1,4 +1,4 @@
-//! Named tasks for the swarm benchmarks (`peer bench`), registered by every binary that
+//! Named tasks for the swarm benchmarks (`peer-harness bench`), registered by every binary that
 //! links this crate, the `peer` binary included.
 
 /// Returns its argument: a task that is all overhead.

@@ -1,4 +1,4 @@
-//! Tasks that coordinate through named primitives, for the checks of `peer prims` and the
+//! Tasks that coordinate through named primitives, for the checks of `peer-harness prims` and the
 //! tests: a counter kept exact by a lock, and a semaphore's bound across peers. They use
 //! the client that runs them, so on a swarm every primitive lives at its home peer.
 

@@ -7,7 +7,7 @@ use peer_workloads::bench_tasks::{ChecksumTask, PayloadTask};
 
 use super::measure::rss_kib;
 use super::report::{Obj, Out, Row, fixed, list};
-use crate::cmd::swarm_args::SwarmArgs;
+use peer_cli::SwarmArgs;
 
 pub(super) fn run(
     out: Out,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::children::{Children, Netns};
 use super::measure::{cpu_secs, tcp_out_segs};
 use super::report::{Obj, Out, Row, list};
-use crate::cmd::Exit;
+use peer_cli::harness::Exit;
 
 /// How long the peers idle before the measurement starts.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -18,7 +18,7 @@ const CPU_PERCENT: f64 = 1.0;
 const MESSAGES: f64 = 20.0;
 
 pub(super) fn run(out: Out, n: usize, secs: u64) -> anyhow::Result<()> {
-    let stop = crate::cmd::interrupt_flag()?;
+    let stop = peer_cli::harness::interrupt_flag()?;
     let netns = Netns::create();
     // Declared after `netns`, so dropped (killed) before the namespace is deleted.
     let mut children = Children::spawn_in(n, 1, netns.as_ref())?;

@@ -1,5 +1,5 @@
-//! `peer prims`: named primitives across a swarm, exercised by real processes — the checks
-//! the multi-process tests run, and a benchmark of lock and queue round trips.
+//! `peer-harness prims`: named primitives across a swarm, exercised by real processes — the
+//! checks the multi-process tests run, and a benchmark of lock and queue round trips.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -11,9 +11,10 @@ use peer_net::{Peer, PeerId};
 use peer_workloads::prims::{self, HoldPermitTask, IncrementUnderLockTask};
 
 use super::bench::{Children, tcp_round_trips};
-use super::swarm_args::{SwarmArgs, print_recoveries};
+use peer_cli::SwarmArgs;
+use peer_cli::harness::print_recoveries;
 
-/// Options of `peer prims`.
+/// Options of `peer-harness prims`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(subcommand)]

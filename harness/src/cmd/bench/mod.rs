@@ -1,4 +1,4 @@
-//! `peer bench`: the swarm benchmarks. Each prints its figures as a few aligned lines
+//! `peer-harness bench`: the swarm benchmarks. Each prints its figures as a few aligned lines
 //! (figure, anchor measured in the same run, ratio, target from `BENCHMARKS.md`), or with
 //! `--json` one JSON object per result line, as `benches/swarm/*.sh` collect them.
 //!
@@ -27,10 +27,10 @@ mod w7;
 pub(crate) use children::Children;
 pub(crate) use measure::tcp_round_trips;
 
-use super::swarm_args::SwarmArgs;
+use peer_cli::SwarmArgs;
 use report::Out;
 
-/// Options of `peer bench`.
+/// Options of `peer-harness bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Print each result as one JSON object on a line of its own instead of aligned lines.
@@ -99,7 +99,7 @@ enum Which {
     W4 {
         #[arg(long, default_value = "T1L")]
         tree: String,
-        /// Nodes a task visits before handing on the rest (as `peer uts --chunk`).
+        /// Nodes a task visits before handing on the rest (as `peer-harness uts --chunk`).
         #[arg(long, default_value_t = peer_workloads::swarm_uts::CHUNK)]
         chunk: u64,
         #[arg(long, default_value_t = 4)]

@@ -1,13 +1,14 @@
-//! `peer uts`: count a UTS tree as named tasks on a swarm, checking the exact counts.
+//! `peer-harness uts`: count a UTS tree as named tasks on a swarm, checking the exact counts.
 
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use peer_workloads::{swarm_uts, uts};
 
-use super::swarm_args::{SwarmArgs, print_recoveries};
+use peer_cli::SwarmArgs;
+use peer_cli::harness::print_recoveries;
 
-/// Options of `peer uts`.
+/// Options of `peer-harness uts`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The tree: T1, T3, T1L or T3L.

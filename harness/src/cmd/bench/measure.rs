@@ -1,5 +1,5 @@
 //! What the benchmarks measure with, beside the swarm's own figures: medians of runs, timed
-//! UTS counts, raw TCP round trips (the anchor of W3 and of `peer prims bench`), and a
+//! UTS counts, raw TCP round trips (the anchor of W3 and of `peer-harness prims bench`), and a
 //! process's CPU time, TCP segments and resident memory from `/proc`.
 
 use std::io::{Read, Write};

@@ -1,14 +1,15 @@
-//! `peer sweep` and `peer published`: a sweep of sleeping tasks with a known sum, run as
-//! ordinary tasks or as a detached job whose result is published under a name.
+//! `peer-harness sweep` and `peer-harness published`: a sweep of sleeping tasks with a known
+//! sum, run as ordinary tasks or as a detached job whose result is published under a name.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use peer_workloads::sweep;
 
-use super::swarm_args::{SwarmArgs, print_recoveries};
+use peer_cli::SwarmArgs;
+use peer_cli::harness::print_recoveries;
 
-/// Options of `peer sweep`.
+/// Options of `peer-harness sweep`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Tasks in the sweep.
@@ -18,7 +19,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 1)]
     ms: u64,
     /// Run it as a detached job publishing its sum under this name: it finishes even if
-    /// this peer dies, and `peer published NAME` reads the sum from any peer.
+    /// this peer dies, and `peer-harness published NAME` reads the sum from any peer.
     #[arg(long, value_name = "NAME")]
     detach: Option<String>,
     /// How long to wait for a detached job's result, in seconds.
@@ -69,10 +70,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Options of `peer published`.
+/// Options of `peer-harness published`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PublishedArgs {
-    /// The name the value was published under (by `peer sweep --detach NAME`).
+    /// The name the value was published under (by `peer-harness sweep --detach NAME`).
     name: String,
     /// How long to wait for it to be published, in seconds.
     #[arg(long, default_value_t = 0)]
@@ -81,7 +82,7 @@ pub(crate) struct PublishedArgs {
     swarm: SwarmArgs,
 }
 
-/// Prints the `u64` published under a name (what `peer sweep --detach` publishes).
+/// Prints the `u64` published under a name (what `peer-harness sweep --detach` publishes).
 pub(crate) fn published(args: PublishedArgs) -> anyhow::Result<()> {
     let client = args.swarm.join_to_look()?;
     let value: u64 = client.wait_published(&args.name, Duration::from_secs(args.timeout))?;

@@ -1,16 +1,16 @@
-//! `peer bench w7` against real `peer join` processes: the JSON it prints, the aligned lines
-//! it prints by default, and nothing (children, network namespace) left behind. As root
-//! with `ip` the peers run in a network namespace of the command's own; otherwise on the
-//! host's loopback. Either passes.
+//! `peer-harness bench w7` against real `peer-harness join` processes: the JSON it prints,
+//! the aligned lines it prints by default, and nothing (children, network namespace) left
+//! behind. As root with `ip` the peers run in a network namespace of the command's own;
+//! otherwise on the host's loopback. Either passes.
 
 mod common;
 
 use std::path::Path;
 use std::process::Stdio;
 
-use common::peer;
+use common::harness;
 
-/// Whether `pid` is still one of the `peer join` children (a reused pid is someone else).
+/// Whether `pid` is still one of the `join` children (a reused pid is someone else).
 fn is_a_peer_join(pid: u64) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
@@ -18,15 +18,15 @@ fn is_a_peer_join(pid: u64) -> bool {
     })
 }
 
-/// Runs `peer bench <args>` to its successful end: its pid and its standard output.
+/// Runs `peer-harness bench <args>` to its successful end: its pid and its standard output.
 fn bench(args: &[&str]) -> (u32, String) {
-    let child = peer()
+    let child = harness()
         .arg("bench")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("the peer binary starts");
+        .expect("the peer-harness binary starts");
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

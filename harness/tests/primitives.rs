@@ -1,12 +1,12 @@
-//! Named primitives across real `peer` processes on 127.0.0.1: a counter kept exact by a
-//! swarm lock, a semaphore's bound, a queue whose home is killed half way, and a lock
-//! holder that is stopped until its lease runs out.
+//! Named primitives (`peer-harness prims`) across real `peer-harness` processes on
+//! 127.0.0.1: a counter kept exact by a swarm lock, a semaphore's bound, a queue whose home
+//! is killed half way, and a lock holder that is stopped until its lease runs out.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{peer, three_peers};
+use common::{harness, three_peers};
 use peer_testkit::{Joined, Running, stdout_of};
 
 /// Joins the swarm of `addr`, waiting for `wait` peers, with one worker.
@@ -23,9 +23,9 @@ fn swarm(addr: &str, wait: usize) -> Vec<String> {
     .to_vec()
 }
 
-/// Starts `peer ARGS`, its output lines collected.
+/// Starts `peer-harness ARGS`, its output lines collected.
 fn start(args: &[String]) -> Running {
-    Running::spawn(peer().args(args))
+    Running::spawn(harness().args(args))
 }
 
 /// How long a command may take: these tests check what happens, not how fast (2,000 queue
@@ -59,7 +59,7 @@ fn ids(peers: &[Joined]) -> String {
 fn tasks_on_three_peers_keep_a_counter_exact_under_a_swarm_lock() {
     let peers = three_peers();
     let args = ["prims", "counter", "--tasks", "24", "--times", "10"];
-    let out = stdout_of(peer().args(args).args(swarm(&peers[0].addr, 3)));
+    let out = stdout_of(harness().args(args).args(swarm(&peers[0].addr, 3)));
     assert!(out.contains("10 increments under lock"), "{out}");
     assert!(out.contains(": 240 in "), "{out}");
     assert!(out.contains("count exact"), "{out}");
@@ -78,7 +78,7 @@ fn a_semaphore_bounds_its_holders_across_peers() {
         "--ms",
         "100",
     ];
-    let out = stdout_of(peer().args(args).args(swarm(&peers[0].addr, 3)));
+    let out = stdout_of(harness().args(args).args(swarm(&peers[0].addr, 3)));
     assert!(out.contains("at most 2 held at once"), "{out}");
     assert!(out.contains("bound held"), "{out}");
 }
@@ -167,7 +167,7 @@ fn a_stopped_lock_holder_loses_its_lease_and_its_stale_write_is_refused() {
     holder.signal(libc::SIGSTOP);
     let start = Instant::now();
     let taker = ["prims", "take", "--lock", lock, "--resource", resource];
-    let took = stdout_of(peer().args(taker).args(swarm(&addr, 3)));
+    let took = stdout_of(harness().args(taker).args(swarm(&addr, 3)));
     let line = took.lines().find(|l| l.starts_with("took fence#")).unwrap();
     let fresh: u64 = line["took fence#".len()..]
         .split_whitespace()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use peer_net::{Config, Multiaddr, Peer};
 
-use crate::cmd::join::read_bootstrap_line;
+use peer_cli::harness::read_bootstrap_line;
 
 /// `peer join` children of this binary on 127.0.0.1, the first bootstrapping the others;
 /// killed when dropped.

@@ -8,7 +8,7 @@ use peer_workloads::bench_tasks::SpinUsTask;
 
 use super::children::Children;
 use super::report::{Obj, Out, Row, secs_text};
-use crate::cmd::swarm_args::SwarmArgs;
+use peer_cli::SwarmArgs;
 
 /// `spin` on `peers` processes of one worker: this one and `peers - 1` children.
 pub(super) fn run(out: Out, tasks: u64, us: u64, peers: usize) -> anyhow::Result<()> {

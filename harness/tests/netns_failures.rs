@@ -19,7 +19,7 @@ fn run_scenario(scenario: &str, k: u32) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/failures.sh");
     let out = Command::new("bash")
-        .args([script, scenario, env!("CARGO_BIN_EXE_peer")])
+        .args([script, scenario, env!("CARGO_BIN_EXE_peer-harness")])
         .env("NETNS_TAG", format!("f{}{k}", std::process::id() % 10_000))
         .output()
         .expect("bash runs");
@@ -33,7 +33,7 @@ fn run_scenario(scenario: &str, k: u32) -> String {
     stdout
 }
 
-/// The `recovery:` lines of `peer uts`, one per suspected peer, each checked for the format
+/// The `recovery:` lines of `peer-harness uts`, one per suspected peer, each checked for the format
 /// `recovery: peer=<id> at_unix_ns=<ns> reason="<text>" requeued=<n>`.
 fn recovery_lines(stdout: &str) -> Vec<&str> {
     let lines: Vec<&str> = stdout
@@ -60,7 +60,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// How long after the fault (the script's `fault:` line) the first peer suspected the failed
-/// peer (`peer uts` prints every peer's suspicions, earliest first: tasks are owned by the
+/// peer (`peer-harness uts` prints every peer's suspicions, earliest first: tasks are owned by the
 /// peers that submitted them, so their owners notice first), by the wall clock of the one
 /// machine all namespaces share; with the reason.
 fn detection(stdout: &str) -> (std::time::Duration, String) {
