@@ -109,7 +109,9 @@ fn start(quiet: bool, verbose: u8) {
     // empty and valid; otherwise -q, -v, -vv, -vvv pick the level (warnings by default).
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // Our own warnings; libp2p's (a lone first peer's "Failed to trigger bootstrap",
+        // ...) speak libp2p's words, so only with -v.
+        (false, 0) => "error,peer=warn",
         // `peer` is a prefix of every crate of ours: peer, peer_net, peer_core, ...
         (false, 1) => "warn,peer=debug",
         (false, 2) => "warn,peer=trace",

@@ -324,7 +324,15 @@ impl SwarmKey {
         let mut urandom =
             std::fs::File::open("/dev/urandom").map_err(|e| Error::SwarmKey(e.to_string()))?;
         std::io::Read::read_exact(&mut urandom, &mut bytes)
-            .map_err(|e| Error::SwarmKey(e.to_string()))?;
+            // libp2p's error names its own variants (`InvalidKeyFile`): say what a key
+            // file holds instead.
+            .map_err(|_| {
+                Error::SwarmKey(
+                    "not a swarm key file: it holds three lines, /key/swarm/psk/1.0.0/, \
+                     /base16/ and 64 hexadecimal digits (`peer keygen` writes one)"
+                        .into(),
+                )
+            })?;
         Ok(SwarmKey(PreSharedKey::new(bytes)))
     }
 
@@ -341,7 +349,15 @@ impl FromStr for SwarmKey {
     fn from_str(s: &str) -> Result<SwarmKey, Error> {
         PreSharedKey::from_str(s.trim())
             .map(SwarmKey)
-            .map_err(|e| Error::SwarmKey(e.to_string()))
+            // libp2p's error names its own variants (`InvalidKeyFile`): say what a key
+            // file holds instead.
+            .map_err(|_| {
+                Error::SwarmKey(
+                    "not a swarm key file: it holds three lines, /key/swarm/psk/1.0.0/, \
+                     /base16/ and 64 hexadecimal digits (`peer keygen` writes one)"
+                        .into(),
+                )
+            })
     }
 }
 

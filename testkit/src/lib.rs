@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// `<binary> join` on 127.0.0.1 with one worker, no mDNS and a fresh identity, bootstrapped
-/// from `bootstrap` if given. No swarm key: open to the processes of this machine only, and
+/// from `bootstrap` if given, written to no swarm file. No swarm key: open to the processes of this machine only, and
 /// without mDNS it meets only the peers it is told of, so tests running at once stay apart.
 pub fn join_command(binary: impl AsRef<OsStr>, bootstrap: Option<&str>) -> Command {
     let mut cmd = Command::new(binary);
@@ -31,6 +31,9 @@ pub fn join_command(binary: impl AsRef<OsStr>, bootstrap: Option<&str>) -> Comma
         "1",
         "--ephemeral",
     ]);
+    // Not in the user's swarm file: the commands of a test name their peers (a test of the
+    // swarm file gives `--swarm-file FILE`, which wins).
+    cmd.env("PEER_SWARM_FILE", "none");
     if let Some(addr) = bootstrap {
         cmd.args(["--bootstrap", addr]);
     }

@@ -15,6 +15,7 @@
 //!   UTS-shaped work, for policies at scales this machine cannot host.
 
 pub mod bench_tasks;
+pub mod job_control;
 pub mod prims;
 pub mod shell;
 pub mod sim;

@@ -406,7 +406,8 @@ struct Key {
 fn swarm_key(settings: &Settings) -> anyhow::Result<Option<Key>> {
     if let Some(path) = &settings.swarm_key {
         return Ok(Some(Key {
-            key: read_swarm_key(path)?,
+            // A key file that is missing or not a key is a bad flag: a usage error.
+            key: read_swarm_key(path).map_err(|e| usage(format!("{e:#}")))?,
             path: path.clone(),
             note: "given",
         }));

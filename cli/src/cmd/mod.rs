@@ -1,6 +1,9 @@
 //! Subcommands, one file each.
 
 mod demo;
+mod dial;
+mod job_board;
+mod jobs;
 pub(crate) mod join;
 mod keygen;
 mod map;
@@ -8,6 +11,7 @@ mod open;
 mod shell_peers;
 mod status;
 pub(crate) mod swarm_args;
+mod swarm_file;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +55,12 @@ enum Command {
     Map(map::MapArgs),
     /// Run one shell command as a task on the swarm.
     Submit(map::SubmitArgs),
+    /// The swarm's running and recent jobs of `map` and `submit`, with their counts.
+    Jobs(jobs::JobsArgs),
+    /// Each task of a job: its state, where it ran, how long, how it ended.
+    Tasks(jobs::TasksArgs),
+    /// Stop a job on every peer: start none of its tasks and kill its running commands.
+    Cancel(jobs::CancelArgs),
     /// Write a new swarm key file (mode 0600) for `--swarm-key`: only peers with it join.
     Keygen(keygen::Args),
     /// Run the seed's nested loop (load each file, score every parameter, keep the best) on
@@ -66,7 +76,7 @@ pub(crate) fn say(message: std::fmt::Arguments<'_>) {
 }
 
 /// The subcommands that run `peer`'s own workloads, hidden from a user's binary's `--help`.
-pub(crate) const WORKLOADS: [&str; 3] = ["demo", "submit", "map"];
+pub(crate) const WORKLOADS: [&str; 6] = ["demo", "submit", "map", "jobs", "tasks", "cancel"];
 
 /// Ends `peer` with this exit code (see `main.rs`) after printing the message, if any.
 /// `pub` for `peer-harness` only (through [`crate::harness`]).
@@ -122,5 +132,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args),
         Command::Submit(args) => map::submit(args),
         Command::Map(args) => map::run(args),
+        Command::Jobs(args) => jobs::jobs(args),
+        Command::Tasks(args) => jobs::tasks(args),
+        Command::Cancel(args) => jobs::cancel(args),
     }
 }

@@ -9,7 +9,7 @@ use super::Exit;
 use super::dial;
 use super::swarm_file;
 use peer_core::NamedTask;
-use peer_net::{Config, Multiaddr, Peer, SwarmKey};
+use peer_net::{Config, Multiaddr, Peer};
 use peer_workloads::shell::RunTask;
 
 /// The most worker threads a peer runs (`--workers`): far more than a machine has cores, and
@@ -270,13 +270,10 @@ impl SwarmArgs {
             resolved.push(addr);
         }
         if let Some(path) = self.swarm_key.as_ref().or(file_key.as_ref()) {
-            let key = std::fs::read_to_string(path)
-                .map_err(anyhow::Error::from)
-                .and_then(|text| Ok(text.parse::<SwarmKey>()?))
-                .map_err(|e| Exit {
-                    code: USAGE,
-                    message: format!("cannot read the swarm key {}: {e}", path.display()),
-                })?;
+            let key = super::keygen::read_swarm_key(path).map_err(|e| Exit {
+                code: USAGE,
+                message: format!("{e:#}"),
+            })?;
             config = config.swarm_key(key);
         }
         let config = adjust(config);

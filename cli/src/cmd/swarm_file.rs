@@ -43,8 +43,9 @@ pub(crate) struct Member {
     pub(crate) since: u64,
 }
 
-/// `PEER_SWARM_FILE`'s default: `$XDG_DATA_HOME/peer/swarm.json`, or
-/// `~/.local/share/peer/swarm.json` (None without a home directory).
+/// `PEER_SWARM_FILE`'s default: `$XDG_DATA_HOME/peer/swarm.json` (or under
+/// `~/.local/share`), `swarm-<name>.json` for a user's binary built on `peer_cli`, so that
+/// its commands find the peers that serve its tasks; None without a home directory.
 pub(crate) fn default_path() -> Option<PathBuf> {
     let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
     let data = std::env::var_os("XDG_DATA_HOME")
@@ -54,7 +55,11 @@ pub(crate) fn default_path() -> Option<PathBuf> {
                 .and_then(nonempty)
                 .map(|home| home.join(".local/share"))
         })?;
-    Some(data.join("peer").join("swarm.json"))
+    let file = match super::join::program().as_str() {
+        "peer" => "swarm.json".to_string(),
+        other => format!("swarm-{other}.json"),
+    };
+    Some(data.join("peer").join(file))
 }
 
 /// This peer's entry in a swarm file, removed when dropped (when `peer join` leaves).
