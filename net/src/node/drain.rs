@@ -36,20 +36,32 @@ impl Node {
                 .all(|(_, n)| !n.in_flight && !n.batch.has_any())
     }
 
-    /// Sends the queued tasks of other owners that are up back to them.
+    /// Sends the queued tasks of other owners that are up back to them, and drops those of
+    /// owners that are down.
     pub(super) fn give_back(&mut self, now: Instant) {
         if !self.draining || self.ready.is_empty() {
             return;
         }
         let mut kept = VecDeque::new();
         let mut back: BTreeMap<u64, Vec<TaskSpec>> = BTreeMap::new();
+        let before = self.ready.len();
         for spec in self.ready.drain(..) {
             let owner = spec.key.owner;
+            if owner != self.me && self.down.contains(&owner) {
+                // Its owner is gone (an interrupted `peer map`): running it would only delay
+                // this peer's leaving. Dropped as `forget_gone` drops it a minute later; an
+                // owner that comes back runs it again from its lineage.
+                continue;
+            }
             if owner == self.me || !self.up.contains(&owner) {
                 kept.push_back(spec);
             } else {
                 back.entry(owner).or_default().push(spec);
             }
+        }
+        let dropped = before - kept.len() - back.values().map(Vec::len).sum::<usize>();
+        if dropped > 0 {
+            tracing::info!(dropped, "draining: dropped queued tasks of owners that are gone");
         }
         self.ready = kept;
         for (owner, mut tasks) in back {

@@ -67,3 +67,25 @@ fn notices_to_a_gone_owner_do_not_hold_a_drain_up() {
     );
     assert!(net.nodes[1].drained(), "an idle peer leaves at once");
 }
+
+#[test]
+fn queued_tasks_of_a_gone_owner_do_not_hold_a_drain_up() {
+    // Node 1 steals more of node 0's tasks than it runs; node 0 (a client) then goes.
+    let mut net = Net::with_slots(&[0, 1], &[&[ADD]]);
+    for i in 0..20 {
+        net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]);
+    }
+    while net.nodes[1].ready.len() < 2 {
+        assert!(net.step() || net.advance(), "node 1 never stole");
+    }
+    let now = net.now;
+    let reason = "connection closed".to_string();
+    net.nodes[1].handle(Input::PeerDown { peer: 0, reason }, now);
+    let ran = net.nodes[1].stats().ran;
+    net.nodes[1].drain(now);
+    assert!(net.nodes[1].ready.is_empty(), "nobody to hand them back to: dropped");
+    // The one running finishes, and the drain is done without running the others.
+    net.settle();
+    assert!(net.nodes[1].drained());
+    assert!(net.nodes[1].stats().ran <= ran + 1, "{:?}", net.nodes[1].stats());
+}
