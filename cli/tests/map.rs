@@ -1,7 +1,10 @@
 //! `peer map` and `peer submit` as real processes on 127.0.0.1: output in input order on a
-//! private (keyed) swarm of three `peer join --allow-shell` peers, JSON lines, the job log
-//! and `--resume`, and the exit codes (1 failed tasks, 2 usage, 3 cannot join, 130
-//! interrupted). Who may run the commands: `allow_shell.rs`.
+//! private (keyed) swarm of three `peer join --allow-shell` peers, the submitter's working
+//! directory and `--env` on peers started elsewhere, replacement strings, JSON lines, the
+//! job log and `--resume` (after failures and after an interrupt), the signals (the first
+//! lets running commands finish, the second kills them), and the exit codes (1 failed
+//! tasks, 2 usage, 3 cannot join, 130 interrupted, `submit`: the command's own). Who may run
+//! the commands: `allow_shell.rs`.
 
 mod common;
 
@@ -10,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{peer, swarm_key, three_peers_with};
+use common::{peer, swarm_key, three_peers_in, three_peers_with};
 use peer_testkit::TempDir;
 use serde_json::Value;
 
@@ -67,6 +70,37 @@ fn json_lines(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The task records of a job log (not its `{"printed": [...]}` lines).
+fn records_of(path: &Path) -> Vec<Value> {
+    lines_of(path)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("index").is_some())
+        .collect()
+}
+
+/// Sends `signal` to the process `pid`.
+fn signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill(2) on a child of this test that has not been waited for.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// Waits (10 s at most) for `child` to exit.
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("it did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -87,7 +121,7 @@ fn map_on_three_peers_prints_what_the_local_run_prints() {
     let inputs = numbers(200);
     let local = output(
         peer()
-            .args(["map", "--workers", "2"])
+            .args(["map", "--alone", "--workers", "2"])
             .args(&inputs)
             .arg("--")
             .args(SQUARES),
@@ -161,6 +195,7 @@ fn map_on_three_peers_prints_what_the_local_run_prints() {
 fn json_lines_parse_and_name_how_each_task_ended() {
     let out = output(peer().args([
         "map",
+        "--alone",
         "--json",
         "0",
         "3",
@@ -188,7 +223,14 @@ fn json_lines_parse_and_name_how_each_task_ended() {
     );
 
     // A program that cannot start is a record with an error, not a crash.
-    let out = output(peer().args(["map", "--json", "/nonexistent/peer-map-test", "--", "{}"]));
+    let out = output(peer().args([
+        "map",
+        "--alone",
+        "--json",
+        "/nonexistent/peer-map-test",
+        "--",
+        "{}",
+    ]));
     assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
     let records = json_lines(&text(&out.stdout));
     assert_eq!(records.len(), 1);
@@ -215,7 +257,7 @@ fn failures_exit_1_and_resume_runs_only_them() {
     );
     let map = || {
         let mut cmd = peer();
-        cmd.args(["map", "--workers", "2", "--each-line"])
+        cmd.args(["map", "--alone", "--workers", "2", "--each-line"])
             .arg(&inputs)
             .arg("--log")
             .arg(&log);
@@ -230,14 +272,13 @@ fn failures_exit_1_and_resume_runs_only_them() {
         "{stderr}"
     );
     assert_eq!(lines_of(&runs).len(), 200);
-    let logged = lines_of(&log);
+    let logged = records_of(&log);
     assert_eq!(logged.len(), 200);
-    for line in &logged {
-        let entry: Value = serde_json::from_str(line).unwrap();
+    for entry in &logged {
         let index = entry["index"].as_u64().unwrap();
         assert_eq!(entry["input"], index.to_string());
         let ok = entry["exit_code"] == 0;
-        assert_eq!(ok, index < 190, "{line}");
+        assert_eq!(ok, index < 190, "{entry}");
     }
 
     std::fs::write(&marker, "").unwrap();
@@ -247,7 +288,7 @@ fn failures_exit_1_and_resume_runs_only_them() {
     assert_eq!(all_runs.len(), 210, "only the 10 failed inputs ran again");
     let again: BTreeSet<u32> = all_runs[200..].iter().map(|l| l.parse().unwrap()).collect();
     assert_eq!(again, (190..200).collect());
-    assert_eq!(lines_of(&log).len(), 210, "the log is appended to");
+    assert_eq!(records_of(&log).len(), 210, "the log is appended to");
 
     // Everything succeeded: nothing runs.
     let third = output(map().arg("--resume").args(["--", "sh", "-c", &script]));
@@ -272,6 +313,15 @@ fn usage_errors_exit_2() {
         &["map", "a", "b"],                                // no command
         &["map", "--no-such-option", "a", "--", "true"],
         &["submit"],
+        &[
+            "map",
+            "--env",
+            "PEER_TEST_SURELY_NOT_SET",
+            "a",
+            "--",
+            "true",
+        ],
+        &["submit", "--env", "PEER_TEST_SURELY_NOT_SET", "--", "true"],
     ] {
         let out = output(peer().args(args));
         assert_eq!(code(&out), Some(2), "{args:?}: {}", text(&out.stderr));
@@ -312,12 +362,19 @@ fn no_peer_at_the_bootstrap_address_exits_3() {
 
 #[test]
 fn submit_copies_output_and_exit_status() {
-    let out = output(peer().args(["submit", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]));
-    assert_eq!(code(&out), Some(1));
+    let out = output(peer().args([
+        "submit",
+        "--alone",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]));
+    assert_eq!(code(&out), Some(3));
     assert_eq!(text(&out.stdout), "out\n");
     assert!(text(&out.stderr).contains("err\n"), "{}", text(&out.stderr));
 
-    let out = output(peer().args(["submit", "--json", "--", "echo", "hi"]));
+    let out = output(peer().args(["submit", "--alone", "--json", "--", "echo", "hi"]));
     assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
     let value: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
     assert_eq!(value["exit_code"], 0);
@@ -325,13 +382,13 @@ fn submit_copies_output_and_exit_status() {
 }
 
 #[test]
-fn sigterm_stops_records_what_finished_and_exits_130() {
+fn a_second_sigterm_stops_records_what_finished_and_exits_130() {
     let dir = TempDir::new("interrupt");
     let log = dir.path("log");
     // Inputs 0 and 1 finish at once; 2 and 3 sleep in a child of `sh` (not its last
     // command, so not exec'ed), which must die with it.
     let mut child = peer()
-        .args(["map", "--workers", "4", "--log"])
+        .args(["map", "--alone", "--workers", "4", "--log"])
         .arg(&log)
         .args(["0", "1", "2", "3", "--", "sh", "-c"])
         .arg("test {} -lt 2 || sleep 30; true")
@@ -341,17 +398,21 @@ fn sigterm_stops_records_what_finished_and_exits_130() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while lines_of(&log).len() < 2 {
+    while records_of(&log).len() < 2 {
         assert!(Instant::now() < deadline, "tasks 0 and 1 did not finish");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Let tasks 2 and 3 start their sleeps.
     std::thread::sleep(Duration::from_millis(300));
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    // The first SIGTERM starts nothing more and waits for the running commands...
+    signal(child.id(), libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "peer map waits for its running commands after one SIGTERM"
+    );
+    // ... the second kills them.
+    signal(child.id(), libc::SIGTERM);
     let stopped = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -359,30 +420,259 @@ fn sigterm_stops_records_what_finished_and_exits_130() {
         }
         if stopped.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
-            panic!("peer map did not stop within 10 s of SIGTERM");
+            panic!("peer map did not stop within 10 s of the second SIGTERM");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let stderr = child.wait_with_output().unwrap().stderr;
     assert_eq!(status.code(), Some(130), "{}", text(&stderr));
     assert!(text(&stderr).contains("interrupted"), "{}", text(&stderr));
-    let logged: BTreeSet<u64> = lines_of(&log)
+    let logged: BTreeSet<u64> = records_of(&log)
         .iter()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["index"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|entry| entry["index"].as_u64().unwrap())
         .collect();
     assert!(
         logged.contains(&0) && logged.contains(&1),
         "finished tasks are logged: {logged:?}"
     );
     // Whatever the stop killed is not recorded as succeeded, so --resume runs it again.
-    for line in lines_of(&log) {
-        let entry: Value = serde_json::from_str(&line).unwrap();
+    for entry in records_of(&log) {
         if entry["index"].as_u64().unwrap() >= 2 {
-            assert_ne!(entry["exit_code"], 0, "{line}");
+            assert_ne!(entry["exit_code"], 0, "{entry}");
+        }
+    }
+}
+
+#[test]
+fn commands_run_in_the_submitters_directory_with_its_env_on_peers_started_elsewhere() {
+    let dir = TempDir::new("map-place");
+    std::fs::create_dir(dir.path("data")).unwrap();
+    for i in 0..6 {
+        std::fs::write(dir.path(&format!("data/{i}")), format!("content {i}\n")).unwrap();
+    }
+    // Started in `/`: a command that ran in the peer's own directory would find no `data`.
+    let peers = three_peers_in(Path::new("/"), &["--allow-shell"]);
+    let map = |extra: &[&str]| {
+        let mut cmd = peer();
+        cmd.current_dir(dir.root())
+            .env("MYVAR", "from the submitter")
+            .args([
+                "map",
+                "--remote-only",
+                "--json",
+                "--bootstrap",
+                &peers[0].addr,
+            ])
+            .args(extra);
+        cmd
+    };
+    let out = output(
+        map(&["--env", "MYVAR", "--env", "OTHER=set"])
+            .args(numbers(6))
+            .args(["--", "sh", "-c", "cat data/{}; echo $MYVAR $OTHER"]),
+    );
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let records = json_lines(&text(&out.stdout));
+    assert_eq!(records.len(), 6);
+    let joins: HashSet<u64> = peers.iter().map(|p| u64::from(p.child.id())).collect();
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(
+            record["stdout"],
+            format!("content {i}\nfrom the submitter set\n"),
+            "{record}"
+        );
+        // --remote-only: every command ran in one of the joins, none in the client.
+        let pid = record["pid"].as_u64().unwrap();
+        assert!(joins.contains(&pid), "pid {pid} is not a join's {joins:?}");
+    }
+
+    // A relative --workdir is taken against the submitter's directory.
+    let out = output(map(&["--workdir", "data"]).args(["0", "5", "--", "cat"]));
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let stdout: Vec<Value> = json_lines(&text(&out.stdout));
+    assert_eq!(stdout[0]["stdout"], "content 0\n");
+    assert_eq!(stdout[1]["stdout"], "content 5\n");
+
+    // A directory the peer does not have fails the task there, clearly; nothing runs.
+    let out = output(map(&["--workdir", "/nonexistent/peer-test"]).args(["0", "--", "true"]));
+    assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
+    let records = json_lines(&text(&out.stdout));
+    let error = records[0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("working directory /nonexistent/peer-test does not exist on host "),
+        "{error}"
+    );
+    assert!(joins.contains(&records[0]["pid"].as_u64().unwrap()));
+}
+
+#[test]
+fn replacement_strings_and_the_appended_input() {
+    let out = output(peer().args([
+        "map",
+        "--alone",
+        "-k",
+        "dir/sub/a.tar.gz",
+        "b",
+        "--",
+        "echo",
+        "{}|{.}|{/}|{//}|{/.}|{#}",
+    ]));
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "dir/sub/a.tar.gz|dir/sub/a.tar|a.tar.gz|dir/sub|a.tar|1\nb|b|b|.|b|2\n"
+    );
+    // No replacement string: the input is the last argument, as in GNU parallel.
+    let out = output(peer().args(["map", "--alone", "x y", "z", "--", "echo", "in:"]));
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "in: x y\nin: z\n");
+}
+
+#[test]
+fn submit_exits_with_the_commands_own_code() {
+    let out = output(peer().args(["submit", "--alone", "--", "sh", "-c", "exit 7"]));
+    assert_eq!(code(&out), Some(7), "{}", text(&out.stderr));
+    // Killed by a signal: 128 + the signal, as a shell says.
+    let out = output(peer().args(["submit", "--alone", "--", "sh", "-c", "kill -KILL $$"]));
+    assert_eq!(code(&out), Some(137), "{}", text(&out.stderr));
+    // Could not start: 1.
+    let out = output(peer().args(["submit", "--alone", "--", "/nonexistent/peer-test-program"]));
+    assert_eq!(code(&out), Some(1), "{}", text(&out.stderr));
+    // --env and --workdir reach it.
+    let dir = TempDir::new("submit-place");
+    let out = output(peer().current_dir(dir.root()).env("MYVAR", "mine").args([
+        "submit",
+        "--alone",
+        "--env",
+        "MYVAR",
+        "--",
+        "sh",
+        "-c",
+        "echo $MYVAR; pwd",
+    ]));
+    assert_eq!(code(&out), Some(0), "{}", text(&out.stderr));
+    let here = dir.root().canonicalize().unwrap();
+    assert_eq!(text(&out.stdout), format!("mine\n{}\n", here.display()));
+}
+
+#[test]
+fn resume_after_sigint_prints_every_output_once_in_order() {
+    let dir = TempDir::new("resume-interrupt");
+    let (inputs, log) = (dir.path("inputs"), dir.path("log"));
+    std::fs::write(&inputs, numbers(200).join("\n") + "\n").unwrap();
+    // Sleeps of 0 to 40 ms that depend on the input: completions come out of order, so
+    // outputs are held back for ordering when the interrupt comes.
+    let script = "sleep 0.0$(( {} * 7 % 5 )); echo {}";
+    let map = |resume: bool| {
+        let mut cmd = peer();
+        cmd.args(["map", "--alone", "--each-line"])
+            .arg(&inputs)
+            .arg("--log")
+            .arg(&log);
+        if resume {
+            cmd.arg("--resume");
+        }
+        cmd.args(["--", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut first = map(false).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records_of(&log).len() < 40 {
+        assert!(Instant::now() < deadline, "40 tasks did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(first.id(), libc::SIGINT);
+    let status = exit_within(&mut first, Duration::from_secs(20));
+    let first = first.wait_with_output().unwrap();
+    let stderr = text(&first.stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let records = records_of(&log);
+    assert!(records.len() < 200, "interrupted too late to test anything");
+    // The message counts truthfully: what finished, and what of it was printed.
+    let printed = text(&first.stdout).lines().count();
+    let message = format!(
+        "interrupted: {} of 200 tasks finished ({printed} printed), 0 failed; run it again \
+         with --resume",
+        records.len()
+    );
+    assert!(stderr.contains(&message), "{message:?} not in {stderr}");
+
+    let second = output(&mut map(true));
+    assert_eq!(code(&second), Some(0), "{}", text(&second.stderr));
+    let both = text(&first.stdout) + &text(&second.stdout);
+    let expected: String = (0..200).map(|i| format!("{i}\n")).collect();
+    assert_eq!(both, expected, "{}", text(&second.stderr));
+    // What the first run finished did not run again.
+    assert_eq!(records_of(&log).len(), 200);
+}
+
+/// Whether any process of the group `group` is left (`kill(-group, 0)`).
+fn group_alive(group: i32) -> bool {
+    // SAFETY: signal 0 only checks that the group exists.
+    let r = unsafe { libc::kill(-group, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[test]
+fn the_second_sigint_kills_the_running_commands() {
+    let dir = TempDir::new("second-sigint");
+    // Each command writes its pid (its process group's id: it leads one) and sleeps in a
+    // child, which must die with it.
+    let script = format!(
+        "echo $$ > '{}/pid.{{}}'; sleep 60; true",
+        dir.root().display()
+    );
+    let mut child = peer()
+        .args(["map", "--alone", "0", "1", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pids = || -> Vec<i32> {
+        (0..2)
+            .filter_map(|i| std::fs::read_to_string(dir.path(&format!("pid.{i}"))).ok())
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pids().is_empty() {
+        assert!(Instant::now() < deadline, "no command started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let started = pids();
+    signal(child.id(), libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "one SIGINT kills nothing"
+    );
+    for &group in &started {
+        assert!(
+            group_alive(group),
+            "command {group} died at the first SIGINT"
+        );
+    }
+    signal(child.id(), libc::SIGINT);
+    let status = exit_within(&mut child, Duration::from_secs(10));
+    let stderr = text(&child.wait_with_output().unwrap().stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: "), "{stderr}");
+    // No command started after the first signal, and none of those started is left (the
+    // orphaned sleeps are reaped by init soon after they die).
+    assert_eq!(pids(), started, "a command started after the first SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for group in started {
+        while group_alive(group) {
+            assert!(
+                Instant::now() < deadline,
+                "process group {group} outlived peer map"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -63,3 +63,19 @@ pub(crate) fn swarm_key(dir: &TempDir) -> PathBuf {
     );
     path
 }
+
+/// [`three_peers_with`], each started in the working directory `dir` (`/`: not the
+/// directory of the test's files, so that a command finds them only where it is told).
+pub(crate) fn three_peers_in(dir: &std::path::Path, flags: &[&str]) -> Vec<Joined> {
+    let start = |bootstrap: Option<&str>| {
+        Joined::spawn(
+            join_command(bootstrap)
+                .current_dir(dir)
+                .args(flags)
+                .stderr(Stdio::inherit()),
+        )
+    };
+    let first = start(None);
+    let addr = first.addr.clone();
+    vec![first, start(Some(&addr)), start(Some(&addr))]
+}
