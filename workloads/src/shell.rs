@@ -744,7 +744,7 @@ mod tests {
     #[test]
     fn cancel_job_refuses_new_commands_and_lets_running_ones_finish() {
         // Job ids of their own: the tests of this module share the process.
-        let job = 0xC0FFEE_0001;
+        let job = 0xC0FF_EE01;
         let mut command = spec(&["sh", "-c", "sleep 0.5; echo done"]);
         command.job = job;
         let (running, group) = start(command.clone());
@@ -760,7 +760,7 @@ mod tests {
         assert!(!group_alive(group));
         // Other jobs, and commands of no job, still run.
         let mut other = spec(&["true"]);
-        other.job = 0xC0FFEE_0100;
+        other.job = 0xC0FF_EF00;
         assert!(run(&other).success());
         assert!(run(&spec(&["true"])).success());
         cancel_job(0);
@@ -769,7 +769,7 @@ mod tests {
 
     #[test]
     fn kill_job_kills_the_process_groups_of_its_running_commands() {
-        let job = 0xC0FFEE_0002;
+        let job = 0xC0FF_EE02;
         // The sleep is a child of `sh` in its group: the group must die whole.
         let mut command = spec(&["sh", "-c", "echo started; sleep 60; true"]);
         command.job = job;
