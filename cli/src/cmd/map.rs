@@ -53,7 +53,9 @@ macro_rules! submit_exit_codes {
 Exit codes:
   0      the command exited with code 0
   1-255  the command's own exit code; 128+N if it was killed by signal N (as a shell
-         says); 1 if it could not be started or its working directory does not exist
+         says); 1 if it did not end on its own: it could not be started, its working
+         directory does not exist, or the peer killed it (--shell-timeout, a cancelled
+         job, a stopping peer; the message says which)
   2      usage error (also: --env NAME with NAME not set here)
   3      the swarm could not be joined (see --join-timeout), or with --remote-only no peer
          of it runs shell commands (none was started with --allow-shell)
@@ -469,12 +471,14 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
 }
 
 /// `peer submit`'s exit code for a command that did not succeed: its own exit code, 128 +
-/// the signal that killed it, or 1.
+/// the signal that killed it, or 1 if it did not end on its own (it could not start, or the
+/// peer killed it: its `error` says why).
 fn submit_exit_code(o: &Outcome) -> u8 {
-    let own = match (o.code, o.signal) {
-        (Some(code), _) => u8::try_from(code).ok(),
-        (None, Some(signal)) => u8::try_from(128 + signal).ok(),
-        (None, None) => None,
+    let own = match (o.code, o.signal, &o.error) {
+        (_, _, Some(_)) => None,
+        (Some(code), _, None) => u8::try_from(code).ok(),
+        (None, Some(signal), None) => u8::try_from(128 + signal).ok(),
+        (None, None, None) => None,
     };
     own.filter(|&code| code != 0).unwrap_or(Exit::FAILED)
 }
@@ -1242,7 +1246,8 @@ mod tests {
         assert_eq!(exit(Some(7), None, None), 7);
         assert_eq!(exit(Some(255), None, None), 255);
         assert_eq!(exit(None, Some(9), None), 137);
-        assert_eq!(exit(None, Some(9), Some("killed: job cancelled")), 137);
+        // Killed by the peer (time limit, cancelled job): it did not end on its own.
+        assert_eq!(exit(None, Some(9), Some("killed: job cancelled")), 1);
         assert_eq!(exit(None, None, Some("cannot run")), 1);
         assert_eq!(exit(Some(0), None, Some("odd")), 1);
     }
