@@ -596,11 +596,11 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
             run.stop();
             cancel_everywhere(&client, job, false);
             if run.waiting > 0 && signals == 1 {
-                let waiting = run.waiting;
+                // Not a count: a task not cancelled here may yet be refused where it runs.
                 run.progress.suspend(|| {
                     eprintln!(
-                        "peer map: interrupted: no more tasks start; waiting for the \
-                         {waiting} running (interrupt again to kill them)"
+                        "peer map: interrupted: no more commands start; waiting for the \
+                         running ones (interrupt again to kill them)"
                     );
                 });
             }
