@@ -109,6 +109,9 @@ pub struct Outcome {
     pub host: String,
     /// The process id of the peer that ran it (not of the command).
     pub pid: u32,
+    /// The peer id of the peer that ran it, if that process [said](set_peer) which it is.
+    #[serde(default)]
+    pub peer: String,
     /// Why it did not start or did not finish on its own (`None` if it ran to its end).
     pub error: Option<String>,
 }
@@ -134,6 +137,7 @@ impl Outcome {
             seconds: started.elapsed().as_secs_f64(),
             host: hostname().to_string(),
             pid: std::process::id(),
+            peer: peer().to_string(),
             error: Some(error),
             ..Outcome::default()
         }
@@ -146,6 +150,8 @@ impl Outcome {
 /// is [killed](kill_job), and refuses it if its job was [cancelled](cancel_job).
 #[peer_core::task(name = "peer_workloads::shell::run")]
 pub fn run(spec: &Spec) -> Outcome {
+    // While it runs, this process heeds a cancel of its job asked anywhere in the swarm.
+    let _watch = crate::job_control::watching(spec.job);
     run_limited(spec, time_limit())
 }
 
@@ -245,6 +251,7 @@ fn run_limited(spec: &Spec, limit: Option<Duration>) -> Outcome {
         seconds,
         host: hostname().to_string(),
         pid: std::process::id(),
+        peer: peer().to_string(),
         error,
     }
 }
@@ -579,6 +586,19 @@ impl Capture {
         (std::mem::take(&mut b.0), b.1)
     }
 }
+
+/// Says which peer this process is (its peer id), for the outcomes of the commands it
+/// runs from now on; the first call wins.
+pub fn set_peer(id: String) {
+    let _ = PEER.set(id);
+}
+
+/// The peer id [`set_peer`] gave, or "".
+fn peer() -> &'static str {
+    PEER.get().map_or("", String::as_str)
+}
+
+static PEER: OnceLock<String> = OnceLock::new();
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, `/etc/hostname`, `$HOSTNAME` or
 /// `hostname(1)`, whichever answers first), read once.

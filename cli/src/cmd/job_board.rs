@@ -103,6 +103,15 @@ pub(crate) struct TaskRecord {
     pub(crate) error: Option<String>,
 }
 
+/// A job id outside the list's (which counts from 1): for a job the list could not take.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(now_unix());
+    hasher.finish() | (1 << 62)
+}
+
 fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -158,21 +167,26 @@ pub(crate) fn tasks(client: &Client, job: u64) -> Option<Vec<TaskRecord>> {
 pub(crate) struct Board {
     client: Client,
     summary: JobSummary,
+    /// This run's tasks, by input index (ascending).
     tasks: Vec<TaskRecord>,
+    /// Whether the job is in the list (it is not if the list could not be changed).
+    listed: bool,
     dirty: bool,
     written: Instant,
 }
 
 impl Board {
-    /// Enters a new job in the list and returns its record; `inputs` are its tasks' inputs
-    /// by index, `peer` the submitting peer's id.
-    pub(crate) fn open(
+    /// Enters a new job in the list and returns its record; `tasks` are its tasks' input
+    /// indices (ascending) and inputs, `peer` the submitting peer's id. A list that cannot
+    /// be changed (its lock held past its lease) costs the job its place in `peer jobs`,
+    /// with a warning, not its run: it then gets a random id, still good for a cancel.
+    pub(crate) fn open<'a>(
         client: &Client,
         kind: &str,
         command: &[String],
-        inputs: &[String],
+        tasks: impl ExactSizeIterator<Item = (usize, &'a str)>,
         peer: String,
-    ) -> anyhow::Result<Board> {
+    ) -> Board {
         let mut summary = JobSummary {
             id: 0,
             kind: kind.to_string(),
@@ -183,19 +197,32 @@ impl Board {
             started: now_unix(),
             ended: None,
             state: JobState::Running,
-            tasks: inputs.len(),
+            tasks: tasks.len(),
             done: 0,
             failed: 0,
         };
-        summary.id = change_list(client, |list| {
+        let listed = change_list(client, |list| {
             list.next = list.next.max(1);
             let id = list.next;
             list.next += 1;
             summary.id = id;
             list.jobs.push(summary.clone());
             id
-        })?;
-        let tasks = (inputs.iter().enumerate().take(TASKS_KEPT))
+        });
+        let listed = match listed {
+            Ok(id) => {
+                summary.id = id;
+                true
+            }
+            Err(e) => {
+                super::say(format_args!(
+                    "warning: {e:#}: this job is not in `peer jobs`"
+                ));
+                summary.id = random_id();
+                false
+            }
+        };
+        let tasks = (tasks.take(TASKS_KEPT))
             .map(|(index, input)| TaskRecord {
                 index,
                 input: cut(input),
@@ -213,11 +240,12 @@ impl Board {
             client: client.clone(),
             summary,
             tasks,
+            listed,
             dirty: true,
             written: Instant::now(),
         };
         board.write_tasks();
-        Ok(board)
+        board
     }
 
     /// The job's id.
@@ -225,18 +253,32 @@ impl Board {
         self.summary.id
     }
 
-    /// Task `index` finished (or was cancelled, when `outcome` says so).
+    /// The task of input `index`, if the table keeps it.
+    fn task(&mut self, index: usize) -> Option<&mut TaskRecord> {
+        let at = self.tasks.binary_search_by_key(&index, |t| t.index).ok()?;
+        self.tasks.get_mut(at)
+    }
+
+    /// The task of input `index` was cancelled before it started.
+    pub(crate) fn cancelled(&mut self, index: usize) {
+        if let Some(task) = self.task(index) {
+            task.state = TaskState::Cancelled;
+        }
+        self.dirty = true;
+    }
+
+    /// The task of input `index` finished (or was refused, its job cancelled).
     pub(crate) fn record(&mut self, index: usize, outcome: &Outcome) {
         self.summary.done += 1;
         let state = if outcome.success() {
             TaskState::Succeeded
-        } else if outcome.error.as_deref().is_some_and(|e| e.contains("cancelled")) {
+        } else if outcome.error.as_deref() == Some(peer_workloads::shell::CANCELLED) {
             TaskState::Cancelled
         } else {
             self.summary.failed += 1;
             TaskState::Failed
         };
-        if let Some(task) = self.tasks.get_mut(index) {
+        if let Some(task) = self.task(index) {
             task.state = state;
             task.peer = outcome.peer.clone();
             task.host = outcome.host.clone();
@@ -265,6 +307,11 @@ impl Board {
 
     fn write(&mut self) {
         self.write_tasks();
+        if !self.listed {
+            self.dirty = false;
+            self.written = Instant::now();
+            return;
+        }
         let summary = self.summary.clone();
         let written = change_list(&self.client, |list| {
             if let Some(entry) = list.jobs.iter_mut().find(|j| j.id == summary.id) {
@@ -290,10 +337,16 @@ mod tests {
     #[test]
     fn jobs_get_ids_in_order_and_their_tables_follow_their_tasks() {
         let client = Client::builder().workers(1).build().unwrap();
-        let inputs: Vec<String> = vec!["a".into(), "b".into()];
+        let inputs = [(0, "a"), (1, "b")];
         let command = vec!["echo".to_string(), "{}".to_string()];
-        let mut first = Board::open(&client, "map", &command, &inputs, "p".into()).unwrap();
-        let second = Board::open(&client, "submit", &command, &inputs[..1], "p".into()).unwrap();
+        let mut first = Board::open(&client, "map", &command, inputs.into_iter(), "p".into());
+        let second = Board::open(
+            &client,
+            "submit",
+            &command,
+            inputs[..1].iter().copied(),
+            "p".into(),
+        );
         assert_eq!((first.id(), second.id()), (1, 2));
         let ok = Outcome {
             code: Some(0),

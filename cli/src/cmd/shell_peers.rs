@@ -30,8 +30,7 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer>
     let local = local_workers(swarm, remote_only)?;
     if local > 0 {
         // This process runs its user's commands, never other members'.
-        let peer =
-            swarm.join_with(|config| config.serve_own_only(RunTask::NAME).workers(local))?;
+        let peer = swarm.join_with(|config| config.serve_own_only(RunTask::NAME).workers(local))?;
         peer_workloads::shell::set_peer(peer.peer_id().to_string());
         return Ok(peer);
     }

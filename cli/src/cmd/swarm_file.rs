@@ -109,7 +109,7 @@ pub(crate) fn live_members(path: &Path) -> anyhow::Result<Vec<Member>> {
     let mut members = read(&mut file)
         .with_context(|| format!("cannot read the swarm file {}", path.display()))?;
     members.retain(|m| alive(m.pid));
-    members.sort_by(|a, b| b.since.cmp(&a.since));
+    members.sort_by_key(|m| std::cmp::Reverse(m.since));
     Ok(members)
 }
 
@@ -145,7 +145,7 @@ fn update(path: &Path, change: impl FnOnce(&mut Vec<Member>)) -> anyhow::Result<
     let mut members = read(&mut file).unwrap_or_default();
     members.retain(|m| alive(m.pid));
     change(&mut members);
-    members.sort_by(|a, b| b.since.cmp(&a.since));
+    members.sort_by_key(|m| std::cmp::Reverse(m.since));
     members.truncate(MEMBERS_MAX);
     if members.is_empty() {
         // Unlinked while locked: a writer waiting on the old file writes one nobody reads,
@@ -214,7 +214,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("peer-swarm-file-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("state").join("swarm.json");
-        assert_eq!(live_members(&path).unwrap(), Vec::new(), "no file, no swarm");
+        assert_eq!(
+            live_members(&path).unwrap(),
+            Vec::new(),
+            "no file, no swarm"
+        );
         let me = std::process::id();
         let a = register(&path, member("a", me, 1, None)).unwrap();
         let b = register(&path, member("b", me, 2, None)).unwrap();
@@ -222,7 +226,11 @@ mod tests {
         let dead = member("dead", i32::MAX as u32 - 1, 3, None);
         update(&path, |m| m.push(dead.clone())).unwrap();
         let peers = |p: &Path| -> Vec<String> {
-            live_members(p).unwrap().into_iter().map(|m| m.peer).collect()
+            live_members(p)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.peer)
+                .collect()
         };
         assert_eq!(peers(&path), ["b", "a"], "newest first, the dead skipped");
         use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,141 @@
+//! `peer submit`: one shell command as a task on the swarm.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use peer_workloads::job_control::{self, Control};
+use peer_workloads::shell::{Outcome, RunTask, Spec};
+use serde_json::json;
+
+use super::super::job_board::{Board, JobState};
+use super::super::shell_peers::{self, Watch};
+use super::stop::{SIGNALS, cancel_everywhere, count_signals};
+use super::{
+    CONTROL_EVERY, Exit, POLL, SubmitArgs, announce, notes, outcome_json, to_outcome, where_ran,
+};
+
+pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
+    let place = args.place.resolve()?;
+    let client = shell_peers::join(&args.swarm, args.remote_only)?;
+    count_signals()?;
+    let input = args.command.join(" ");
+    let tasks = std::iter::once((0, input.as_str()));
+    let mut board = Board::open(
+        &client,
+        "submit",
+        &args.command,
+        tasks,
+        client.peer_id().to_string(),
+    );
+    let job = board.id();
+    announce("submit", job);
+    let mut control_read = Instant::now();
+    let spec = Spec {
+        argv: args.command.clone(),
+        env: place.env,
+        workdir: Some(place.workdir),
+        job,
+    };
+    let future = client.submit_named(RunTask, (spec,));
+    let mut watch = Watch::new(shell_peers::local_workers(&args.swarm, args.remote_only)? == 0);
+    let outcome = loop {
+        if let Some(result) = future.wait_timeout(POLL) {
+            break to_outcome(result);
+        }
+        watch.check(&client)?;
+        let cancelled = if control_read.elapsed() >= CONTROL_EVERY {
+            control_read = Instant::now();
+            job_control::read(&client, job) != Control::Run
+        } else {
+            false
+        };
+        if SIGNALS.load(Ordering::SeqCst) > 0 || cancelled {
+            future.cancel();
+            cancel_everywhere(&client, job, true);
+            board.finish(if cancelled {
+                JobState::Cancelled
+            } else {
+                JobState::Interrupted
+            });
+            let why = if cancelled {
+                format!("cancelled (`peer cancel {job}`)")
+            } else {
+                "interrupted".to_string()
+            };
+            return Err(Exit {
+                code: Exit::INTERRUPTED,
+                message: why,
+            }
+            .into());
+        }
+    };
+    board.record(0, &outcome);
+    board.finish(if outcome.success() {
+        JobState::Succeeded
+    } else {
+        JobState::Failed
+    });
+    if args.json {
+        let mut line = outcome_json(&outcome);
+        line["command"] = json!(args.command);
+        println!("{line}");
+    } else {
+        std::io::stdout().write_all(&outcome.stdout)?;
+        std::io::stdout().flush()?;
+        std::io::stderr().write_all(&outcome.stderr)?;
+        for note in notes(&outcome) {
+            eprintln!("peer submit: {note}");
+        }
+    }
+    if outcome.success() {
+        Ok(())
+    } else {
+        Err(Exit {
+            code: submit_exit_code(&outcome),
+            message: format!(
+                "the command failed on {}: {}",
+                where_ran(&outcome),
+                outcome.describe()
+            ),
+        }
+        .into())
+    }
+}
+
+/// `peer submit`'s exit code for a command that did not succeed: its own exit code, 128 +
+/// the signal that killed it, or 1 if it did not end on its own (it could not start, or the
+/// peer killed it: its `error` says why).
+pub(super) fn submit_exit_code(o: &Outcome) -> u8 {
+    let own = match (o.code, o.signal, &o.error) {
+        (_, _, Some(_)) => None,
+        (Some(code), _, None) => u8::try_from(code).ok(),
+        (None, Some(signal), None) => u8::try_from(128 + signal).ok(),
+        (None, None, None) => None,
+    };
+    own.filter(|&code| code != 0).unwrap_or(Exit::FAILED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submit_exits_with_the_commands_code() {
+        let exit = |code, signal, error: Option<&str>| {
+            submit_exit_code(&Outcome {
+                code,
+                signal,
+                error: error.map(str::to_string),
+                ..Outcome::default()
+            })
+        };
+        assert_eq!(exit(Some(7), None, None), 7);
+        assert_eq!(exit(Some(255), None, None), 255);
+        assert_eq!(exit(None, Some(9), None), 137);
+        // Killed by the peer (time limit, cancelled job): it did not end on its own.
+        assert_eq!(exit(None, Some(9), Some("killed: job cancelled")), 1);
+        assert_eq!(exit(None, None, Some("cannot run")), 1);
+        assert_eq!(exit(Some(0), None, Some("odd")), 1);
+    }
+}
