@@ -88,7 +88,11 @@ fn commands_find_the_swarm_in_the_swarm_file_without_bootstrap() {
             .arg(&file),
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("its peers have exited"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("its peers have exited"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -156,7 +160,10 @@ fn worker_counts_and_addresses_are_checked_as_usage_errors() {
         let started = Instant::now();
         let out = output(peer().args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(started.elapsed() < Duration::from_secs(20), "{args:?} at once");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} at once"
+        );
     }
     let out = output(peer().args(["map", "--workers", "100000", "a", "--", "true"]));
     assert!(stderr(&out).contains("limit of 1024"), "{}", stderr(&out));
@@ -167,7 +174,14 @@ fn worker_counts_and_addresses_are_checked_as_usage_errors() {
 #[test]
 fn a_wrong_peer_id_fails_at_once_and_each_cause_is_told_apart() {
     let up = join_with(None, &[]);
-    let port = up.addr.split("/tcp/").nth(1).unwrap().split('/').next().unwrap();
+    let port = up
+        .addr
+        .split("/tcp/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
     // The right address with another peer's id.
     let other_id = "12D3KooWDTDyqabsqMXLi8J6XAc8NgSq1C2mXgNGXdUvh4RWdXes";
     let wrong = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{other_id}");
@@ -191,7 +205,10 @@ fn a_wrong_peer_id_fails_at_once_and_each_cause_is_told_apart() {
     let out = output(peer().args(["status", "--join-timeout", "120", "--bootstrap", &dead]));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let said = stderr(&out);
-    assert!(said.contains("nothing listens") && !said.contains("swarm key"), "{said}");
+    assert!(
+        said.contains("nothing listens") && !said.contains("swarm key"),
+        "{said}"
+    );
 
     // A keyed swarm and a client with another key: the key is named.
     let dir = TempDir::new("find-swarm-keys");
@@ -213,16 +230,27 @@ fn a_wrong_peer_id_fails_at_once_and_each_cause_is_told_apart() {
 fn a_missing_key_file_is_a_usage_error_everywhere() {
     for command in [
         &["join", "--swarm-key", "/nonexistent/swarm.key"][..],
-        &["map", "--swarm-key", "/nonexistent/swarm.key", "--bootstrap"],
+        &[
+            "map",
+            "--swarm-key",
+            "/nonexistent/swarm.key",
+            "--bootstrap",
+        ],
     ] {
         let mut cmd = peer();
         cmd.args(command);
         if command[0] == "map" {
-            cmd.arg("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDTDyqabsqMXLi8J6XAc8NgSq1C2mXgNGXdUvh4RWdXes")
-                .args(["a", "--", "true"]);
+            cmd.arg(
+                "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDTDyqabsqMXLi8J6XAc8NgSq1C2mXgNGXdUvh4RWdXes",
+            )
+            .args(["a", "--", "true"]);
         }
         let out = output(&mut cmd);
         assert_eq!(out.status.code(), Some(2), "{command:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("/nonexistent/swarm.key"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("/nonexistent/swarm.key"),
+            "{}",
+            stderr(&out)
+        );
     }
 }

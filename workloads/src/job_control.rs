@@ -123,7 +123,10 @@ fn watch_loop() {
         std::thread::sleep(WATCH_EVERY);
         let jobs: Vec<(u64, Client)> = {
             let w = watched().lock().unwrap_or_else(PoisonError::into_inner);
-            w.jobs.iter().map(|(job, (_, c))| (*job, c.clone())).collect()
+            w.jobs
+                .iter()
+                .map(|(job, (_, c))| (*job, c.clone()))
+                .collect()
         };
         for (job, client) in jobs {
             match read(&client, job) {

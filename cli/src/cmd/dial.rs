@@ -47,7 +47,11 @@ impl Why {
 }
 
 /// The message of a failed join to `bootstrap` after `waited`, from the last dial error.
-pub(crate) fn cannot_join(bootstrap: &[Multiaddr], waited: Duration, error: Option<&str>) -> String {
+pub(crate) fn cannot_join(
+    bootstrap: &[Multiaddr],
+    waited: Duration,
+    error: Option<&str>,
+) -> String {
     let addrs: Vec<String> = bootstrap.iter().map(ToString::to_string).collect();
     let head = if addrs.is_empty() {
         format!(
@@ -108,7 +112,8 @@ fn short(error: &str) -> String {
     let mut text = last.trim().to_string();
     // Drop the closing brackets of the parts cut away.
     loop {
-        let unbalanced = text.ends_with(')') && text.matches(')').count() > text.matches('(').count();
+        let unbalanced =
+            text.ends_with(')') && text.matches(')').count() > text.matches('(').count();
         if !(text.ends_with(']') || unbalanced) {
             return text;
         }
@@ -149,7 +154,10 @@ mod tests {
         let refused = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1: : \
                        Connection refused (os error 111))]";
         let m = cannot_join(&at, wait, Some(refused));
-        assert!(m.contains("nothing listens") && !m.contains("swarm key"), "{m}");
+        assert!(
+            m.contains("nothing listens") && !m.contains("swarm key"),
+            "{m}"
+        );
         let wrong = "dialing 12D3KooWA failed: Unexpected peer ID 12D3KooWB at Dialer { .. }.";
         assert_eq!(Why::of(Some(wrong)), Why::WrongPeer);
         let m = cannot_join(&at, wait, Some(wrong));
@@ -167,7 +175,9 @@ mod tests {
     #[test]
     fn libp2p_chains_are_shortened_to_their_cause() {
         assert_eq!(
-            short("Failed to negotiate transport protocol(s): [(/ip4/1.2.3.4/tcp/1: : Connection refused (os error 111))]"),
+            short(
+                "Failed to negotiate transport protocol(s): [(/ip4/1.2.3.4/tcp/1: : Connection refused (os error 111))]"
+            ),
             "Connection refused (os error 111)"
         );
     }

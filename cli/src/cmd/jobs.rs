@@ -147,7 +147,10 @@ pub(crate) fn tasks(args: TasksArgs) -> anyhow::Result<()> {
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     let peer = args.swarm.join_to_look()?;
-    let Some(job) = job_board::jobs(&peer).into_iter().find(|j| j.id == args.job) else {
+    let Some(job) = job_board::jobs(&peer)
+        .into_iter()
+        .find(|j| j.id == args.job)
+    else {
         return Err(Exit {
             code: Exit::FAILED,
             message: format!("no job {} in this swarm (`peer jobs` lists them)", args.job),

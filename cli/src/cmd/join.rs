@@ -318,7 +318,9 @@ fn register(
             Some(registration)
         }
         Err(e) => {
-            super::say(format_args!("warning: {e:#}; give commands --bootstrap instead"));
+            super::say(format_args!(
+                "warning: {e:#}; give commands --bootstrap instead"
+            ));
             None
         }
     }
@@ -573,7 +575,10 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
         let peers = client.peers();
         if peers != last_peers {
             last_peers = peers;
-            println!("{peers} peer{} connected", if peers == 1 { "" } else { "s" });
+            println!(
+                "{peers} peer{} connected",
+                if peers == 1 { "" } else { "s" }
+            );
         }
         if peers > 0 {
             waiting_for_first = false;
@@ -590,11 +595,7 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
             if waiting_for_first && (timed_out || wrong) {
                 return Err(Exit {
                     code: Exit::CANNOT_JOIN,
-                    message: super::dial::cannot_join(
-                        &settings.bootstrap,
-                        start.elapsed(),
-                        error,
-                    ),
+                    message: super::dial::cannot_join(&settings.bootstrap, start.elapsed(), error),
                 }
                 .into());
             }

@@ -186,8 +186,9 @@ impl SwarmArgs {
     /// so that a short-lived command takes no part of a running job.
     pub fn join_to_look(&self) -> anyhow::Result<Peer> {
         self.join_with(|config| {
-            (peer_core::named::registry().iter())
-                .fold(config.workers(1), |config, r| config.withhold_task(r.name()))
+            (peer_core::named::registry().iter()).fold(config.workers(1), |config, r| {
+                config.withhold_task(r.name())
+            })
         })
     }
 
@@ -221,7 +222,10 @@ impl SwarmArgs {
                 if path.exists() {
                     format!("the swarm file {} (its peers have exited)", path.display())
                 } else {
-                    format!("the swarm file {} (none: no `peer join` here)", path.display())
+                    format!(
+                        "the swarm file {} (none: no `peer join` here)",
+                        path.display()
+                    )
                 }
             }
             None => "no swarm file (no $HOME or $XDG_DATA_HOME)".to_string(),

@@ -61,7 +61,10 @@ impl Node {
         }
         let dropped = before - kept.len() - back.values().map(Vec::len).sum::<usize>();
         if dropped > 0 {
-            tracing::info!(dropped, "draining: dropped queued tasks of owners that are gone");
+            tracing::info!(
+                dropped,
+                "draining: dropped queued tasks of owners that are gone"
+            );
         }
         self.ready = kept;
         for (owner, mut tasks) in back {

@@ -83,9 +83,16 @@ fn queued_tasks_of_a_gone_owner_do_not_hold_a_drain_up() {
     net.nodes[1].handle(Input::PeerDown { peer: 0, reason }, now);
     let ran = net.nodes[1].stats().ran;
     net.nodes[1].drain(now);
-    assert!(net.nodes[1].ready.is_empty(), "nobody to hand them back to: dropped");
+    assert!(
+        net.nodes[1].ready.is_empty(),
+        "nobody to hand them back to: dropped"
+    );
     // The one running finishes, and the drain is done without running the others.
     net.settle();
     assert!(net.nodes[1].drained());
-    assert!(net.nodes[1].stats().ran <= ran + 1, "{:?}", net.nodes[1].stats());
+    assert!(
+        net.nodes[1].stats().ran <= ran + 1,
+        "{:?}",
+        net.nodes[1].stats()
+    );
 }
