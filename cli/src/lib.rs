@@ -4,8 +4,8 @@
 //! [`main`] is the whole `peer` command line. [`main_with`] adds a binary's own subcommands
 //! to it, so that the binary's `join` serves the `#[task]` functions linked into it, with
 //! everything `peer join` has (config file, `PEER_*` variables, a kept identity, the swarm
-//! key, drain on SIGTERM, the join line), and its own commands run locally or on a swarm by
-//! one flag through [`SwarmArgs`]:
+//! key, drain on SIGTERM, the join line), and its own commands run on a swarm or, with
+//! `--alone`, locally, through [`SwarmArgs`]:
 //!
 //! ```no_run
 //! use peer_cli::SwarmArgs;
@@ -15,7 +15,7 @@
 //!
 //! #[derive(clap::Subcommand)]
 //! enum Mine {
-//!     /// Sum the first squares: alone, or on a swarm with --bootstrap.
+//!     /// Sum the first squares: on the swarm, or alone with --alone.
 //!     Squares {
 //!         #[command(flatten)]
 //!         swarm: SwarmArgs,
@@ -34,14 +34,16 @@
 //! }
 //! ```
 //!
-//! Exit codes: 0 success (for `join`: it drained and left after SIGINT or SIGTERM);
-//! 1 the job ran and failed (some tasks failed), or another error; 2 usage error (bad
-//! flags, a bad `--config` file, a peer that would be open to other machines without a
-//! swarm key or `--insecure-open`); 3 the swarm could not be joined (for `join
-//! --bootstrap`: no peer connected within `--join-timeout`; for `map` and `submit`
-//! with `--remote-only`: no peer runs shell commands); 130 interrupted (SIGINT or
-//! SIGTERM; for `join`: a second signal during the drain, or tasks still running when
-//! `--drain-timeout` passed).
+//! Exit codes, one table for every command: 0 success (for `join`: it drained and left
+//! after SIGINT or SIGTERM); 1 some task failed, or another error (`peer submit`: the
+//! command's own exit code, 128+N if signal N killed it); 2 usage error (bad flags or
+//! addresses, a missing key file, a bad `--config` file, `--workers` above 1024, a peer that
+//! would be open to other machines without a swarm key or `--insecure-open`); 3 the swarm
+//! could not be joined (no swarm found, no peer connected within `--join-timeout`, a
+//! bootstrap peer with another peer id, or for `map` and `submit` no peer runs shell
+//! commands); 130 interrupted (SIGINT or SIGTERM, or the job cancelled by `peer cancel`; for
+//! `join`: a second signal during the drain, or tasks still running when `--drain-timeout`
+//! passed).
 
 mod cmd;
 #[doc(hidden)]

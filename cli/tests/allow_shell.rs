@@ -1,7 +1,7 @@
 //! Who runs the shell commands of `peer map` and `peer submit`, as real processes on
-//! 127.0.0.1: a `peer join` without `--allow-shell` runs none (the submitting process still
-//! runs its own; with `--remote-only` the job fails and says why), one with it runs them,
-//! and `--shell-timeout` kills a command that runs too long.
+//! 127.0.0.1: a `peer join` without `--allow-shell` runs none (the submitting process runs
+//! its own only with `--workers N`; without, the job fails and says why), one with it runs
+//! them, and `--shell-timeout` kills a command that runs too long.
 
 mod common;
 
@@ -26,7 +26,7 @@ fn output(cmd: &mut Command) -> Output {
 fn map(joined: &Joined, n: usize, flags: &[&str]) -> (u32, Output) {
     let inputs: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let child = peer()
-        .args(["map", "--json", "--workers", "1", "--join-timeout", "10"])
+        .args(["map", "--json", "--join-timeout", "10"])
         .args(["--bootstrap", &joined.addr])
         .args(flags)
         .args(&inputs)
@@ -71,8 +71,8 @@ fn ran(joined: &Joined) -> u64 {
 fn a_peer_without_allow_shell_runs_no_command() {
     let plain = join_with(None, &[]);
 
-    // The submitting process runs its own commands, as always, and says nobody else did.
-    let (map_pid, out) = map(&plain, 20, &[]);
+    // The submitting process runs its own commands when asked, and says nobody else did.
+    let (map_pid, out) = map(&plain, 20, &["--workers", "1"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(pids(&out), HashSet::from([u64::from(map_pid)]), "{stderr}");
@@ -81,9 +81,10 @@ fn a_peer_without_allow_shell_runs_no_command() {
         "{stderr}"
     );
 
-    // With --remote-only nobody runs them: a clear failure, not a hang.
+    // Without --workers (as with --remote-only) nobody runs them: a clear failure, not a
+    // hang.
     let start = Instant::now();
-    let (_, out) = map(&plain, 5, &["--remote-only"]);
+    let (_, out) = map(&plain, 5, &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -112,8 +113,8 @@ fn a_peer_without_allow_shell_runs_no_command() {
         "the peer without --allow-shell ran a command"
     );
 
-    // --remote-only without another peer to run them is a usage error.
-    let out = output(peer().args(["submit", "--remote-only", "--", "true"]));
+    // --remote-only alone (no other peer to run them) is a usage error.
+    let out = output(peer().args(["submit", "--remote-only", "--alone", "--", "true"]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 

@@ -126,9 +126,10 @@ fn no_swarm_found_exits_3_naming_what_was_tried_unless_alone() {
     for command in [&["status"][..], &["jobs"], &["map", "a", "--", "true"]] {
         let out = output(
             peer()
-                .args(command)
+                .arg(command[0])
                 .arg("--swarm-file")
                 .arg(&file)
+                .args(&command[1..])
                 .env_remove("PEER_BOOTSTRAP"),
         );
         assert_eq!(out.status.code(), Some(3), "{command:?}: {}", stderr(&out));

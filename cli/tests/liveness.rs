@@ -25,9 +25,9 @@ fn a_hung_idle_peer_is_suspected_by_its_ring_neighbours_and_is_back_when_it_resu
     // With three peers, each one's two ring successors are the other two.
     let stopped = Instant::now();
     c.signal(libc::SIGSTOP);
-    a.wait_for(|l| l == "1 peers connected");
+    a.wait_for(|l| l == "1 peer connected");
     let after = stopped.elapsed();
-    b.wait_for(|l| l == "1 peers connected");
+    b.wait_for(|l| l == "1 peer connected");
     // Its last answer came at most 5 s before the stop: a loose watch waits 15 s from it.
     assert!(
         after >= Duration::from_secs(9),

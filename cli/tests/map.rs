@@ -74,7 +74,8 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 fn records_of(path: &Path) -> Vec<Value> {
     lines_of(path)
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        // A line being written as the test reads does not parse yet: not a record so far.
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("index").is_some())
         .collect()
 }

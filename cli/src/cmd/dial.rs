@@ -56,7 +56,7 @@ pub(crate) fn cannot_join(
     let head = if addrs.is_empty() {
         format!(
             "cannot join the swarm: no peer found within {} s",
-            waited.as_secs_f64()
+            waited.as_secs_f64().round()
         )
     } else {
         format!("cannot join the swarm at {}", addrs.join(", "))
@@ -87,14 +87,17 @@ pub(crate) fn cannot_join(
                 format!(
                     "{head}: a peer listens there but the handshake did not finish within {} \
                      s: does it use the same swarm key (--swarm-key)?",
-                    waited.as_secs_f64()
+                    waited.as_secs_f64().round()
                 )
             } else {
                 match probes.into_iter().find_map(Result::err) {
-                    Some(e) => format!("{head}: no answer within {} s ({e})", waited.as_secs_f64()),
+                    Some(e) => format!(
+                        "{head}: no answer within {} s ({e})",
+                        waited.as_secs_f64().round()
+                    ),
                     None => format!(
                         "{head}: no answer within {} s (is a peer running there, and reachable?)",
-                        waited.as_secs_f64()
+                        waited.as_secs_f64().round()
                     ),
                 }
             }

@@ -11,7 +11,12 @@ use peer_testkit::{Joined, Running, TempDir, stdout_of};
 
 /// `program` with `args`, run alone (with eight workers: the tasks mostly sleep).
 fn local(program: &str, args: &[&str]) -> String {
-    let out = stdout_of(seed().arg(program).args(args).args(["--workers", "8"]));
+    let out = stdout_of(
+        seed()
+            .arg(program)
+            .args(args)
+            .args(["--alone", "--workers", "8"]),
+    );
     assert!(out.lines().count() >= 3, "too little output:\n{out}");
     out
 }
@@ -187,7 +192,7 @@ fn the_files_are_written_once_and_read_by_absolute_path() {
     let out = stdout_of(
         seed()
             .current_dir(dir.root())
-            .args(["for-loop", "--data", ".", "--files", "5"]),
+            .args(["for-loop", "--alone", "--data", ".", "--files", "5"]),
     );
     assert!(out.starts_with("for loop: 3 files\n"), "{out}");
     assert!(out.contains("part-002.csv: 10 rows"), "{out}");
