@@ -113,7 +113,9 @@ fn start(quiet: bool, verbose: u8) {
         (true, _) => "error",
         // Our own warnings; libp2p's (a lone first peer's "Failed to trigger bootstrap",
         // ...) speak libp2p's words, so only with -v.
-        (false, 0) => "error,peer=warn",
+        // `peer_net`'s warning of an unreachable bootstrap peer carries libp2p's text; the
+        // commands say why they could not join in their own words (`cmd::dial`).
+        (false, 0) => "error,peer=warn,peer_net::event_loop=error",
         // `peer` is a prefix of every crate of ours: peer, peer_net, peer_core, ...
         (false, 1) => "warn,peer=debug",
         (false, 2) => "warn,peer=trace",

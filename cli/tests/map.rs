@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{peer, swarm_key, three_peers_in, three_peers_with};
+use common::{exit_within, group_alive, peer, signal, swarm_key, three_peers_in, three_peers_with};
 use peer_testkit::TempDir;
 use serde_json::Value;
 
@@ -78,28 +78,6 @@ fn records_of(path: &Path) -> Vec<Value> {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("index").is_some())
         .collect()
-}
-
-/// Sends `signal` to the process `pid`.
-fn signal(pid: u32, signal: i32) {
-    let pid = libc::pid_t::try_from(pid).unwrap();
-    // SAFETY: kill(2) on a child of this test that has not been waited for.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-}
-
-/// Waits (10 s at most) for `child` to exit.
-fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("it did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn lines_of(path: &Path) -> Vec<String> {
@@ -608,13 +586,6 @@ fn resume_after_sigint_prints_every_output_once_in_order() {
     assert_eq!(both, expected, "{}", text(&second.stderr));
     // What the first run finished did not run again.
     assert_eq!(records_of(&log).len(), 200);
-}
-
-/// Whether any process of the group `group` is left (`kill(-group, 0)`).
-fn group_alive(group: i32) -> bool {
-    // SAFETY: signal 0 only checks that the group exists.
-    let r = unsafe { libc::kill(-group, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 #[test]

@@ -78,26 +78,27 @@ pub(crate) fn cannot_join(
              (or none); give the swarm's key with --swarm-key FILE ({detail})"
         ),
         Why::Denied => format!("{head}: the peer there refused the connection ({detail})"),
-        Why::Other => format!("{head}: {detail}"),
-        Why::Nothing => {
-            // No dial has failed yet. A peer with another key (or none) can stall the
-            // handshake until libp2p's upgrade time-out, so look for it with plain TCP.
+        Why::Other | Why::Nothing => {
+            // A peer with another key (or none) can stall the handshake until libp2p's
+            // upgrade time-out, so look for it with a plain TCP connection.
             let probes: Vec<std::io::Result<()>> = bootstrap.iter().filter_map(tcp_probe).collect();
+            let secs = waited.as_secs_f64().round();
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            };
             if probes.iter().any(Result::is_ok) {
                 format!(
-                    "{head}: a peer listens there but the handshake did not finish within {} \
-                     s: does it use the same swarm key (--swarm-key)?",
-                    waited.as_secs_f64().round()
+                    "{head}: a peer listens there but the handshake did not finish: does it \
+                     use the same swarm key (--swarm-key)?{detail}"
                 )
             } else {
                 match probes.into_iter().find_map(Result::err) {
-                    Some(e) => format!(
-                        "{head}: no answer within {} s ({e})",
-                        waited.as_secs_f64().round()
-                    ),
+                    Some(e) => format!("{head}: no answer within {secs} s ({e})"),
                     None => format!(
-                        "{head}: no answer within {} s (is a peer running there, and reachable?)",
-                        waited.as_secs_f64().round()
+                        "{head}: no answer within {secs} s (is a peer running there, and \
+                         reachable?){detail}"
                     ),
                 }
             }

@@ -4,6 +4,7 @@
 //! ([`peer_workloads::job_control`]) through a peer that runs no task.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use peer_workloads::job_control::{self, Control};
 use serde_json::json;
@@ -46,6 +47,17 @@ pub(crate) struct CancelArgs {
     swarm: SwarmArgs,
 }
 
+/// How long the peer of `jobs`, `tasks` and `cancel` waits for no new peer to appear before
+/// it reads the job record (see [`settle`](super::swarm_args::settle)).
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// A peer that runs no task, once it knows the swarm.
+fn look(swarm: &SwarmArgs) -> anyhow::Result<peer_net::Peer> {
+    let peer = swarm.join_to_look()?;
+    super::swarm_args::settle(&peer, SETTLE)?;
+    Ok(peer)
+}
+
 /// A job's state as shown: a running job whose submitter left the swarm is `lost`.
 fn shown_state(job: &JobSummary, up: &HashSet<String>) -> &'static str {
     if job.state == JobState::Running && !up.contains(&job.peer) {
@@ -65,7 +77,7 @@ fn peers_up(peer: &peer_net::Peer) -> anyhow::Result<HashSet<String>> {
 }
 
 pub(crate) fn jobs(args: JobsArgs) -> anyhow::Result<()> {
-    let peer = args.swarm.join_to_look()?;
+    let peer = look(&args.swarm)?;
     let list = job_board::jobs(&peer);
     let up = peers_up(&peer)?;
     if args.json {
@@ -101,7 +113,7 @@ pub(crate) fn jobs(args: JobsArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn tasks(args: TasksArgs) -> anyhow::Result<()> {
-    let peer = args.swarm.join_to_look()?;
+    let peer = look(&args.swarm)?;
     let Some(table) = job_board::tasks(&peer, args.job) else {
         return Err(Exit {
             code: Exit::FAILED,
@@ -146,7 +158,7 @@ pub(crate) fn tasks(args: TasksArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
-    let peer = args.swarm.join_to_look()?;
+    let peer = look(&args.swarm)?;
     let Some(job) = job_board::jobs(&peer)
         .into_iter()
         .find(|j| j.id == args.job)

@@ -1,7 +1,7 @@
 //! `peer status`: what the peers of a swarm are doing — load, capacity, versions — asked of
 //! every peer this command's own short-lived peer connects to.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -23,18 +23,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let client = args.swarm.join_to_look()?;
-    // Until no new peer has appeared for the settle time.
-    let settle = Duration::from_millis(args.settle_ms);
-    let mut seen = client.status()?.peers;
-    let mut quiet_since = Instant::now();
-    while quiet_since.elapsed() < settle {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = client.status()?.peers;
-        if now != seen {
-            seen = now;
-            quiet_since = Instant::now();
-        }
-    }
+    super::swarm_args::settle(&client, Duration::from_millis(args.settle_ms))?;
     let me = client.peer_id();
     let reports = client.swarm_status()?;
     if args.json {

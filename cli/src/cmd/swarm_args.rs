@@ -337,6 +337,25 @@ impl SwarmArgs {
     }
 }
 
+/// Waits until no new peer has appeared for `quiet` (at most ten times that): a peer that
+/// just joined knows its bootstrap peers first and the rest of the swarm a few round trips
+/// later, and a named primitive's home is computed over the peers it knows, so a command
+/// that reads or writes the swarm's primitives (the job record) settles first.
+pub(crate) fn settle(peer: &Peer, quiet: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + quiet * 10;
+    let mut seen = peer.status()?.peers;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < quiet && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = peer.status()?.peers;
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+        }
+    }
+    Ok(())
+}
+
 fn usage(message: &str) -> anyhow::Error {
     Exit {
         code: USAGE,

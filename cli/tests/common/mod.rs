@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use peer_testkit::{Joined, TempDir};
 
@@ -78,4 +79,36 @@ pub(crate) fn three_peers_in(dir: &std::path::Path, flags: &[&str]) -> Vec<Joine
     let first = start(None);
     let addr = first.addr.clone();
     vec![first, start(Some(&addr)), start(Some(&addr))]
+}
+
+/// Sends `signal` to the process `pid`.
+pub(crate) fn signal(pid: u32, signal: i32) {
+    let pid = libc::pid_t::try_from(pid).unwrap();
+    // SAFETY: kill(2) on a child of this test that has not been waited for.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// Waits (10 s at most) for `child` to exit.
+pub(crate) fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("it did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether any process of the group `group` is left (`kill(-group, 0)`).
+pub(crate) fn group_alive(group: i32) -> bool {
+    // SAFETY: signal 0 only checks that the group exists.
+    let r = unsafe { libc::kill(-group, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }

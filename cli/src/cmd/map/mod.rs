@@ -64,6 +64,10 @@ const POLL: Duration = Duration::from_millis(100);
 /// outcomes (for the log) before it exits.
 const KILL_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a job waits for no new peer to appear before it writes its record (see
+/// [`settle`](super::swarm_args::settle)).
+const SETTLE: Duration = Duration::from_millis(300);
+
 /// How often a running job reads its control variable, for `peer cancel` from elsewhere.
 const CONTROL_EVERY: Duration = Duration::from_millis(500);
 
@@ -307,7 +311,6 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         earlier: succeeded,
         elsewhere: 0,
         failed: Vec::new(),
-        stopping: false,
         json: args.json,
         log,
         progress: Progress::new(todo.len()),
@@ -322,6 +325,10 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
     let client = shell_peers::join(&args.swarm, args.remote_only)?;
     count_signals()?;
     let tasks = todo.iter().map(|&i| (i, inputs[i].as_str()));
+    // The job record is the swarm's named primitives: know the swarm before writing it.
+    if !args.swarm.alone() {
+        super::swarm_args::settle(&client, SETTLE)?;
+    }
     let board = Board::open(
         &client,
         "map",
@@ -411,6 +418,13 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         }
     }
     run.progress.clear();
+    if stage == 0 && control == Control::Run {
+        // A `peer cancel` the peers heeded before this loop read it.
+        control = job_control::read(&client, job);
+        if control != Control::Run {
+            stage = 1;
+        }
+    }
     if stage > 0 {
         let (state, why) = match control {
             Control::Run => (JobState::Interrupted, "interrupted".to_string()),

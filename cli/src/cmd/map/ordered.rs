@@ -49,8 +49,6 @@ pub(super) struct Run<'a> {
     pub(super) elsewhere: usize,
     /// Input indices of the failed tasks, in the order they finished.
     pub(super) failed: Vec<usize>,
-    /// After the first signal: a task cancelled now never ran, it did not fail.
-    pub(super) stopping: bool,
     pub(super) json: bool,
     pub(super) log: Option<File>,
     pub(super) progress: Progress,
@@ -71,7 +69,9 @@ impl Run<'_> {
             Err(e) => e.is_cancelled(),
             Ok(o) => o.error.as_deref() == Some(shell::CANCELLED),
         };
-        if self.stopping && cancelled {
+        // Refused where it was to run, its job cancelled (here, or by `peer cancel`): it
+        // never ran, so it neither failed nor prints; --resume runs it.
+        if cancelled {
             self.slots[index] = Slot::Dropped;
             self.waiting -= 1;
             if let Some(board) = &mut self.board {
@@ -161,7 +161,6 @@ impl Run<'_> {
 
     /// At the first signal: cancels every task not started. The running ones run on.
     pub(super) fn stop(&mut self) {
-        self.stopping = true;
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if let Slot::Running(future) = slot {
                 if future.cancel() {

@@ -12,7 +12,8 @@ use super::super::job_board::{Board, JobState};
 use super::super::shell_peers::{self, Watch};
 use super::stop::{SIGNALS, cancel_everywhere, count_signals};
 use super::{
-    CONTROL_EVERY, Exit, POLL, SubmitArgs, announce, notes, outcome_json, to_outcome, where_ran,
+    CONTROL_EVERY, Exit, POLL, SETTLE, SubmitArgs, announce, notes, outcome_json, to_outcome,
+    where_ran,
 };
 
 pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
@@ -21,6 +22,10 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
     count_signals()?;
     let input = args.command.join(" ");
     let tasks = std::iter::once((0, input.as_str()));
+    // The job record is the swarm's named primitives: know the swarm before writing it.
+    if !args.swarm.alone() {
+        super::super::swarm_args::settle(&client, SETTLE)?;
+    }
     let mut board = Board::open(
         &client,
         "submit",
