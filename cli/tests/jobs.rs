@@ -211,3 +211,127 @@ fn peer_cancel_stops_a_job_on_every_peer() {
     let job = job_of(addr, job["pid"].as_u64().unwrap() as u32);
     assert_eq!(job["state"], "cancelled", "{job}");
 }
+
+#[test]
+fn status_jobs_and_tasks_run_no_task_and_map_runs_none_here_by_default() {
+    let mut joined = common::join_with(None, &["--allow-shell"]);
+    let addr = joined.addr.clone();
+    let mut map = peer()
+        .args([
+            "map",
+            "--bootstrap",
+            &addr,
+            "a",
+            "b",
+            "c",
+            "d",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.5 # {}",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Lookers come and go while the job runs: none takes a part of it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while map.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the map did not end");
+        stdout_of(peer().args(["status", "--bootstrap", &addr]));
+        stdout_of(peer().args(["jobs", "--bootstrap", &addr]));
+    }
+    assert!(map.wait().unwrap().success());
+    // And with --workers 0, said outright.
+    let out = peer()
+        .args([
+            "map",
+            "--json",
+            "--workers",
+            "0",
+            "--bootstrap",
+            &addr,
+            "e",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["pid"], joined.child.id(), "{line}");
+    let job = json_lines(&stdout_of(peer().args([
+        "jobs",
+        "--json",
+        "--bootstrap",
+        &addr,
+    ])))
+    .into_iter()
+    .find(|j| j["command"].as_str().unwrap().contains("sleep 0.5"))
+    .expect("the first job is listed");
+    let id = job["id"].as_u64().unwrap().to_string();
+    let tasks = json_lines(&stdout_of(peer().args([
+        "tasks",
+        &id,
+        "--json",
+        "--bootstrap",
+        &addr,
+    ])));
+    assert_eq!(tasks.len(), 4);
+    for task in tasks {
+        assert_eq!(
+            task["pid"],
+            joined.child.id(),
+            "only the joined peer ran: {task}"
+        );
+    }
+    // The lookers left no task behind either: the peer is idle and drains at once.
+    signal(joined.child.id(), libc::SIGINT);
+    let status = exit_within(&mut joined.child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn an_idle_peers_drain_after_an_interrupted_client_exits_0_at_once() {
+    let dir = TempDir::new("jobs-drain");
+    let mut joined = common::join_with(None, &["--allow-shell"]);
+    let script = format!(
+        "echo $$ > '{}/pid.{{}}'; sleep 60; true",
+        dir.root().display()
+    );
+    let mut map = peer()
+        .args([
+            "map",
+            "--bootstrap",
+            &joined.addr,
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = groups(&dir, 6, 1);
+    signal(map.id(), libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(map.id(), libc::SIGINT);
+    assert_eq!(
+        exit_within(&mut map, Duration::from_secs(20)).code(),
+        Some(130)
+    );
+    all_gone(&running);
+    let started = Instant::now();
+    signal(joined.child.id(), libc::SIGINT);
+    let status = exit_within(&mut joined.child, Duration::from_secs(25));
+    assert_eq!(status.code(), Some(0), "drained and left");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "at once, not after the 30 s drain time-out: {:?}",
+        started.elapsed()
+    );
+}

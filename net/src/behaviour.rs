@@ -22,6 +22,10 @@ use crate::config::Config;
 
 /// The identify protocol version: peers of another version are not used for tasks.
 pub(crate) const AGENT: &str = concat!("peer/", env!("CARGO_PKG_VERSION"));
+
+/// The end of the agent version of a peer that is no home of named primitives
+/// ([`Config::home`]), as other peers learn it by identify.
+pub(crate) const NO_HOME: &str = " (no home)";
 const IDENTIFY: &str = "/peer/1";
 const KADEMLIA: StreamProtocol = StreamProtocol::new("/peer/kad/1");
 /// The gossip topic of task-graph events.
@@ -44,7 +48,13 @@ impl Behaviour {
     pub(crate) fn new(key: &Keypair, config: &Config) -> io::Result<Behaviour> {
         let me = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
-            identify::Config::new(IDENTIFY.into(), key.public()).with_agent_version(AGENT.into()),
+            identify::Config::new(IDENTIFY.into(), key.public()).with_agent_version(
+                if config.home {
+                    AGENT.to_string()
+                } else {
+                    format!("{AGENT}{NO_HOME}")
+                },
+            ),
         );
         // Kademlia searches for peers not known yet when this peer starts, when a member
         // comes up (the event loop asks), and every five minutes (libp2p's default): a

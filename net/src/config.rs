@@ -41,6 +41,7 @@ pub struct Config {
     pub(crate) withheld: Vec<String>,
     pub(crate) own_only: Vec<String>,
     pub(crate) limits: Limits,
+    pub(crate) home: bool,
 }
 
 /// Bounds on what remote peers can make this peer hold; every field has a default that
@@ -124,6 +125,7 @@ impl Default for Config {
             withheld: Vec::new(),
             own_only: Vec::new(),
             limits: Limits::default(),
+            home: true,
         }
     }
 }
@@ -140,6 +142,16 @@ impl Config {
     /// An address other than loopback needs a key or `insecure_open`.
     pub fn listen(mut self, addr: Multiaddr) -> Config {
         self.listen.push(addr);
+        self
+    }
+
+    /// Whether this peer may be the home (or backup) of named primitives (the default). A
+    /// short-lived peer (a command that submits a job or looks at the swarm) says no, so
+    /// that the swarm's locks, queues and variables stay with the peers that stay: the
+    /// others leave it out when they rank homes. When every peer says no, they are homes
+    /// all the same.
+    pub fn home(mut self, yes: bool) -> Config {
+        self.home = yes;
         self
     }
 

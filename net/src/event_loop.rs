@@ -658,6 +658,10 @@ impl EventLoop {
                 if info.protocols.contains(&PROTOCOL) {
                     self.members.insert(number);
                 }
+                if info.agent_version.ends_with(crate::behaviour::NO_HOME) {
+                    // Before it is up: no home is ever computed with it.
+                    self.node.handle(Input::NoHome(number), now);
+                }
                 if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
                     self.peer_count.store(self.up.len(), Ordering::Relaxed);
                     self.peers.insert(number, peer_id);

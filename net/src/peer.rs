@@ -110,6 +110,7 @@ impl Peer {
             steal_max: config.limits.tasks_per_message.clamp(1, crate::wire::TASKS) as u32,
             limits: config.limits,
             local_only,
+            home: config.home,
             seq_seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),

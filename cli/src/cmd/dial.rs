@@ -35,8 +35,9 @@ impl Why {
             Why::WrongPeer
         } else if has(&["connection refused"]) {
             Why::Refused
-        } else if has(&["handshake", "pnet", "psk"]) {
-            // A wrong key garbles the bytes after it, so the handshake that follows fails.
+        } else if has(&["handshake", "pnet", "psk", "maximum frame length"]) {
+            // A wrong key garbles the bytes after it, so the handshake that follows fails
+            // (multistream-select reads a garbled length: "Maximum frame length exceeded").
             Why::Handshake
         } else if has(&["denied", "reset by peer", "broken pipe"]) {
             Why::Denied
@@ -64,18 +65,24 @@ pub(crate) fn cannot_join(
     // libp2p's own text, shortened to its last part: the OS error or the reason.
     let detail = error.map(short).unwrap_or_default();
     match Why::of(error) {
-        Why::WrongPeer => format!(
-            "{head}: the peer listening there has another peer id than the address names \
-             (it restarted with a new identity, or the address is stale); use the address it \
-             prints now ({detail})"
-        ),
+        Why::WrongPeer => {
+            let other = error
+                .and_then(|e| e.split("peer ID ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map_or(String::new(), |id| format!(" ({id})"));
+            format!(
+                "{head}: the peer listening there has another peer id{other} than the address \
+                 names (it restarted with a new identity, or the address is stale); use the \
+                 address it prints now"
+            )
+        }
         Why::Refused => format!(
             "{head}: nothing listens there (connection refused): is the peer still running? \
              `peer status` lists the live ones"
         ),
         Why::Handshake => format!(
             "{head}: a peer listens there but the handshake failed: it has another swarm key \
-             (or none); give the swarm's key with --swarm-key FILE ({detail})"
+             (or none); give the swarm's key with --swarm-key FILE"
         ),
         Why::Denied => format!("{head}: the peer there refused the connection ({detail})"),
         Why::Other | Why::Nothing => {

@@ -55,8 +55,15 @@ pub(crate) struct Args {
         value_parser = super::swarm_args::parse_bootstrap
     )]
     bootstrap: Vec<Multiaddr>,
-    /// Tasks run at once, 1 to 1024 (default: one per core).
-    #[arg(long, env = "PEER_WORKERS", value_name = "N", value_parser = parse_join_workers)]
+    /// Tasks run at once, shell commands included (GNU parallel's -j: this peer's slots),
+    /// 1 to 1024 (default: one per core).
+    #[arg(
+        short = 'j',
+        long,
+        env = "PEER_WORKERS",
+        value_name = "N",
+        value_parser = parse_join_workers
+    )]
     workers: Option<usize>,
     /// Look for peers on the LAN with mDNS (the default with a swarm key; `--mdns false`
     /// or `--no-mdns` turns it off). Without a key, only with --insecure-open.

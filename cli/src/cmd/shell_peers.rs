@@ -30,11 +30,18 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer>
     let local = local_workers(swarm, remote_only)?;
     if local > 0 {
         // This process runs its user's commands, never other members'.
-        let peer = swarm.join_with(|config| config.serve_own_only(RunTask::NAME).workers(local))?;
+        // Short-lived: the swarm's primitives (the job record among them) stay with the
+        // peers that stay.
+        let peer = swarm.join_with(|config| {
+            (config.serve_own_only(RunTask::NAME))
+                .workers(local)
+                .home(false)
+        })?;
         peer_workloads::shell::set_peer(peer.peer_id().to_string());
         return Ok(peer);
     }
-    let client = swarm.join_with(|config| config.withhold_task(RunTask::NAME).workers(1))?;
+    let client =
+        swarm.join_with(|config| config.withhold_task(RunTask::NAME).workers(1).home(false))?;
     let me = client.peer_id();
     // The bootstrap peer may not serve shell commands while others of its swarm do: give
     // discovery the time an idle peer would take to steal before saying none does.

@@ -54,9 +54,9 @@ pub struct SwarmArgs {
     /// `--mdns`). An address other than loopback needs --swarm-key (or --insecure-open).
     #[arg(long)]
     listen: Option<Multiaddr>,
-    /// Tasks this command runs itself, at most 1024 (default: one per core; for `map` and
-    /// `submit`: none unless --alone); 0: none, it only submits.
-    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    /// Tasks this command runs itself at once (GNU parallel's -j), at most 1024 (default:
+    /// one per core; for `map` and `submit`: none unless --alone); 0: none, it only submits.
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_workers)]
     workers: Option<usize>,
     /// Seconds to wait for the peers asked for before giving up (exit code 3).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -186,9 +186,10 @@ impl SwarmArgs {
     /// so that a short-lived command takes no part of a running job.
     pub fn join_to_look(&self) -> anyhow::Result<Peer> {
         self.join_with(|config| {
-            (peer_core::named::registry().iter()).fold(config.workers(1), |config, r| {
-                config.withhold_task(r.name())
-            })
+            // Short-lived: the swarm's primitives stay with the peers that stay.
+            let config = config.workers(1).home(false);
+            (peer_core::named::registry().iter())
+                .fold(config, |config, r| config.withhold_task(r.name()))
         })
     }
 

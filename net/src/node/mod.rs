@@ -86,6 +86,8 @@ pub(crate) struct Settings {
     pub(crate) limits: crate::config::Limits,
     /// Closures submitted through this peer's clients, counted by them: they run here only.
     pub(crate) local_only: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this peer may be the home of named primitives.
+    pub(crate) home: bool,
 }
 
 impl Default for Settings {
@@ -110,6 +112,7 @@ impl Default for Settings {
             seq_seed: 0,
             limits: crate::config::Limits::default(),
             local_only: std::sync::Arc::default(),
+            home: true,
         }
     }
 }
@@ -181,6 +184,8 @@ pub(crate) enum Input {
     },
     /// A peer that speaks our protocol is connected, or answers again.
     PeerUp(u64),
+    /// A peer is no home of named primitives ([`Config::home`](crate::Config::home)).
+    NoHome(u64),
     /// This peer's event loop was held up (stopped, starved) long enough for others to
     /// suspect it.
     HeldUp,
@@ -425,6 +430,8 @@ pub(crate) struct Node {
     steal_rtt: Histogram<u64>,
     /// Peers that speak to us now.
     up: HashSet<u64>,
+    /// Peers met that are no home of named primitives.
+    no_home: HashSet<u64>,
     /// Peers suspected and not back.
     down: HashSet<u64>,
     /// When each suspect still remembered was suspected ([`Node::forget_gone`]).
@@ -494,6 +501,7 @@ impl Node {
             stalled_at: 0,
             steal_rtt: Histogram::new(3).expect("3 significant digits is a valid precision"),
             up: HashSet::new(),
+            no_home: HashSet::new(),
             down: HashSet::new(),
             down_since: HashMap::new(),
             unsendable: Vec::new(),
@@ -652,6 +660,10 @@ impl Node {
             }
             Input::PeerUp(peer) => self.peer_up(peer, now),
             Input::PeerDown { peer, reason } => self.peer_down(peer, reason, now),
+            Input::NoHome(peer) => {
+                // Bounded as `up` is: one entry per peer met, dropped when it is forgotten.
+                self.no_home.insert(peer);
+            }
             Input::HeldUp => self.prims_held_up(),
         }
         self.after(now);

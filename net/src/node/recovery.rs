@@ -307,6 +307,7 @@ impl Node {
             }
             self.outputs.push_back(Output::Forget(peer));
             self.notices.remove(&peer);
+            self.no_home.remove(&peer);
             self.last_batch.remove(&peer);
             self.gossip_budget.remove(&peer);
             self.store.retain(|task, _| task.owner != peer);

@@ -134,9 +134,13 @@ pub(super) fn read_log(path: &Path, inputs: &[String]) -> anyhow::Result<Vec<Opt
         match inputs.get(index) {
             Some(now) if now == input => {}
             now => {
+                let there = now.map_or_else(
+                    || format!("there are only {} inputs", inputs.len()),
+                    |now| format!("the input there is {now:?}"),
+                );
                 return Err(usage(&format!(
-                    "the log {} records input {input:?} at index {index}, but the input \
-                     there is {now:?}: --resume needs the same inputs",
+                    "the log {} records input {input:?} at index {index}, but {there}: \
+                     --resume needs the same inputs",
                     path.display()
                 )));
             }

@@ -185,9 +185,17 @@ impl Call {
 
 impl Node {
     /// The peers in the order they would be home of `key`: the home first, then its backup.
+    /// Peers that are no home are left out, unless every peer is one.
     pub(crate) fn ranked_homes(&self, key: &str) -> Vec<u64> {
-        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
-        candidates.push(self.me);
+        let mut candidates: Vec<u64> = (self.up.iter().copied())
+            .filter(|p| !self.no_home.contains(p))
+            .collect();
+        if self.settings.home {
+            candidates.push(self.me);
+        }
+        if candidates.is_empty() {
+            candidates = self.up.iter().copied().chain([self.me]).collect();
+        }
         ranked(key, &candidates)
     }
 

@@ -453,3 +453,39 @@ fn a_peers_queued_bytes_are_bounded_at_the_home() {
     net.quiet();
     assert_eq!(net.reply(2, 4), Some(Reply::Done), "another peer still may");
 }
+
+#[test]
+fn peers_that_are_no_home_are_never_ranked_unless_all_are() {
+    let now = Instant::now();
+    let settings = Settings {
+        home: false,
+        ..Settings::default()
+    };
+    let mut client = Node::new(0, vec![ADD], settings);
+    for peer in [1, 2, 3] {
+        client.handle(Input::PeerUp(peer), now);
+    }
+    client.handle(Input::NoHome(3), now);
+    for key in ["peer.jobs", "peer.job.1.tasks", "a", "b", "c"] {
+        let ranked = client.ranked_homes(key);
+        assert_eq!(ranked.len(), 2, "{key}: {ranked:?}");
+        assert!(
+            !ranked.contains(&0) && !ranked.contains(&3),
+            "{key}: {ranked:?}"
+        );
+    }
+    // A swarm of clients only: they are homes all the same.
+    let mut lone = Node::new(
+        0,
+        vec![ADD],
+        Settings {
+            home: false,
+            ..Settings::default()
+        },
+    );
+    lone.handle(Input::PeerUp(3), now);
+    lone.handle(Input::NoHome(3), now);
+    let mut ranked = lone.ranked_homes("k");
+    ranked.sort_unstable();
+    assert_eq!(ranked, vec![0, 3]);
+}
