@@ -12,6 +12,17 @@ use common::{exit_within, group_alive, peer, signal, three_peers_with};
 use peer_testkit::{Joined, TempDir, stdout_of};
 use serde_json::Value;
 
+/// The task table `peer tasks ID --json` prints.
+fn tasks_of(addr: &str, id: &str) -> Vec<Value> {
+    json_lines(&stdout_of(peer().args([
+        "tasks",
+        id,
+        "--json",
+        "--bootstrap",
+        addr,
+    ])))
+}
+
 fn json_lines(out: &str) -> Vec<Value> {
     out.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -58,13 +69,7 @@ fn jobs_and_tasks_list_what_ran_where() {
     assert_eq!(job["failed"], 1, "{job}");
     let id = job["id"].as_u64().unwrap().to_string();
 
-    let tasks = json_lines(&stdout_of(peer().args([
-        "tasks",
-        &id,
-        "--json",
-        "--bootstrap",
-        addr,
-    ])));
+    let tasks = tasks_of(addr, &id);
     assert_eq!(tasks.len(), 6);
     let pids: HashSet<u64> = peers.iter().map(|p| u64::from(p.child.id())).collect();
     let ids: HashSet<&str> = peers.iter().map(Joined::id).collect();
@@ -270,13 +275,7 @@ fn status_jobs_and_tasks_run_no_task_and_map_runs_none_here_by_default() {
     .find(|j| j["command"].as_str().unwrap().contains("sleep 0.5"))
     .expect("the first job is listed");
     let id = job["id"].as_u64().unwrap().to_string();
-    let tasks = json_lines(&stdout_of(peer().args([
-        "tasks",
-        &id,
-        "--json",
-        "--bootstrap",
-        &addr,
-    ])));
+    let tasks = tasks_of(&addr, &id);
     assert_eq!(tasks.len(), 4);
     for task in tasks {
         assert_eq!(

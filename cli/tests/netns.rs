@@ -2,29 +2,14 @@
 //! is `tests/netns/harness.sh`): who can reach a peer without a key. A keyed swarm that
 //! finds itself by mDNS alone and counts UTS: `peer-harness`'s `tests/netns.rs`.
 
-use std::process::Command;
-
-/// Runs `tests/netns/<script>` with `args` after the peer binary; asserts that it succeeded
-/// and returns its stdout.
+/// Runs `tests/netns/<name>` with `args` after the peer binary; returns its stdout.
 fn script(name: &str, args: &[&str], tag: &str) -> String {
-    let script = format!("{}/../tests/netns/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_peer"))
-        .args(args)
-        .env(
-            "NETNS_TAG",
-            format!("{tag}{}", std::process::id() % 100_000),
-        )
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the harness needs root (ip netns); stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    let args: Vec<&str> = [env!("CARGO_BIN_EXE_peer")]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let tag = format!("{tag}{}", std::process::id() % 100_000);
+    peer_testkit::netns_script(name, &args, &tag)
 }
 
 /// The value of `key=` among the script's lines.

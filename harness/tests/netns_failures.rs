@@ -3,7 +3,6 @@
 //! killed, a peer stopped (it hangs without closing its connections), a host's cable pulled
 //! and put back, and the submitter of a detached job killed.
 
-use std::process::Command;
 use std::sync::Mutex;
 
 /// The exact counts of UTS T1L (`peer_workloads::uts::known("T1L")`).
@@ -17,20 +16,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// the namespace tag unique among the scenarios (interface names have at most 15 bytes).
 fn run_scenario(scenario: &str, k: u32) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/failures.sh");
-    let out = Command::new("bash")
-        .args([script, scenario, env!("CARGO_BIN_EXE_peer-harness")])
-        .env("NETNS_TAG", format!("f{}{k}", std::process::id() % 10_000))
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{scenario} failed ({}; the harness needs root for ip netns); stdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-    stdout
+    let binary = env!("CARGO_BIN_EXE_peer-harness");
+    let tag = format!("f{}{k}", std::process::id() % 10_000);
+    peer_testkit::netns_script("failures.sh", &[scenario, binary], &tag)
 }
 
 /// The `recovery:` lines of `peer-harness uts`, one per suspected peer, each checked for the format

@@ -344,6 +344,29 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs the multi-host harness script `tests/netns/<script>` with `args` (the binary's path
+/// among them, where the script takes it) and `NETNS_TAG=tag` (unique among the tests that
+/// run at once: it names their namespaces and interfaces, at most 15 bytes with the
+/// script's own); fails the test, showing both streams, unless it succeeded. The scripts
+/// need root (`ip netns`).
+pub fn netns_script(script: &str, args: &[&str], tag: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/");
+    let out = Command::new("bash")
+        .arg(format!("{path}{script}"))
+        .args(args)
+        .env("NETNS_TAG", tag)
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}; the harness needs root for ip netns); stdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -855,6 +855,12 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 
 /// `$XDG_DATA_HOME/peer/identity`, or `~/.local/share/peer/identity`.
 fn default_identity_path() -> Option<PathBuf> {
+    Some(data_dir()?.join("identity"))
+}
+
+/// Where `peer` keeps its state by default: `$XDG_DATA_HOME/peer`, or
+/// `~/.local/share/peer` (None without a home directory).
+pub(crate) fn data_dir() -> Option<PathBuf> {
     let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
     let data = std::env::var_os("XDG_DATA_HOME")
         .and_then(nonempty)
@@ -863,7 +869,7 @@ fn default_identity_path() -> Option<PathBuf> {
                 .and_then(nonempty)
                 .map(|home| home.join(".local/share"))
         })?;
-    Some(data.join("peer").join("identity"))
+    Some(data.join("peer"))
 }
 
 /// The identity to join with, a line saying where it came from, and the locked file that

@@ -47,19 +47,11 @@ pub(crate) struct Member {
 /// `~/.local/share`), `swarm-<name>.json` for a user's binary built on `peer_cli`, so that
 /// its commands find the peers that serve its tasks; None without a home directory.
 pub(crate) fn default_path() -> Option<PathBuf> {
-    let nonempty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .and_then(nonempty)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .and_then(nonempty)
-                .map(|home| home.join(".local/share"))
-        })?;
     let file = match super::join::program().as_str() {
         "peer" => "swarm.json".to_string(),
         other => format!("swarm-{other}.json"),
     };
-    Some(data.join("peer").join(file))
+    Some(super::join::data_dir()?.join(file))
 }
 
 /// This peer's entry in a swarm file, removed when dropped (when `peer join` leaves).
