@@ -2,8 +2,8 @@
 //! parallel or HyperQueue's `hq submit`, for people who do not write Rust.
 //!
 //! Each command is one [`shell::RunTask`], a named task every `peer` binary registers, run
-//! by this process or by a peer started with `peer join --allow-shell` (`--remote-only`:
-//! only by such a peer; see `shell_peers`): the program runs from its argument vector (no
+//! by a peer started with `peer join --allow-shell`, or by this process with `--workers N`
+//! or `--alone` (see `shell_peers`): the program runs from its argument vector (no
 //! shell unless the user writes `sh -c ...`) in the submitter's working directory (or
 //! `--workdir`), with the environment variables `--env` names.
 //! `peer map` prints results in input order as they become printable and keeps a JSON-lines
@@ -85,8 +85,9 @@ Exit codes:
          directory does not exist, or the peer killed it (--shell-timeout, a cancelled
          job, a stopping peer; the message says which)
   2      usage error (also: --env NAME with NAME not set here)
-  3      the swarm could not be joined (see --join-timeout), or with --remote-only no peer
-         of it runs shell commands (none was started with --allow-shell)
+  3      the swarm could not be joined (none found, or see --join-timeout), or no peer
+         runs shell commands (none was started with --allow-shell) and this process
+         runs none (no --workers N)
   130    interrupted by SIGINT or SIGTERM
 A command's own codes 2, 3 and 130 read the same as peer's: the message on stderr says
 which it was."
@@ -101,8 +102,9 @@ Exit codes:
   1    some tasks failed (a summary on stderr names how many and the first indices)
   2    usage error (also: no inputs, --resume without --log, a log of other inputs,
        --env NAME with NAME not set here)
-  3    the swarm could not be joined (see --join-timeout), or with --remote-only no peer
-       of it runs shell commands (none was started with --allow-shell)
+  3    the swarm could not be joined (none found, or see --join-timeout), or no peer
+       runs shell commands (none was started with --allow-shell) and this process runs
+       none (no --workers N)
   130  interrupted by SIGINT or SIGTERM"
     };
 }
@@ -133,12 +135,13 @@ cut) and copied to ours when it ends.
     where_it_runs!(),
     "
 
-It runs in this process or on a peer started with `peer join --allow-shell`; other peers
-never run shell commands. With --remote-only only on such a peer, and the command fails
-(exit 3) when no peer takes it while the others sit idle.
+It runs on a peer started with `peer join --allow-shell` (other peers never run shell
+commands), or in this process with --workers N (N ≥ 1) or --alone. When this process runs
+none and no peer takes it while the others sit idle, it fails (exit 3) and says why.
+`peer jobs` lists it, `peer tasks ID` shows where it ran, `peer cancel ID` stops it.
 
-SIGINT or SIGTERM kills the command (where this process can reach it: today only when it
-runs here) and exits 130; a second signal exits at once.
+SIGINT or SIGTERM kills the command on the peer that runs it (with its process group) and
+exits 130; `peer cancel ID` from elsewhere does the same; a third signal exits at once.
 
 ",
     submit_exit_codes!()
@@ -163,10 +166,13 @@ The command runs without a shell: write `sh -c '...'`.
     where_it_runs!(),
     "
 
-Commands run in this process and on the peers started with `peer join --allow-shell`;
-other peers never run shell commands (a note says when no other peer ran any). With
---remote-only only on such peers, and the job fails (exit 3) when no peer takes a command
-while the others sit idle.
+Commands run on the peers started with `peer join --allow-shell` (other peers never run
+shell commands), and in this process too with --workers N (N ≥ 1, like GNU parallel's -j)
+or --alone (on every core). When this process runs none and no peer takes a command while
+the others sit idle, the job fails (exit 3) and says why. The swarm is the one of
+--bootstrap (PEER_BOOTSTRAP), else the peers of this machine's swarm file (written by
+`peer join`). `peer jobs` lists the job, `peer tasks ID` shows each task's state and
+where it ran, `peer cancel ID` stops it on every peer.
 
 Each task's stdout is printed in input order, its stderr to stderr; with --json, one JSON
 object per task and line instead (index, input, exit_code, signal, stdout, stderr,
@@ -187,9 +193,10 @@ not printed again, and the other inputs run again.
 
 The first SIGINT or SIGTERM starts no more commands (the swarm's peers are told the job is
 cancelled) and waits for the running ones, printing and logging them; the second kills the
-running ones (where this process can reach them), records what finished in the log and
-exits 130; a third exits at once. The message says how many tasks finished and were
-printed: --resume prints and runs the rest.
+running ones with their process groups on every peer, records what finished in the log and
+exits 130; a third exits at once. `peer cancel ID` from elsewhere does what the second
+does. The message says how many tasks finished and were printed: --resume prints and runs
+the rest.
 
 ",
     map_exit_codes!()
@@ -203,8 +210,9 @@ pub(crate) struct SubmitArgs {
     /// error, ...) instead of the command's output.
     #[arg(long)]
     json: bool,
-    /// Run it on a peer started with `peer join --allow-shell`, never in this process.
-    #[arg(long)]
+    /// Never run it in this process: the default; kept for scripts of before (not with
+    /// --workers N).
+    #[arg(long, hide = true)]
     remote_only: bool,
     #[command(flatten)]
     place: PlaceArgs,
@@ -238,9 +246,9 @@ pub(crate) struct MapArgs {
     /// Accepted for GNU parallel users: the output is always in input order.
     #[arg(short = 'k', long)]
     keep_order: bool,
-    /// Run the commands on peers started with `peer join --allow-shell` only, never in this
-    /// process.
-    #[arg(long)]
+    /// Never run commands in this process: the default; kept for scripts of before (not
+    /// with --workers N).
+    #[arg(long, hide = true)]
     remote_only: bool,
     #[command(flatten)]
     place: PlaceArgs,
