@@ -15,6 +15,10 @@
 #                                          # deletes everything
 set -euo pipefail
 
+# The hosts share this machine's file system: their peers write no swarm file (each test
+# names its peers: --bootstrap or --mdns), so none is left in the user's home.
+export PEER_SWARM_FILE=none
+
 netns_tag="${NETNS_TAG:-$$}"
 netns_bridge="peer-$netns_tag-br"
 netns_hosts=0

@@ -207,7 +207,12 @@ impl SwarmArgs {
         if self.mdns {
             return Ok(Found::Mdns);
         }
-        let path = self.swarm_file.clone().or_else(swarm_file::default_path);
+        let path = match self.swarm_file.clone() {
+            // As for `peer join`: no swarm file at all.
+            Some(path) if path.as_os_str() == "none" => None,
+            Some(path) => Some(path),
+            None => swarm_file::default_path(),
+        };
         let tried = match &path {
             Some(path) => {
                 let members = swarm_file::one_swarm(&swarm_file::live_members(path)?);
@@ -229,7 +234,7 @@ impl SwarmArgs {
                     )
                 }
             }
-            None => "no swarm file (no $HOME or $XDG_DATA_HOME)".to_string(),
+            None => "no swarm file (`none`, or no $HOME or $XDG_DATA_HOME)".to_string(),
         };
         Err(Exit {
             code: Exit::CANNOT_JOIN,
