@@ -25,15 +25,20 @@
 //! assert!(!outcome.success());
 //! ```
 
-use std::collections::{HashMap, VecDeque};
-use std::io::Read;
+mod cancel;
+mod capture;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use cancel::{JobState, KILLS, jobs};
+pub use cancel::{cancel_job, kill_job, running_groups};
+use capture::Capture;
 
 /// Bytes of stdout, and separately of stderr, kept of one command; the rest is read and
 /// dropped (so the command never blocks on a full pipe) and the outcome says it was cut.
@@ -284,110 +289,6 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// Refuses, from now on, the commands of `job` that this process has not started yet: their
-/// outcome is the error [`CANCELLED`]. Running ones run on. Job 0 (none) cannot be
-/// cancelled. The last [`CANCELLED_JOBS`] cancelled jobs are remembered.
-pub fn cancel_job(job: u64) {
-    jobs().cancel(job, JobState::Cancelled);
-}
-
-/// [`cancel_job`], and kills the process groups of the commands of `job` running in this
-/// process: their outcome is the error [`KILLED`].
-pub fn kill_job(job: u64) {
-    let mut jobs = jobs();
-    jobs.cancel(job, JobState::Killed);
-    for &group in jobs.running.get(&job).into_iter().flatten() {
-        // The group's leader is registered until it has exited (it is not reaped before it
-        // is unregistered), so the id is still the group's.
-        killpg(group);
-    }
-    // Wakes the pollers of the killed job's commands at once, not at their next look.
-    KILLS.fetch_add(1, Ordering::SeqCst);
-}
-
-/// The process groups of the commands of `job` running in this process now (a command's
-/// group id is its pid), for tests and status reports.
-pub fn running_groups(job: u64) -> Vec<u32> {
-    jobs().running.get(&job).cloned().unwrap_or_default()
-}
-
-/// Bumped by each [`kill_job`]: a running command looks up its job's state only when this
-/// moved since its last look. `SeqCst`, as `STOPPING`.
-static KILLS: AtomicU64 = AtomicU64::new(0);
-
-/// Where a job stands in this process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum JobState {
-    /// Not cancelled (or long forgotten): its commands run.
-    Running,
-    /// Its commands not started are refused.
-    Cancelled,
-    /// Refused, and the running ones killed.
-    Killed,
-}
-
-/// The commands running in this process by job, and the jobs cancelled lately.
-#[derive(Default)]
-struct Jobs {
-    /// The process-group ids of the running commands of each job (job 0 included).
-    running: HashMap<u64, Vec<u32>>,
-    /// The last [`CANCELLED_JOBS`] jobs cancelled, oldest first.
-    cancelled: VecDeque<(u64, JobState)>,
-}
-
-impl Jobs {
-    fn state(&self, job: u64) -> JobState {
-        if job == 0 {
-            return JobState::Running;
-        }
-        self.cancelled
-            .iter()
-            .rev()
-            .find(|(j, _)| *j == job)
-            .map_or(JobState::Running, |&(_, state)| state)
-    }
-
-    fn cancel(&mut self, job: u64, state: JobState) {
-        if job == 0 {
-            return;
-        }
-        match self.cancelled.iter_mut().find(|(j, _)| *j == job) {
-            // Killed stays killed.
-            Some((_, old)) => {
-                if *old != JobState::Killed {
-                    *old = state;
-                }
-            }
-            None => {
-                if self.cancelled.len() == CANCELLED_JOBS {
-                    self.cancelled.pop_front();
-                }
-                self.cancelled.push_back((job, state));
-            }
-        }
-    }
-
-    fn register(&mut self, job: u64, group: u32) {
-        self.running.entry(job).or_default().push(group);
-    }
-
-    fn unregister(&mut self, job: u64, group: u32) {
-        if let Some(groups) = self.running.get_mut(&job) {
-            groups.retain(|&g| g != group);
-            if groups.is_empty() {
-                self.running.remove(&job);
-            }
-        }
-    }
-}
-
-fn jobs() -> MutexGuard<'static, Jobs> {
-    static JOBS: OnceLock<Mutex<Jobs>> = OnceLock::new();
-    JOBS.get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Kills every command this process is running (and their process groups) and refuses new
 /// ones from now on: for a client that stops on SIGINT or SIGTERM and must not wait for them.
 /// Their outcomes say they were killed.
@@ -527,66 +428,6 @@ fn signal_of(_status: ExitStatus) -> Option<i32> {
     None
 }
 
-/// One output pipe, read to its end by its own thread into a capped buffer.
-struct Capture {
-    /// The bytes kept, and whether more came than [`CAPTURE_MAX`].
-    shared: Arc<Mutex<(Vec<u8>, bool)>>,
-    /// Told when the pipe reached its end.
-    done: std::sync::mpsc::Receiver<()>,
-}
-
-impl Capture {
-    fn start(pipe: Option<impl Read + Send + 'static>) -> Capture {
-        let shared = Arc::new(Mutex::new((Vec::new(), false)));
-        let (tx, done) = std::sync::mpsc::sync_channel(1);
-        match pipe {
-            Some(mut pipe) => {
-                let buffer = Arc::clone(&shared);
-                let spawned = std::thread::Builder::new()
-                    .name("peer-shell-output".into())
-                    .spawn(move || {
-                        let mut chunk = vec![0u8; 64 << 10];
-                        loop {
-                            let n = match pipe.read(&mut chunk) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                                Err(_) => break,
-                            };
-                            let mut b = buffer.lock().unwrap_or_else(PoisonError::into_inner);
-                            let room = CAPTURE_MAX.saturating_sub(b.0.len());
-                            b.0.extend_from_slice(&chunk[..n.min(room)]);
-                            b.1 |= n > room;
-                        }
-                        let _ = tx.send(());
-                    });
-                if spawned.is_err() {
-                    // No thread to read it: the pipe closes, and the command sees EPIPE.
-                    shared.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
-                }
-            }
-            None => drop(tx),
-        }
-        Capture { shared, done }
-    }
-
-    /// What was read: all of it, or what came before `deadline`.
-    fn finish(self, deadline: Option<Instant>) -> (Vec<u8>, bool) {
-        match deadline {
-            None => {
-                let _ = self.done.recv();
-            }
-            Some(deadline) => {
-                let _ = self
-                    .done
-                    .recv_timeout(deadline.saturating_duration_since(Instant::now()));
-            }
-        }
-        let mut b = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        (std::mem::take(&mut b.0), b.1)
-    }
-}
-
 /// Says which peer this process is (its peer id), for the outcomes of the commands it
 /// runs from now on; the first call wins.
 pub fn set_peer(id: String) {
@@ -626,6 +467,7 @@ pub fn hostname() -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::cancel::Jobs;
     use super::*;
 
     fn spec(words: &[&str]) -> Spec {
