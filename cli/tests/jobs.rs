@@ -184,6 +184,11 @@ fn a_second_sigint_kills_the_commands_on_every_peer() {
     signal(map.id(), libc::SIGINT);
     let status = exit_within(&mut map, Duration::from_secs(20));
     assert_eq!(status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&map.wait_with_output().unwrap().stderr).into_owned();
+    assert!(
+        stderr.contains("peer: interrupted: ") && !stderr.contains("peer cancel 1`)"),
+        "interrupted here, not cancelled from elsewhere: {stderr}"
+    );
     all_gone(&running);
     // Nothing of the job started after the first signal.
     assert_eq!(groups(&dir, 12, 0).len(), running.len());

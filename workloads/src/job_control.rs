@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::shell;
 
-/// How often a peer running a job's commands reads the job's control variable.
-const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How often a peer running a job's commands reads the job's control variable: a command
+/// queued there may still start this long after a cancel.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// What a job's submitter, or `peer cancel`, asks of the job's commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

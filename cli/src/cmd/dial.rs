@@ -24,6 +24,18 @@ pub(crate) enum Why {
 }
 
 impl Why {
+    /// A few words on what happened, for a peer that keeps trying.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Why::Nothing => "no answer yet",
+            Why::Refused => "nothing listens at the bootstrap address (connection refused)",
+            Why::WrongPeer => "the peer at the bootstrap address has another peer id",
+            Why::Handshake => "the handshake failed: another swarm key (or none)?",
+            Why::Denied => "the bootstrap peer refused the connection",
+            Why::Other => "no answer from the bootstrap address",
+        }
+    }
+
     /// Classifies libp2p's text of a failed dial.
     pub(crate) fn of(error: Option<&str>) -> Why {
         let Some(error) = error else {

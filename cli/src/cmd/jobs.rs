@@ -129,7 +129,7 @@ pub(crate) fn tasks(args: TasksArgs) -> anyhow::Result<()> {
     }
     println!(
         "{:>6}  {:<9} {:>5} {:>9}  {:<20} {:<54} input",
-        "index", "state", "exit", "seconds", "host (pid)", "peer"
+        "index", "state", "exit", "seconds", "host (peer pid)", "peer"
     );
     for t in &table {
         let exit = match (t.exit_code, t.signal) {

@@ -7,8 +7,20 @@ use serde_json::json;
 
 use super::swarm_args::SwarmArgs;
 
+/// What each column of `peer status` says.
+const COLUMNS: &str = "\
+Columns, one row per peer (`*`: this command's own, which leaves when it ends):
+  version  the peer's peer version         workers  tasks it runs at once
+  ready    tasks queued there               running  tasks running there now
+  owned    tasks submitted there, not done  ran      tasks it has run since it started
+  local    closures submitted there (they run there only)
+  peers    peers it is connected to         hosted   named primitives (locks, queues,
+           variables...) it keeps as their home or backup
+  state    up, or draining (leaving: it takes no more work)";
+
 /// Options of `peer status`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = COLUMNS)]
 pub(crate) struct Args {
     /// One JSON object on stdout instead of a table.
     #[arg(long)]

@@ -215,7 +215,19 @@ impl SwarmArgs {
         };
         let tried = match &path {
             Some(path) => {
-                let members = swarm_file::one_swarm(&swarm_file::live_members(path)?);
+                let live = swarm_file::live_members(path)?;
+                let (members, swarms) = swarm_file::one_swarm(&live, self.swarm_key.as_deref());
+                if swarms > 1 && !members.is_empty() {
+                    let which = match &members[0].swarm_key {
+                        Some(key) => format!("the one of the key {}", key.display()),
+                        None => "the one without a key".to_string(),
+                    };
+                    super::say(format_args!(
+                        "note: the swarm file {} lists peers of {swarms} swarms; joining {which} \
+                         (--swarm-key FILE or --bootstrap ADDR picks another)",
+                        path.display()
+                    ));
+                }
                 let addrs: Vec<Multiaddr> = (members.iter())
                     .flat_map(|m| m.addrs.iter().filter_map(|a| a.parse().ok()))
                     .collect();

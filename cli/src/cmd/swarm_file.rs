@@ -105,16 +105,25 @@ pub(crate) fn live_members(path: &Path) -> anyhow::Result<Vec<Member>> {
     Ok(members)
 }
 
-/// The members to join: the newest member's swarm (those with its swarm key file).
-pub(crate) fn one_swarm(members: &[Member]) -> Vec<Member> {
-    let Some(newest) = members.iter().max_by_key(|m| m.since) else {
-        return Vec::new();
+/// The members to join, and how many swarms (swarm key files) the file lists: those with
+/// the key file `key` if any has it, else the newest member's swarm.
+pub(crate) fn one_swarm(members: &[Member], key: Option<&Path>) -> (Vec<Member>, usize) {
+    let mut keys: Vec<&Option<PathBuf>> = members.iter().map(|m| &m.swarm_key).collect();
+    keys.sort();
+    keys.dedup();
+    let wanted = key.map(|k| std::path::absolute(k).unwrap_or_else(|_| k.to_path_buf()));
+    let chosen = match wanted.filter(|k| members.iter().any(|m| m.swarm_key.as_ref() == Some(k))) {
+        Some(key) => Some(key),
+        None => match members.iter().max_by_key(|m| m.since) {
+            Some(newest) => newest.swarm_key.clone(),
+            None => return (Vec::new(), 0),
+        },
     };
-    members
-        .iter()
-        .filter(|m| m.swarm_key == newest.swarm_key)
+    let chosen = (members.iter())
+        .filter(|m| m.swarm_key == chosen)
         .cloned()
-        .collect()
+        .collect();
+    (chosen, keys.len())
 }
 
 /// Reads, changes and writes the file under an exclusive lock; removes it once empty.
@@ -238,14 +247,28 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_members_swarm_wins() {
+    fn the_newest_members_swarm_wins_unless_a_key_picks_another() {
         let members = [
             member("old", 1, 1, Some("/k1")),
             member("new", 2, 5, Some("/k2")),
             member("same", 3, 2, Some("/k2")),
         ];
-        let chosen: Vec<String> = one_swarm(&members).into_iter().map(|m| m.peer).collect();
-        assert_eq!(chosen, ["new", "same"]);
-        assert!(one_swarm(&[]).is_empty());
+        let peers = |(chosen, swarms): (Vec<Member>, usize)| {
+            (
+                chosen.into_iter().map(|m| m.peer).collect::<Vec<_>>(),
+                swarms,
+            )
+        };
+        assert_eq!(
+            peers(one_swarm(&members, None)),
+            (vec!["new".into(), "same".into()], 2)
+        );
+        // The key asked for picks its swarm, even an older one.
+        let old = Path::new("/k1");
+        assert_eq!(
+            peers(one_swarm(&members, Some(old))),
+            (vec!["old".into()], 2)
+        );
+        assert_eq!(peers(one_swarm(&[], None)), (Vec::new(), 0));
     }
 }

@@ -305,6 +305,8 @@ const STOPPED_CHECK_TICKS: u64 = 20;
 fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut waiting_for_first = !settings.bootstrap.is_empty();
+    // Said once while it waits: why the bootstrap peers cannot be reached yet.
+    let mut said_why = false;
     let mut last_peers = usize::MAX;
     let mut ticks = 0u64;
     loop {
@@ -341,7 +343,21 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
             let status = client.status().context("the peer's event loop stopped")?;
             let error = status.last_dial_error.as_deref();
             // A bootstrap peer with another peer id will not turn into the right one.
-            let wrong = super::dial::Why::of(error) == super::dial::Why::WrongPeer;
+            let why = super::dial::Why::of(error);
+            let wrong = why == super::dial::Why::WrongPeer;
+            if waiting_for_first && !said_why && why != super::dial::Why::Nothing && !wrong {
+                // A peer started before its bootstrap peer (a service, a pod) waits for it:
+                // say why meanwhile, not only at the time-out.
+                said_why = true;
+                let until = match settings.join_timeout.as_secs_f64() {
+                    0.0 => "for good (--join-timeout 0)".to_string(),
+                    secs => format!("for up to {secs} s (--join-timeout)"),
+                };
+                super::say(format_args!(
+                    "not joined yet: {}; trying again {until}",
+                    why.describe()
+                ));
+            }
             if waiting_for_first && (timed_out || wrong) {
                 return Err(Exit {
                     code: Exit::CANNOT_JOIN,

@@ -192,7 +192,7 @@ output once, in input order: the outputs of tasks the log records as succeeded (
 not printed again, and the other inputs run again.
 
 The first SIGINT or SIGTERM starts no more commands (the swarm's peers are told the job is
-cancelled) and waits for the running ones, printing and logging them; the second kills the
+cancelled; a command queued on a peer may still start within a tenth of a second) and waits for the running ones, printing and logging them; the second kills the
 running ones with their process groups on every peer, records what finished in the log and
 exits 130; a third exits at once. `peer cancel ID` from elsewhere does what the second
 does. The message says how many tasks finished and were printed: --resume prints and runs
@@ -345,7 +345,10 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         client.peer_id().to_string(),
     );
     let job = board.id();
-    announce("map", job);
+    if !args.swarm.alone() {
+        // Alone, the record is this process's own: no other command can read it.
+        run.progress.suspend(|| announce("map", job));
+    }
     run.board = Some(board);
     let mut watch = Watch::new(shell_peers::local_workers(&args.swarm, args.remote_only)? == 0);
 
@@ -384,7 +387,10 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
                 anyhow::bail!("the wait for results ended early (a broken invariant)")
             }
         }
-        if control == Control::Run && control_read.elapsed() >= CONTROL_EVERY {
+        // Only while nothing here stopped the job: once this process cancels it, the
+        // variable holds its own request.
+        let own_signals = SIGNALS.load(Ordering::SeqCst);
+        if stage == 0 && own_signals == 0 && control_read.elapsed() >= CONTROL_EVERY {
             control = job_control::read(&client, job);
             control_read = Instant::now();
         }
@@ -426,7 +432,7 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         }
     }
     run.progress.clear();
-    if stage == 0 && control == Control::Run {
+    if stage == 0 && control == Control::Run && SIGNALS.load(Ordering::SeqCst) == 0 {
         // A `peer cancel` the peers heeded before this loop read it.
         control = job_control::read(&client, job);
         if control != Control::Run {

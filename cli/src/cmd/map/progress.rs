@@ -8,7 +8,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Progress on stderr: a bar on a terminal, otherwise a line about every second.
 pub(super) enum Progress {
     Bar(ProgressBar),
-    Lines { total: usize, last: Instant },
+    Lines {
+        total: usize,
+        last: Instant,
+        /// Done and failed as last shown.
+        shown: (usize, usize),
+    },
 }
 
 impl Progress {
@@ -27,6 +32,7 @@ impl Progress {
             Progress::Lines {
                 total,
                 last: Instant::now(),
+                shown: (0, 0),
             }
         }
     }
@@ -37,9 +43,13 @@ impl Progress {
                 bar.set_position(done as u64);
                 bar.set_message(format!("{failed} failed"));
             }
-            Progress::Lines { total, last } => {
-                if last.elapsed() >= Duration::from_secs(1) {
+            Progress::Lines { total, last, shown } => {
+                // A line a second while it moves, one every ten seconds while it does not.
+                let moved = *shown != (done, failed);
+                let due = if moved { 1 } else { 10 };
+                if last.elapsed() >= Duration::from_secs(due) {
                     *last = Instant::now();
+                    *shown = (done, failed);
                     eprintln!("peer map: {done}/{total} done, {failed} failed");
                 }
             }

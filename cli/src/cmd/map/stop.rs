@@ -12,7 +12,7 @@ use super::Exit;
 
 /// Stops `job` wherever its commands run: in this process at once, and on every other peer
 /// through the job's control variable, which a peer running one of its commands reads
-/// within a quarter of a second. Without `kill` its commands not started yet are refused;
+/// within a tenth of a second. Without `kill` its commands not started yet are refused;
 /// with it the running ones are killed with their process groups too.
 pub(super) fn cancel_everywhere(client: &peer_core::Client, job: u64, kill: bool) {
     if kill {

@@ -34,7 +34,9 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         client.peer_id().to_string(),
     );
     let job = board.id();
-    announce("submit", job);
+    if !args.swarm.alone() {
+        announce("submit", job);
+    }
     let mut control_read = Instant::now();
     let spec = Spec {
         argv: args.command.clone(),
@@ -89,7 +91,9 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         std::io::stdout().write_all(&outcome.stdout)?;
         std::io::stdout().flush()?;
         std::io::stderr().write_all(&outcome.stderr)?;
-        for note in notes(&outcome) {
+        // The error, if any, ends the failure message below: not said twice.
+        let error = outcome.error.as_deref();
+        for note in notes(&outcome).iter().filter(|n| Some(n.as_str()) != error) {
             eprintln!("peer submit: {note}");
         }
     }
