@@ -658,7 +658,9 @@ impl EventLoop {
                 if info.protocols.contains(&PROTOCOL) {
                     self.members.insert(number);
                 }
-                if info.agent_version.ends_with(crate::behaviour::NO_HOME) {
+                let no_home = info.agent_version.ends_with(crate::behaviour::NO_HOME);
+                // Members only: the set is forgotten with the peer, and only members are.
+                if no_home && info.protocols.contains(&PROTOCOL) {
                     // Before it is up: no home is ever computed with it.
                     self.node.handle(Input::NoHome(number), now);
                 }

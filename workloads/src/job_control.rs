@@ -6,6 +6,11 @@
 //! A variable rather than a broadcast: it is kept by its home peers, so a peer that starts
 //! one of the job's commands later still reads the request, and a request made by a
 //! short-lived command (`peer cancel`) is not lost when that command leaves at once.
+//!
+//! Bounded: a job id's low byte is its *slot*, and the control variables are the 256 slots'
+//! (`peer.job.slot.N.control`), each holding the id of the job it speaks for; a job whose
+//! id is not the one its slot holds reads `Run`. The swarm keeps 256 such variables however
+//! many jobs run, and a new job never inherits an old one's cancel.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -32,23 +37,47 @@ pub enum Control {
     Kill,
 }
 
-/// The control variable of `job`.
-fn variable(client: &Client, job: u64) -> peer_core::sync::Variable<Control> {
-    client.variable(&format!("peer.job.{job}.control"))
+/// Job slots: a job id's low byte.
+pub const SLOTS: u64 = 256;
+
+/// How long a request holds its slot's lock at most, should its holder die with it.
+const REQUEST_LEASE: Duration = Duration::from_secs(5);
+
+/// The slot of `job`: the low byte of its id.
+pub fn slot(job: u64) -> u64 {
+    job % SLOTS
+}
+
+/// The name of the control variable of `job`'s slot (also its lock's).
+fn name(job: u64) -> String {
+    format!("peer.job.slot.{}.control", slot(job))
+}
+
+/// The control variable of `job`'s slot: the job it speaks for, and what was asked.
+fn variable(client: &Client, job: u64) -> peer_core::sync::Variable<(u64, Control)> {
+    client.variable(&name(job))
 }
 
 /// Asks every peer to stop `job` as `control` says. A later request only strengthens an
-/// earlier one (a `Kill` is never turned back into a `Cancel`).
+/// earlier one (a `Kill` is never turned back into a `Cancel`): the slot's lock keeps two
+/// requests from crossing. Without the lock in time, it asks anyway.
 pub fn request(client: &Client, job: u64, control: Control) {
-    let variable = variable(client, job);
-    if variable.get().unwrap_or_default() < control {
-        variable.set(control);
+    if job == 0 {
+        return;
+    }
+    let lock = client.lock(&name(job));
+    let _held = lock.blocking_lock_with_lease(REQUEST_LEASE, Some(REQUEST_LEASE * 2));
+    if read(client, job) < control {
+        variable(client, job).set((job, control));
     }
 }
 
-/// What was asked of `job`.
+/// What was asked of `job`: `Run` unless its slot speaks for it.
 pub fn read(client: &Client, job: u64) -> Control {
-    variable(client, job).get().unwrap_or_default()
+    match variable(client, job).get() {
+        Some((held, control)) if held == job => control,
+        _ => Control::Run,
+    }
 }
 
 impl PartialOrd for Control {
@@ -97,8 +126,17 @@ pub fn watching(job: u64) -> Option<WatchGuard> {
         return None;
     }
     let client = Client::current()?;
-    let mut w = watched().lock().unwrap_or_else(PoisonError::into_inner);
-    w.jobs.entry(job).or_insert((0, client)).0 += 1;
+    let first = {
+        let mut w = watched().lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = w.jobs.entry(job).or_insert((0, client.clone()));
+        entry.0 += 1;
+        entry.0 == 1
+    };
+    if first {
+        // The first command of a job here: a cancel asked before it came must not wait for
+        // the next round of the watch to be heeded.
+        heed(&client, job);
+    }
     Some(WatchGuard { job })
 }
 
@@ -130,12 +168,17 @@ fn watch_loop() {
                 .collect()
         };
         for (job, client) in jobs {
-            match read(&client, job) {
-                Control::Run => {}
-                Control::Cancel => shell::cancel_job(job),
-                Control::Kill => shell::kill_job(job),
-            }
+            heed(&client, job);
         }
+    }
+}
+
+/// Does here what was asked of `job`.
+fn heed(client: &Client, job: u64) {
+    match read(client, job) {
+        Control::Run => {}
+        Control::Cancel => shell::cancel_job(job),
+        Control::Kill => shell::kill_job(job),
     }
 }
 
@@ -151,5 +194,15 @@ mod tests {
         request(&client, 7, Control::Cancel);
         assert_eq!(read(&client, 7), Control::Kill);
         assert_eq!(read(&client, 8), Control::Run, "per job");
+        // Job 7 + 256 shares 7's slot: it inherits nothing, and asking for it takes the
+        // slot over.
+        assert_eq!(read(&client, 7 + SLOTS), Control::Run);
+        request(&client, 7 + SLOTS, Control::Cancel);
+        assert_eq!(read(&client, 7 + SLOTS), Control::Cancel);
+        assert_eq!(
+            read(&client, 7),
+            Control::Run,
+            "the slot speaks for the newer job"
+        );
     }
 }

@@ -5,11 +5,17 @@
 //! reads them.
 //!
 //! Bounded: the list keeps the last [`JOBS_KEPT`] jobs, a table the first [`TASKS_KEPT`]
-//! tasks of its job; inputs, commands and errors are cut to [`TEXT_MAX`] bytes.
+//! tasks of its job; inputs, commands, hosts and errors are cut to [`TEXT_MAX`] bytes. A
+//! job's id for `peer tasks` and `peer cancel` is its number in the list; the id its tasks
+//! and its control variable carry ([`JobSummary::key`]) is random, its low byte the job's
+//! slot ([`job_control::slot`]): the tables live in the 256 slots'
+//! `peer.job.slot.N.tasks`, each holding the key of the job it is for, so that the swarm
+//! keeps 256 tables however many jobs run, and a job never reads an older one's.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use peer_core::Client;
+use peer_workloads::job_control;
 use peer_workloads::shell::Outcome;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +29,9 @@ const TEXT_MAX: usize = 200;
 const WRITE_EVERY: Duration = Duration::from_secs(1);
 /// How long the list's lock is held at most, should its holder die with it.
 const LIST_LEASE: Duration = Duration::from_secs(10);
+/// How long a running job's progress write waits for the list's lock before it skips a
+/// round (a job's first and last writes wait up to twice [`LIST_LEASE`]).
+const TICK_WAIT: Duration = Duration::from_millis(500);
 
 const LIST: &str = "peer.jobs";
 
@@ -53,6 +62,8 @@ impl JobState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct JobSummary {
     pub(crate) id: u64,
+    /// The id its tasks and control variable carry: random, its low byte its slot.
+    pub(crate) key: u64,
     /// `map` or `submit`.
     pub(crate) kind: String,
     pub(crate) command: String,
@@ -103,13 +114,22 @@ pub(crate) struct TaskRecord {
     pub(crate) error: Option<String>,
 }
 
-/// A job id outside the list's (which counts from 1): for a job the list could not take.
+/// A random id, never 0, far above the list's numbers (which count from 1).
 fn random_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    hasher.write_u64(now_unix());
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish() | (1 << 62)
+}
+
+/// The key of list number `id`: `random`'s high bytes, the slot of `id` as its low byte.
+fn key(random: u64, id: u64) -> u64 {
+    (random & !(job_control::SLOTS - 1)) | job_control::slot(id)
 }
 
 fn now_unix() -> u64 {
@@ -130,18 +150,28 @@ fn cut(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
-fn tasks_variable(client: &Client, job: u64) -> peer_core::sync::Variable<Vec<TaskRecord>> {
-    client.variable(&format!("peer.job.{job}.tasks"))
+/// The task table of the slot of job `key`: the key of the job it is for, and the table.
+fn tasks_variable(client: &Client, key: u64) -> peer_core::sync::Variable<(u64, Vec<TaskRecord>)> {
+    client.variable(&format!("peer.job.slot.{}.tasks", job_control::slot(key)))
 }
 
-/// Changes the job list under its lock; returns what `change` returned.
-fn change_list<R>(client: &Client, change: impl FnOnce(&mut JobList) -> R) -> anyhow::Result<R> {
+/// Changes the job list under its lock, waiting up to `wait` for it; returns what `change`
+/// returned. A list that exists but cannot be read is not written over.
+fn change_list<R>(
+    client: &Client,
+    wait: Duration,
+    change: impl FnOnce(&mut JobList) -> R,
+) -> anyhow::Result<R> {
     let lock = client.lock(LIST);
     let _held = lock
-        .blocking_lock_with_lease(LIST_LEASE, Some(LIST_LEASE * 2))
+        .blocking_lock_with_lease(LIST_LEASE, Some(wait))
         .ok_or_else(|| anyhow::anyhow!("the swarm's job list is locked by another command"))?;
     let variable = client.variable::<JobList>(LIST);
-    let mut list = variable.get().unwrap_or_default();
+    let mut list = match variable.get() {
+        Some(list) => list,
+        None if variable.version() == 0 => JobList::default(),
+        None => anyhow::bail!("the swarm's job list cannot be read now"),
+    };
     let out = change(&mut list);
     let drop_first = list.jobs.len().saturating_sub(JOBS_KEPT);
     list.jobs.drain(..drop_first);
@@ -158,9 +188,12 @@ pub(crate) fn jobs(client: &Client) -> Vec<JobSummary> {
         .jobs
 }
 
-/// The task table of `job`, if it has one.
-pub(crate) fn tasks(client: &Client, job: u64) -> Option<Vec<TaskRecord>> {
-    tasks_variable(client, job).get()
+/// The task table of `job`, if its slot still holds it.
+pub(crate) fn tasks(client: &Client, job: &JobSummary) -> Option<Vec<TaskRecord>> {
+    match tasks_variable(client, job.key).get() {
+        Some((key, table)) if key == job.key => Some(table),
+        _ => None,
+    }
 }
 
 /// A job's record, written by its submitter.
@@ -189,6 +222,7 @@ impl Board {
     ) -> Board {
         let mut summary = JobSummary {
             id: 0,
+            key: 0,
             kind: kind.to_string(),
             command: cut(&command.join(" ")),
             peer: peer.clone(),
@@ -201,24 +235,29 @@ impl Board {
             done: 0,
             failed: 0,
         };
-        let listed = change_list(client, |list| {
+        // The slot is the list number's, so that the listed jobs' slots differ.
+        let random = random_id();
+        let listed = change_list(client, LIST_LEASE * 2, |list| {
             list.next = list.next.max(1);
             let id = list.next;
             list.next += 1;
             summary.id = id;
+            summary.key = key(random, id);
             list.jobs.push(summary.clone());
             id
         });
         let listed = match listed {
             Ok(id) => {
                 summary.id = id;
+                summary.key = key(random, id);
                 true
             }
             Err(e) => {
                 super::say(format_args!(
                     "warning: {e:#}: this job is not in `peer jobs`"
                 ));
-                summary.id = random_id();
+                summary.id = random;
+                summary.key = random;
                 false
             }
         };
@@ -248,9 +287,14 @@ impl Board {
         board
     }
 
-    /// The job's id.
+    /// The job's number in the list (for `peer tasks` and `peer cancel`).
     pub(crate) fn id(&self) -> u64 {
         self.summary.id
+    }
+
+    /// The id the job's tasks and control variable carry.
+    pub(crate) fn key(&self) -> u64 {
+        self.summary.key
     }
 
     /// The task of input `index`, if the table keeps it.
@@ -280,8 +324,8 @@ impl Board {
         };
         if let Some(task) = self.task(index) {
             task.state = state;
-            task.peer = outcome.peer.clone();
-            task.host = outcome.host.clone();
+            task.peer = cut(&outcome.peer);
+            task.host = cut(&outcome.host);
             task.pid = outcome.pid;
             task.seconds = outcome.seconds;
             task.exit_code = outcome.code;
@@ -294,7 +338,7 @@ impl Board {
     /// Writes the record if it changed and a second has passed since the last write.
     pub(crate) fn tick(&mut self) {
         if self.dirty && self.written.elapsed() >= WRITE_EVERY {
-            self.write();
+            self.write(TICK_WAIT);
         }
     }
 
@@ -302,10 +346,10 @@ impl Board {
     pub(crate) fn finish(&mut self, state: JobState) {
         self.summary.state = state;
         self.summary.ended = Some(now_unix());
-        self.write();
+        self.write(LIST_LEASE * 2);
     }
 
-    fn write(&mut self) {
+    fn write(&mut self, wait: Duration) {
         self.write_tasks();
         if !self.listed {
             self.dirty = false;
@@ -313,7 +357,7 @@ impl Board {
             return;
         }
         let summary = self.summary.clone();
-        let written = change_list(&self.client, |list| {
+        let written = change_list(&self.client, wait, |list| {
             if let Some(entry) = list.jobs.iter_mut().find(|j| j.id == summary.id) {
                 *entry = summary;
             }
@@ -326,7 +370,7 @@ impl Board {
     }
 
     fn write_tasks(&mut self) {
-        tasks_variable(&self.client, self.summary.id).set(self.tasks.clone());
+        tasks_variable(&self.client, self.summary.key).set((self.summary.key, self.tasks.clone()));
     }
 }
 
@@ -348,6 +392,8 @@ mod tests {
             "p".into(),
         );
         assert_eq!((first.id(), second.id()), (1, 2));
+        assert_eq!(job_control::slot(first.key()), 1);
+        assert_ne!(first.key(), 1, "the key is not the number");
         let ok = Outcome {
             code: Some(0),
             host: "h".into(),
@@ -367,12 +413,16 @@ mod tests {
         assert_eq!(list[0].state, JobState::Failed);
         assert_eq!((list[0].done, list[0].failed), (2, 1));
         assert_eq!(list[1].state, JobState::Running);
-        let table = tasks(&client, 1).unwrap();
+        let table = tasks(&client, &list[0]).unwrap();
         assert_eq!(table[0].state, TaskState::Failed);
         assert_eq!(table[0].exit_code, Some(3));
         assert_eq!(table[1].state, TaskState::Succeeded);
         assert_eq!((table[1].host.as_str(), table[1].peer.as_str()), ("h", "q"));
-        assert!(tasks(&client, 3).is_none());
+        // A later job in job 1's slot (257) takes the slot: job 1's table is gone, not
+        // shown as the other's.
+        let mut ghost = list[0].clone();
+        ghost.key ^= 1 << 40;
+        assert!(tasks(&client, &ghost).is_none());
     }
 
     #[test]

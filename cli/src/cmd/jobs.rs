@@ -114,10 +114,17 @@ pub(crate) fn jobs(args: JobsArgs) -> anyhow::Result<()> {
 
 pub(crate) fn tasks(args: TasksArgs) -> anyhow::Result<()> {
     let peer = look(&args.swarm)?;
-    let Some(table) = job_board::tasks(&peer, args.job) else {
+    let job = job_board::jobs(&peer)
+        .into_iter()
+        .find(|j| j.id == args.job);
+    let Some(table) = job.as_ref().and_then(|job| job_board::tasks(&peer, job)) else {
+        let why = match job {
+            Some(_) => "its task table was replaced by a newer job's (the swarm keeps 256)",
+            None => "`peer jobs` lists the jobs it keeps",
+        };
         return Err(Exit {
             code: Exit::FAILED,
-            message: format!("no job {} in this swarm (`peer jobs` lists them)", args.job),
+            message: format!("no task table of job {} in this swarm: {why}", args.job),
         }
         .into());
     };
@@ -174,7 +181,7 @@ pub(crate) fn cancel(args: CancelArgs) -> anyhow::Result<()> {
     } else {
         Control::Kill
     };
-    job_control::request(&peer, job.id, control);
+    job_control::request(&peer, job.key, control);
     let what = match control {
         Control::Kill => "its running commands are killed and no more start",
         _ => "no more of its commands start; running ones finish",

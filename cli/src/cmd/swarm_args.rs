@@ -327,7 +327,7 @@ impl SwarmArgs {
             let dial_error = peer.status().ok().and_then(|s| s.last_dial_error);
             let why = dial::Why::of(dial_error.as_deref());
             let give_up = match why {
-                dial::Why::WrongPeer => true,
+                dial::Why::WrongPeer if seen == 0 => true,
                 dial::Why::Refused | dial::Why::Handshake if seen == 0 => failed_since
                     .get_or_insert_with(Instant::now)
                     .elapsed()

@@ -6,12 +6,16 @@
 //! and removes itself when it leaves. `map`, `submit`, `status`, `jobs`, `cancel` and a
 //! user's binary's commands read it when given no `--bootstrap`: the members whose process
 //! still runs are the swarm. A peer killed with SIGKILL leaves its entry behind; readers skip
-//! it (its process is gone) and the next writer drops it. Writers hold an exclusive
-//! `flock(2)` on the file, readers a shared one, so peers starting together do not lose
-//! each other's entries.
+//! it (its process is gone) and the next writer drops it.
+//!
+//! Writers take an exclusive `flock(2)` on `<file>.lock` (never removed, so two writers
+//! always lock the same file), write a new file and rename it over the old one: a reader
+//! never sees half a file, and a crash mid-write loses nothing. The file is opened without
+//! following a symbolic link, read only if this user owns it and no one else may write it,
+//! and at most [`FILE_MAX`] bytes of it; one that does not parse counts as empty.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +25,9 @@ use serde::{Deserialize, Serialize};
 /// Members kept at most: the newest win. One machine runs a handful of peers; the bound only
 /// keeps a file written by something else from growing without end.
 const MEMBERS_MAX: usize = 256;
+
+/// Bytes of the file read at most: [`MEMBERS_MAX`] members take well under this.
+const FILE_MAX: u64 = 1 << 20;
 
 /// The file's contents.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -87,19 +94,15 @@ pub(crate) fn register(path: &Path, member: Member) -> anyhow::Result<Registrati
 }
 
 /// The members of the file at `path` whose process still runs, newest first; none if the
-/// file is missing.
+/// file is missing, or is not this user's alone, or does not parse (said on stderr).
 pub(crate) fn live_members(path: &Path) -> anyhow::Result<Vec<Member>> {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+    let mut members = match read(path) {
+        Ok(members) => members,
         Err(e) => {
-            return Err(anyhow::Error::from(e)
-                .context(format!("cannot read the swarm file {}", path.display())));
+            super::say(format_args!("warning: ignoring the swarm file: {e:#}"));
+            Vec::new()
         }
     };
-    lock(&file, libc::LOCK_SH)?;
-    let mut members = read(&mut file)
-        .with_context(|| format!("cannot read the swarm file {}", path.display()))?;
     members.retain(|m| alive(m.pid));
     members.sort_by_key(|m| std::cmp::Reverse(m.since));
     Ok(members)
@@ -134,42 +137,80 @@ fn update(path: &Path, change: impl FnOnce(&mut Vec<Member>)) -> anyhow::Result<
             .mode(0o700)
             .create(dir)?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
+    let lock_file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(path)?;
-    lock(&file, libc::LOCK_EX)?;
-    // A file that does not parse (cut by a crash) starts over: it only holds hints.
-    let mut members = read(&mut file).unwrap_or_default();
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(with_suffix(path, ".lock"))?;
+    lock(&lock_file, libc::LOCK_EX)?;
+    // A file that does not parse (cut by another program) starts over: it only holds hints.
+    let mut members = read(path).unwrap_or_default();
     members.retain(|m| alive(m.pid));
     change(&mut members);
     members.sort_by_key(|m| std::cmp::Reverse(m.since));
     members.truncate(MEMBERS_MAX);
     if members.is_empty() {
-        // Unlinked while locked: a writer waiting on the old file writes one nobody reads,
-        // and its peer re-registers only at its next start. Rare (a peer starting just as
-        // the last one leaves) and harmless: that peer is found by --bootstrap instead.
-        std::fs::remove_file(path)?;
-        return Ok(());
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => return Ok(()),
+        }
     }
-    let text = serde_json::to_string_pretty(&Contents { members })?;
-    file.set_len(0)?;
-    file.rewind()?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    Ok(())
+    let text = serde_json::to_string_pretty(&Contents { members })? + "\n";
+    let tmp = with_suffix(path, &format!(".{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(written?)
 }
 
-fn read(file: &mut File) -> anyhow::Result<Vec<Member>> {
+/// `path` with `suffix` added to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The members the file at `path` lists (none if it is missing); an error if it is a
+/// symbolic link, not this user's, writable by others, or does not parse.
+fn read(path: &Path) -> anyhow::Result<Vec<Member>> {
+    use std::os::unix::fs::MetadataExt;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("{}", path.display()))),
+    };
+    let meta = file.metadata()?;
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "{} is not a file of this user's that only it may write",
+            path.display()
+        );
+    }
     let mut text = String::new();
-    file.read_to_string(&mut text)?;
+    file.take(FILE_MAX).read_to_string(&mut text)?;
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    Ok(serde_json::from_str::<Contents>(&text)?.members)
+    let contents: Contents = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a swarm file", path.display()))?;
+    Ok(contents.members)
 }
 
 fn lock(file: &File, how: libc::c_int) -> std::io::Result<()> {
@@ -243,6 +284,38 @@ mod tests {
         assert!(!text.contains("dead"), "a writer drops the dead: {text}");
         drop(a);
         assert!(!path.exists(), "the last one out removes the file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_link_a_shared_file_or_garbage_is_not_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("peer-swarm-trust-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("swarm.json");
+        let me = std::process::id();
+        update(&path, |m| m.push(member("a", me, 1, None))).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        // Writable by others: not trusted.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622)).unwrap();
+        assert!(read(&path).is_err());
+        assert!(live_members(&path).unwrap().is_empty());
+        // A symbolic link: not followed, and a writer does not write through it.
+        std::fs::remove_file(&path).unwrap();
+        let target = dir.join("elsewhere");
+        std::fs::write(&target, "precious").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(read(&path).is_err());
+        let _ = update(&path, |m| m.push(member("b", me, 2, None)));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+        // Garbage: empty, for a reader and a writer alike.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "{ not json").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(live_members(&path).unwrap().is_empty());
+        update(&path, |m| m.push(member("c", me, 3, None))).unwrap();
+        assert_eq!(read(&path).unwrap()[0].peer, "c");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -344,10 +344,11 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
         tasks,
         client.peer_id().to_string(),
     );
-    let job = board.id();
+    // The id the tasks and the control variable carry; `number` is the user's.
+    let (job, number) = (board.key(), board.id());
     if !args.swarm.alone() {
         // Alone, the record is this process's own: no other command can read it.
-        run.progress.suspend(|| announce("map", job));
+        run.progress.suspend(|| announce("map", number));
     }
     run.board = Some(board);
     let mut watch = Watch::new(shell_peers::local_workers(&args.swarm, args.remote_only)? == 0);
@@ -404,19 +405,25 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
             stage = 1;
             run.stop();
             cancel_everywhere(&client, job, false);
-            if run.waiting > 0 && signals == 1 && control == Control::Run {
+            if run.waiting > 0 && signals == 1 {
                 // Not a count: a task not cancelled here may yet be refused where it runs.
+                let what = match control {
+                    Control::Run => "interrupted",
+                    _ => "cancelled by `peer cancel`",
+                };
                 run.progress.suspend(|| {
                     eprintln!(
-                        "peer map: interrupted: no more commands start; waiting for the \
-                         running ones (interrupt again to kill them)"
+                        "peer map: {what}: no more commands start; waiting for the running \
+                         ones (interrupt to kill them)"
                     );
                 });
             }
         }
-        if signals >= 2 && stage == 1 && control != Control::Kill {
+        if signals >= 2 && stage == 1 {
             stage = 2;
-            cancel_everywhere(&client, job, true);
+            if control != Control::Kill {
+                cancel_everywhere(&client, job, true);
+            }
             give_up = Some(Instant::now() + KILL_GRACE);
         }
         if give_up.is_some_and(|at| Instant::now() >= at) {
@@ -433,8 +440,13 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
     }
     run.progress.clear();
     if stage == 0 && control == Control::Run && SIGNALS.load(Ordering::SeqCst) == 0 {
-        // A `peer cancel` the peers heeded before this loop read it.
+        // A `peer cancel` the peers heeded before this loop read it; or, should that read
+        // fail, tasks refused as cancelled all the same: never an exit 0 with tasks that
+        // did not run.
         control = job_control::read(&client, job);
+        if control == Control::Run && run.dropped() > 0 {
+            control = Control::Cancel;
+        }
         if control != Control::Run {
             stage = 1;
         }
@@ -444,7 +456,7 @@ pub(crate) fn run(args: MapArgs) -> anyhow::Result<()> {
             Control::Run => (JobState::Interrupted, "interrupted".to_string()),
             _ => (
                 JobState::Cancelled,
-                format!("cancelled (`peer cancel {job}`)"),
+                format!("cancelled (`peer cancel {number}`)"),
             ),
         };
         if let Some(board) = &mut run.board {

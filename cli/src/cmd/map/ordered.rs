@@ -201,6 +201,13 @@ impl Run<'_> {
         .into()
     }
 
+    /// Inputs that will not run: cancelled before they started.
+    pub(super) fn dropped(&self) -> usize {
+        (self.slots.iter())
+            .filter(|s| matches!(s, Slot::Dropped))
+            .count()
+    }
+
     /// Exit 0 if every task succeeded, else 1 with a line naming the failures.
     pub(super) fn summary(&self) -> anyhow::Result<()> {
         if self.failed.is_empty() {

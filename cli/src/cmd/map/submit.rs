@@ -33,11 +33,14 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
         tasks,
         client.peer_id().to_string(),
     );
-    let job = board.id();
+    // The id the tasks and the control variable carry; `number` is the user's.
+    let (job, number) = (board.key(), board.id());
     if !args.swarm.alone() {
-        announce("submit", job);
+        announce("submit", number);
     }
     let mut control_read = Instant::now();
+    // Asked by `peer cancel --let-running-finish`.
+    let mut let_run = false;
     let spec = Spec {
         argv: args.command.clone(),
         env: place.env,
@@ -51,12 +54,20 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
             break to_outcome(result);
         }
         watch.check(&client)?;
-        let cancelled = if control_read.elapsed() >= CONTROL_EVERY {
+        let asked = if control_read.elapsed() >= CONTROL_EVERY {
             control_read = Instant::now();
-            job_control::read(&client, job) != Control::Run
+            job_control::read(&client, job)
         } else {
-            false
+            Control::Run
         };
+        // `peer cancel --let-running-finish`: not started, it never will; started, it ends
+        // on its own (a cancelled future resolves at once, and ends as below).
+        if asked == Control::Cancel {
+            future.cancel();
+            let_run = true;
+        }
+        let cancelled = asked == Control::Kill
+            || (let_run && future.is_done() && future.try_get().is_none_or(|r| r.is_err()));
         if SIGNALS.load(Ordering::SeqCst) > 0 || cancelled {
             future.cancel();
             cancel_everywhere(&client, job, true);
@@ -66,7 +77,7 @@ pub(crate) fn submit(args: SubmitArgs) -> anyhow::Result<()> {
                 JobState::Interrupted
             });
             let why = if cancelled {
-                format!("cancelled (`peer cancel {job}`)")
+                format!("cancelled (`peer cancel {number}`)")
             } else {
                 "interrupted".to_string()
             };
