@@ -1,4 +1,4 @@
-//! Named tasks against closures (not a `BENCHMARKS.md` workload; results in
+//! Named tasks against closures (not a `docs/workloads.md` workload; results in
 //! `docs/benchmarks.md`).
 //!
 //! Group `named_vs_closure`, 2 workers: 100,000 tasks computing `a + b` on two `u64`s,

@@ -1,4 +1,4 @@
-//! W1: local task overhead (see `BENCHMARKS.md`, section W1).
+//! W1: local task overhead (see `docs/workloads.md`, section W1).
 //!
 //! Every group runs peer and its anchors (tokio, rayon) on the same work, with 2 workers /
 //! threads each, so the ratios come out of one run. Each runtime is built just before its own

@@ -1,4 +1,4 @@
-//! W3 (`BENCHMARKS.md`): the steal round trip between two processes on loopback, in
+//! W3 (`docs/workloads.md`): the steal round trip between two processes on loopback, in
 //! microseconds and in multiples of the raw TCP round trip measured between the same two
 //! processes in the same run.
 //!
@@ -17,7 +17,7 @@
 //! - `tcp_round_trip`: a 64-byte echo on the socket to the victim process, timed here.
 //!
 //! A last line gives both means and medians over the whole run (warm-up included) and their
-//! ratio, the figure `BENCHMARKS.md` asks for. Run with
+//! ratio, the figure `docs/workloads.md` asks for. Run with
 //! `cargo bench -p peer-benches --bench w3_steal`; it takes under a minute. The victim exits
 //! when this process closes its stdin or the echo socket, and is killed when dropped.
 

@@ -1,5 +1,5 @@
 //! Benchmarks for `peer`, measured against tokio, rayon and (outside this crate) Dask, as
-//! specified in the workspace's `BENCHMARKS.md`. The criterion benches live in `benches/`
+//! specified in the workspace's `docs/workloads.md`. The criterion benches live in `benches/`
 //! (`cargo bench -p peer-benches`, e.g. `--bench w1_local_overhead` for W1's local task
 //! overhead); stand-alone drivers live in `src/bin/`: `w1_interleaved` runs the W1 workloads
 //! round-robin so that peer/tokio/rayon ratios survive a noisy machine, and `w8_memory`

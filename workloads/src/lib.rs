@@ -1,7 +1,7 @@
 //! Shared workloads for peer's benchmarks and tests.
 //!
 //! - [`uts`]: UTS, the Unbalanced Tree Search benchmark (Olivier et al., LCPC 2006), exactly
-//!   as specified in `BENCHMARKS.md`: sequentially and as tasks that spawn tasks on a
+//!   as specified in `docs/workloads.md`: sequentially and as tasks that spawn tasks on a
 //!   [`peer_core::Client`].
 //! - [`bench_tasks`]: tiny named tasks for the swarm benchmarks.
 //! - [`swarm_uts`]: the same search as named tasks that submit tasks, on a local client or

@@ -4,7 +4,7 @@
 //! `SHA1(16 zero bytes ‖ BE32(r))` and child `i` is `SHA1(parent ‖ BE32(i))`. The number of
 //! children follows from the state, the height and the [`Params`], so the whole tree (and its
 //! node, leaf and depth counts) is fixed by the parameters. [`T1`], [`T3`], [`T1L`] and
-//! [`T3L`] are the trees of `BENCHMARKS.md` with their known counts.
+//! [`T3L`] are the trees of `docs/workloads.md` with their known counts.
 //!
 //! # Sequential
 //!
@@ -75,7 +75,7 @@ pub struct Params {
     pub r: u32,
 }
 
-/// A tree's expected counts, as listed in `BENCHMARKS.md`.
+/// A tree's expected counts, as listed in `docs/workloads.md`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Known {
     /// Tree name, e.g. `"T1"`.
@@ -126,7 +126,7 @@ pub const T3L: Params = Params {
     r: 7,
 };
 
-/// The named trees of `BENCHMARKS.md` with their exact counts.
+/// The named trees of `docs/workloads.md` with their exact counts.
 pub const KNOWN: [Known; 4] = [
     Known {
         name: "T1",

@@ -1,4 +1,4 @@
-//! UTS against the exact oracle of `BENCHMARKS.md`: test vectors, T1 and T3 counts
+//! UTS against the exact oracle of `docs/workloads.md`: test vectors, T1 and T3 counts
 //! sequentially and as tasks on the local runtime.
 
 use peer_core::Client;

@@ -1,4 +1,4 @@
-//! W8: memory per pending task, and RSS stability over many waves (see `BENCHMARKS.md`, W8).
+//! W8: memory per pending task, and RSS stability over many waves (see `docs/workloads.md`, W8).
 //!
 //! ```text
 //! w8_memory pending [N]              peer: N empty tasks submitted while both workers are busy

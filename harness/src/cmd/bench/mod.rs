@@ -1,5 +1,5 @@
 //! `peer-harness bench`: the swarm benchmarks. Each prints its figures as a few aligned lines
-//! (figure, anchor measured in the same run, ratio, target from `BENCHMARKS.md`), or with
+//! (figure, anchor measured in the same run, ratio, target from `docs/workloads.md`), or with
 //! `--json` one JSON object per result line, as `benches/swarm/*.sh` collect them.
 //!
 //! - `w2` (W2): the seed's nested loop on one pool and on several processes.

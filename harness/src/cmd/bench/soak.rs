@@ -66,7 +66,7 @@ pub(super) fn run(
         .int("held_here", status.held)
         .int("owned_here", status.owned);
     let mib = |k: Option<u64>| k.map_or("-".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
-    // BENCHMARKS.md: after the last wave at most 1.2 times the memory after the first.
+    // docs/workloads.md: after the last wave at most 1.2 times the memory after the first.
     let rows: Vec<Row> = pids
         .iter()
         .enumerate()

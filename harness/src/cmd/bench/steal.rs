@@ -47,7 +47,7 @@ pub(super) fn run(out: Out, tasks: u64, pings: u64) -> anyhow::Result<()> {
                 .num("p50", p50_over, 2)
                 .num("p99", p99_over, 2),
         );
-    // BENCHMARKS.md: p50 ≤ 1.5 raw round trips, p99 ≤ 1 ms.
+    // docs/workloads.md: p50 ≤ 1.5 raw round trips, p99 ≤ 1 ms.
     out.emit(
         &format!(
             "W3 steal round trip: {} steals of 1 ms tasks, against {} raw TCP round trips \

@@ -113,7 +113,7 @@ pub(super) fn run(
         )
         .int("runs", runs)
         .raw("best", serde_json::Value::from(best).to_string());
-    // BENCHMARKS.md: a makespan within 5% of the ideal, locally and on 2 peers.
+    // docs/workloads.md: a makespan within 5% of the ideal, locally and on 2 peers.
     let row = |figure: String, makespan: f64| {
         Row::new(figure, secs_text(makespan))
             .anchor(format!("ideal {}", secs_text(ideal)), makespan / ideal)

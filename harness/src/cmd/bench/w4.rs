@@ -26,7 +26,7 @@ pub(super) fn run(out: Out, tree: &str, chunk: u64, split: u32) -> anyhow::Resul
     std::thread::sleep(Duration::from_secs(5));
     let after = cpu_secs(pid).context("reading the child's CPU time")?;
     let idle = 100.0 * (after - before) / 5.0;
-    // BENCHMARKS.md: ≥ 95% on T1L and ≥ 85% on T3L (the binomial trees).
+    // docs/workloads.md: ≥ 95% on T1L and ≥ 85% on T3L (the binomial trees).
     let want = if known.name.starts_with("T3") {
         0.85
     } else {

@@ -65,7 +65,7 @@ pub(super) fn spin(out: Out, tasks: u64, us: u64, swarm: &SwarmArgs) -> anyhow::
         .int("ran_here", ran_here)
         .num("requests_here_per_task", requests, 3)
         .num("gossip_batches_here_per_task", gossip, 3);
-    // BENCHMARKS.md: within 5% of the ideal for 1 ms and 10 ms tasks; at 100 µs, 20 times
+    // docs/workloads.md: within 5% of the ideal for 1 ms and 10 ms tasks; at 100 µs, 20 times
     // Dask's throughput (benches/swarm/w5.sh runs Dask beside it).
     let makespan = Row::new("makespan", secs_text(secs));
     let makespan = match workers_all {

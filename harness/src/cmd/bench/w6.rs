@@ -40,7 +40,7 @@ pub(super) fn run(out: Out, tree: &str, runs: usize, peers: usize) -> anyhow::Re
         Ok(secs)
     })?;
     let half = Duration::from_secs_f64(median / 2.0);
-    // BENCHMARKS.md: a crash noticed within 100 ms, a hang within 2 s; the penalty at most
+    // docs/workloads.md: a crash noticed within 100 ms, a hang within 2 s; the penalty at most
     // the lost work plus 1 s (crash) or 3 s (hang).
     for (fault, name, notice_ms, slack) in [
         (Fault::Kill, "kill", 100.0, 1),
