@@ -176,7 +176,7 @@ impl SwarmArgs {
     }
 
     /// Starts this peer and waits for the peers asked for. It does not run shell commands
-    /// (only `peer map` and `peer submit` do, through [`join_with`](SwarmArgs::join_with)):
+    /// (only `peer map` and `peer submit` do, through `join_with`):
     /// a command that joins a swarm to count or to look must not run other members'.
     pub fn join(&self) -> anyhow::Result<Peer> {
         self.join_with(|config| config.withhold_task(RunTask::NAME))

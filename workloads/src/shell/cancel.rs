@@ -8,14 +8,14 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use super::{CANCELLED_JOBS, killpg};
 
 /// Refuses, from now on, the commands of `job` that this process has not started yet: their
-/// outcome is the error [`CANCELLED`]. Running ones run on. Job 0 (none) cannot be
+/// outcome is the error [`CANCELLED`](super::CANCELLED). Running ones run on. Job 0 (none) cannot be
 /// cancelled. The last [`CANCELLED_JOBS`] cancelled jobs are remembered.
 pub fn cancel_job(job: u64) {
     jobs().cancel(job, JobState::Cancelled);
 }
 
 /// [`cancel_job`], and kills the process groups of the commands of `job` running in this
-/// process: their outcome is the error [`KILLED`].
+/// process: their outcome is the error [`KILLED`](super::KILLED).
 pub fn kill_job(job: u64) {
     let mut jobs = jobs();
     jobs.cancel(job, JobState::Killed);
