@@ -128,7 +128,7 @@ pub fn watching(job: u64) -> Option<WatchGuard> {
     let client = Client::current()?;
     let first = {
         let mut w = watched().lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = w.jobs.entry(job).or_insert((0, client.clone()));
+        let entry = w.jobs.entry(job).or_insert_with(|| (0, client.clone()));
         entry.0 += 1;
         entry.0 == 1
     };
