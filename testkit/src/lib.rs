@@ -347,8 +347,11 @@ impl Drop for TempDir {
 /// Runs the multi-host harness script `tests/netns/<script>` with `args` (the binary's path
 /// among them, where the script takes it) and `NETNS_TAG=tag` (unique among the tests that
 /// run at once: it names their namespaces and interfaces, at most 15 bytes with the
-/// script's own); fails the test, showing both streams, unless it succeeded. The scripts
-/// need root (`ip netns`).
+/// script's own); fails the test, showing both streams, unless it succeeded.
+///
+/// No root needed: the script runs itself in an unprivileged user namespace with network
+/// and mount namespaces of its own (`tests/netns/harness.sh`), as root or not. Where the
+/// kernel forbids that, the test fails and says so (it is not skipped).
 pub fn netns_script(script: &str, args: &[&str], tag: &str) -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/netns/");
     let out = Command::new("bash")
@@ -359,9 +362,16 @@ pub fn netns_script(script: &str, args: &[&str], tag: &str) -> String {
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // The harness's own refusal (no user namespaces, no `ip`), alone: it is the whole story.
+    if let Some(why) = stderr.lines().find(|l| l.starts_with("netns harness: ")) {
+        panic!(
+            "{script} could not set up its hosts ({}): {why}",
+            out.status
+        );
+    }
     assert!(
         out.status.success(),
-        "{script} {args:?} failed ({}; the harness needs root for ip netns); stdout:\n{stdout}\nstderr:\n{stderr}",
+        "{script} {args:?} failed ({}); stdout:\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
     stdout

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Multi-host harness: network namespaces joined by veth pairs to one bridge, one peer per
-# namespace. Run as root. Nothing leaves these namespaces: the bridge lives in a namespace
-# of its own with no route out.
+# namespace. Needs no root: a script that sources this file runs itself again in a user
+# namespace of its own (its user mapped to root there, and nothing more) with network and
+# mount namespaces of its own, like a rootless container. Everything below happens in
+# there: a tmpfs on /run/netns for `ip netns`, the hosts' namespaces, the veths and the
+# bridge. Nothing touches the machine's real network, and nothing outlives the script's
+# processes. Where the kernel forbids unprivileged user namespaces, the script says so and
+# exits 4 (as root too: the same path for every user).
 #
 #   source tests/netns/harness.sh          # defines the functions below, cleans up on exit
 #   hosts_up 4                             # peer-<tag>-h1..h4 at 10.77.0.1..4/24
@@ -14,6 +19,45 @@
 #   hosts_down                             # kills what host_run started (stopped ones too),
 #                                          # deletes everything
 set -euo pipefail
+
+# Outside: into namespaces of our own, where the script (with its arguments, which `source`
+# leaves as they were) runs again from the start. `unshare` execs bash in its own place, so
+# a test runner's signals reach the script as before.
+if [[ -z "${NETNS_HARNESS_INSIDE:-}" ]]; then
+  netns_unshare=(unshare --user --map-root-user --net --mount)
+  if ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
+    echo "netns harness: the multi-host tests need unshare (util-linux) and ip (iproute2)" >&2
+    exit 4
+  fi
+  if ! netns_why=$("${netns_unshare[@]}" true 2>&1); then
+    echo "netns harness: this kernel does not let $(id -un) create an unprivileged user" \
+      "namespace, which the multi-host tests need (\`${netns_unshare[*]} true\` failed:" \
+      "$netns_why). Allow them (sysctl user.max_user_namespaces > 0;" \
+      "kernel.unprivileged_userns_clone=1 on older Debian kernels;" \
+      "kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 23.10 and later)." >&2
+    exit 4
+  fi
+  NETNS_HARNESS_INSIDE=1 exec "${netns_unshare[@]}" bash "$0" "$@"
+fi
+unset NETNS_HARNESS_INSIDE
+
+# Inside: root of this user namespace only. `ip netns add` keeps its namespaces in
+# /run/netns (/var/run/netns on systems where that is not the same place); a tmpfs of ours
+# there keeps them apart from the machine's and from other tests'. Where that directory
+# does not exist yet, it cannot be made (its parent belongs to the real root): the tmpfs
+# goes on the parent instead, hiding the machine's files there from this script alone.
+netns_dirs=("$(realpath -m /run/netns)")
+if [[ "$(realpath -m /var/run/netns)" != "${netns_dirs[0]}" ]]; then
+  netns_dirs+=("$(realpath -m /var/run/netns)")
+fi
+for netns_dir in "${netns_dirs[@]}"; do
+  if [[ -d "$netns_dir" ]]; then
+    mount -t tmpfs -o mode=0755 peer-netns "$netns_dir"
+  else
+    mount -t tmpfs -o mode=0755 peer-netns "$(dirname "$netns_dir")"
+    mkdir "$netns_dir"
+  fi
+done
 
 # The hosts share this machine's file system: their peers write no swarm file (each test
 # names its peers: --bootstrap or --mdns), so none is left in the user's home.
