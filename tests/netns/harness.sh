@@ -24,6 +24,8 @@ set -euo pipefail
 # leaves as they were) runs again from the start. `unshare` execs bash in its own place, so
 # a test runner's signals reach the script as before.
 if [[ -z "${NETNS_HARNESS_INSIDE:-}" ]]; then
+  # `ip` lives in an sbin directory on some systems, outside a user's PATH.
+  export PATH="$PATH:/usr/sbin:/sbin"
   netns_unshare=(unshare --user --map-root-user --net --mount)
   if ! command -v unshare >/dev/null || ! command -v ip >/dev/null; then
     echo "netns harness: the multi-host tests need unshare (util-linux) and ip (iproute2)" >&2
