@@ -57,8 +57,8 @@ fn joined_peers_serve_the_uts_tasks_of_the_harness() {
     assert_eq!(counts, uts::known("T1").unwrap().counts);
     let me = client.peer_id();
     let elsewhere: u64 = (client.swarm_status().unwrap().iter())
-        .filter(|(peer, _)| *peer != me)
-        .filter_map(|(_, report)| report.as_ref().ok().map(|r| r.ran))
+        .filter(|answer| answer.peer != me)
+        .filter_map(|answer| answer.report.as_ref().ok().map(|r| r.ran))
         .sum();
     assert!(elsewhere > 0, "the joined peers ran nothing");
 }

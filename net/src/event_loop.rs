@@ -18,11 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
+use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
 use crate::liveness::{CLOSE_SILENCE, Liveness, Watch};
-use crate::node::{Bytes, Input, Node, Output, Stats, SubmitArg};
+use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
+use crate::status::{PeerAnswer, Status, Suspicion};
 use crate::sync::{CallSlot, Topics};
-use crate::wire::{Batch, Failure, JobSpec, Kind, Op, PeerReport, Response, TaskKey, TaskSpec};
+use crate::wire::{Batch, Failure, Response, TaskKey, TaskSpec};
 
 /// How often silences are checked while some peer is watched closely; idle, every
 /// [`IDLE_CHECK`], since loose watches allow seconds. A gap between two checks much longer
@@ -36,123 +38,11 @@ const WATCH_PLAN: Duration = Duration::from_millis(250);
 /// Addresses of one peer taken from its identify message.
 const MAX_ADDRESSES: usize = 16;
 
-/// A peer's report for `peer status`, or why it gave none.
-pub type Answered = (PeerId, Result<PeerReport, String>);
-
-/// A published value as peers hold it: the encoding, or the failure of its job; `None`
-/// when unknown.
-pub(crate) type Lookup = Option<Result<Vec<u8>, Failure>>;
-
-/// Completes the submitter's future from an encoded result.
-pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
-
-/// What a [`Peer`](crate::Peer) asks of its event loop.
-pub(crate) enum Command {
-    /// Take in a task this peer owns.
-    Submit {
-        key: TaskKey,
-        name: String,
-        fingerprint: u64,
-        args: Vec<SubmitArg>,
-        /// Futures of the arguments, by index: encoded when the node asks (`Local`
-        /// arguments at once, `Owned` ones only if the node no longer tracks them).
-        futures: Vec<(usize, FutureArg)>,
-        /// Runs again after a panic, this many times at most.
-        retries: u32,
-        resolve: Resolver,
-    },
-    /// A worker of this peer's pool starts (`true`) or ends (`false`) a wait on a future.
-    Waiting(bool),
-    /// Take in a detached job this peer submits.
-    Detach(JobSpec, oneshot::Sender<Result<(), String>>),
-    /// Publish a value under a name.
-    Publish(String, Vec<u8>),
-    /// Find the value published under a name, here or at the peers that are up.
-    Lookup(String, oneshot::Sender<Lookup>),
-    /// Report what this peer knows.
-    Status(oneshot::Sender<Status>),
-    /// An operation on a named primitive, numbered by the caller; answered in `slot`.
-    Prim {
-        seq: u64,
-        key: String,
-        kind: Kind,
-        op: Op,
-        slot: Arc<CallSlot>,
-    },
-    /// The caller withdrew operation `seq`.
-    PrimCancel(u64),
-    /// Publish a value on a topic to the other peers.
-    TopicPublish { key: String, value: Vec<u8> },
-    /// The peers in the order they would be home of a key, the home first.
-    Homes(String, oneshot::Sender<Vec<PeerId>>),
-    /// Start leaving the swarm: take no more work, hand queued tasks back.
-    Drain,
-    /// Every connected peer's report, and this peer's.
-    Reports(oneshot::Sender<Vec<Answered>>),
-    /// The libp2p ids of the peers known by these numbers (those this peer still knows).
-    PeerIds(Vec<u64>, oneshot::Sender<HashMap<u64, PeerId>>),
-    /// Stop: drop every pending future (they fail with `Shutdown`).
-    Shutdown,
-}
-
-/// A snapshot of one peer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Status {
-    /// The node's counters.
-    pub stats: Stats,
-    /// Peers connected that speak the task protocol.
-    pub peers: usize,
-    /// Where this peer listens.
-    pub listen_addrs: Vec<Multiaddr>,
-    /// Peers suspected so far, oldest first.
-    pub recoveries: Vec<Suspicion>,
-    /// Draining, and nothing of other peers' is left here: it can leave.
-    pub drained: bool,
-    /// Why the last dial failed, if one did (a wrong swarm key shows here).
-    pub last_dial_error: Option<String>,
-    /// Closures submitted through this peer's clients: they run on this peer only, unlike
-    /// named tasks.
-    pub local_only: u64,
-    /// Named tasks submitted here that no connected peer registered when first submitted:
-    /// every call of them runs here.
-    pub unserved: Vec<String>,
-}
-
-/// A peer suspected, as [`Status`] reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suspicion {
-    /// The peer.
-    pub peer: PeerId,
-    /// When, by the wall clock.
-    pub at: SystemTime,
-    /// Why: its connection closed, or it stopped answering pings.
-    pub reason: String,
-    /// Tasks owned here that were queued or running there, or whose only result was there,
-    /// queued again.
-    pub requeued: usize,
-}
-
-/// Messages from worker threads and spawned futures back to the loop.
-pub(crate) enum Internal {
-    Ran {
-        task: TaskKey,
-        result: Result<Vec<u8>, Failure>,
-        took: Duration,
-    },
-    /// A watched peer answered a ping.
-    Alive(u64),
-    Arg {
-        task: TaskKey,
-        index: usize,
-        result: Result<Vec<u8>, Failure>,
-    },
-}
-
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     node: Node,
     local: peer_core::Client,
-    commands: mpsc::Receiver<Command>,
+    commands: Inbox,
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     topic: gossipsub::IdentTopic,
@@ -192,7 +82,7 @@ pub(crate) struct EventLoop {
     /// Bootstrap peers not reached yet: the first failure to reach each is a warning.
     unreached_bootstrap: HashSet<PeerId>,
     /// Reports being gathered, by waiter.
-    reports: HashMap<u64, oneshot::Sender<Vec<Answered>>>,
+    reports: HashMap<u64, oneshot::Sender<Vec<PeerAnswer>>>,
 }
 
 impl EventLoop {
@@ -200,7 +90,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         node: Node,
         local: peer_core::Client,
-        commands: mpsc::Receiver<Command>,
+        commands: Inbox,
         ready_tx: oneshot::Sender<Vec<Multiaddr>>,
         topics: Arc<Topics>,
     ) -> EventLoop {
@@ -267,10 +157,12 @@ impl EventLoop {
             };
             tokio::select! {
                 biased;
+                // First: a stop is seen however full the queues are.
+                () = self.commands.stop.stopped() => return,
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                command = self.commands.recv() => match command {
-                    Some(Command::Shutdown) | None => return,
+                command = self.commands.rx.recv() => match command {
                     Some(command) => self.command(command),
+                    None => return,
                 },
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 () = sleep => self.node.handle_timeout(Instant::now()),
@@ -357,12 +249,14 @@ impl EventLoop {
             }
             Command::Status(reply) => {
                 let (now, wall) = (Instant::now(), SystemTime::now());
+                let me = *self.swarm.local_peer_id();
                 let recoveries = self
                     .node
                     .recoveries()
                     .iter()
                     .filter_map(|r| {
                         Some(Suspicion {
+                            by: me,
                             peer: *self.peers.get(&r.peer)?,
                             at: wall - now.saturating_duration_since(r.at),
                             reason: r.reason.clone(),
@@ -421,7 +315,8 @@ impl EventLoop {
                 self.reports.insert(self.next_lookup, reply);
                 self.node.gather_reports(self.next_lookup, Instant::now());
             }
-            Command::Shutdown => {}
+            #[cfg(test)]
+            Command::Stall(time) => std::thread::sleep(time),
         }
     }
 
@@ -530,7 +425,7 @@ impl EventLoop {
                             } else {
                                 *self.peers.get(&peer)?
                             };
-                            Some((id, report))
+                            Some(PeerAnswer { peer: id, report })
                         })
                         .collect();
                     if let Some(reply) = self.reports.remove(&waiter) {

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::commands::Command;
 use crate::error::Error;
-use crate::event_loop::Command;
 use crate::peer::Peer;
 use crate::wire::{Failure, JobArg, JobSpec, JobTask};
 

@@ -32,6 +32,7 @@
 
 mod behaviour;
 mod codec;
+mod commands;
 mod config;
 mod error;
 mod event_loop;
@@ -41,13 +42,14 @@ mod node;
 mod peer;
 mod pings;
 mod remote;
+mod status;
 mod sync;
 pub mod wire;
 
 pub use config::{Config, Identity, Limits, SwarmKey};
 pub use error::Error;
-pub use event_loop::{Answered, Status, Suspicion};
 pub use job::{Job, JobRef};
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Latency, Stats};
 pub use peer::{Drained, Peer};
+pub use status::{PeerAnswer, Status, Suspicion};

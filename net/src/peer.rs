@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, SwarmBuilder, identity};
 use peer_core::named::registry;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::behaviour::{self, Behaviour, peer_number};
+use crate::commands::{self, Command, Commands, Inbox};
 use crate::config::Config;
 use crate::error::Error;
-use crate::event_loop::{Answered, Command, EventLoop, Status, Suspicion};
+use crate::event_loop::EventLoop;
 use crate::node::{Node, Settings};
 use crate::remote::SwarmTasks;
+use crate::status::{PeerAnswer, Status, Suspicion};
 use crate::sync::{SwarmBackend, Topics};
 
 /// A peer of a swarm, started by [`Peer::join`]: it serves the swarm's tasks on its workers
@@ -43,7 +45,7 @@ use crate::sync::{SwarmBackend, Topics};
 pub struct Peer {
     client: peer_core::Client,
     tasks: Arc<SwarmTasks>,
-    commands: mpsc::Sender<Command>,
+    commands: Commands,
     peer_id: PeerId,
     /// Peers up, as the event loop counts them: read without waking it.
     peers: Arc<AtomicUsize>,
@@ -54,9 +56,10 @@ impl Peer {
     pub fn join(config: Config) -> Result<Peer, Error> {
         config.check_open()?;
         let workers = config.worker_count();
-        let (commands, commands_rx) = mpsc::channel(1024);
-        // Named primitives of this peer's client and tasks live at their home peers.
-        let backend = SwarmBackend::new(commands.clone());
+        let (commands, inbox) = commands::queue();
+        // Named primitives of this peer's client and tasks live at their home peers. The
+        // loop's own client shares this backend: it must not keep the loop's queue open.
+        let backend = SwarmBackend::new(commands.downgrade());
         let topics = backend.topics();
         let key = match &config.identity {
             Some(identity) => identity.0.clone(),
@@ -135,7 +138,7 @@ impl Peer {
                     }
                 };
                 runtime.block_on(async move {
-                    let started = start(key, &config, node, pool, commands_rx, ready_tx, topics);
+                    let started = start(key, &config, node, pool, inbox, ready_tx, topics);
                     let mut event_loop = match started {
                         Ok(event_loop) => event_loop.counting_peers(counter),
                         Err(e) => {
@@ -185,9 +188,7 @@ impl Peer {
     /// What this peer knows now: counters, connected peers, listen addresses.
     pub fn status(&self) -> Result<Status, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .try_send(Command::Status(tx))
-            .map_err(|_| Error::Stopped)?;
+        self.command(Command::Status(tx))?;
         let mut status = rx.blocking_recv().map_err(|_| Error::Stopped)?;
         status.unserved = self.tasks.unserved();
         Ok(status)
@@ -206,46 +207,44 @@ impl Peer {
 
     /// This peer's report and every connected peer's (load, capacity, version), or why a
     /// peer did not answer.
-    pub fn swarm_status(&self) -> Result<Vec<Answered>, Error> {
+    pub fn swarm_status(&self) -> Result<Vec<PeerAnswer>, Error> {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Reports(tx))?;
         rx.blocking_recv().map_err(|_| Error::Stopped)
     }
 
     /// Every suspicion this peer and the peers up report (each peer's newest 16), by this
-    /// peer's wall clock, earliest first: who suspected (`.0`) whom, when and why. A task is
+    /// peer's wall clock, earliest first: who suspected whom, when and why. A task is
     /// owned by the peer that submitted it, so the first to notice a failure are the owners
     /// of the tasks it held, not necessarily this peer. Suspects this peer never knew are
     /// left out.
-    pub fn suspicions(&self) -> Result<Vec<(PeerId, Suspicion)>, Error> {
+    pub fn suspicions(&self) -> Result<Vec<Suspicion>, Error> {
         let wall = std::time::SystemTime::now();
         let reports = self.swarm_status()?;
         let numbers: Vec<u64> = (reports.iter())
-            .filter_map(|(_, report)| report.as_ref().ok())
+            .filter_map(|answer| answer.report.as_ref().ok())
             .flat_map(|r| r.suspected.iter().map(|s| s.peer))
             .collect();
         let (tx, rx) = oneshot::channel();
         self.command(Command::PeerIds(numbers, tx))?;
         let ids = rx.blocking_recv().map_err(|_| Error::Stopped)?;
-        let mut all: Vec<(PeerId, Suspicion)> = Vec::new();
-        for (by, report) in &reports {
-            let Ok(report) = report else { continue };
+        let mut all: Vec<Suspicion> = Vec::new();
+        for answer in &reports {
+            let Ok(report) = &answer.report else { continue };
             for s in &report.suspected {
                 let Some(peer) = ids.get(&s.peer) else {
                     continue;
                 };
-                all.push((
-                    *by,
-                    Suspicion {
-                        peer: *peer,
-                        at: wall - Duration::from_micros(s.ago_us),
-                        reason: s.reason.clone(),
-                        requeued: s.requeued as usize,
-                    },
-                ));
+                all.push(Suspicion {
+                    by: answer.peer,
+                    peer: *peer,
+                    at: wall - Duration::from_micros(s.ago_us),
+                    reason: s.reason.clone(),
+                    requeued: s.requeued as usize,
+                });
             }
         }
-        all.sort_by_key(|(_, s)| s.at);
+        all.sort_by_key(|s| s.at);
         Ok(all)
     }
 
@@ -299,13 +298,7 @@ impl Peer {
 
     /// Sends a command, or fails when the loop is gone.
     pub(crate) fn command(&self, command: Command) -> Result<(), Error> {
-        self.commands.try_send(command).or_else(|e| match e {
-            mpsc::error::TrySendError::Full(command) => {
-                self.tasks.send(command);
-                Ok(())
-            }
-            mpsc::error::TrySendError::Closed(_) => Err(Error::Stopped),
-        })
+        self.commands.send(command).map_err(|_| Error::Stopped)
     }
 }
 
@@ -325,7 +318,7 @@ fn start(
     config: &Config,
     node: Node,
     local: peer_core::Client,
-    commands: mpsc::Receiver<Command>,
+    commands: Inbox,
     ready_tx: oneshot::Sender<Vec<Multiaddr>>,
     topics: Arc<Topics>,
 ) -> Result<EventLoop, Error> {
@@ -372,5 +365,58 @@ impl std::fmt::Debug for Peer {
         f.debug_struct("Peer")
             .field("peer_id", &self.peer_id)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::commands::TrySend;
+
+    /// The stop is a signal, not a command behind a full queue: dropping the last client
+    /// while the loop is behind by a whole queue returns as soon as the loop looks up.
+    #[test]
+    fn dropping_the_client_while_the_queue_is_full_returns_within_a_second() {
+        let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let peer = Peer::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap();
+        let commands = peer.commands.clone();
+        // Holds the loop for a while; the queue fills meanwhile.
+        commands
+            .send(Command::Stall(Duration::from_millis(300)))
+            .unwrap();
+        let mut queued = 0;
+        while let Ok(()) = commands.try_send(Command::PrimCancel(u64::MAX)) {
+            queued += 1;
+        }
+        assert!(queued >= 1000, "only {queued} commands fit in the queue");
+        assert!(matches!(
+            commands.try_send(Command::PrimCancel(u64::MAX)),
+            Err(TrySend::Full(_))
+        ));
+        drop(commands);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            drop(peer);
+            let _ = done_tx.send(());
+        });
+        let dropped = done_rx.recv_timeout(Duration::from_secs(1));
+        assert!(
+            dropped.is_ok(),
+            "dropping the client with a full queue took more than a second"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    /// Once stopped, the loop takes no command: senders get an error instead of waiting.
+    #[test]
+    fn commands_after_the_stop_fail_at_once() {
+        let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let peer = Peer::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap();
+        let commands = peer.commands.clone();
+        drop(peer);
+        assert!(commands.send(Command::PrimCancel(u64::MAX)).is_err());
     }
 }

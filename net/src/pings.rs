@@ -13,7 +13,7 @@ use libp2p_stream::{Control, IncomingStreams};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::event_loop::Internal;
+use crate::commands::Internal;
 
 /// The protocol: the pinger writes 8 bytes, the other side writes them back.
 pub(crate) const ALIVE: StreamProtocol = StreamProtocol::new("/peer/alive/1");

@@ -5,14 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
 
 use peer_core::TaskError;
 use peer_core::TaskId;
 use peer_core::named::{ArgSlot, Call, Remote};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::event_loop::{Command, Resolver};
+use crate::commands::{Command, Commands, Resolver, TrySend};
 use crate::node::SubmitArg;
 use crate::wire::{Failure, TaskKey};
 
@@ -30,7 +29,7 @@ struct Keys {
 /// This peer's [`Remote`]: numbers each call as a task this peer owns and hands it to the
 /// event loop.
 pub(crate) struct SwarmTasks {
-    commands: mpsc::Sender<Command>,
+    commands: Commands,
     me: u64,
     next_seq: AtomicU64,
     keys: Arc<Mutex<Keys>>,
@@ -47,7 +46,7 @@ pub(crate) struct SwarmTasks {
 
 impl SwarmTasks {
     pub(crate) fn new(
-        commands: mpsc::Sender<Command>,
+        commands: Commands,
         me: u64,
         peers: Arc<AtomicUsize>,
         local_only: Arc<AtomicU64>,
@@ -82,7 +81,9 @@ impl SwarmTasks {
     /// fingerprint ([`Keys::checked`]).
     fn check_served(&self, name: &'static str, fingerprint: u64) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.try_send(Command::Reports(tx)).is_err() {
+        if let Err(TrySend::Full(_) | TrySend::Stopped(_)) =
+            self.commands.try_send(Command::Reports(tx))
+        {
             return;
         }
         let unserved = Arc::clone(&self.unserved);
@@ -95,8 +96,8 @@ impl SwarmTasks {
                 };
                 let others: Vec<_> = reports
                     .iter()
-                    .filter(|(peer, _)| crate::behaviour::peer_number(peer) != me)
-                    .filter_map(|(_, report)| report.as_ref().ok())
+                    .filter(|answer| crate::behaviour::peer_number(&answer.peer) != me)
+                    .filter_map(|answer| answer.report.as_ref().ok())
                     .collect();
                 if others.is_empty() || others.iter().any(|r| r.serves.contains(&fingerprint)) {
                     return;
@@ -111,20 +112,11 @@ impl SwarmTasks {
         drop(spawned);
     }
 
-    /// Sends a command, waiting (sleeping briefly) while the loop's queue is full, which is
-    /// back-pressure on a submitter far ahead of the swarm. A command for a stopped loop is
-    /// dropped: a dropped resolver fails its future with `Shutdown`.
-    pub(crate) fn send(&self, mut command: Command) {
-        loop {
-            match self.commands.try_send(command) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    command = back;
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
+    /// Sends a command, waiting while the loop's queue is full, which is back-pressure on
+    /// a submitter far ahead of the swarm. A command for a stopped loop is dropped: a
+    /// dropped resolver fails its future with `Shutdown`.
+    fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
     }
 }
 
@@ -203,7 +195,8 @@ impl Remote for SwarmTasks {
     }
 
     fn shutdown(&self) {
-        let _ = self.commands.try_send(Command::Shutdown);
+        // A signal, not a queued command: a full queue cannot hold it up.
+        self.commands.stop();
         let on_loop = *lock(&self.loop_thread) == Some(std::thread::current().id());
         if on_loop {
             return;

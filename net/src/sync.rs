@@ -18,9 +18,8 @@ use peer_core::sync::{
     Backend, Closed, Codec, EventBackend, Expired, FencingToken, Grant, LocalBackend, Payload,
     QueueBackend, SemaphoreBackend, Ticket, TopicBackend, VariableBackend,
 };
-use tokio::sync::mpsc;
 
-use crate::event_loop::Command;
+use crate::commands::{Command, WeakCommands};
 use crate::node::undo;
 use crate::wire::{Kind, Op, Reply};
 
@@ -118,7 +117,7 @@ impl CallSlot {
 
 /// Sends operations to the event loop.
 struct Caller {
-    commands: mpsc::Sender<Command>,
+    commands: WeakCommands,
     next_seq: AtomicU64,
 }
 
@@ -153,17 +152,8 @@ impl Caller {
     }
 
     /// Sends a command, waiting while the loop's queue is full; false if the loop is gone.
-    fn send(&self, mut command: Command) -> bool {
-        loop {
-            match self.commands.try_send(command) {
-                Ok(()) => return true,
-                Err(mpsc::error::TrySendError::Full(back)) => {
-                    command = back;
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
-        }
+    fn send(&self, command: Command) -> bool {
+        self.commands.send(command).is_ok()
     }
 
     /// Withdraws call `seq` (its future was dropped, or its wait timed out). What it was
@@ -302,7 +292,7 @@ pub(crate) struct SwarmBackend {
 }
 
 impl SwarmBackend {
-    pub(crate) fn new(commands: mpsc::Sender<Command>) -> SwarmBackend {
+    pub(crate) fn new(commands: WeakCommands) -> SwarmBackend {
         // Numbers never reused across restarts of a peer with the same identity.
         let first = SystemTime::now()
             .duration_since(UNIX_EPOCH)

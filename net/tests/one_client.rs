@@ -163,10 +163,10 @@ fn retries_clones_and_closures_on_a_peer_client() {
     let reports = first.swarm_status().unwrap();
     let own = reports
         .iter()
-        .find(|(id, _)| *id == first.peer_id())
+        .find(|answer| answer.peer == first.peer_id())
         .unwrap();
     assert_eq!(
-        own.1.as_ref().unwrap().local,
+        own.report.as_ref().unwrap().local,
         2,
         "the report others see counts them too"
     );
@@ -228,7 +228,7 @@ fn a_peer_lost_while_owning_nested_tasks_costs_its_parent_a_rerun_not_a_result()
     let told = third.suspicions().unwrap();
     assert!(
         told.iter()
-            .any(|(by, s)| *by == first.peer_id() && s.peer == gone),
+            .any(|s| s.by == first.peer_id() && s.peer == gone),
         "{told:?}"
     );
     let third_stats = third.status().unwrap().stats;

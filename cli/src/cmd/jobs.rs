@@ -70,7 +70,7 @@ fn shown_state(job: &JobSummary, up: &HashSet<String>) -> &'static str {
 /// The peers up now, as their ids' text.
 fn peers_up(peer: &peer_net::Peer) -> anyhow::Result<HashSet<String>> {
     let mut up: HashSet<String> = (peer.swarm_status()?.into_iter())
-        .map(|(id, _)| id.to_string())
+        .map(|answer| answer.peer.to_string())
         .collect();
     up.insert(peer.peer_id().to_string());
     Ok(up)

@@ -48,8 +48,8 @@ pub(crate) fn join(swarm: &SwarmArgs, remote_only: bool) -> anyhow::Result<Peer>
     let deadline = Instant::now() + IDLE_LIMIT;
     let serving = loop {
         let serving = (client.swarm_status()?.iter())
-            .filter(|(peer, _)| *peer != me)
-            .filter_map(|(_, report)| report.as_ref().ok())
+            .filter(|answer| answer.peer != me)
+            .filter_map(|answer| answer.report.as_ref().ok())
             .filter(|r| r.serves.binary_search(&RunTask::FINGERPRINT).is_ok())
             .count();
         if serving > 0 || Instant::now() >= deadline {
@@ -135,8 +135,8 @@ impl Watch {
         }
         let me = client.peer_id();
         let reports = client.swarm_status()?;
-        let others: Vec<_> = reports.iter().filter(|(peer, _)| *peer != me).collect();
-        let idle = others.iter().all(|(_, report)| match report {
+        let others: Vec<_> = reports.iter().filter(|answer| answer.peer != me).collect();
+        let idle = others.iter().all(|answer| match &answer.report {
             Ok(r) => r.draining || (r.running == 0 && r.ready == 0),
             // A peer that does not answer takes nothing either.
             Err(_) => true,

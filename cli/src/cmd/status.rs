@@ -41,6 +41,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         let peers: Vec<_> = reports
             .iter()
+            .map(|answer| (&answer.peer, &answer.report))
             .map(|(peer, report)| match report {
                 Ok(r) => json!({
                     "peer": peer.to_string(),
@@ -65,11 +66,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         let others: Vec<_> = reports
             .iter()
-            .filter(|(p, r)| *p != me && r.is_ok())
+            .filter(|answer| answer.peer != me && answer.report.is_ok())
             .collect();
         let workers: u64 = others
             .iter()
-            .filter_map(|(_, r)| r.as_ref().ok())
+            .filter_map(|answer| answer.report.as_ref().ok())
             .map(|r| u64::from(r.workers))
             .sum();
         let out = json!({ "peers": peers, "answered": others.len(), "workers": workers });
@@ -89,7 +90,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "peers",
         "hosted"
     );
-    for (peer, report) in &reports {
+    for answer in &reports {
+        let (peer, report) = (&answer.peer, &answer.report);
         let who = if *peer == me {
             format!("{peer} *")
         } else {

@@ -387,14 +387,14 @@ fn usage(message: &str) -> anyhow::Error {
 /// again, and by whom (tasks are owned by whoever submitted them, so their owners notice
 /// first).
 pub fn print_recoveries(client: &Peer) -> anyhow::Result<()> {
-    for (by, r) in client.suspicions()? {
+    for r in client.suspicions()? {
         let at =
             r.at.duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_nanos();
         println!(
-            "recovery: peer={} at_unix_ns={at} reason={:?} requeued={} by={by}",
-            r.peer, r.reason, r.requeued
+            "recovery: peer={} at_unix_ns={at} reason={:?} requeued={} by={}",
+            r.peer, r.reason, r.requeued, r.by
         );
     }
     Ok(())

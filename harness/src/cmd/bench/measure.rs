@@ -49,8 +49,8 @@ pub(super) fn timed_uts(
 pub(crate) fn ran_elsewhere(client: &Peer) -> anyhow::Result<u64> {
     let me = client.peer_id();
     Ok((client.swarm_status()?.iter())
-        .filter(|(peer, _)| *peer != me)
-        .filter_map(|(_, report)| report.as_ref().ok().map(|r| r.ran))
+        .filter(|answer| answer.peer != me)
+        .filter_map(|answer| answer.report.as_ref().ok().map(|r| r.ran))
         .sum())
 }
 

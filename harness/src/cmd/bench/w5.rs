@@ -23,8 +23,12 @@ pub(super) fn spin(out: Out, tasks: u64, us: u64, swarm: &SwarmArgs) -> anyhow::
     let status = client.status()?;
     // Every worker of the swarm, this peer's included, for the ideal; unknown if a peer
     // does not answer.
-    let workers_all: Option<u64> = client.swarm_status()?.iter().try_fold(0, |sum, (_, r)| {
-        r.as_ref().ok().map(|r| sum + u64::from(r.workers))
+    let workers_all: Option<u64> = client.swarm_status()?.iter().try_fold(0, |sum, answer| {
+        answer
+            .report
+            .as_ref()
+            .ok()
+            .map(|r| sum + u64::from(r.workers))
     });
     let start = Instant::now();
     let futures = client.map_named(SpinUsTask, (0..tasks).map(|_| (us,)));

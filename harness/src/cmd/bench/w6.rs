@@ -124,8 +124,8 @@ fn run_once(
                 .map_err(|_| anyhow::anyhow!("the fault thread panicked"))?;
             // The first peer to notice, and the tasks every peer ran again.
             let suspicions = client.suspicions()?;
-            let requeued = suspicions.iter().map(|(_, s)| s.requeued).sum();
-            suspicions.first().map(|(_, first)| {
+            let requeued = suspicions.iter().map(|s| s.requeued).sum();
+            suspicions.first().map(|first| {
                 let ms = (first.at.duration_since(fault_at)).map_or(0.0, |d| d.as_secs_f64() * 1e3);
                 (ms, requeued)
             })

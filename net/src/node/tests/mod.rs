@@ -57,7 +57,7 @@ struct Net {
     /// Nodes cut off from all others: their requests and answers fail.
     cut: Vec<bool>,
     /// Answers to lookups: (node, waiter) -> value.
-    found: HashMap<(usize, u64), crate::event_loop::Lookup>,
+    found: HashMap<(usize, u64), crate::commands::Lookup>,
     /// Answers to calls on primitives: (node, call) -> reply.
     replies: HashMap<(usize, u64), crate::wire::Reply>,
     /// Topic values handed to each node's subscribers.
