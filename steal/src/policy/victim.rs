@@ -28,15 +28,11 @@ impl Policy {
                     .peers
                     .keys()
                     .partition(|id| self.peers[id].cluster == self.cluster);
-                if !local_in_flight {
-                    if let Some(victim) = self.choose(&near) {
-                        self.send(victim, false, now);
-                    }
+                if !local_in_flight && let Some(victim) = self.choose(&near) {
+                    self.send(victim, false, now);
                 }
-                if !wide_in_flight {
-                    if let Some(victim) = self.choose(&far) {
-                        self.send(victim, true, now);
-                    }
+                if !wide_in_flight && let Some(victim) = self.choose(&far) {
+                    self.send(victim, true, now);
                 }
             }
         }
