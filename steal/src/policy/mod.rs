@@ -5,8 +5,9 @@
 //! reports, our own ready-task count, steal replies, lifeline messages, the time); outputs
 //! are what the event loop should do (send a steal request, publish our load, register with
 //! a lifeline buddy, push tasks to a waiting peer) and, once per request, how it ended. No
-//! sockets and no clock: the swarm's event loop and the simulator (`peer-workloads`' `sim`,
-//! which `docs/stealing.md` reports on) drive the same code.
+//! sockets and no clock: the swarm's event loop and a discrete-event driver (`policy::sim`,
+//! hidden, which this crate's swarm tests and `peer-workloads`' simulator share, and whose
+//! figures `docs/stealing.md` reports) drive the same code.
 //!
 //! - **Victim choice** ([`Strategy`]): uniformly random; load-informed, the busier of two
 //!   random peers among those whose last known load was above zero ("power of two
@@ -554,6 +555,10 @@ impl Policy {
     }
 }
 
+// The event loop of the swarm tests and of `peer-workloads`' simulator: plumbing, hidden.
+#[cfg(any(test, feature = "sim"))]
+#[doc(hidden)]
+pub mod sim;
 #[cfg(all(test, not(peer_loom)))]
 mod swarm_tests;
 #[cfg(all(test, not(peer_loom)))]
