@@ -142,10 +142,5 @@ pub(crate) fn transport(
 
 /// The policy's number for a peer: a hash of its id (FNV-1a), stable across processes.
 pub(crate) fn peer_number(peer: &PeerId) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in peer.to_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    peer_core::ext::fnv1a(&peer.to_bytes())
 }

@@ -19,22 +19,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
-use crate::liveness::{CLOSE_SILENCE, Liveness, Watch};
+use crate::membership::{Change, Membership};
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
 use crate::status::{PeerAnswer, Status, Suspicion};
 use crate::sync::{CallSlot, Topics};
 use crate::wire::{Batch, Failure, Response, TaskKey, TaskSpec};
 
-/// How often silences are checked while some peer is watched closely; idle, every
-/// [`IDLE_CHECK`], since loose watches allow seconds. A gap between two checks much longer
-/// than planned means this loop itself was held up.
-const CLOSE_CHECK: Duration = Duration::from_millis(100);
-const IDLE_CHECK: Duration = Duration::from_millis(500);
-/// How often whom to watch is decided again (see [`crate::liveness`]), at most: a peer this
-/// one starts having business with is watched closely within this long, or within
-/// [`IDLE_CHECK`] when nothing was watched closely.
-const WATCH_PLAN: Duration = Duration::from_millis(250);
 /// Addresses of one peer taken from its identify message.
 const MAX_ADDRESSES: usize = 16;
 
@@ -47,18 +38,12 @@ pub(crate) struct EventLoop {
     internal_rx: mpsc::Receiver<Internal>,
     topic: gossipsub::IdentTopic,
     peers: HashMap<u64, PeerId>,
-    up: HashSet<u64>,
-    /// Peers that identified as speaking the task protocol, up or suspected.
-    members: HashSet<u64>,
-    /// Whom this peer watches for failure, how closely, and when each was last heard.
-    liveness: Liveness,
+    /// Members met, up and suspected, and whom to watch for failure.
+    membership: Membership,
     /// The tasks pinging watched peers.
     pingers: HashMap<u64, Pinger>,
     /// Opens ping streams.
     control: libp2p_stream::Control,
-    /// When silences were last checked, and whom to watch decided.
-    last_check: Instant,
-    last_plan: Instant,
     /// Peers up, for [`Peer::peers`](crate::Peer::peers).
     peer_count: Arc<AtomicUsize>,
     channels: HashMap<u64, ResponseChannel<Response>>,
@@ -108,13 +93,9 @@ impl EventLoop {
             internal_rx,
             topic: gossipsub::IdentTopic::new(GRAPH_TOPIC),
             peers: HashMap::new(),
-            up: HashSet::new(),
-            members: HashSet::new(),
-            liveness: Liveness::new(me),
+            membership: Membership::new(me, Instant::now()),
             pingers: HashMap::new(),
             control,
-            last_check: Instant::now(),
-            last_plan: Instant::now(),
             peer_count: Arc::default(),
             channels: HashMap::new(),
             inbound: HashMap::new(),
@@ -144,7 +125,7 @@ impl EventLoop {
             Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
             Err(error) => tracing::error!(%error, "pings cannot be answered"),
         }
-        let watch_tick = tokio::time::sleep(CLOSE_CHECK);
+        let watch_tick = tokio::time::sleep_until(self.membership.poll_timeout().into());
         tokio::pin!(watch_tick);
         loop {
             self.drain_outputs();
@@ -167,9 +148,8 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 () = sleep => self.node.handle_timeout(Instant::now()),
                 () = &mut watch_tick => {
-                    let now = Instant::now();
-                    self.watch_step(now);
-                    watch_tick.as_mut().reset((now + self.check_every()).into());
+                    self.watch_step(Instant::now());
+                    watch_tick.as_mut().reset(self.membership.poll_timeout().into());
                 }
             }
         }
@@ -266,7 +246,7 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(Status {
                     stats: self.node.stats(),
-                    peers: self.up.len(),
+                    peers: self.membership.up().len(),
                     listen_addrs: self.swarm.listeners().cloned().collect(),
                     recoveries,
                     drained: self.node.drained(),
@@ -375,7 +355,7 @@ impl EventLoop {
                 }
                 Output::Run { spec, args } => self.run_task(spec, args),
                 Output::Forget(peer) => {
-                    self.members.remove(&peer);
+                    self.membership.forget(peer);
                     // Its id stays while `status` still reports its suspicion (the last
                     // 1,024 of them).
                     let connected =
@@ -514,14 +494,15 @@ impl EventLoop {
             } => {
                 let number = peer_number(&peer_id);
                 // Identities that never spoke the task protocol are not remembered.
-                if !self.members.contains(&number) {
+                if !self.membership.is_member(number) {
                     self.peers.remove(&number);
                 }
                 let reason = match cause {
                     Some(error) => format!("connection closed: {error}"),
                     None => "connection closed".to_string(),
                 };
-                self.suspect(number, reason, now);
+                self.membership.suspect(number, reason);
+                self.apply_membership(now);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 let to = peer_id.map_or_else(|| "a peer".to_string(), |p| p.to_string());
@@ -550,23 +531,21 @@ impl EventLoop {
                         .add_address(&peer_id, addr.clone());
                 }
                 let number = peer_number(&peer_id);
-                if info.protocols.contains(&PROTOCOL) {
-                    self.members.insert(number);
+                if !info.protocols.contains(&PROTOCOL) {
+                    return;
                 }
-                let no_home = info.agent_version.ends_with(crate::behaviour::NO_HOME);
                 // Members only: the set is forgotten with the peer, and only members are.
-                if no_home && info.protocols.contains(&PROTOCOL) {
+                if info.agent_version.ends_with(crate::behaviour::NO_HOME) {
                     // Before it is up: no home is ever computed with it.
                     self.node.handle(Input::NoHome(number), now);
                 }
-                if info.protocols.contains(&PROTOCOL) && self.up.insert(number) {
-                    self.peer_count.store(self.up.len(), Ordering::Relaxed);
-                    self.peers.insert(number, peer_id);
-                    self.node.handle(Input::PeerUp(number), now);
+                self.peers.insert(number, peer_id);
+                if self.membership.identified(number) {
                     // A new member may know others: ask around now rather than at the
                     // next periodic refresh.
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
+                self.apply_membership(now);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -688,102 +667,53 @@ impl EventLoop {
         }
     }
 
-    /// How long until silences are checked again.
-    fn check_every(&self) -> Duration {
-        if self.liveness.any_close() {
-            CLOSE_CHECK
-        } else {
-            IDLE_CHECK
-        }
-    }
-
     /// Checks silences, and decides again whom to watch when that is due.
     fn watch_step(&mut self, now: Instant) {
-        let planned = self.check_every();
-        self.check_silences(planned, now);
-        if now.saturating_duration_since(self.last_plan) >= WATCH_PLAN {
-            self.last_plan = now;
-            self.plan_watch(now);
-        }
-    }
-
-    /// Suspects the watched peers that have been silent too long. If this loop itself was
-    /// held up (its process stopped, its machine overloaded) well past the `planned` check,
-    /// the silence is ours: the clocks of all peers start again.
-    fn check_silences(&mut self, planned: Duration, now: Instant) {
-        let gap = now.saturating_duration_since(self.last_check);
-        self.last_check = now;
-        if gap > planned + CLOSE_SILENCE / 2 {
-            tracing::debug!(?gap, "the event loop was held up; silences start again");
-            self.liveness.restart(now);
-            // Others may have suspected us meanwhile and taken over what we host.
-            self.node.handle(Input::HeldUp, now);
-            return;
-        }
-        for peer in self.liveness.silent(&self.up, now) {
-            let silence = self
-                .liveness
-                .watch(peer)
-                .map_or(CLOSE_SILENCE, Watch::silence);
-            let reason = format!("silent for {silence:?}: no ping answered");
-            self.suspect(peer, reason, now);
-        }
-    }
-
-    /// Decides again whom to watch, and starts, retunes or stops the pingers to match.
-    fn plan_watch(&mut self, now: Instant) {
-        let business = self.node.business();
-        let suspects: HashSet<u64> = self
-            .members
-            .iter()
-            .filter(|p| !self.up.contains(p))
-            .filter(|p| {
-                self.peers
-                    .get(p)
-                    .is_some_and(|id| self.swarm.is_connected(id))
-            })
-            .copied()
-            .collect();
-        for (number, watch) in self.liveness.plan(&self.up, &suspects, &business, now) {
-            match (watch, self.peers.get(&number)) {
-                (Some(watch), Some(peer)) => match self.pingers.get(&number) {
-                    Some(pinger) => pinger.set_interval(watch.interval()),
-                    None => {
-                        let pinger = Pinger::start(
-                            self.control.clone(),
-                            *peer,
-                            number,
-                            watch.interval(),
-                            self.internal_tx.clone(),
-                        );
-                        self.pingers.insert(number, pinger);
-                    }
-                },
-                _ => drop(self.pingers.remove(&number)),
-            }
-        }
+        let (node, swarm, peers) = (&self.node, &self.swarm, &self.peers);
+        let connected = |p: u64| peers.get(&p).is_some_and(|id| swarm.is_connected(id));
+        (self.membership).handle_timeout(now, || node.business(), connected);
+        self.apply_membership(now);
     }
 
     /// A peer showed it is alive: a suspect that speaks again is back.
     fn heard(&mut self, number: u64, now: Instant) {
-        if self.members.contains(&number) && self.up.insert(number) {
-            self.peer_count.store(self.up.len(), Ordering::Relaxed);
-            self.node.handle(Input::PeerUp(number), now);
-        }
-        self.liveness.heard(number, now);
+        self.membership.heard(number, now);
+        self.apply_membership(now);
     }
 
-    /// Tells the node a peer is suspected, once until it is up again.
-    fn suspect(&mut self, number: u64, reason: String, now: Instant) {
-        if self.up.remove(&number) {
-            self.peer_count.store(self.up.len(), Ordering::Relaxed);
-            self.node.handle(
-                Input::PeerDown {
-                    peer: number,
-                    reason,
+    /// Carries out what membership decided: tells the node, counts the peers up, and
+    /// starts, retunes or stops pingers.
+    fn apply_membership(&mut self, now: Instant) {
+        while let Some(change) = self.membership.poll_output() {
+            match change {
+                Change::Up(peer) => {
+                    self.peer_count
+                        .store(self.membership.up().len(), Ordering::Relaxed);
+                    self.node.handle(Input::PeerUp(peer), now);
+                }
+                Change::Down { peer, reason } => {
+                    self.peer_count
+                        .store(self.membership.up().len(), Ordering::Relaxed);
+                    self.node.handle(Input::PeerDown { peer, reason }, now);
+                }
+                Change::HeldUp => self.node.handle(Input::HeldUp, now),
+                Change::Watch(number, interval) => match (interval, self.peers.get(&number)) {
+                    (Some(interval), Some(peer)) => match self.pingers.get(&number) {
+                        Some(pinger) => pinger.set_interval(interval),
+                        None => {
+                            let pinger = Pinger::start(
+                                self.control.clone(),
+                                *peer,
+                                number,
+                                interval,
+                                self.internal_tx.clone(),
+                            );
+                            self.pingers.insert(number, pinger);
+                        }
+                    },
+                    _ => drop(self.pingers.remove(&number)),
                 },
-                now,
-            );
+            }
         }
     }
 

@@ -38,13 +38,18 @@ mod error;
 mod event_loop;
 mod job;
 mod liveness;
+mod membership;
 mod node;
 mod peer;
 mod pings;
 mod remote;
 mod status;
 mod sync;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
 pub mod wire;
+#[cfg(not(feature = "internals"))]
+mod wire;
 
 pub use config::{Config, Identity, Limits, SwarmKey};
 pub use error::Error;
@@ -53,3 +58,4 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Latency, Stats};
 pub use peer::{Drained, Peer};
 pub use status::{PeerAnswer, Status, Suspicion};
+pub use wire::{PeerReport, Suspected};

@@ -304,6 +304,7 @@ impl Peer {
 
 /// What [`Peer::drain`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Drained {
     /// Queued tasks handed back to their owners.
     pub handed_back: u64,

@@ -11,8 +11,11 @@
 //! Published values are gossiped to every peer; one that missed the gossip (it joined
 //! later, or was cut off) asks the peers it knows.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
+use super::fifo::Published;
+use super::placement::successor;
 use super::{Node, Output, SubmitArg};
 use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, TaskKey};
 
@@ -37,6 +40,33 @@ pub(super) struct Job {
     pub(super) spec: JobSpec,
 }
 
+/// The jobs protocol's state: detached jobs known here, values published, lookups.
+#[derive(Debug)]
+pub(super) struct Jobs {
+    /// Detached jobs not yet published, by name.
+    pub(super) detached: HashMap<String, Job>,
+    /// Values published under names.
+    pub(super) published: Published,
+    /// Output tasks of jobs run here, with the job's name.
+    pub(super) outputs: HashMap<TaskKey, String>,
+    /// The last number given to a task of a job run here.
+    pub(super) seq: u64,
+    /// Lookups waiting for answers: the name, and how many peers have not answered.
+    pub(super) lookups: HashMap<u64, (String, usize)>,
+}
+
+impl Default for Jobs {
+    fn default() -> Jobs {
+        Jobs {
+            detached: HashMap::new(),
+            published: Published::values(),
+            outputs: HashMap::new(),
+            seq: 0,
+            lookups: HashMap::new(),
+        }
+    }
+}
+
 /// Job tasks are numbered from here, apart from the submitter's own numbers.
 const JOB_SEQ_BASE: u64 = 1 << 63;
 
@@ -54,7 +84,9 @@ impl Node {
                 spec.name
             ));
         }
-        if self.published.contains_key(&spec.name) || self.jobs.contains_key(&spec.name) {
+        if self.jobs.published.contains_key(&spec.name)
+            || self.jobs.detached.contains_key(&spec.name)
+        {
             return Err(format!("a job named {:?} exists already", spec.name));
         }
         self.run_job(spec, now);
@@ -65,24 +97,24 @@ impl Node {
     /// Publishes `value` under `name` (the first value under a name is kept).
     pub(crate) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>, now: Instant) {
         if self.keep_published(&name, &value) {
-            self.gossip(GraphEvent::Published { name, value }, now);
+            self.gossip.push(GraphEvent::Published { name, value }, now);
         }
     }
 
     /// Keeps `value` under `name` unless a value is kept already (the first one wins); the
     /// job that was to publish it is done. Whether it was kept.
     fn keep_published(&mut self, name: &str, value: &Result<Vec<u8>, Failure>) -> bool {
-        self.jobs.remove(name);
+        self.jobs.detached.remove(name);
         let limits = &self.settings.limits;
         let (most, bytes) = (limits.published, limits.published_bytes);
-        (self.published).insert(name.to_string(), value.clone(), most, bytes)
+        (self.jobs.published).insert(name.to_string(), value.clone(), most, bytes)
     }
 
     /// Whether `from` may speak for the job named `name`: its owner as this peer knows it,
     /// or the peer that adopts it once that owner is suspected. True for a name of no job
     /// known here (the first to gossip a job binds its name).
     fn speaks_for_job(&self, name: &str, from: u64) -> bool {
-        let Some(job) = self.jobs.get(name) else {
+        let Some(job) = self.jobs.detached.get(name) else {
             return true;
         };
         if job.owner == from {
@@ -96,7 +128,7 @@ impl Node {
     /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
     /// asking the peers that are up when this peer does not know it.
     pub(crate) fn lookup(&mut self, name: String, waiter: u64, now: Instant) {
-        if let Some(value) = self.published.get(&name) {
+        if let Some(value) = self.jobs.published.get(&name) {
             let value = Some(value.clone());
             self.outputs.push_back(Output::Found { waiter, value });
             return;
@@ -110,7 +142,9 @@ impl Node {
             });
             return;
         }
-        self.lookups.insert(waiter, (name.clone(), peers.len()));
+        self.jobs
+            .lookups
+            .insert(waiter, (name.clone(), peers.len()));
         for peer in peers {
             let request = crate::wire::Request::Published { name: name.clone() };
             self.send(peer, super::state::Pending::Lookup(waiter, peer), request);
@@ -126,14 +160,14 @@ impl Node {
         from: u64,
         mut value: Option<Result<Vec<u8>, Failure>>,
     ) {
-        let Some((name, _)) = self.lookups.get(&waiter) else {
+        let Some((name, _)) = self.jobs.lookups.get(&waiter) else {
             return;
         };
         // The value came here meanwhile (its owner's gossip, which also ends the job and so
         // its binding): that one answers, not whatever another peer says.
-        if let Some(kept) = self.published.get(name) {
+        if let Some(kept) = self.jobs.published.get(name) {
             let value = Some(kept.clone());
-            self.lookups.remove(&waiter);
+            self.jobs.lookups.remove(&waiter);
             self.outputs.push_back(Output::Found { waiter, value });
             return;
         }
@@ -141,20 +175,20 @@ impl Node {
         if !speaks && value.take().is_some() {
             tracing::debug!(from = %format_args!("{from:016x}"), "a published value from a peer that does not own its job dropped");
         }
-        let Some((name, left)) = self.lookups.get_mut(&waiter) else {
+        let Some((name, left)) = self.jobs.lookups.get_mut(&waiter) else {
             return;
         };
         *left = left.saturating_sub(1);
         match value {
             Some(value) => {
                 let name = name.clone();
-                self.lookups.remove(&waiter);
+                self.jobs.lookups.remove(&waiter);
                 self.keep_published(&name, &value);
                 let value = Some(value);
                 self.outputs.push_back(Output::Found { waiter, value });
             }
             None if *left == 0 => {
-                self.lookups.remove(&waiter);
+                self.jobs.lookups.remove(&waiter);
                 self.outputs.push_back(Output::Found {
                     waiter,
                     value: None,
@@ -167,7 +201,7 @@ impl Node {
     /// Gossip about jobs from `from`.
     pub(super) fn job_gossip(&mut self, from: u64, event: &GraphEvent, now: Instant) {
         match event {
-            GraphEvent::Detached(spec) if !self.published.contains_key(&spec.name) => {
+            GraphEvent::Detached(spec) if !self.jobs.published.contains_key(&spec.name) => {
                 if let Err(why) = check_job(spec) {
                     tracing::debug!(%why, "a malformed job from gossip dropped");
                     return;
@@ -176,7 +210,7 @@ impl Node {
                     tracing::debug!(job = %spec.name, "a job claimed by a peer that does not own it dropped");
                     return;
                 }
-                if !self.jobs.contains_key(&spec.name) && !self.room_for_job(spec) {
+                if !self.jobs.detached.contains_key(&spec.name) && !self.room_for_job(spec) {
                     tracing::debug!(job = %spec.name, "at the bound of jobs kept: not recorded");
                     return;
                 }
@@ -184,7 +218,7 @@ impl Node {
                     owner: from,
                     spec: spec.clone(),
                 };
-                self.jobs.insert(spec.name.clone(), job);
+                self.jobs.detached.insert(spec.name.clone(), job);
                 if self.down.contains(&from) {
                     // Heard of only after its owner was suspected.
                     self.adopt_orphaned_jobs(now);
@@ -200,7 +234,7 @@ impl Node {
     /// Whether another peer's job fits the bounds on jobs kept.
     fn room_for_job(&self, spec: &JobSpec) -> bool {
         let limits = &self.settings.limits;
-        let (count, bytes) = (self.jobs.values())
+        let (count, bytes) = (self.jobs.detached.values())
             .filter(|j| j.owner != self.me)
             .fold((0, 0), |(n, b), j| (n + 1, b + job_bytes(&j.spec)));
         count < limits.jobs && bytes + job_bytes(spec) <= limits.job_bytes
@@ -212,9 +246,7 @@ impl Node {
     pub(super) fn adopt_orphaned_jobs(&mut self, now: Instant) {
         let mut candidates: Vec<u64> = self.up.iter().copied().collect();
         candidates.push(self.me);
-        let mut orphans: Vec<String> = self
-            .jobs
-            .iter()
+        let mut orphans: Vec<String> = (self.jobs.detached.iter())
             .filter(|(name, job)| {
                 job.owner != self.me
                     && self.down.contains(&job.owner)
@@ -224,7 +256,7 @@ impl Node {
             .collect();
         orphans.sort_unstable();
         for name in orphans {
-            let Some(job) = self.jobs.remove(&name) else {
+            let Some(job) = self.jobs.detached.remove(&name) else {
                 continue;
             };
             let missing = job
@@ -235,7 +267,7 @@ impl Node {
             if let Some(task) = missing {
                 // Running it would publish `UnknownTask` for everyone: leave it.
                 tracing::warn!(job = %name, task = %task.name, "cannot adopt a job with a task this binary does not register");
-                self.jobs.insert(name, job);
+                self.jobs.detached.insert(name, job);
                 continue;
             }
             tracing::info!(job = %name, "adopting a detached job whose owner is suspected");
@@ -246,15 +278,13 @@ impl Node {
 
     /// Gossips the descriptions of the unpublished jobs this peer runs.
     pub(super) fn announce_jobs(&mut self, now: Instant) {
-        let mut mine: Vec<JobSpec> = self
-            .jobs
-            .values()
+        let mut mine: Vec<JobSpec> = (self.jobs.detached.values())
             .filter(|job| job.owner == self.me)
             .map(|job| job.spec.clone())
             .collect();
         mine.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for spec in mine {
-            self.gossip(GraphEvent::Detached(spec), now);
+            self.gossip.push(GraphEvent::Detached(spec), now);
         }
     }
 
@@ -262,10 +292,10 @@ impl Node {
     fn run_job(&mut self, spec: JobSpec, now: Instant) {
         let mut keys: Vec<TaskKey> = Vec::with_capacity(spec.tasks.len());
         for task in &spec.tasks {
-            self.job_seq += 1;
+            self.jobs.seq += 1;
             let key = TaskKey {
                 owner: self.me,
-                seq: JOB_SEQ_BASE + self.job_seq,
+                seq: JOB_SEQ_BASE + self.jobs.seq,
             };
             let args = task
                 .args
@@ -278,14 +308,15 @@ impl Node {
             self.submit(key, task.name.clone(), task.fingerprint, args, now);
             keys.push(key);
         }
-        self.job_outputs
+        self.jobs
+            .outputs
             .insert(keys[spec.output as usize], spec.name.clone());
-        self.gossip(GraphEvent::Detached(spec.clone()), now);
+        self.gossip.push(GraphEvent::Detached(spec.clone()), now);
         let job = Job {
             owner: self.me,
             spec,
         };
-        self.jobs.insert(job.spec.name.clone(), job);
+        self.jobs.detached.insert(job.spec.name.clone(), job);
     }
 }
 
@@ -326,44 +357,4 @@ pub(crate) fn check_job(spec: &JobSpec) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The peer among `candidates` with the highest rendezvous score for `name`: every peer
-/// with the same candidates picks the same one, and removing a candidate moves only the
-/// names it had.
-pub(super) fn successor(name: &str, candidates: &[u64]) -> u64 {
-    let name_hash = hash(name);
-    candidates
-        .iter()
-        .copied()
-        .max_by_key(|peer| score(name_hash, *peer))
-        .unwrap_or_default()
-}
-
-/// `candidates` by rendezvous score for `name`, highest first: [`successor`] and then the
-/// peer that would succeed it.
-pub(super) fn ranked(name: &str, candidates: &[u64]) -> Vec<u64> {
-    let name_hash = hash(name);
-    let mut ranked = candidates.to_vec();
-    ranked.sort_unstable_by_key(|peer| std::cmp::Reverse(score(name_hash, *peer)));
-    ranked.dedup();
-    ranked
-}
-
-/// FNV-1a of `name`.
-fn hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn score(name_hash: u64, peer: u64) -> (u64, u64) {
-    (mix(name_hash ^ peer.rotate_left(17)), peer)
-}
-
-/// SplitMix64's finaliser: spreads the bits of a hash.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }

@@ -115,7 +115,7 @@ impl Node {
             }
             Request::Steal { max, can_run } => {
                 // A thief has nothing ready.
-                self.policy.handle(
+                self.stealing.policy.handle(
                     policy::Input::Load {
                         peer: policy::PeerId(from),
                         ready: 0,
@@ -127,7 +127,7 @@ impl Node {
                 let tasks = self.take_oldest(from, take, &can_run, now);
                 if !tasks.is_empty() {
                     // Kept until the answer is on its way, to be queued again if it is not.
-                    self.giving.insert(channel, tasks.clone());
+                    self.stealing.giving.insert(channel, tasks.clone());
                 }
                 Response::Stolen {
                     tasks,
@@ -135,8 +135,8 @@ impl Node {
                 }
             }
             Request::Lifeline { can_run } => {
-                self.lifelines.insert(from, can_run);
-                self.policy.handle(
+                self.stealing.lifelines.insert(from, can_run);
+                self.stealing.policy.handle(
                     policy::Input::LifelineRequest {
                         from: policy::PeerId(from),
                     },
@@ -147,17 +147,17 @@ impl Node {
             Request::Push { tasks } => match self.may_push(from, &tasks) {
                 Err(why) => Response::Refused(why),
                 Ok(()) => {
-                    self.buddies.remove(&from);
+                    self.stealing.buddies.remove(&from);
                     let count = tasks.len();
                     self.stats.stolen += count as u64;
                     self.ready.extend(tasks);
-                    self.policy.handle(
+                    self.stealing.policy.handle(
                         policy::Input::LocalLoad {
                             ready: self.ready.len(),
                         },
                         now,
                     );
-                    self.policy.handle(
+                    self.stealing.policy.handle(
                         policy::Input::Pushed {
                             from: policy::PeerId(from),
                             tasks: count,
@@ -179,7 +179,9 @@ impl Node {
                     .collect();
                 Response::NotHeld(missing)
             }
-            Request::Published { name } => Response::Published(self.published.get(&name).cloned()),
+            Request::Published { name } => {
+                Response::Published(self.jobs.published.get(&name).cloned())
+            }
             Request::Notify {
                 done,
                 release,
@@ -237,7 +239,7 @@ impl Node {
         // Every peer an owned task was recorded at is in its custody.
         let handed_back =
             (tasks.iter()).all(|t| t.key.owner == self.me && self.in_custody(t.key, from));
-        if !self.buddies.contains(&from) && !handed_back {
+        if !self.stealing.buddies.contains(&from) && !handed_back {
             return Err("no lifeline was registered with the pushing peer".into());
         }
         // Refused, not dropped: the pusher queues them again at once, where dropping them
@@ -297,7 +299,9 @@ impl Node {
             self.ready.push_back(spec);
         }
         let ready = self.ready.len();
-        self.policy.handle(policy::Input::LocalLoad { ready }, now);
+        self.stealing
+            .policy
+            .handle(policy::Input::LocalLoad { ready }, now);
     }
 
     /// Tells the owner of `task` (or this peer, when it is the owner) that it is at `to`.
@@ -324,9 +328,8 @@ impl Node {
             (Pending::Steal(request, victim, sent), response) => {
                 if response.is_ok() {
                     let nanos = now.saturating_duration_since(sent).as_nanos();
-                    let _ = self
-                        .steal_rtt
-                        .record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                    let _ =
+                        (self.stealing.steal_rtt).record(u64::try_from(nanos).unwrap_or(u64::MAX));
                 }
                 let (mut tasks, left) = match response {
                     Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
@@ -342,16 +345,17 @@ impl Node {
                 self.stats.stolen += tasks.len() as u64;
                 let stolen = tasks.len();
                 self.ready.extend(tasks);
-                self.policy.handle(
+                self.stealing.policy.handle(
                     policy::Input::LocalLoad {
                         ready: self.ready.len(),
                     },
                     now,
                 );
-                self.policy
+                self.stealing
+                    .policy
                     .handle(policy::Input::Reply { request, stolen }, now);
                 if let Some(ready) = left {
-                    self.policy.handle(
+                    self.stealing.policy.handle(
                         policy::Input::Load {
                             peer: policy::PeerId(victim),
                             ready: ready as usize,

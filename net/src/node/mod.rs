@@ -22,14 +22,17 @@
 mod custody;
 mod drain;
 mod fifo;
+mod gossip;
 mod jobs;
 mod messages;
 mod owner;
+mod placement;
 mod prims;
 mod recovery;
 mod report;
 mod runner;
 mod state;
+mod stealing;
 #[cfg(test)]
 mod tests;
 
@@ -38,16 +41,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use peer_steal::policy::{self, Policy};
+use peer_steal::policy;
 
 use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
 use fifo::InputCache;
-pub(crate) use prims::undo;
 use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
-/// Most events in one gossip batch: a batch is published when it is this full or
-/// [`Settings::gossip_interval`] after its first event, whichever comes first.
-const MAX_BATCH: usize = 1024;
+/// Rounds of failing requests to suspects in one step, at most. One round is the rule:
+/// a failed request rarely leads to another request to a suspect (a primitive's call
+/// redirected to a backup that is down too). Requests still unsendable after these rounds
+/// stay in `unsendable` and are failed in the next step, so the bound loses nothing; it
+/// only keeps one step from running for long.
+const SETTLE_ROUNDS: usize = 16;
 
 /// A result, shared between the store, inline copies and the executor.
 pub(crate) type Bytes = Arc<Vec<u8>>;
@@ -291,6 +296,7 @@ pub(crate) struct Recovery {
 
 /// Counters of what the node did, for `peer status`, the demo and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Tasks submitted here.
     pub submitted: u64,
@@ -342,6 +348,7 @@ pub struct Stats {
 
 /// A summary of measured durations.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Latency {
     /// How many were measured.
     pub count: u64,
@@ -358,7 +365,7 @@ pub struct Latency {
 
 impl Latency {
     /// Summarises a histogram of nanoseconds.
-    pub fn of(histogram: &Histogram<u64>) -> Latency {
+    pub(crate) fn of(histogram: &Histogram<u64>) -> Latency {
         Latency {
             count: histogram.len(),
             p50: Duration::from_nanos(histogram.value_at_quantile(0.5)),
@@ -374,7 +381,8 @@ impl Latency {
 pub(crate) struct Node {
     me: u64,
     settings: Settings,
-    policy: Policy,
+    /// Stealing: the policy, lifelines, steal answers in flight.
+    stealing: stealing::Stealing,
     /// Fingerprints of the named tasks this peer runs for any owner, sorted.
     can_run: Vec<u64>,
     /// Fingerprints of those it runs only for itself, sorted.
@@ -406,28 +414,13 @@ pub(crate) struct Node {
     /// Requests to each peer: how many are in flight, and those waiting for a free place.
     in_flight: HashMap<u64, usize>,
     outbox: HashMap<u64, VecDeque<(u64, Request)>>,
-    gossip: Vec<GraphEvent>,
-    gossip_due: Option<Instant>,
-    batch_number: u64,
-    last_batch: HashMap<u64, u64>,
-    /// Peers waiting on us as their lifeline buddy, with the fingerprints they can run.
-    lifelines: HashMap<u64, Vec<u64>>,
-    /// Peers we registered a lifeline with: the only ones whose pushes of their tasks we
-    /// take.
-    buddies: HashSet<u64>,
+    /// The task-graph gossip: batches out, admission of others' batches.
+    gossip: gossip::Gossip,
     /// Notices about our tasks from peers not (yet) known to have them, kept until a move
     /// notice says they do: a move and the notices of the peer it went to can cross.
     early: custody::Early,
-    /// Gossip batches each peer may still send before its batches are dropped.
-    gossip_budget: HashMap<u64, (f64, Instant)>,
     /// Notices waiting for each peer.
     notices: HashMap<u64, Notices>,
-    /// Lifeline registrations of peers that can run none of our ready tasks, and how many
-    /// were ready then: handed back to the policy when more are.
-    stalled_lifelines: Vec<u64>,
-    stalled_at: usize,
-    /// Round trips of answered steal requests, in nanoseconds.
-    steal_rtt: Histogram<u64>,
     /// Peers that speak to us now.
     up: HashSet<u64>,
     /// Peers met that are no home of named primitives.
@@ -438,18 +431,9 @@ pub(crate) struct Node {
     down_since: HashMap<u64, Instant>,
     /// Requests to suspects, failed at the end of the step.
     unsendable: Vec<u64>,
-    /// Tasks given in steal answers not yet sent, by request channel.
-    giving: HashMap<u64, Vec<TaskSpec>>,
     recoveries: Vec<Recovery>,
-    /// Detached jobs not yet published, by name.
-    jobs: HashMap<String, jobs::Job>,
-    /// Values published under names.
-    published: fifo::Published,
-    /// Output tasks of jobs run here, with the job's name.
-    job_outputs: HashMap<TaskKey, String>,
-    job_seq: u64,
-    /// Lookups waiting for answers: the name, and how many peers have not answered.
-    lookups: HashMap<u64, (String, usize)>,
+    /// Detached jobs, published values and lookups.
+    jobs: jobs::Jobs,
     /// Named primitives: those homed here, copies kept as a backup, this peer's calls.
     prims: prims::Prims,
     /// Leaving the swarm: no more stealing; queued tasks of others go back to them.
@@ -465,11 +449,12 @@ impl Node {
     pub(crate) fn new(me: u64, mut can_run: Vec<u64>, settings: Settings) -> Node {
         can_run.sort_unstable();
         can_run.dedup();
-        let policy = Policy::new(policy::PeerId(me), 0, settings.policy.clone());
+        let stealing = stealing::Stealing::new(me, settings.policy.clone());
+        let gossip = gossip::Gossip::new(me, settings.gossip_interval);
         Node {
             me,
             settings,
-            policy,
+            stealing,
             can_run,
             own_only: Vec::new(),
             owned: HashMap::new(),
@@ -488,30 +473,16 @@ impl Node {
             next_tag: 0,
             in_flight: HashMap::new(),
             outbox: HashMap::new(),
-            gossip: Vec::new(),
-            gossip_due: None,
-            batch_number: 0,
-            last_batch: HashMap::new(),
-            lifelines: HashMap::new(),
-            buddies: HashSet::new(),
+            gossip,
             early: custody::Early::default(),
-            gossip_budget: HashMap::new(),
             notices: HashMap::new(),
-            stalled_lifelines: Vec::new(),
-            stalled_at: 0,
-            steal_rtt: Histogram::new(3).expect("3 significant digits is a valid precision"),
             up: HashSet::new(),
             no_home: HashSet::new(),
             down: HashSet::new(),
             down_since: HashMap::new(),
             unsendable: Vec::new(),
-            giving: HashMap::new(),
             recoveries: Vec::new(),
-            jobs: HashMap::new(),
-            published: fifo::Published::values(),
-            job_outputs: HashMap::new(),
-            job_seq: 0,
-            lookups: HashMap::new(),
+            jobs: jobs::Jobs::default(),
             prims: prims::Prims::default(),
             draining: false,
             reports: report::Reports::default(),
@@ -539,7 +510,7 @@ impl Node {
         Stats {
             held: self.store.len() as u64,
             cached: self.cache.len() as u64,
-            steal_round_trip: Latency::of(&self.steal_rtt),
+            steal_round_trip: Latency::of(&self.stealing.steal_rtt),
             owned: self.owned.len() as u64,
             ready: self.ready.len() as u64,
             running: self.running as u64,
@@ -618,7 +589,7 @@ impl Node {
             };
             task.args.push(pending);
         }
-        self.gossip(GraphEvent::Submitted(key), now);
+        self.gossip.push(GraphEvent::Submitted(key), now);
         self.owned.insert(key, task);
         match failed {
             Some(failure) => self.fail_owned(key, failure, now),
@@ -651,7 +622,7 @@ impl Node {
                 self.gossip_in(batch, now);
             }
             Input::Responded { channel, sent } => {
-                if let Some(tasks) = self.giving.remove(&channel)
+                if let Some(tasks) = self.stealing.giving.remove(&channel)
                     && !sent
                 {
                     self.stats.given -= tasks.len() as u64;
@@ -676,7 +647,7 @@ impl Node {
 
     /// Ends what timed out: the policy's deadlines and the gossip batch.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.policy.handle_timeout(now);
+        self.stealing.policy.handle_timeout(now);
         // Held notices whose retry or hold is due go in `after`.
         if self.audit_due.is_some_and(|due| due <= now) {
             self.audit(now);
@@ -684,16 +655,19 @@ impl Node {
         if self.forget_due().is_some_and(|due| due <= now) {
             self.forget_gone(now);
         }
-        if self.gossip_due.is_some_and(|due| due <= now) {
-            self.flush_gossip();
-        }
+        self.gossip.handle_timeout(now);
         self.prims_timeout(now);
         self.after(now);
     }
 
     /// The next thing to do, if any.
     pub(crate) fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        if let Some(output) = self.outputs.pop_front() {
+            return Some(output);
+        }
+        let batch = self.gossip.poll_output()?;
+        self.stats.gossip_sent += 1;
+        Some(Output::Publish(batch))
     }
 
     /// When [`handle_timeout`](Node::handle_timeout) should next be called.
@@ -705,8 +679,8 @@ impl Node {
             .filter_map(|(_, n)| n.retry_at.max(n.hold_until))
             .min();
         [
-            self.policy.poll_timeout(),
-            self.gossip_due,
+            self.stealing.policy.poll_timeout(),
+            self.gossip.poll_timeout(),
             retry,
             self.audit_due,
             self.forget_due(),
@@ -721,7 +695,7 @@ impl Node {
     fn after(&mut self, now: Instant) {
         // Failing a request to a suspect can start or queue more work, which can mean more
         // requests to suspects; a few rounds settle it (each failed request ends its own).
-        for _ in 0..16 {
+        for _ in 0..SETTLE_ROUNDS {
             self.prims_step(now);
             self.fail_unsendable(now);
             self.give_back(now);
@@ -731,101 +705,12 @@ impl Node {
                 break;
             }
         }
-        self.policy.handle(
-            policy::Input::LocalLoad {
-                ready: self.ready.len() + self.not_here.min(self.ready.len()),
-            },
-            now,
-        );
-        if self.ready.len() > self.stalled_at {
-            for peer in std::mem::take(&mut self.stalled_lifelines) {
-                let from = policy::PeerId(peer);
-                self.policy
-                    .handle(policy::Input::LifelineRequest { from }, now);
-            }
-        }
-        while let Some(output) = self.policy.poll_output() {
-            match output {
-                // A draining peer asks for no work (the policy's request times out unseen).
-                policy::Output::Steal { .. } | policy::Output::Lifeline { .. } if self.draining => {
-                }
-                policy::Output::Steal { peer, request } => {
-                    self.stats.steal_requests += 1;
-                    let ask = Request::Steal {
-                        max: self.settings.steal_max,
-                        can_run: self.can_run.clone(),
-                    };
-                    self.send(peer.0, Pending::Steal(request, peer.0, now), ask);
-                }
-                policy::Output::PublishLoad { ready } => {
-                    self.gossip(GraphEvent::Load(ready as u32), now);
-                }
-                policy::Output::Finished { outcome, .. } => {
-                    if !matches!(outcome, policy::Outcome::Stole(_)) {
-                        self.stats.failed_steals += 1;
-                    }
-                }
-                policy::Output::Lifeline { peer } => {
-                    self.buddies.insert(peer.0);
-                    let ask = Request::Lifeline {
-                        can_run: self.can_run.clone(),
-                    };
-                    self.send(peer.0, Pending::OneWay(peer.0), ask);
-                }
-                policy::Output::Push { peer, tasks } => {
-                    let can_run = self.lifelines.get(&peer.0).cloned().unwrap_or_default();
-                    let given = self.take_oldest(peer.0, tasks, &can_run, now);
-                    let ready = self.ready.len();
-                    self.policy.handle(policy::Input::LocalLoad { ready }, now);
-                    if given.is_empty() {
-                        // Nothing it can run: keep the registration, but hand it back to the
-                        // policy only when more tasks are ready (else it asks again at once).
-                        self.stalled_lifelines.push(peer.0);
-                        self.stalled_at = self.ready.len();
-                    } else {
-                        self.lifelines.remove(&peer.0);
-                        // Kept until the push is taken, to be queued again if it is not.
-                        let push = Request::Push {
-                            tasks: given.clone(),
-                        };
-                        self.send(peer.0, Pending::Push(peer.0, given), push);
-                    }
-                }
-            }
-        }
-    }
-
-    fn gossip(&mut self, event: GraphEvent, now: Instant) {
-        self.gossip.push(event);
-        if self.gossip.len() >= MAX_BATCH {
-            self.flush_gossip();
-            return;
-        }
-        if self.gossip_due.is_none() {
-            self.gossip_due = Some(now + self.settings.gossip_interval);
-        }
-    }
-
-    fn flush_gossip(&mut self) {
-        self.gossip_due = None;
-        if self.gossip.is_empty() {
-            return;
-        }
-        self.batch_number += 1;
-        self.stats.gossip_sent += 1;
-        let batch = Batch {
-            from: self.me,
-            number: self.batch_number,
-            events: std::mem::take(&mut self.gossip),
-        };
-        self.outputs.push_back(Output::Publish(batch));
+        self.steal_step(now);
     }
 
     fn gossip_in(&mut self, batch: Batch, now: Instant) {
-        if batch.from == self.me {
-            return;
-        }
-        if !self.gossip_allowed(batch.from, now) {
+        let admitted = (self.gossip).admit(&batch, &self.settings.limits, &self.up, now);
+        if admitted == gossip::Admitted::Dropped {
             return;
         }
         // Job events and releases may be applied twice or late: they count from any batch.
@@ -846,17 +731,15 @@ impl Node {
             }
         }
         // A load report is only news in a batch newer than the last one.
-        let last = self.last_batch.entry(batch.from).or_default();
-        if batch.number <= *last {
+        if admitted == gossip::Admitted::Stale {
             return;
         }
-        *last = batch.number;
         // Only the newest load in a batch counts.
         if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
             GraphEvent::Load(n) => Some(*n),
             _ => None,
         }) {
-            self.policy.handle(
+            self.stealing.policy.handle(
                 policy::Input::Load {
                     peer: policy::PeerId(batch.from),
                     ready: ready as usize,
@@ -864,35 +747,6 @@ impl Node {
                 now,
             );
         }
-    }
-}
-
-impl Node {
-    /// Whether a gossip batch from `from` fits its budget: [`Limits::gossip_per_sec`]
-    /// on average, and a second's worth at once. Budgets of peers not heard of for long are
-    /// forgotten past [`Limits::remembered_peers`].
-    ///
-    /// [`Limits::gossip_per_sec`]: crate::config::Limits::gossip_per_sec
-    /// [`Limits::remembered_peers`]: crate::config::Limits::remembered_peers
-    fn gossip_allowed(&mut self, from: u64, now: Instant) -> bool {
-        let rate = f64::from(self.settings.limits.gossip_per_sec.max(1));
-        if self.gossip_budget.len() >= self.settings.limits.remembered_peers
-            && !self.gossip_budget.contains_key(&from)
-        {
-            let up = &self.up;
-            self.gossip_budget.retain(|peer, _| up.contains(peer));
-            self.last_batch.retain(|peer, _| up.contains(peer));
-        }
-        let (tokens, at) = self.gossip_budget.entry(from).or_insert((rate, now));
-        let refill = now.saturating_duration_since(*at).as_secs_f64() * rate;
-        *tokens = (*tokens + refill).min(rate);
-        *at = now;
-        if *tokens < 1.0 {
-            tracing::debug!(from = %format_args!("{from:016x}"), "gossip over its rate dropped");
-            return false;
-        }
-        *tokens -= 1.0;
-        true
     }
 }
 

@@ -20,7 +20,7 @@ impl Node {
         let done = match result {
             Ok(bytes) => {
                 let size = bytes.len() as u64;
-                self.gossip(GraphEvent::Finished { task, size }, now);
+                self.gossip.push(GraphEvent::Finished { task, size }, now);
                 if bytes.len() <= self.settings.inline_max {
                     Done::Value {
                         size,
@@ -32,7 +32,7 @@ impl Node {
                 }
             }
             Err(failure) => {
-                self.gossip(GraphEvent::Failed(task), now);
+                self.gossip.push(GraphEvent::Failed(task), now);
                 Done::Failed(failure)
             }
         };
@@ -193,7 +193,7 @@ impl Node {
             return;
         }
         owned.resolved = true;
-        if let Some(name) = self.job_outputs.remove(&task) {
+        if let Some(name) = self.jobs.outputs.remove(&task) {
             let value = result.clone().map(|bytes| bytes.to_vec());
             self.publish(name, value, now);
         }
@@ -238,7 +238,7 @@ impl Node {
             } else {
                 self.release_at(holder, task);
             }
-            self.gossip(GraphEvent::Released(task), now);
+            self.gossip.push(GraphEvent::Released(task), now);
         }
         self.maybe_forget(task);
     }

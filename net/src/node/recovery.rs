@@ -51,7 +51,7 @@ impl Node {
             peer: policy::PeerId(peer),
             cluster: 0,
         };
-        self.policy.handle(input, now);
+        self.stealing.policy.handle(input, now);
         self.prims_membership(None, now);
     }
 
@@ -62,13 +62,13 @@ impl Node {
             return;
         }
         self.down_since.insert(peer, now);
-        self.lifelines.remove(&peer);
-        self.buddies.remove(&peer);
-        self.stalled_lifelines.retain(|p| *p != peer);
+        self.stealing.lifelines.remove(&peer);
+        self.stealing.buddies.remove(&peer);
+        self.stealing.stalled_lifelines.retain(|p| *p != peer);
         let input = policy::Input::PeerDown {
             peer: policy::PeerId(peer),
         };
-        self.policy.handle(input, now);
+        self.stealing.policy.handle(input, now);
         self.fail_requests_to(peer, &reason, now);
         let lost: Vec<TaskKey> = self
             .owned
@@ -302,14 +302,13 @@ impl Node {
         for peer in gone {
             self.down_since.remove(&peer);
             // A suspect that owns a job stays one, so that the job can still be adopted.
-            if !self.jobs.values().any(|job| job.owner == peer) {
+            if !self.jobs.detached.values().any(|job| job.owner == peer) {
                 self.down.remove(&peer);
             }
             self.outputs.push_back(Output::Forget(peer));
             self.notices.remove(&peer);
             self.no_home.remove(&peer);
-            self.last_batch.remove(&peer);
-            self.gossip_budget.remove(&peer);
+            self.gossip.forget(peer);
             self.store.retain(|task, _| task.owner != peer);
             let before = self.ready.len();
             self.ready.retain(|spec| spec.key.owner != peer);

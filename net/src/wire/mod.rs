@@ -1,5 +1,11 @@
 //! What peers say to each other: the messages of the request-response protocol and of the
 //! task-graph gossip, all encoded with `postcard`.
+//!
+//! Private to the crate but for [`PeerReport`] and [`Suspected`]; the `internals` feature
+//! makes the module public for the fuzz targets and the tests that craft frames.
+
+// Without `internals`, the `pub` items here are the crate's own.
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 
 pub(crate) mod bounded;
 mod prims;
@@ -266,6 +272,8 @@ pub enum Response {
 
 /// A peer's account of itself, for `peer status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Open to the tests and fuzz seeds that build reports by hand (`internals`).
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct PeerReport {
     /// Its `peer-net` version.
     pub version: String,
@@ -299,6 +307,7 @@ pub struct PeerReport {
 
 /// A suspicion, as a peer reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(feature = "internals"), non_exhaustive)]
 pub struct Suspected {
     /// The suspected peer's number.
     pub peer: u64,

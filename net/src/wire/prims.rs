@@ -138,6 +138,19 @@ impl Op {
             _ => None,
         }
     }
+
+    /// What gives back what this operation was granted, once its caller withdrew: a
+    /// permit, or an item taken. Used by the caller's backend when the answer reaches it
+    /// and by the node when the answer comes after the withdrawal.
+    pub(crate) fn undo(&self, reply: &Reply) -> Option<Op> {
+        match (self, reply) {
+            (Op::Acquire { .. }, Reply::Granted { token, .. }) => {
+                Some(Op::Release { token: *token })
+            }
+            (Op::Get { .. }, Reply::Item(item)) => Some(Op::Unget { item: item.clone() }),
+            _ => None,
+        }
+    }
 }
 
 /// The answer to a [`PrimRequest`].

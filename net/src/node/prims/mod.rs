@@ -22,7 +22,7 @@ mod state;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::jobs::ranked;
+use super::placement::ranked;
 use super::state::Pending;
 use super::{Node, Output};
 use crate::wire::{
@@ -153,15 +153,6 @@ struct Call {
     asked: Instant,
 }
 
-/// What gives back what a withdrawn operation was granted: a permit, or an item taken.
-pub(crate) fn undo(op: &Op, reply: &Reply) -> Option<Op> {
-    match (op, reply) {
-        (Op::Acquire { .. }, Reply::Granted { token, .. }) => Some(Op::Release { token: *token }),
-        (Op::Get { .. }, Reply::Item(item)) => Some(Op::Unget { item: item.clone() }),
-        _ => None,
-    }
-}
-
 impl Call {
     /// Whether a withdrawn call can be dropped when its request fails: it could not have
     /// taken anything (a put's item, if it went in, stays; see `docs/swarm.md`).
@@ -256,7 +247,7 @@ impl Node {
         reply: &Reply,
         now: Instant,
     ) {
-        if let Some(op) = undo(op, reply) {
+        if let Some(op) = op.undo(reply) {
             self.internal_call(key, kind, op, now);
             self.after(now);
         }
@@ -278,7 +269,7 @@ impl Node {
 
     /// Publishes a topic value to every peer's subscribers.
     pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
-        self.gossip(GraphEvent::Topic { key, value }, now);
+        self.gossip.push(GraphEvent::Topic { key, value }, now);
         self.after(now);
     }
 
@@ -365,7 +356,7 @@ impl Node {
                 .push_back(Output::PrimReply { seq, reply, asked });
             return;
         }
-        if let Some(op) = undo(&call.op, &reply) {
+        if let Some(op) = call.op.undo(&reply) {
             self.internal_call(call.key, call.kind, op, now);
         }
     }

@@ -2,7 +2,7 @@
 //! lineage, results computed twice are kept once, detached jobs are adopted.
 
 use super::*;
-use crate::node::jobs::successor;
+use crate::node::placement::successor;
 use crate::wire::{JobArg, JobSpec, JobTask};
 
 fn key(seq: u64) -> TaskKey {
@@ -272,7 +272,7 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
     for (to, input) in gossip {
         net.nodes[to].handle(input, net.now);
     }
-    assert!((1..4).all(|i| net.nodes[i].jobs.contains_key("sum")));
+    assert!((1..4).all(|i| net.nodes[i].jobs.detached.contains_key("sum")));
     net.kill(0);
     net.settle();
     let adopted: Vec<usize> = (1..4)
@@ -281,7 +281,7 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
     assert_eq!(adopted.len(), 1, "one successor");
     assert_eq!(adopted[0] as u64, successor("sum", &[1, 2, 3]));
     for i in 1..4 {
-        let value = net.nodes[i].published.get("sum").cloned();
+        let value = net.nodes[i].jobs.published.get("sum").cloned();
         assert_eq!(value, Some(Ok(enc(10))), "node {i}");
     }
 }
@@ -357,7 +357,7 @@ fn a_malformed_job_from_gossip_is_dropped_without_a_panic() {
     net.nodes[0].handle(Input::Gossip(batch), net.now);
     net.kill(1);
     net.settle();
-    assert!(net.nodes[0].jobs.is_empty());
+    assert!(net.nodes[0].jobs.detached.is_empty());
     assert_eq!(net.nodes[0].stats().adopted, 0);
 }
 

@@ -157,7 +157,7 @@ fn a_push_is_taken_only_from_a_peer_we_registered_a_lifeline_with() {
         "{answer:?}"
     );
     assert!(node.ready.is_empty(), "nothing was queued");
-    node.buddies.insert(1);
+    node.stealing.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(1, 1), now);
     assert_eq!(answer, Response::Ack);
     assert_eq!(node.ready.len(), 1);
@@ -171,14 +171,14 @@ fn a_push_is_taken_only_from_a_peer_we_registered_a_lifeline_with() {
 #[test]
 fn a_push_over_the_bound_or_of_strangers_tasks_is_not_taken() {
     let (mut node, now) = owner();
-    node.buddies.insert(1);
+    node.stealing.buddies.insert(1);
     let most = node.settings.steal_max as u64;
     let (answer, _) = ask(&mut node, 1, push(1, most + 1), now);
     assert!(
         matches!(answer, Response::Refused(ref why) if why.contains("taken at once")),
         "{answer:?}"
     );
-    node.buddies.insert(1);
+    node.stealing.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(77, 3), now);
     assert!(
         matches!(answer, Response::Refused(ref why) if why.contains("not connected")),
@@ -233,10 +233,18 @@ fn gossip_past_a_peers_rate_is_dropped() {
     for number in 1..=rate + 50 {
         node.handle(batch(1, number, vec![GraphEvent::Load(1)]), now);
     }
-    assert_eq!(node.last_batch[&1], rate, "a second's worth at once");
+    assert_eq!(
+        node.gossip.last_batch(1),
+        Some(rate),
+        "a second's worth at once"
+    );
     let later = now + Duration::from_millis(100);
     node.handle(batch(1, rate + 51, vec![GraphEvent::Load(1)]), later);
-    assert_eq!(node.last_batch[&1], rate + 51, "the budget refills");
+    assert_eq!(
+        node.gossip.last_batch(1),
+        Some(rate + 51),
+        "the budget refills"
+    );
 }
 
 fn job(name: &str) -> JobSpec {
@@ -255,20 +263,23 @@ fn job(name: &str) -> JobSpec {
 fn a_jobs_name_is_its_owners() {
     let (mut node, now) = owner();
     node.handle(batch(1, 1, vec![GraphEvent::Detached(job("j"))]), now);
-    assert_eq!(node.jobs["j"].owner, 1);
+    assert_eq!(node.jobs.detached["j"].owner, 1);
     node.handle(batch(2, 1, vec![GraphEvent::Detached(job("j"))]), now);
-    assert_eq!(node.jobs["j"].owner, 1, "taken over by another peer");
+    assert_eq!(
+        node.jobs.detached["j"].owner, 1,
+        "taken over by another peer"
+    );
     let published = |value| GraphEvent::Published {
         name: "j".into(),
         value: Ok(enc(value)),
     };
     node.handle(batch(2, 2, vec![published(666)]), now);
     assert!(
-        !node.published.contains_key("j"),
+        !node.jobs.published.contains_key("j"),
         "published by another peer"
     );
     node.handle(batch(1, 2, vec![published(1)]), now);
-    assert_eq!(node.published.get("j"), Some(&Ok(enc(1))));
+    assert_eq!(node.jobs.published.get("j"), Some(&Ok(enc(1))));
 }
 
 /// A lookup in flight when its job's owner publishes (which ends the job, and with it the
@@ -318,14 +329,14 @@ fn an_orphaned_job_is_taken_over_by_its_successor_only() {
         now,
     );
     let mut live = vec![0, 2, 3];
-    let heir = jobs::successor("k", &live);
+    let heir = super::super::placement::successor("k", &live);
     live.retain(|p| *p != heir);
     let other = live.into_iter().find(|p| *p != 0).unwrap();
     if heir != 0 {
         node.handle(batch(other, 1, vec![GraphEvent::Detached(job("k"))]), now);
-        assert_ne!(node.jobs.get("k").map(|j| j.owner), Some(other));
+        assert_ne!(node.jobs.detached.get("k").map(|j| j.owner), Some(other));
         node.handle(batch(heir, 1, vec![GraphEvent::Detached(job("k"))]), now);
-        assert_eq!(node.jobs["k"].owner, heir);
+        assert_eq!(node.jobs.detached["k"].owner, heir);
     }
 }
 
@@ -412,7 +423,7 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
             .collect()
     };
     assert_eq!(runs(&mut node), vec![own], "its own runs here");
-    node.buddies.insert(1);
+    node.stealing.buddies.insert(1);
     let theirs = TaskSpec {
         key: TaskKey { owner: 1, seq: 1 },
         name: "copy".into(),
@@ -526,7 +537,7 @@ fn published_values_past_their_bound_push_out_the_oldest() {
     }
     let kept: Vec<bool> = ["a", "b", "c", "d", "e"]
         .iter()
-        .map(|n| node.published.contains_key(*n))
+        .map(|n| node.jobs.published.contains_key(*n))
         .collect();
     assert_eq!(kept, [false, false, true, true, true]);
 }
@@ -539,13 +550,13 @@ fn jobs_of_others_past_their_bound_are_not_recorded_and_ours_always_are() {
         let event = GraphEvent::Detached(job(name));
         node.handle(batch(1, number as u64 + 1, vec![event]), now);
     }
-    assert!(node.jobs.contains_key("j1") && node.jobs.contains_key("j2"));
+    assert!(node.jobs.detached.contains_key("j1") && node.jobs.detached.contains_key("j2"));
     assert!(
-        !node.jobs.contains_key("j3"),
+        !node.jobs.detached.contains_key("j3"),
         "the first known are kept, not pushed out"
     );
     assert_eq!(node.detach(job("mine"), now), Ok(()));
-    assert_eq!(node.jobs["mine"].owner, 0);
+    assert_eq!(node.jobs.detached["mine"].owner, 0);
 }
 
 #[test]
@@ -573,7 +584,7 @@ fn a_new_primitive_past_the_bound_is_refused() {
 fn ready_tasks_of_others_and_remembered_peers_are_bounded() {
     let (mut node, now) = owner();
     node.settings.limits.ready_from_others = 2;
-    node.buddies.insert(1);
+    node.stealing.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(1, 3), now);
     assert!(
         matches!(answer, Response::Refused(ref why) if why.contains("as many ready")),
@@ -584,12 +595,9 @@ fn ready_tasks_of_others_and_remembered_peers_are_bounded() {
     for stranger in 100..200 {
         node.handle(batch(stranger, 1, vec![GraphEvent::Load(1)]), now);
     }
-    assert!(
-        node.gossip_budget.len() <= 4,
-        "{}",
-        node.gossip_budget.len()
-    );
-    assert!(node.last_batch.len() <= 5, "{}", node.last_batch.len());
+    let (budgets, batches) = node.gossip.remembered();
+    assert!(budgets <= 4, "{budgets}");
+    assert!(batches <= 5, "{batches}");
 }
 
 #[test]
