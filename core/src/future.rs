@@ -107,10 +107,10 @@ impl<T: Send + Sync + 'static> TaskFuture<T> {
     where
         T: Clone,
     {
-        if let Some(slot) = Arc::get_mut(&mut self.slot) {
-            if let Some(result) = slot.take_result() {
-                return result;
-            }
+        if let Some(slot) = Arc::get_mut(&mut self.slot)
+            && let Some(result) = slot.take_result()
+        {
+            return result;
         }
         match self.slot.header().result() {
             Some(result) => result.cloned().map_err(Clone::clone),

@@ -38,7 +38,7 @@ fn closures_and_results_drop_exactly_once_through_cancel_and_shutdown() {
                 } else {
                     client.submit_local(body)
                 };
-                if (i as u64 ^ seed) % 7 == 0 {
+                if (i as u64 ^ seed).is_multiple_of(7) {
                     f.cancel();
                 }
                 futures.push(f);
