@@ -204,7 +204,7 @@ fn main() {
 
     let total = *total.wait().expect("the model does not fail");
     client.gather(pds).expect("every default model ran");
-    audit.close();
+    audit.blocking_close();
     let (audited, audit_sum) = auditor.into_result().expect("the auditor does not fail");
     let elapsed = start.elapsed();
 

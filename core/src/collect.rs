@@ -211,6 +211,7 @@ pub enum WaitFor {
 
 /// Which futures were done when [`wait`] returned, by index into its input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Completion {
     /// Indices of futures that are done.
     pub done: Vec<usize>,

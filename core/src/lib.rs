@@ -40,7 +40,10 @@ mod cell;
 mod client;
 mod collect;
 mod error;
+#[doc(hidden)]
+pub mod ext;
 mod future;
+mod hash;
 mod id;
 mod inputs;
 mod loom;
@@ -58,5 +61,5 @@ pub use named::NamedTask;
 pub use peer_macros::task;
 pub use promise::Promise;
 pub use sync::{
-    Event, Fenced, Lock, LockGuard, Permit, Queue, Semaphore, Subscription, Topic, Variable,
+    Event, Fenced, Lock, Permit, Queue, Semaphore, Subscription, Topic, Variable, Versioned,
 };

@@ -1,6 +1,7 @@
 //! Named tasks: the registry path and every way it can fail, on one machine.
 
-use peer_core::named::{Args, CallError, NamedTask, registry};
+use peer_core::ext::CallError;
+use peer_core::named::{Args, NamedTask, registry};
 use peer_core::{Client, TaskError, TaskFuture, task};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -598,7 +599,8 @@ fn a_failed_element_fails_the_fan_in() {
 
 #[test]
 fn a_fan_in_goes_to_another_peer_as_one_encoded_vec() {
-    use peer_core::named::{ArgSlot, IntoArgs};
+    use peer_core::ext::ArgSlot;
+    use peer_core::named::IntoArgs;
     let client = Client::builder().workers(2).build().unwrap();
     let parts: Vec<TaskFuture<u64>> = (1..=3u64).map(|x| client.scatter(x)).collect();
     let mut slots = IntoArgs::<(Vec<u64>,), _>::into_slots(&parts[..]).unwrap();

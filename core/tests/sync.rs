@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use peer_core::Client;
-use peer_core::sync::{GetError, PutError};
+use peer_core::sync::{GetError, PutError, Versioned};
 
 fn client() -> Client {
     Client::builder().workers(2).build().unwrap()
@@ -45,7 +45,7 @@ fn a_lock_keeps_a_read_modify_write_exact_across_workers() {
         .collect();
     c.gather(tasks).unwrap();
     assert_eq!(counter.load(Ordering::SeqCst), 2_000);
-    assert!(!c.lock("counter").is_locked());
+    assert!(!c.lock("counter").blocking_is_locked());
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn a_semaphore_is_never_over_its_bound() {
         "peak {}",
         peak.load(Ordering::SeqCst)
     );
-    assert_eq!(c.semaphore("slots", 3).available(), 3);
+    assert_eq!(c.semaphore("slots", 3).blocking_available(), 3);
 }
 
 #[test]
@@ -93,11 +93,11 @@ fn a_queue_is_fifo() {
     let c = client();
     let q = c.queue::<u32>("fifo", 10_000);
     for i in 0..5_000 {
-        q.try_put(i).unwrap();
+        q.blocking_try_put(i).unwrap();
     }
-    let got: Vec<u32> = (0..5_000).map(|_| q.try_get().unwrap()).collect();
+    let got: Vec<u32> = (0..5_000).map(|_| q.blocking_try_get().unwrap()).collect();
     assert_eq!(got, (0..5_000).collect::<Vec<_>>());
-    assert_eq!(q.try_get(), Err(GetError::Empty));
+    assert_eq!(q.blocking_try_get(), Err(GetError::Empty));
 }
 
 #[test]
@@ -145,8 +145,8 @@ fn many_producers_and_consumers_lose_and_duplicate_nothing_through_a_close() {
         for t in producer_threads {
             t.join().unwrap();
         }
-        q.close();
-        assert!(matches!(q.try_put(0), Err(PutError::Closed(0))));
+        q.blocking_close();
+        assert!(matches!(q.blocking_try_put(0), Err(PutError::Closed(0))));
         thread_consumers
             .into_iter()
             .flat_map(|t| t.join().unwrap())
@@ -199,7 +199,7 @@ fn timeouts_give_up_and_hand_values_back() {
         Err(PutError::Full(v)) => assert_eq!(v, "b"),
         other => panic!("expected Full, got {other:?}"),
     }
-    assert_eq!(q.len(), 1);
+    assert_eq!(q.blocking_len(), 1);
 
     let lock = c.lock("timeouts");
     let held = lock.blocking_lock();
@@ -216,14 +216,17 @@ fn timeouts_give_up_and_hand_values_back() {
     let event = c.event("timeouts");
     assert!(!event.blocking_wait_timeout(Duration::from_millis(20)));
     let v = c.variable::<u8>("timeouts");
-    assert_eq!(v.blocking_changed(0, Some(Duration::from_millis(20))), None);
+    assert_eq!(
+        v.blocking_changed_timeout(0, Duration::from_millis(20)),
+        None
+    );
 }
 
 #[test]
 fn a_cancelled_lock_wait_leaks_nothing() {
     let c = client();
     let lock = c.lock("cancel");
-    let held = lock.try_lock().unwrap();
+    let held = lock.blocking_try_lock().unwrap();
 
     // Waiting, then dropped: the line forgets it.
     let mut waiting = lock.lock();
@@ -235,10 +238,13 @@ fn a_cancelled_lock_wait_leaks_nothing() {
     assert!(poll_once(&mut granted).is_pending());
     drop(held);
     drop(granted);
-    assert!(!lock.is_locked(), "a cancelled waiter kept the lock");
+    assert!(
+        !lock.blocking_is_locked(),
+        "a cancelled waiter kept the lock"
+    );
 
     // And the next waiter in line still gets it.
-    let first = lock.try_lock().unwrap();
+    let first = lock.blocking_try_lock().unwrap();
     let mut a = lock.lock();
     let mut b = lock.lock();
     assert!(poll_once(&mut a).is_pending());
@@ -246,7 +252,7 @@ fn a_cancelled_lock_wait_leaks_nothing() {
     drop(first);
     drop(a);
     match poll_once(&mut b) {
-        Poll::Ready(guard) => assert!(guard.is_held()),
+        Poll::Ready(guard) => assert!(guard.blocking_is_held()),
         Poll::Pending => panic!("the grant of a cancelled waiter was not passed on"),
     }
 }
@@ -258,34 +264,34 @@ fn cancelled_queue_and_wait_futures_take_nothing() {
     let mut get = q.get();
     assert!(poll_once(&mut get).is_pending());
     drop(get);
-    q.try_put(7).unwrap();
-    assert_eq!(q.try_get(), Ok(7), "a dropped get took the item");
+    q.blocking_try_put(7).unwrap();
+    assert_eq!(q.blocking_try_get(), Ok(7), "a dropped get took the item");
 
-    q.try_put(1).unwrap();
+    q.blocking_try_put(1).unwrap();
     let mut put = q.put(2);
     assert!(poll_once(&mut put).is_pending());
     drop(put);
-    assert_eq!(q.try_get(), Ok(1));
+    assert_eq!(q.blocking_try_get(), Ok(1));
     assert_eq!(
-        q.try_get(),
+        q.blocking_try_get(),
         Err(GetError::Empty),
         "a dropped put enqueued its value"
     );
     // The line is clear: a new put goes straight in.
-    assert!(q.try_put(3).is_ok());
+    assert!(q.blocking_try_put(3).is_ok());
 
     let e = c.event("cancel");
     let mut w = e.wait();
     assert!(poll_once(&mut w).is_pending());
     drop(w);
-    e.set();
+    e.blocking_set();
     assert!(e.blocking_wait_timeout(Duration::from_secs(5)));
 
     let v = c.variable::<u32>("cancel");
     let mut ch = v.changed(0);
     assert!(poll_once(&mut ch).is_pending());
     drop(ch);
-    assert_eq!(v.set(5), 1);
+    assert_eq!(v.blocking_set(5), 1);
 }
 
 #[test]
@@ -312,7 +318,9 @@ fn async_methods_work_under_an_executor() {
             let _g = lock.lock().await;
             q.put(i).await.unwrap();
         }
-        q.close();
+        assert_eq!(q.capacity(), 4);
+        assert!(lock.try_lock().await.is_some());
+        q.close().await;
         consumer.await.unwrap()
     });
     assert_eq!(total, 5050);
@@ -329,42 +337,46 @@ fn leases_expire_and_fencing_tokens_tell_stale_holders_apart() {
         token.0 >= seen
     };
 
-    let mut stale = lock
-        .blocking_lock_with_lease(Duration::from_millis(50), None)
-        .unwrap();
+    let mut stale = lock.blocking_lock_with_lease(Duration::from_millis(50));
     assert!(write(stale.token()));
-    assert!(stale.renew(Duration::from_millis(50)).is_ok());
+    assert!(stale.blocking_renew(Duration::from_millis(50)).is_ok());
     // The holder "hangs": another waiter gets the lock when the lease runs out, woken by it.
     let start = Instant::now();
     let fresh = lock.blocking_lock();
     assert!(start.elapsed() >= Duration::from_millis(30));
     assert!(fresh.token() > stale.token());
     assert!(write(fresh.token()));
-    assert!(!stale.is_held());
+    assert!(!stale.blocking_is_held());
     assert!(
         !write(stale.token()),
         "the stale holder's write was accepted"
     );
-    assert!(stale.renew(Duration::from_secs(1)).is_err());
-    assert!(stale.release().is_err());
-    assert!(fresh.is_held());
+    assert!(stale.blocking_renew(Duration::from_secs(1)).is_err());
+    assert!(stale.blocking_release().is_err());
+    assert!(fresh.blocking_is_held());
     drop(fresh);
-    assert!(!lock.is_locked());
+    assert!(!lock.blocking_is_locked());
 }
 
 #[test]
 fn variables_events_and_topics() {
     let c = client();
     let v = c.variable::<String>("params");
-    assert_eq!(v.get(), None);
-    assert_eq!(v.version(), 0);
+    assert_eq!(v.blocking_get(), None);
+    assert_eq!(v.blocking_version(), 0);
     let waiter = {
         let v = v.clone();
-        c.submit_local(move || v.blocking_changed(0, None))
+        c.submit_local(move || v.blocking_changed(0))
     };
-    v.set("a".into());
-    assert_eq!(waiter.wait(), Ok(&Some(1)));
-    assert_eq!(v.get_versioned(), Some(("a".to_string(), 1)));
+    v.blocking_set("a".into());
+    assert_eq!(waiter.wait(), Ok(&1));
+    assert_eq!(
+        v.blocking_get_versioned(),
+        Some(Versioned {
+            value: "a".to_string(),
+            version: 1
+        })
+    );
 
     let e = c.event("go");
     let waiters: Vec<_> = (0..4)
@@ -373,25 +385,25 @@ fn variables_events_and_topics() {
             c.submit_local(move || e.blocking_wait())
         })
         .collect();
-    assert!(!e.is_set());
-    e.set();
+    assert!(!e.blocking_is_set());
+    e.blocking_set();
     c.gather(waiters).unwrap();
-    e.clear();
-    assert!(!e.is_set());
+    e.blocking_clear();
+    assert!(!e.blocking_is_set());
 
     let t = c.topic::<u32>("ticks");
     let mut early = t.subscribe();
     assert_eq!(t.publish(1), 1);
     let mut late = t.subscribe();
     assert_eq!(t.publish(2), 2);
-    assert_eq!(early.blocking_next(None), Some(1));
-    assert_eq!(early.blocking_next(None), Some(2));
-    assert_eq!(late.blocking_next(None), Some(2));
-    assert_eq!(late.blocking_next(Some(Duration::from_millis(10))), None);
+    assert_eq!(early.blocking_next(), 1);
+    assert_eq!(early.blocking_next(), 2);
+    assert_eq!(late.blocking_next(), 2);
+    assert_eq!(late.blocking_next_timeout(Duration::from_millis(10)), None);
     for i in 0..2_000 {
         t.publish(i);
     }
-    let first = late.blocking_next(None).unwrap();
+    let first = late.blocking_next();
     assert_eq!(
         first,
         2_000 - 1_024,
@@ -408,16 +420,16 @@ fn names_are_shared_and_typed() {
     let a = c.queue::<u32>("shared", 4);
     let b = c.queue::<u32>("shared", 4);
     let other_type = c.queue::<String>("shared", 4);
-    a.try_put(1).unwrap();
-    assert_eq!(b.try_get(), Ok(1));
-    a.try_put(2).unwrap();
-    assert_eq!(other_type.try_get(), Err(GetError::Empty));
+    a.blocking_try_put(1).unwrap();
+    assert_eq!(b.blocking_try_get(), Ok(1));
+    a.blocking_try_put(2).unwrap();
+    assert_eq!(other_type.blocking_try_get(), Err(GetError::Empty));
     // A lock and a semaphore of the same name are different things.
-    let _l = c.lock("name").try_lock().unwrap();
-    assert!(c.semaphore("name", 1).try_acquire().is_some());
+    let _l = c.lock("name").blocking_try_lock().unwrap();
+    assert!(c.semaphore("name", 1).blocking_try_acquire().is_some());
     // Another client has its own primitives.
     let c2 = client();
-    assert!(c2.lock("name").try_lock().is_some());
+    assert!(c2.lock("name").blocking_try_lock().is_some());
 }
 
 #[test]
@@ -450,7 +462,7 @@ fn a_blocked_consumer_is_never_buried_under_producers_waiting_for_it() {
             })
             .collect();
         c.gather(producers).unwrap();
-        q.close();
+        q.blocking_close();
         assert_eq!(consumer.wait(), Ok(&(0..1000u64).sum::<u64>()));
     }
 }
@@ -467,7 +479,7 @@ fn every_worker_blocked_on_an_event_still_lets_the_setter_run() {
         .collect();
     let setter = {
         let e = e.clone();
-        c.submit_local(move || e.set())
+        c.submit_local(move || e.blocking_set())
     };
     setter.wait().unwrap();
     c.gather(waiters).unwrap();
@@ -478,14 +490,21 @@ fn cancelled_semaphore_and_stream_reads_leave_no_trace() {
     use futures_util::StreamExt;
     let c = client();
     let sem = c.semaphore("cancel-sem", 2);
-    let (a, b) = (sem.try_acquire().unwrap(), sem.try_acquire().unwrap());
+    let (a, b) = (
+        sem.blocking_try_acquire().unwrap(),
+        sem.blocking_try_acquire().unwrap(),
+    );
     let mut waiting = sem.acquire();
     assert!(poll_once(&mut waiting).is_pending());
     drop(a);
     drop(waiting); // woken by the release, dropped before collecting
-    assert_eq!(sem.available(), 1, "a cancelled acquire kept a permit");
+    assert_eq!(
+        sem.blocking_available(),
+        1,
+        "a cancelled acquire kept a permit"
+    );
     drop(b);
-    assert_eq!(sem.available(), 2);
+    assert_eq!(sem.blocking_available(), 2);
 
     let topic = c.topic::<u32>("cancel-topic");
     let mut sub = topic.subscribe();
@@ -495,7 +514,7 @@ fn cancelled_semaphore_and_stream_reads_leave_no_trace() {
     }
     topic.publish(9);
     assert_eq!(
-        sub.blocking_next(Some(Duration::from_secs(5))),
+        sub.blocking_next_timeout(Duration::from_secs(5)),
         Some(9),
         "a dropped read consumed a value"
     );

@@ -105,14 +105,14 @@ fn check_signature(sig: &syn::Signature) -> syn::Result<()> {
              one task per concrete type",
         ));
     }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if let Type::ImplTrait(_) | Type::Reference(_) = &**ty {
-            return Err(error(
-                ty,
-                "a named task returns an owned serde type: its result may be sent to another \
-                 peer",
-            ));
-        }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Type::ImplTrait(_) | Type::Reference(_) = &**ty
+    {
+        return Err(error(
+            ty,
+            "a named task returns an owned serde type: its result may be sent to another \
+             peer",
+        ));
     }
     if let Some(extra) = sig.inputs.iter().nth(MAX_PARAMS) {
         return Err(error(
@@ -219,7 +219,7 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
     // it is written.
     let checks = params.iter().map(|p| {
         let ty = &p.ty;
-        quote_spanned!(ty.span()=> ::peer_core::named::__private::portable::<#ty>();)
+        quote_spanned!(ty.span()=> ::peer_core::ext::portable::<#ty>();)
     });
     let doc = format!("The named task of [`{fn_name}`]: submit it with `Client::submit_named`.");
 
@@ -248,11 +248,11 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
 
         const _: fn() = || {
             #(#checks)*
-            ::peer_core::named::__private::portable::<#output>();
+            ::peer_core::ext::portable::<#output>();
         };
 
-        ::peer_core::named::__private::inventory::submit! {
-            ::peer_core::named::Registration::of::<#handle>()
+        ::peer_core::ext::inventory::submit! {
+            ::peer_core::ext::register::<#handle>()
         }
     })
 }

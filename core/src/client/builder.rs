@@ -6,8 +6,7 @@ use std::sync::{Arc, OnceLock};
 use peer_steal::Pool;
 
 use super::{CURRENT, Client};
-use crate::named::Remote;
-use crate::sync::{Backend, LocalBackend};
+use crate::ext::{Backend, LocalBackend, Remote};
 
 /// Configures a [`Client`].
 #[derive(Default)]
@@ -61,7 +60,9 @@ impl Builder {
     }
 
     /// Where named primitives live (default: in this process). The swarm client of
-    /// `peer-net` passes one that keeps each name on a home peer.
+    /// `peer-net` passes one that keeps each name on a home peer. An extension point (see
+    /// `crate::ext`), hidden.
+    #[doc(hidden)]
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
         self.backend = Some(backend);
         self
@@ -69,7 +70,9 @@ impl Builder {
 
     /// Where named tasks run (default: on this pool). The swarm of `peer-net` passes one
     /// that lets any peer run them; tasks running on this pool's workers that submit named
-    /// tasks reach it too, through [`Client::current`].
+    /// tasks reach it too, through [`Client::current`]. An extension point (see
+    /// `crate::ext`), hidden.
+    #[doc(hidden)]
     pub fn remote(mut self, remote: Arc<dyn Remote>) -> Self {
         self.remote = Some(remote);
         self

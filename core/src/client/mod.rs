@@ -17,11 +17,11 @@ pub use options::TaskBuilder;
 use crate::cell::{Body, Cell, Node, Once, Slot, TryOnce};
 use crate::collect;
 use crate::error::TaskError;
+use crate::ext::{Backend, Remote};
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
-use crate::named::{IntoArgs, NamedTask, Remote};
-use crate::sync::Backend;
+use crate::named::{IntoArgs, NamedTask};
 
 /// Submits tasks and hands back [`TaskFuture`]s; Dask's `Client`.
 ///
@@ -191,7 +191,8 @@ impl Client {
 
     /// A clone that does not keep the pool running, for a runtime that serves this pool (the
     /// swarm's event loop): it submits to the pool but counts nothing as a closure of the
-    /// program's, and sends no named task to the remote.
+    /// program's, and sends no named task to the remote. An extension point (see
+    /// `crate::ext`), hidden.
     #[doc(hidden)]
     pub fn pool_view(&self) -> Client {
         Client {

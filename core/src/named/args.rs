@@ -16,17 +16,25 @@ pub trait Args: Sized + Send + Sync + 'static {
     /// How many parameters.
     const COUNT: usize;
 
+    // The codec of the arguments: extension points (see `crate::ext`), hidden.
+
     /// Decodes one byte string per parameter.
+    #[doc(hidden)]
     fn decode(bytes: &[&[u8]]) -> Result<Self, CallError>;
     /// References to the stored values.
+    #[doc(hidden)]
     fn as_refs(&self) -> Self::Refs<'_>;
     /// Encodes each value into its own byte string.
+    #[doc(hidden)]
     fn encode(refs: Self::Refs<'_>) -> Result<Vec<Vec<u8>>, CallError>;
     /// Each value behind an `Arc`, shared between calls given the same bytes.
+    #[doc(hidden)]
     type Shared: Send;
     /// Decodes shared byte strings, reusing values decoded from the same bytes before.
+    #[doc(hidden)]
     fn decode_shared(bytes: &[Arc<Vec<u8>>]) -> Result<Self::Shared, CallError>;
     /// References to the shared values.
+    #[doc(hidden)]
     fn shared_refs(shared: &Self::Shared) -> Self::Refs<'_>;
 }
 

@@ -16,11 +16,11 @@ use serde::de::DeserializeOwned;
 use super::registry::CallError;
 
 /// Smaller arguments decode faster than a lookup: they are not kept.
-pub const MIN_BYTES: usize = 4 << 10;
+pub(crate) const MIN_BYTES: usize = 4 << 10;
 /// Most entries kept.
-pub const MAX_ENTRIES: usize = 32;
+pub(crate) const MAX_ENTRIES: usize = 32;
 /// Most encoded bytes the kept entries may hold alive.
-pub const MAX_BYTES: usize = 256 << 20;
+pub(crate) const MAX_BYTES: usize = 256 << 20;
 
 struct Entry {
     bytes: Arc<Vec<u8>>,
@@ -79,11 +79,6 @@ where
         held -= entries.remove(0).bytes.len();
     }
     Ok(value)
-}
-
-/// Entries kept now.
-pub fn kept() -> usize {
-    ENTRIES.lock().unwrap_or_else(PoisonError::into_inner).len()
 }
 
 #[cfg(all(test, not(peer_loom)))]

@@ -29,7 +29,9 @@ pub enum Arg<T> {
 /// stored as `Vec<E>` (`&[E]` or `Vec<E>` in the function), the futures of its elements as
 /// `&[TaskFuture<E>]` or `&[&TaskFuture<E>]` (or `&Vec` of either).
 pub trait IntoArg<T> {
-    /// The argument as given.
+    /// The argument as given; an extension point (`peer-net`'s job handles are arguments
+    /// too), hidden.
+    #[doc(hidden)]
     fn into_arg(self) -> Arg<T>;
 }
 
@@ -179,7 +181,8 @@ pub trait IntoArgs<A: Args, F = form::Tuple> {
     -> TaskFuture<N::Output>;
 
     /// The arguments as another peer receives them: values encoded now, futures encoded
-    /// when done. How `peer-net` sends a call across the swarm.
+    /// when done. How `peer-net` sends a call across the swarm; an extension point, hidden.
+    #[doc(hidden)]
     fn into_slots(self) -> Result<Vec<ArgSlot>, CallError>;
 }
 

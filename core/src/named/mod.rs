@@ -84,8 +84,9 @@
 //!   [fingerprint](NamedTask::fingerprint) is a hash of both, so two binaries that disagree on
 //!   a task's types refuse each other's calls instead of decoding garbage;
 //! - a [`Registration`] in the binary-wide [`registry`], built by `inventory` without a
-//!   hand-kept list: `registry().get(name)` finds the shim that decodes the arguments, runs
-//!   the function and encodes the result.
+//!   hand-kept list: `registry().get(name)` finds the task by name, with the shim that
+//!   decodes the arguments, runs the function and encodes the result (which only the swarm
+//!   calls).
 //!
 //! # Running locally
 //!
@@ -125,15 +126,19 @@
 //! ```
 
 mod args;
-pub mod decoded;
-mod given;
-mod registry;
-pub mod remote;
+pub(crate) mod decoded;
+pub(crate) mod given;
+pub(crate) mod registry;
+pub(crate) mod remote;
 
 pub use args::Args;
-pub use given::{Arg, ArgFailure, ArgSlot, Element, FutureArg, Gather, IntoArg, IntoArgs, form};
-pub use registry::{CallError, Registration, Registry, registry};
-pub use remote::{Call, Done, Remote};
+pub use given::{Element, IntoArg, IntoArgs, form};
+pub use registry::{Registration, Registry, registry};
+
+// The old paths of what moved to `crate::ext`, for `peer-net` until it imports from there
+// (issue 20): hidden, and to be removed with their last user.
+#[doc(hidden)]
+pub use crate::ext::{Arg, ArgFailure, ArgSlot, Call, CallError, FutureArg, Remote};
 
 /// A function registered by name; implemented by [`#[task]`](crate::task).
 pub trait NamedTask: Send + Sync + 'static {
@@ -159,24 +164,13 @@ pub trait NamedTask: Send + Sync + 'static {
     }
 }
 
-/// FNV-1a over the name and signature: stable across builds and platforms.
+/// FNV-1a over the name, a zero byte and the signature: stable across builds and platforms.
 pub(crate) const fn fingerprint(name: &str, signature: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    let (a, b) = (name.as_bytes(), signature.as_bytes());
-    let mut i = 0;
-    while i < a.len() + 1 + b.len() {
-        let byte = if i < a.len() {
-            a[i]
-        } else if i == a.len() {
-            0
-        } else {
-            b[i - a.len() - 1]
-        };
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
-    }
-    hash
+    crate::hash::Fnv1a::new()
+        .update(name.as_bytes())
+        .update(&[0])
+        .update(signature.as_bytes())
+        .finish()
 }
 
 /// Calls `f` up to `1 + retries` times until it does not panic: retries for the registry
@@ -203,15 +197,6 @@ fn retrying<R>(retries: u32, mut f: impl FnMut() -> R) -> R {
 pub trait Portable: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> Portable for T {}
 
-#[doc(hidden)]
-pub mod __private {
-    pub use inventory;
-
-    /// Compiles only for a [`Portable`](super::Portable) `T`: `#[task]` checks each
-    /// parameter with it, at the parameter's type.
-    pub fn portable<T: super::Portable>() {}
-}
-
 /// Runs `N` the way a remote peer will: encode the arguments, look the name up, check the
 /// fingerprint, decode and run through the registry's shim, then decode the result.
 pub(crate) fn call_encoded<N: NamedTask>(
@@ -219,6 +204,7 @@ pub(crate) fn call_encoded<N: NamedTask>(
     task: crate::TaskId,
 ) -> Result<N::Output, crate::TaskError> {
     use crate::TaskError;
+    use registry::CallError;
     let name = || std::sync::Arc::<str>::from(N::NAME);
     let call_error = |error: CallError| {
         let message = error.to_string().into();

@@ -25,6 +25,7 @@ inventory::collect!(Registration);
 
 /// Why running a task from encoded arguments failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CallError {
     /// The call carried a different number of arguments than the function takes.
     ArgCount {
@@ -54,8 +55,9 @@ pub enum CallError {
 }
 
 impl Registration {
-    /// The registration of `T`; what `#[task]` submits to the registry.
-    pub const fn of<T: NamedTask>() -> Registration {
+    /// The registration of `T`; what `#[task]` submits to the registry (through
+    /// `crate::ext::register`).
+    pub(crate) const fn of<T: NamedTask>() -> Registration {
         Registration {
             name: T::NAME,
             signature: T::SIGNATURE,
@@ -82,19 +84,24 @@ impl Registration {
     }
 
     /// Decodes the arguments, runs the function and encodes its result. A panic in the
-    /// function propagates; callers run this inside a task, which catches it.
+    /// function propagates; callers run this inside a task, which catches it. An extension
+    /// point (see `crate::ext`), hidden.
+    #[doc(hidden)]
     pub fn call(&self, args: &[&[u8]]) -> Result<Vec<u8>, CallError> {
         (self.run)(args)
     }
 
     /// Like [`call`](Registration::call) with arguments as shared bytes: a large argument
     /// given as the same bytes to many calls is decoded once and shared (a swarm peer's
-    /// inputs are such bytes).
+    /// inputs are such bytes). An extension point, hidden.
+    #[doc(hidden)]
     pub fn call_shared(&self, args: &[Arc<Vec<u8>>]) -> Result<Vec<u8>, CallError> {
         (self.run_shared)(args)
     }
 
     /// Decodes the arguments without running anything: validates a call before accepting it.
+    /// An extension point, hidden.
+    #[doc(hidden)]
     pub fn check(&self, args: &[&[u8]]) -> Result<(), CallError> {
         (self.check)(args)
     }

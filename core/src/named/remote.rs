@@ -1,12 +1,13 @@
 //! Where a client's named tasks run when they may leave its process: the interface the swarm
-//! of `peer-net` plugs into, as named primitives plug in through [`sync::Backend`].
+//! of `peer-net` plugs into, as named primitives plug in through [`Backend`]. Reached
+//! through [`crate::ext`].
 //!
 //! A [`Client`] built with [`Builder::remote`](crate::Builder::remote) hands every named task
 //! (from `submit_named`, `map_named`, retries, and tasks that submit tasks on any of its
 //! workers) to its [`Remote`] as a [`Call`], and gets the encoded result back through
 //! [`Done`]. Closures still run on the client's own pool: they cannot cross machines.
 //!
-//! [`sync::Backend`]: crate::sync::Backend
+//! [`Backend`]: crate::ext::Backend
 //! [`Client`]: crate::Client
 
 use std::fmt;

@@ -43,6 +43,12 @@ pub(crate) fn block_on<F: Future + Unpin>(
     future: &mut F,
     deadline: Option<Instant>,
 ) -> Option<F::Output> {
+    // Answered at once (in-process, or already done): no signal to set up. A later poll
+    // registers the real waker, as every poll must.
+    if let Poll::Ready(value) = Pin::new(&mut *future).poll(&mut Context::from_waker(Waker::noop()))
+    {
+        return Some(value);
+    }
     let signal = Arc::new(Signal::default());
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);

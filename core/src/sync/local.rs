@@ -1,7 +1,6 @@
 //! The in-process backend: every primitive is a mutex-guarded state with a FIFO line of
 //! waiters. Wakers are collected under the lock and woken after it is released.
 
-use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, OnceLock, Weak};
@@ -11,11 +10,10 @@ use std::time::{Duration, Instant};
 use crate::loom::{Mutex, MutexGuard};
 
 use super::backend::{
-    Backend, Closed, Codec, EventBackend, Expired, FencingToken, Grant, Payload, QueueBackend,
-    SemaphoreBackend, Ticket, TopicBackend, VariableBackend,
+    Backend, Codec, EventBackend, Grant, Next, Payload, QueueBackend, SemaphoreBackend, Shared,
+    Ticket, TopicBackend, VariableBackend,
 };
-
-type Shared = Arc<dyn Any + Send + Sync>;
+use super::{Closed, Expired, FencingToken, GetError, PutError, Versioned};
 
 /// Primitives that live in this process, keyed by name: the default backend of a
 /// [`Client`](crate::Client). The swarm's backend keeps one too, for the subscribers of
@@ -90,13 +88,13 @@ impl Default for Line {
 impl Line {
     /// Registers `ticket` (new) or refreshes its waker.
     fn wait(&mut self, ticket: &mut Ticket, cx: &Context<'_>) {
-        if let Some(id) = ticket.0 {
-            if let Some((_, waker)) = self.waiting.iter_mut().find(|(i, _)| *i == id) {
-                if !waker.will_wake(cx.waker()) {
-                    *waker = cx.waker().clone();
-                }
-                return;
+        if let Some(id) = ticket.0
+            && let Some((_, waker)) = self.waiting.iter_mut().find(|(i, _)| *i == id)
+        {
+            if !waker.will_wake(cx.waker()) {
+                *waker = cx.waker().clone();
             }
+            return;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -203,32 +201,12 @@ impl LocalSemaphore {
     }
 }
 
-impl SemaphoreBackend for LocalSemaphore {
-    fn try_acquire(&self, lease: Option<Duration>) -> Option<Grant> {
+impl LocalSemaphore {
+    pub(crate) fn try_acquire(&self, lease: Option<Duration>) -> Option<Grant> {
         self.with_state(|s| ((s.free > 0).then(|| self.grant(s, lease)), false))
     }
 
-    fn poll_acquire(
-        &self,
-        ticket: &mut Ticket,
-        lease: Option<Duration>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Grant> {
-        self.with_state(|s| {
-            if s.free > 0 {
-                s.line.remove(ticket);
-                return (Poll::Ready(self.grant(s, lease)), false);
-            }
-            s.line.wait(ticket, cx);
-            (Poll::Pending, false)
-        })
-    }
-
-    fn cancel(&self, ticket: &mut Ticket) {
-        lock(&self.state).line.remove(ticket);
-    }
-
-    fn release(&self, token: FencingToken) -> Result<(), Expired> {
+    pub(crate) fn release(&self, token: FencingToken) -> Result<(), Expired> {
         self.with_state(|s| {
             // Expired leases were taken back by `settle`, so a stale holder's release fails.
             match s.holders.iter().position(|(t, _)| *t == token) {
@@ -262,12 +240,70 @@ impl SemaphoreBackend for LocalSemaphore {
         })
     }
 
-    fn is_held(&self, token: FencingToken) -> bool {
-        self.with_state(|s| (s.holders.iter().any(|(t, _)| *t == token), false))
+    pub(crate) fn available(&self) -> usize {
+        self.with_state(|s| (s.free, false))
+    }
+}
+
+impl SemaphoreBackend for LocalSemaphore {
+    fn poll_try_acquire(
+        &self,
+        _: &mut Ticket,
+        lease: Option<Duration>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Grant>> {
+        Poll::Ready(self.try_acquire(lease))
     }
 
-    fn available(&self) -> usize {
-        self.with_state(|s| (s.free, false))
+    fn poll_acquire(
+        &self,
+        ticket: &mut Ticket,
+        lease: Option<Duration>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Grant> {
+        self.with_state(|s| {
+            if s.free > 0 {
+                s.line.remove(ticket);
+                return (Poll::Ready(self.grant(s, lease)), false);
+            }
+            s.line.wait(ticket, cx);
+            (Poll::Pending, false)
+        })
+    }
+
+    fn cancel(&self, ticket: &mut Ticket) {
+        lock(&self.state).line.remove(ticket);
+    }
+
+    fn poll_release(
+        &self,
+        _: &mut Ticket,
+        token: FencingToken,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<(), Expired>> {
+        Poll::Ready(self.release(token))
+    }
+
+    fn release_soon(&self, token: FencingToken) {
+        let _ = self.release(token);
+    }
+
+    fn poll_renew(
+        &self,
+        _: &mut Ticket,
+        token: FencingToken,
+        lease: Duration,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<Grant, Expired>> {
+        Poll::Ready(self.renew(token, lease))
+    }
+
+    fn poll_is_held(&self, _: &mut Ticket, token: FencingToken, _: &mut Context<'_>) -> Poll<bool> {
+        Poll::Ready(self.with_state(|s| (s.holders.iter().any(|(t, _)| *t == token), false)))
+    }
+
+    fn poll_available(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<usize> {
+        Poll::Ready(self.available())
     }
 }
 
@@ -374,20 +410,27 @@ impl LocalQueue {
 }
 
 impl QueueBackend for LocalQueue {
-    fn try_put(&self, item: Payload) -> Result<(), (Payload, Option<Closed>)> {
+    fn poll_try_put(
+        &self,
+        _: &mut Ticket,
+        item: &mut Option<Payload>,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<(), PutError<()>>> {
         let wake = {
             let mut s = lock(&self.state);
             if s.closed {
-                return Err((item, Some(Closed)));
+                return Poll::Ready(Err(PutError::Closed(())));
             }
             if s.items.len() >= self.capacity {
-                return Err((item, None));
+                return Poll::Ready(Err(PutError::Full(())));
             }
-            s.items.push_back(item);
+            if let Some(value) = item.take() {
+                s.items.push_back(value);
+            }
             s.getters.all_wakers()
         };
         wake_all(wake);
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     fn poll_put(
@@ -418,17 +461,17 @@ impl QueueBackend for LocalQueue {
         result
     }
 
-    fn try_get(&self) -> Result<Option<Payload>, Closed> {
+    fn poll_try_get(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<Result<Payload, GetError>> {
         let (item, wake) = {
             let mut s = lock(&self.state);
             match s.items.pop_front() {
                 Some(item) => (item, s.putters.all_wakers()),
-                None if s.closed => return Err(Closed),
-                None => return Ok(None),
+                None if s.closed => return Poll::Ready(Err(GetError::Closed)),
+                None => return Poll::Ready(Err(GetError::Empty)),
             }
         };
         wake_all(wake);
-        Ok(Some(item))
+        Poll::Ready(Ok(item))
     }
 
     fn poll_get(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<Result<Payload, Closed>> {
@@ -458,7 +501,7 @@ impl QueueBackend for LocalQueue {
         s.putters.remove(&mut Ticket(id));
     }
 
-    fn close(&self) {
+    fn poll_close(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<()> {
         let wake = {
             let mut s = lock(&self.state);
             s.closed = true;
@@ -467,10 +510,11 @@ impl QueueBackend for LocalQueue {
             wake
         };
         wake_all(wake);
+        Poll::Ready(())
     }
 
-    fn len(&self) -> usize {
-        lock(&self.state).items.len()
+    fn poll_len(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<usize> {
+        Poll::Ready(lock(&self.state).items.len())
     }
 
     fn capacity(&self) -> usize {
@@ -490,41 +534,41 @@ pub(crate) struct LocalVariable {
 struct VariableState {
     value: Option<Shared>,
     version: u64,
-    /// The highest fencing token of a [`set_fenced`](VariableBackend::set_fenced) accepted.
+    /// The highest fencing token of a fenced set accepted.
     fence: Option<FencingToken>,
     line: Line,
 }
 
 impl VariableBackend for LocalVariable {
-    fn set(&self, value: Shared) -> u64 {
+    fn poll_set(
+        &self,
+        _: &mut Ticket,
+        value: &Shared,
+        fence: Option<FencingToken>,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<u64, FencingToken>> {
         let (version, wake) = {
             let mut s = lock(&self.state);
-            s.value = Some(value);
-            s.version += 1;
-            (s.version, s.line.all_wakers())
-        };
-        wake_all(wake);
-        version
-    }
-
-    fn set_fenced(&self, value: Shared, token: FencingToken) -> Result<u64, FencingToken> {
-        let (version, wake) = {
-            let mut s = lock(&self.state);
-            if let Some(highest) = s.fence.filter(|highest| *highest > token) {
-                return Err(highest);
+            if let Some(token) = fence {
+                if let Some(highest) = s.fence.filter(|highest| *highest > token) {
+                    return Poll::Ready(Err(highest));
+                }
+                s.fence = Some(token);
             }
-            s.fence = Some(token);
-            s.value = Some(value);
+            s.value = Some(value.clone());
             s.version += 1;
             (s.version, s.line.all_wakers())
         };
         wake_all(wake);
-        Ok(version)
+        Poll::Ready(Ok(version))
     }
 
-    fn get(&self) -> Option<(Shared, u64)> {
+    fn poll_get(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<Option<Versioned<Shared>>> {
         let s = lock(&self.state);
-        s.value.clone().map(|v| (v, s.version))
+        Poll::Ready(s.value.clone().map(|value| Versioned {
+            value,
+            version: s.version,
+        }))
     }
 
     fn poll_changed(&self, ticket: &mut Ticket, seen: u64, cx: &mut Context<'_>) -> Poll<u64> {
@@ -557,21 +601,18 @@ struct EventState {
 }
 
 impl EventBackend for LocalEvent {
-    fn set(&self) {
+    fn poll_set(&self, _: &mut Ticket, set: bool, _: &mut Context<'_>) -> Poll<()> {
         let wake = {
             let mut s = lock(&self.state);
-            s.set = true;
-            s.line.all_wakers()
+            s.set = set;
+            if set { s.line.all_wakers() } else { Vec::new() }
         };
         wake_all(wake);
+        Poll::Ready(())
     }
 
-    fn clear(&self) {
-        lock(&self.state).set = false;
-    }
-
-    fn is_set(&self) -> bool {
-        lock(&self.state).set
+    fn poll_is_set(&self, _: &mut Ticket, _: &mut Context<'_>) -> Poll<bool> {
+        Poll::Ready(lock(&self.state).set)
     }
 
     fn poll_wait(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
@@ -645,13 +686,16 @@ impl TopicBackend for LocalTopic {
         id
     }
 
-    fn poll_next(&self, id: u64, cx: &mut Context<'_>) -> Poll<(Shared, u64)> {
+    fn poll_next(&self, id: u64, cx: &mut Context<'_>) -> Poll<Next> {
         let mut s = lock(&self.state);
         let Some(sub) = s.subscribers.get_mut(&id) else {
             return Poll::Pending;
         };
         match sub.buffer.pop_front() {
-            Some(value) => Poll::Ready((value, std::mem::take(&mut sub.dropped))),
+            Some(value) => Poll::Ready(Next {
+                value,
+                dropped: std::mem::take(&mut sub.dropped),
+            }),
             None => {
                 sub.waker = Some(cx.waker().clone());
                 Poll::Pending
