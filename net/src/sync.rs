@@ -1,32 +1,35 @@
 //! The swarm's backend for named primitives: each handle turns the typed API's calls
-//! (`lock`, `put`, `get`, ...) into operations the event loop sends to the key's home peer,
-//! and waits for the answers. Topics are delivered on this peer at once and to the others
-//! by gossip.
+//! (`lock`, `put`, `get`, `len`, ...) into operations the event loop sends to the key's home
+//! peer, and hands the answers back. Topics are delivered on this peer at once and to the
+//! others by gossip.
 //!
-//! Waiting calls (`poll_*`) start an operation on their first poll and keep its number in
-//! the [`Ticket`]; dropping the future withdraws it, and whatever it was granted meanwhile
-//! is given back. The other calls block their thread for one round trip to the home.
+//! Every call that needs the home is poll-style (see `peer_core::ext`'s backend traits): its
+//! first poll starts an operation and keeps its number in the [`Ticket`]; the answer wakes
+//! the caller. Dropping the future withdraws it, and whatever it was granted meanwhile is
+//! given back. Nothing here blocks its thread, not even when the loop's command queue is
+//! full: a command that does not fit waits in this backend's [`Overflow`], in order, and a
+//! thread of its own hands it to the loop when there is room. So a poll, a drop of a permit
+//! and a topic's publish return at once; the `blocking_*` twins of `peer-core` wait for the
+//! answer, not for room.
 
-use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use peer_core::sync::{
-    Backend, Closed, Codec, EventBackend, Expired, FencingToken, Grant, LocalBackend, Payload,
-    QueueBackend, SemaphoreBackend, Ticket, TopicBackend, VariableBackend,
+use peer_core::ext::{
+    Backend, Codec, EventBackend, Grant, LocalBackend, Next, Payload, QueueBackend,
+    SemaphoreBackend, Shared, Ticket, TopicBackend, VariableBackend,
 };
+use peer_core::sync::{Closed, Expired, FencingToken, GetError, PutError, Versioned};
 
-use crate::commands::{Command, WeakCommands};
-use crate::node::undo;
+use crate::commands::{Command, TrySend, WeakCommands};
 use crate::wire::{Kind, Op, Reply};
 
-/// How long a blocking call waits for its answer before giving up.
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
-
-type Shared = Arc<dyn Any + Send + Sync>;
+/// Topic publications waiting in the [`Overflow`] at most: past this a publication is not
+/// sent to other peers (delivery is best-effort; this peer's subscribers still get it).
+const PUBLISH_BACKLOG: usize = 1024;
 
 /// The answer slot of one operation, filled by the event loop.
 pub(crate) struct CallSlot {
@@ -35,7 +38,6 @@ pub(crate) struct CallSlot {
     pub(crate) kind: Kind,
     pub(crate) op: Op,
     state: Mutex<SlotState>,
-    ready: Condvar,
 }
 
 #[derive(Default)]
@@ -47,6 +49,10 @@ struct SlotState {
     withdrawn: bool,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl CallSlot {
     fn new(key: &str, kind: Kind, op: Op) -> CallSlot {
         CallSlot {
@@ -54,26 +60,20 @@ impl CallSlot {
             kind,
             op,
             state: Mutex::default(),
-            ready: Condvar::new(),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Fills the slot and wakes whoever waits on it; hands the answer back if the caller
     /// withdrew (so the event loop can give back what it grants).
     pub(crate) fn complete(&self, reply: Reply, asked: Instant) -> Option<Reply> {
         let waker = {
-            let mut s = self.lock();
+            let mut s = lock(&self.state);
             if s.withdrawn {
                 return Some(reply);
             }
             s.reply = Some((reply, asked));
             s.waker.take()
         };
-        self.ready.notify_all();
         if let Some(w) = waker {
             w.wake();
         }
@@ -81,11 +81,13 @@ impl CallSlot {
     }
 
     fn poll(&self, cx: &Context<'_>) -> Poll<(Reply, Instant)> {
-        let mut s = self.lock();
+        let mut s = lock(&self.state);
         match s.reply.take() {
             Some(reply) => Poll::Ready(reply),
             None => {
-                s.waker = Some(cx.waker().clone());
+                if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    s.waker = Some(cx.waker().clone());
+                }
                 Poll::Pending
             }
         }
@@ -93,36 +95,162 @@ impl CallSlot {
 
     /// Marks the call withdrawn; the answer if it came already.
     fn withdraw(&self) -> Option<Reply> {
-        let mut s = self.lock();
+        let mut s = lock(&self.state);
         s.withdrawn = true;
         s.reply.take().map(|(reply, _)| reply)
     }
 
-    fn wait(&self, timeout: Duration) -> Option<Reply> {
-        let mut s = self.lock();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some((reply, _)) = s.reply.take() {
-                return Some(reply);
-            }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            s = self
-                .ready
-                .wait_timeout(s, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+    /// The call is answered by this peer: the loop is gone.
+    fn stopped(&self) {
+        let stopped = Reply::Refused("the swarm client has stopped".into());
+        self.complete(stopped, Instant::now());
+    }
+}
+
+/// Commands that did not fit the loop's queue, oldest first, and the thread that hands them
+/// on. While any waits here, new commands queue behind them, so the loop sees each handle's
+/// commands in the order they were made (a withdrawal never overtakes its operation).
+///
+/// It holds at most one command per live future or permit of this peer's primitives, plus
+/// [`PUBLISH_BACKLOG`] publications: bounded by what the program holds, as the loop's own
+/// table of calls is.
+#[derive(Default)]
+struct Overflow {
+    state: Mutex<OverflowState>,
+    more: Condvar,
+}
+
+#[derive(Default)]
+struct OverflowState {
+    waiting: VecDeque<Command>,
+    /// The thread is handing one on (taken out of `waiting`, not yet in the loop's queue).
+    sending: bool,
+    /// The thread runs.
+    started: bool,
+    /// The loop stopped: nothing more is sent.
+    stopped: bool,
+    /// The backend is gone: the thread ends once `waiting` is empty.
+    closed: bool,
+}
+
+/// Fails a command the loop will never see: its caller is answered at once.
+fn refuse(command: Command) {
+    if let Command::Prim { slot, .. } = command {
+        slot.stopped();
+    }
+}
+
+impl Overflow {
+    /// Hands `command` to the loop if its queue has room and nothing waits ahead; else
+    /// queues it here. Never blocks.
+    fn send(self: &Arc<Self>, commands: &WeakCommands, command: Command) {
+        let mut s = lock(&self.state);
+        if s.stopped {
+            drop(s);
+            return refuse(command);
         }
+        let command = if s.waiting.is_empty() && !s.sending {
+            let Some(strong) = commands.upgrade() else {
+                s.stopped = true;
+                drop(s);
+                return refuse(command);
+            };
+            match strong.try_send(command) {
+                Ok(()) => return,
+                Err(TrySend::Stopped(command)) => {
+                    s.stopped = true;
+                    drop(s);
+                    return refuse(command);
+                }
+                Err(TrySend::Full(command)) => command,
+            }
+        } else {
+            command
+        };
+        if matches!(command, Command::TopicPublish { .. })
+            && s.waiting
+                .iter()
+                .filter(|c| matches!(c, Command::TopicPublish { .. }))
+                .count()
+                >= PUBLISH_BACKLOG
+        {
+            tracing::warn!("the event loop is behind: a topic value was not sent to other peers");
+            return;
+        }
+        s.waiting.push_back(command);
+        if !s.started {
+            s.started = true;
+            let (overflow, commands) = (self.clone(), commands.clone());
+            let spawned = std::thread::Builder::new()
+                .name("peer-prims-send".into())
+                .spawn(move || overflow.run(&commands));
+            if spawned.is_err() {
+                // No thread, no sending: fail what waits rather than leave it waiting.
+                s.stopped = true;
+                let waiting: Vec<Command> = s.waiting.drain(..).collect();
+                drop(s);
+                tracing::error!("could not start the thread that sends primitives' commands");
+                waiting.into_iter().for_each(refuse);
+                return;
+            }
+        }
+        drop(s);
+        self.more.notify_one();
+    }
+
+    /// The sending thread: waits for room in the loop's queue (blocking here is fine: no
+    /// task runs on this thread), one command at a time, in order.
+    fn run(&self, commands: &WeakCommands) {
+        loop {
+            let command = {
+                let mut s = lock(&self.state);
+                loop {
+                    if let Some(command) = s.waiting.pop_front() {
+                        s.sending = true;
+                        break command;
+                    }
+                    if s.closed || s.stopped {
+                        s.started = false;
+                        return;
+                    }
+                    s = self.more.wait(s).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let slot = match &command {
+                Command::Prim { slot, .. } => Some(slot.clone()),
+                _ => None,
+            };
+            let sent = commands.send(command).is_ok();
+            let mut s = lock(&self.state);
+            s.sending = false;
+            if !sent {
+                s.stopped = true;
+                let waiting: Vec<Command> = s.waiting.drain(..).collect();
+                drop(s);
+                if let Some(slot) = slot {
+                    slot.stopped();
+                }
+                waiting.into_iter().for_each(refuse);
+            }
+        }
+    }
+
+    /// The backend is gone: the thread hands on what waits, then ends.
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.more.notify_one();
     }
 }
 
 /// Sends operations to the event loop.
 struct Caller {
     commands: WeakCommands,
+    overflow: Arc<Overflow>,
     next_seq: AtomicU64,
 }
 
 impl Caller {
-    /// Starts an operation; its answer comes in the slot.
+    /// Starts an operation; its answer comes in the slot. Never blocks.
     fn start(&self, key: &str, kind: Kind, op: Op) -> (u64, Arc<CallSlot>) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(CallSlot::new(key, kind, op.clone()));
@@ -133,53 +261,44 @@ impl Caller {
             op,
             slot: slot.clone(),
         };
-        if !self.send(command) {
-            let stopped = Reply::Refused("the swarm client has stopped".into());
-            slot.complete(stopped, Instant::now());
-        }
+        self.send(command);
         (seq, slot)
     }
 
-    /// Runs an operation and waits for its answer.
-    fn call(&self, key: &str, kind: Kind, op: Op) -> Reply {
-        let (seq, slot) = self.start(key, kind, op);
-        slot.wait(CALL_TIMEOUT).unwrap_or_else(|| {
-            self.send(Command::PrimCancel(seq));
-            Reply::Refused(format!(
-                "no answer from the home of {key} in {CALL_TIMEOUT:?}"
-            ))
-        })
+    /// Sends a command to the loop, now or as soon as there is room; never blocks.
+    fn send(&self, command: Command) {
+        self.overflow.send(&self.commands, command);
     }
 
-    /// Sends a command, waiting while the loop's queue is full; false if the loop is gone.
-    fn send(&self, command: Command) -> bool {
-        self.commands.send(command).is_ok()
-    }
-
-    /// Withdraws call `seq` (its future was dropped, or its wait timed out). What it was
-    /// granted is given back: here if the answer came already, by the event loop if it
-    /// comes later, by the node if the node still has the call.
+    /// Withdraws call `seq` (its future was dropped). What it was granted is given back:
+    /// here if the answer came already, by the event loop if it comes later, by the node if
+    /// the node still has the call. A release goes on all the same (the node does not drop
+    /// a withdrawn release).
     fn withdraw(&self, seq: u64, slot: &CallSlot) {
         match slot.withdraw() {
             Some(reply) => {
-                if let Some(op) = undo(&slot.op, &reply) {
+                if let Some(op) = slot.op.undo(&reply) {
                     self.start(&slot.key, slot.kind, op);
                 }
             }
-            None => {
-                self.send(Command::PrimCancel(seq));
-            }
+            None => self.send(Command::PrimCancel(seq)),
         }
     }
 }
 
-/// One primitive's handle on the swarm: its key and kind, and its waiting calls.
+impl Drop for Caller {
+    fn drop(&mut self) {
+        self.overflow.close();
+    }
+}
+
+/// One primitive's handle on the swarm: its key and kind, and its calls in flight.
 struct Handle {
     key: String,
     kind: Kind,
     caller: Arc<Caller>,
-    /// Its waiting calls, by ticket.
-    waits: Mutex<HashMap<u64, Arc<CallSlot>>>,
+    /// Its calls in flight, by ticket.
+    calls: Mutex<HashMap<u64, Arc<CallSlot>>>,
 }
 
 impl Handle {
@@ -188,13 +307,8 @@ impl Handle {
             key: key.to_string(),
             kind,
             caller: caller.clone(),
-            waits: Mutex::default(),
+            calls: Mutex::default(),
         }
-    }
-
-    /// Runs `op` and waits for its answer.
-    fn call(&self, op: Op) -> Reply {
-        self.caller.call(&self.key, self.kind, op)
     }
 
     /// Starts `op`; nobody waits for its answer.
@@ -210,28 +324,21 @@ impl Handle {
         op: impl FnOnce() -> Op,
         cx: &Context<'_>,
     ) -> Poll<(Reply, Instant)> {
-        let slots = &self.waits;
-        let known = ticket.0.and_then(|seq| {
-            let slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-            slots.get(&seq).cloned().map(|slot| (seq, slot))
-        });
+        let known = ticket
+            .0
+            .and_then(|seq| lock(&self.calls).get(&seq).cloned().map(|slot| (seq, slot)));
         let (seq, slot) = match known {
             Some(known) => known,
             None => {
-                // Started outside the lock: sending may wait for room in the loop's queue.
                 let (seq, slot) = self.caller.start(&self.key, self.kind, op());
-                let mut slots = slots.lock().unwrap_or_else(PoisonError::into_inner);
-                slots.insert(seq, slot.clone());
+                lock(&self.calls).insert(seq, slot.clone());
                 ticket.0 = Some(seq);
                 (seq, slot)
             }
         };
         match slot.poll(cx) {
             Poll::Ready(reply) => {
-                slots
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&seq);
+                lock(&self.calls).remove(&seq);
                 ticket.0 = None;
                 Poll::Ready(reply)
             }
@@ -260,16 +367,25 @@ impl Handle {
         }
     }
 
+    /// Polls a call that does not wait in a line: every answer ends it, one it does not
+    /// expect (a refusal, the client stopped) as the neutral value `read` gives it.
+    fn poll_answer<T>(
+        &self,
+        ticket: &mut Ticket,
+        op: impl FnOnce() -> Op,
+        cx: &Context<'_>,
+        read: impl FnOnce(Reply, Instant) -> T,
+    ) -> Poll<T> {
+        self.poll(ticket, op, cx)
+            .map(|(reply, asked)| read(reply, asked))
+    }
+
     /// Withdraws the call of `ticket` (its future was dropped).
     fn cancel(&self, ticket: &mut Ticket) {
         let Some(seq) = ticket.0.take() else {
             return;
         };
-        let slot = self
-            .waits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&seq);
+        let slot = lock(&self.calls).remove(&seq);
         if let Some(slot) = slot {
             self.caller.withdraw(seq, &slot);
         }
@@ -283,6 +399,10 @@ fn unexpected(key: &str, reply: &Reply) {
 
 fn lease_ms(lease: Duration) -> u64 {
     u64::try_from(lease.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Handles on primitives kept at their home peers; see the [module docs](self).
@@ -300,6 +420,7 @@ impl SwarmBackend {
         SwarmBackend {
             caller: Arc::new(Caller {
                 commands,
+                overflow: Arc::default(),
                 next_seq: AtomicU64::new(first),
             }),
             topics: Arc::default(),
@@ -344,11 +465,7 @@ impl Backend for SwarmBackend {
 
     fn topic(&self, name: &str, codec: Codec) -> Arc<dyn TopicBackend> {
         let local = self.topics.local.topic(name, codec);
-        self.topics
-            .codecs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.to_string(), codec);
+        lock(&self.topics.codecs).insert(name.to_string(), codec);
         Arc::new(SwarmTopic {
             key: name.to_string(),
             codec,
@@ -361,10 +478,7 @@ impl Backend for SwarmBackend {
 struct SwarmSemaphore(Handle);
 
 impl SwarmSemaphore {
-    fn call(&self, op: Op) -> Reply {
-        self.0.call(op)
-    }
-
+    /// The grant an answer carries, if any; other answers than "not granted" are logged.
     fn grant(&self, reply: Reply, asked: Instant) -> Option<Grant> {
         match reply {
             Reply::Granted { token, lease_ms } => Some(Grant {
@@ -382,13 +496,18 @@ impl SwarmSemaphore {
 }
 
 impl SemaphoreBackend for SwarmSemaphore {
-    fn try_acquire(&self, lease: Option<Duration>) -> Option<Grant> {
-        let started = Instant::now();
-        let op = Op::Acquire {
+    fn poll_try_acquire(
+        &self,
+        ticket: &mut Ticket,
+        lease: Option<Duration>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Grant>> {
+        let op = || Op::Acquire {
             lease_ms: lease.map(lease_ms),
             wait: false,
         };
-        self.grant(self.call(op), started)
+        self.0
+            .poll_answer(ticket, op, cx, |reply, asked| self.grant(reply, asked))
     }
 
     fn poll_acquire(
@@ -411,15 +530,17 @@ impl SemaphoreBackend for SwarmSemaphore {
         }
     }
 
-    fn cancel(&self, ticket: &mut Ticket) {
-        self.0.cancel(ticket);
-    }
-
-    fn release(&self, token: FencingToken) -> Result<(), Expired> {
-        match self.call(Op::Release { token: token.0 }) {
+    fn poll_release(
+        &self,
+        ticket: &mut Ticket,
+        token: FencingToken,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Expired>> {
+        let op = || Op::Release { token: token.0 };
+        self.0.poll_answer(ticket, op, cx, |reply, _| match reply {
             Reply::Done => Ok(()),
             _ => Err(Expired(token)),
-        }
+        })
     }
 
     fn release_soon(&self, token: FencingToken) {
@@ -427,24 +548,48 @@ impl SemaphoreBackend for SwarmSemaphore {
         self.0.start(Op::Release { token: token.0 });
     }
 
-    fn renew(&self, token: FencingToken, lease: Duration) -> Result<Grant, Expired> {
-        let started = Instant::now();
-        let op = Op::Renew {
+    fn poll_renew(
+        &self,
+        ticket: &mut Ticket,
+        token: FencingToken,
+        lease: Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Grant, Expired>> {
+        let op = || Op::Renew {
             token: token.0,
             lease_ms: lease_ms(lease),
         };
-        self.grant(self.call(op), started).ok_or(Expired(token))
+        self.0.poll_answer(ticket, op, cx, |reply, asked| {
+            self.grant(reply, asked).ok_or(Expired(token))
+        })
     }
 
-    fn is_held(&self, token: FencingToken) -> bool {
-        matches!(self.call(Op::IsHeld { token: token.0 }), Reply::Bool(true))
+    fn poll_is_held(
+        &self,
+        ticket: &mut Ticket,
+        token: FencingToken,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        let op = || Op::IsHeld { token: token.0 };
+        self.0.poll_answer(ticket, op, cx, |reply, _| {
+            matches!(reply, Reply::Bool(true))
+        })
     }
 
-    fn available(&self) -> usize {
-        match self.call(Op::Available) {
-            Reply::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            _ => 0,
-        }
+    fn poll_available(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<usize> {
+        self.0.poll_answer(
+            ticket,
+            || Op::Available,
+            cx,
+            |reply, _| match reply {
+                Reply::Count(n) => count(n),
+                _ => 0,
+            },
+        )
+    }
+
+    fn cancel(&self, ticket: &mut Ticket) {
+        self.0.cancel(ticket);
     }
 }
 
@@ -455,10 +600,6 @@ struct SwarmQueue {
 }
 
 impl SwarmQueue {
-    fn call(&self, op: Op) -> Reply {
-        self.h.call(op)
-    }
-
     /// Decodes an item; one that does not decode is logged and dropped (two programs
     /// disagree on the type under one name).
     fn decode(&self, bytes: &[u8]) -> Option<Payload> {
@@ -466,21 +607,38 @@ impl SwarmQueue {
             .map_err(|e| tracing::error!(key = %self.h.key, error = %e, "dropped an undecodable queue item"))
             .ok()
     }
+
+    /// The operation putting `item`, encoded (values of the queue's type always encode).
+    fn put_op(&self, item: &Option<Payload>, wait: bool) -> Op {
+        let bytes = item.as_deref().map(|value| (self.codec.encode)(value));
+        Op::Put {
+            item: bytes.and_then(Result::ok).unwrap_or_default(),
+            wait,
+        }
+    }
 }
 
 impl QueueBackend for SwarmQueue {
-    fn try_put(&self, item: Payload) -> Result<(), (Payload, Option<Closed>)> {
-        let Ok(bytes) = (self.codec.encode)(&*item) else {
-            return Err((item, None));
-        };
-        match self.call(Op::Put {
-            item: bytes,
-            wait: false,
-        }) {
-            Reply::Done => Ok(()),
-            Reply::Closed => Err((item, Some(Closed))),
-            _ => Err((item, None)),
+    fn poll_try_put(
+        &self,
+        ticket: &mut Ticket,
+        item: &mut Option<Payload>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), PutError<()>>> {
+        if item.is_none() {
+            // Nothing left to put.
+            return Poll::Ready(Err(PutError::Closed(())));
         }
+        let op = || self.put_op(item, false);
+        let answer = self.h.poll_answer(ticket, op, cx, |reply, _| match reply {
+            Reply::Done => Ok(()),
+            Reply::Closed => Err(PutError::Closed(())),
+            _ => Err(PutError::Full(())),
+        });
+        if let Poll::Ready(Ok(())) = answer {
+            item.take();
+        }
+        answer
     }
 
     fn poll_put(
@@ -489,15 +647,11 @@ impl QueueBackend for SwarmQueue {
         item: &mut Option<Payload>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
-        let Some(value) = item.as_deref() else {
+        if item.is_none() {
             // Nothing left to put.
             return Poll::Ready(Err(Closed));
-        };
-        // Encoded on the first poll only; values of the queue's type always encode.
-        let op = || Op::Put {
-            item: (self.codec.encode)(value).unwrap_or_default(),
-            wait: true,
-        };
+        }
+        let op = || self.put_op(item, true);
         match self.h.poll(ticket, op, cx) {
             Poll::Ready((Reply::Done, _)) => {
                 item.take();
@@ -512,12 +666,17 @@ impl QueueBackend for SwarmQueue {
         }
     }
 
-    fn try_get(&self) -> Result<Option<Payload>, Closed> {
-        match self.call(Op::Get { wait: false }) {
-            Reply::Item(bytes) => Ok(self.decode(&bytes)),
-            Reply::Closed => Err(Closed),
-            _ => Ok(None),
-        }
+    fn poll_try_get(
+        &self,
+        ticket: &mut Ticket,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Payload, GetError>> {
+        let op = || Op::Get { wait: false };
+        self.h.poll_answer(ticket, op, cx, |reply, _| match reply {
+            Reply::Item(bytes) => self.decode(&bytes).ok_or(GetError::Empty),
+            Reply::Closed => Err(GetError::Closed),
+            _ => Err(GetError::Empty),
+        })
     }
 
     fn poll_get(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<Result<Payload, Closed>> {
@@ -540,23 +699,28 @@ impl QueueBackend for SwarmQueue {
         }
     }
 
-    fn cancel(&self, ticket: &mut Ticket) {
-        self.h.cancel(ticket);
+    fn poll_close(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
+        self.h.poll_answer(ticket, || Op::Close, cx, |_, _| ())
     }
 
-    fn close(&self) {
-        self.call(Op::Close);
-    }
-
-    fn len(&self) -> usize {
-        match self.call(Op::Len) {
-            Reply::Count(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            _ => 0,
-        }
+    fn poll_len(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<usize> {
+        self.h.poll_answer(
+            ticket,
+            || Op::Len,
+            cx,
+            |reply, _| match reply {
+                Reply::Count(n) => count(n),
+                _ => 0,
+            },
+        )
     }
 
     fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn cancel(&self, ticket: &mut Ticket) {
+        self.h.cancel(ticket);
     }
 }
 
@@ -565,51 +729,64 @@ struct SwarmVariable {
     codec: Codec,
 }
 
-impl SwarmVariable {
-    fn write(&self, value: &Shared, fence: Option<FencingToken>) -> Reply {
-        match (self.codec.encode)(&**value) {
-            Ok(bytes) => self.h.call(Op::Set {
-                value: bytes,
-                fence: fence.map(|t| t.0),
-            }),
-            Err(e) => Reply::Refused(e),
-        }
-    }
-}
-
 impl VariableBackend for SwarmVariable {
-    fn set(&self, value: Shared) -> u64 {
-        match self.write(&value, None) {
-            Reply::Version(v) => v,
-            other => {
-                unexpected(&self.h.key, &other);
-                0
-            }
-        }
-    }
-
-    fn set_fenced(&self, value: Shared, token: FencingToken) -> Result<u64, FencingToken> {
-        match self.write(&value, Some(token)) {
-            Reply::Version(v) => Ok(v),
-            Reply::Fenced { highest } => Err(FencingToken(highest)),
-            other => {
-                unexpected(&self.h.key, &other);
-                Err(token)
-            }
-        }
-    }
-
-    fn get(&self) -> Option<(Shared, u64)> {
-        match self.h.call(Op::Read) {
-            Reply::Value(Some((bytes, version))) => match (self.codec.decode)(&bytes) {
-                Ok(value) => Some((Arc::from(value), version)),
+    fn poll_set(
+        &self,
+        ticket: &mut Ticket,
+        value: &Shared,
+        fence: Option<FencingToken>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<u64, FencingToken>> {
+        // Encoded on the first poll only.
+        let mut bytes = None;
+        if ticket.0.is_none() {
+            match (self.codec.encode)(&**value) {
+                Ok(encoded) => bytes = Some(encoded),
                 Err(e) => {
-                    tracing::error!(key = %self.h.key, error = %e, "undecodable variable");
-                    None
+                    // Values of the variable's type always encode; another type is a bug.
+                    tracing::error!(key = %self.h.key, error = %e, "variable value not encoded");
+                    return Poll::Ready(fence.map_or(Ok(0), Err));
                 }
-            },
-            _ => None,
+            }
         }
+        let op = || Op::Set {
+            value: bytes.unwrap_or_default(),
+            fence: fence.map(|t| t.0),
+        };
+        self.h.poll_answer(ticket, op, cx, |reply, _| match reply {
+            Reply::Version(v) => Ok(v),
+            Reply::Fenced { highest } if fence.is_some() => Err(FencingToken(highest)),
+            other => {
+                unexpected(&self.h.key, &other);
+                // An unfenced set is never refused: its caller reads version 0.
+                fence.map_or(Ok(0), Err)
+            }
+        })
+    }
+
+    fn poll_get(
+        &self,
+        ticket: &mut Ticket,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Versioned<Shared>>> {
+        self.h.poll_answer(
+            ticket,
+            || Op::Read,
+            cx,
+            |reply, _| match reply {
+                Reply::Value(Some((bytes, version))) => match (self.codec.decode)(&bytes) {
+                    Ok(value) => Some(Versioned {
+                        value: Arc::from(value),
+                        version,
+                    }),
+                    Err(e) => {
+                        tracing::error!(key = %self.h.key, error = %e, "undecodable variable");
+                        None
+                    }
+                },
+                _ => None,
+            },
+        )
     }
 
     fn poll_changed(&self, ticket: &mut Ticket, seen: u64, cx: &mut Context<'_>) -> Poll<u64> {
@@ -628,16 +805,17 @@ impl VariableBackend for SwarmVariable {
 struct SwarmEvent(Handle);
 
 impl EventBackend for SwarmEvent {
-    fn set(&self) {
-        self.0.call(Op::Flag(true));
+    fn poll_set(&self, ticket: &mut Ticket, set: bool, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_answer(ticket, || Op::Flag(set), cx, |_, _| ())
     }
 
-    fn clear(&self) {
-        self.0.call(Op::Flag(false));
-    }
-
-    fn is_set(&self) -> bool {
-        matches!(self.0.call(Op::IsSet), Reply::Bool(true))
+    fn poll_is_set(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<bool> {
+        self.0.poll_answer(
+            ticket,
+            || Op::IsSet,
+            cx,
+            |reply, _| matches!(reply, Reply::Bool(true)),
+        )
     }
 
     fn poll_wait(&self, ticket: &mut Ticket, cx: &mut Context<'_>) -> Poll<()> {
@@ -668,12 +846,7 @@ pub(crate) struct Topics {
 impl Topics {
     /// Hands a value another peer published to this peer's subscribers, if any.
     pub(crate) fn deliver(&self, key: &str, bytes: &[u8]) {
-        let codec = self
-            .codecs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .copied();
+        let codec = lock(&self.codecs).get(key).copied();
         let Some(codec) = codec else {
             return;
         };
@@ -696,12 +869,10 @@ struct SwarmTopic {
 impl TopicBackend for SwarmTopic {
     fn publish(&self, value: Shared) -> usize {
         match (self.codec.encode)(&*value) {
-            Ok(bytes) => {
-                self.caller.send(Command::TopicPublish {
-                    key: self.key.clone(),
-                    value: bytes,
-                });
-            }
+            Ok(bytes) => self.caller.send(Command::TopicPublish {
+                key: self.key.clone(),
+                value: bytes,
+            }),
             Err(e) => tracing::error!(key = %self.key, error = %e, "topic value not encoded"),
         }
         self.local.publish(value)
@@ -711,11 +882,117 @@ impl TopicBackend for SwarmTopic {
         self.local.subscribe(buffer)
     }
 
-    fn poll_next(&self, id: u64, cx: &mut Context<'_>) -> Poll<(Shared, u64)> {
+    fn poll_next(&self, id: u64, cx: &mut Context<'_>) -> Poll<Next> {
         self.local.poll_next(id, cx)
     }
 
     fn unsubscribe(&self, id: u64) {
         self.local.unsubscribe(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{Commands, Inbox, queue};
+
+    /// A queue to a loop that does not run yet, filled to the brim.
+    fn full_queue() -> (Commands, Inbox, usize) {
+        let (commands, inbox) = queue();
+        let mut filled = 0;
+        while commands.try_send(Command::PrimCancel(u64::MAX)).is_ok() {
+            filled += 1;
+        }
+        (commands, inbox, filled)
+    }
+
+    /// Takes the next command off the loop's queue, as the loop would.
+    fn next(inbox: &mut Inbox) -> Command {
+        inbox.rx.blocking_recv().expect("a command")
+    }
+
+    #[test]
+    fn calls_made_while_the_loops_queue_is_full_return_at_once_and_reach_it_in_order() {
+        let (commands, mut inbox, filled) = full_queue();
+        let backend = SwarmBackend::new(commands.downgrade());
+        let sem = backend.semaphore("lock/full", 1);
+        let topic = backend.topic("topic/full/u64", Codec::of::<u64>());
+        let mut cx = Context::from_waker(Waker::noop());
+        let started = Instant::now();
+        // A try_acquire polled, a permit dropped, a value published, another call polled
+        // and then withdrawn: none of them waits for room.
+        let mut ticket = Ticket::default();
+        assert!(
+            sem.poll_try_acquire(&mut ticket, None, &mut cx)
+                .is_pending()
+        );
+        sem.release_soon(FencingToken(5));
+        assert_eq!(topic.publish(Arc::new(3u64)), 0);
+        let mut withdrawn = Ticket::default();
+        assert!(sem.poll_available(&mut withdrawn, &mut cx).is_pending());
+        let withdrawn_seq = withdrawn.0.expect("a call in flight");
+        sem.cancel(&mut withdrawn);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "a call waited for room in the loop's queue"
+        );
+
+        // The loop takes what filled its queue, then what waited, in the order it was made.
+        for _ in 0..filled {
+            assert!(matches!(next(&mut inbox), Command::PrimCancel(u64::MAX)));
+        }
+        let Command::Prim { op, slot, .. } = next(&mut inbox) else {
+            panic!("the try_acquire first")
+        };
+        assert_eq!(
+            op,
+            Op::Acquire {
+                lease_ms: None,
+                wait: false
+            }
+        );
+        assert!(matches!(
+            next(&mut inbox),
+            Command::Prim {
+                op: Op::Release { token: 5 },
+                ..
+            }
+        ));
+        assert!(matches!(next(&mut inbox), Command::TopicPublish { .. }));
+        assert!(matches!(
+            next(&mut inbox),
+            Command::Prim {
+                op: Op::Available,
+                ..
+            }
+        ));
+        assert!(matches!(next(&mut inbox), Command::PrimCancel(seq) if seq == withdrawn_seq));
+
+        // The answer reaches the call that was sent late.
+        let granted = Reply::Granted {
+            token: 9,
+            lease_ms: None,
+        };
+        assert!(slot.complete(granted, Instant::now()).is_none());
+        match sem.poll_try_acquire(&mut ticket, None, &mut cx) {
+            Poll::Ready(Some(grant)) => assert_eq!(grant.token, FencingToken(9)),
+            other => panic!("expected the grant, got {other:?}"),
+        }
+        drop(commands);
+    }
+
+    #[test]
+    fn a_call_made_once_the_loop_is_gone_is_answered_at_once() {
+        let (commands, inbox) = queue();
+        let backend = SwarmBackend::new(commands.downgrade());
+        drop((commands, inbox));
+        let queue = backend.queue("queue/gone/u64", 4, Codec::of::<u64>());
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut ticket = Ticket::default();
+        assert_eq!(
+            queue.poll_len(&mut ticket, &mut cx),
+            Poll::Ready(0),
+            "a refusal reads as the neutral value"
+        );
     }
 }
