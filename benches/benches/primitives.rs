@@ -20,7 +20,7 @@ fn lock_unlock(c: &mut Criterion) {
     group.bench_function("peer_try_lock", |b| {
         b.iter(|| {
             for _ in 0..OPS {
-                drop(lock.try_lock().unwrap());
+                drop(lock.blocking_try_lock().unwrap());
             }
         })
     });
@@ -71,8 +71,8 @@ fn queue_put_get(c: &mut Criterion) {
     group.bench_function("peer_try", |b| {
         b.iter(|| {
             for i in 0..OPS {
-                queue.try_put(i).unwrap();
-                std::hint::black_box(queue.try_get().unwrap());
+                queue.blocking_try_put(i).unwrap();
+                std::hint::black_box(queue.blocking_try_get().unwrap());
             }
         })
     });

@@ -269,12 +269,15 @@ fn a_deeply_nested_gossip_message_is_dropped_and_the_peer_keeps_working() {
     assert!(deep.len() > 300_000);
     raw.publish_bytes(deep).unwrap();
     // Gossip from one peer arrives in order: once the next batch is taken, so was this one.
-    let key = peer_core::sync::keys::topic::<u64>("after");
+    let key = peer_core::ext::keys::topic::<u64>("after");
     raw.gossip(vec![GraphEvent::Topic {
         key,
         value: postcard::to_allocvec(&7u64).unwrap(),
     }]);
-    assert_eq!(heard.blocking_next(Some(Duration::from_secs(20))), Some(7));
+    assert_eq!(
+        heard.blocking_next_timeout(Duration::from_secs(20)),
+        Some(7)
+    );
     assert_eq!(target.published::<u64>(name).unwrap(), None);
     still_works(&target);
 }

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use peer_core::sync::keys;
+use peer_core::ext::keys;
 use peer_net::wire::{GraphEvent, Kind, Op, OpId, PrimRequest, Reply, Request, Response};
 use peer_net::{Multiaddr, Peer};
 use peers::{join, loopback, raw_member, still_works, wait_until};
@@ -230,7 +230,7 @@ fn gossip_over_a_peers_rate_is_dropped() {
         assert!(Instant::now() < deadline, "the last value was never taken");
         std::thread::sleep(Duration::from_millis(400));
         raw.gossip(vec![value(1_000_000)]);
-        while let Some(v) = heard.blocking_next(Some(Duration::from_millis(200))) {
+        while let Some(v) = heard.blocking_next_timeout(Duration::from_millis(200)) {
             if v == 1_000_000 {
                 last = Some(started.elapsed());
                 break;
@@ -248,7 +248,7 @@ fn gossip_over_a_peers_rate_is_dropped() {
     member.topic::<u64>("flood").publish(42);
     // Past the raw peer's last values (it may have sent more than one), which came after
     // all of its flood.
-    let next = std::iter::from_fn(|| heard.blocking_next(Some(WAIT))).find(|v| *v != 1_000_000);
+    let next = std::iter::from_fn(|| heard.blocking_next_timeout(WAIT)).find(|v| *v != 1_000_000);
     assert_eq!(next, Some(42), "a real member's gossip");
     still_works(&target);
     still_works(&member);

@@ -13,7 +13,7 @@ mod raw;
 use std::time::Duration;
 
 use peer_core::NamedTask;
-use peer_core::sync::keys;
+use peer_core::ext::keys;
 use peer_net::wire::{
     Body, Delta, GraphEvent, JobArg, JobSpec, JobTask, Kind, Op, OpId, PrimRequest, PrimState,
     Reply, Request, Response,
@@ -64,7 +64,7 @@ fn read(client: &Peer, name: &str) -> u64 {
     let variable = client.variable::<u64>(name);
     let mut value = None;
     wait_until("the variable answers", WAIT, || {
-        value = variable.get();
+        value = variable.blocking_get();
         value.is_some()
     });
     value.unwrap()
@@ -86,7 +86,7 @@ fn a_forged_replication_is_refused_and_the_real_value_survives_its_home() {
     let (a, b, m) = trio(loopback(), loopback());
     let name = homed_away_from(keys::variable::<u64>, &a, &b, &m.id);
     let key = keys::variable::<u64>(&name);
-    a.variable::<u64>(&name).set(1); // answered once the backup has it
+    a.variable::<u64>(&name).blocking_set(1); // answered once the backup has it
     let backup = a.homes(&key)[1];
     let forged = Request::Replicate {
         key: key.clone(),
@@ -108,18 +108,21 @@ fn a_forged_lock_release_or_renewal_is_refused() {
     let name = homed_away_from(keys::lock, &a, &b, &m.id);
     let key = keys::lock(&name);
     let home = a.homes(&key)[0];
-    let held = a.lock(&name).try_lock().expect("a free lock");
+    let held = a.lock(&name).blocking_try_lock().expect("a free lock");
     let token = held.token().0;
     let lock = Kind::Semaphore { permits: 1 };
     let release = prim(&m, &key, lock, 1, Op::Release { token });
     refused(m.ask(home, &release).unwrap(), &["held by another peer"]);
     let renew = prim(&m, &key, lock, 2, Op::Renew { token, lease_ms: 1 });
     refused(m.ask(home, &renew).unwrap(), &["held by another peer"]);
-    assert!(b.lock(&name).try_lock().is_none(), "the lock is still A's");
+    assert!(
+        b.lock(&name).blocking_try_lock().is_none(),
+        "the lock is still A's"
+    );
     drop(held);
     let mut taken = None;
     wait_until("B takes the lock A let go", WAIT, || {
-        taken = b.lock(&name).try_lock();
+        taken = b.lock(&name).blocking_try_lock();
         taken.is_some()
     });
 }
@@ -132,17 +135,17 @@ fn a_primitive_opened_with_other_parameters_is_refused_naming_both() {
     let (a, b, m) = trio(loopback(), loopback());
     let name = homed_away_from(keys::semaphore, &a, &b, &m.id);
     let key = keys::semaphore(&name);
-    assert_eq!(a.semaphore(&name, 1).available(), 1);
+    assert_eq!(a.semaphore(&name, 1).blocking_available(), 1);
     let two = prim(&m, &key, Kind::Semaphore { permits: 2 }, 1, Op::Available);
     let home = a.homes(&key)[0];
     let both = ["Semaphore { permits: 1 }", "Semaphore { permits: 2 }"];
     refused(m.ask(home, &two).unwrap(), &both);
-    assert!(b.semaphore(&name, 2).try_acquire().is_none());
-    assert!(a.semaphore(&name, 1).try_acquire().is_some());
+    assert!(b.semaphore(&name, 2).blocking_try_acquire().is_none());
+    assert!(a.semaphore(&name, 1).blocking_try_acquire().is_some());
 
     let name = homed_away_from(keys::queue::<u64>, &a, &b, &m.id);
     let key = keys::queue::<u64>(&name);
-    a.queue::<u64>(&name, 4).try_put(7).unwrap();
+    a.queue::<u64>(&name, 4).blocking_try_put(7).unwrap();
     let eight = prim(&m, &key, Kind::Queue { capacity: 8 }, 2, Op::Len);
     let home = a.homes(&key)[0];
     let both = ["Queue { capacity: 4 }", "Queue { capacity: 8 }"];
@@ -152,7 +155,7 @@ fn a_primitive_opened_with_other_parameters_is_refused_naming_both() {
 /// Waits until `peer`'s subscriber has the marker `value`: gossip from one peer arrives in
 /// order, so what its sender gossiped before has been taken.
 fn marker(seen: &mut peer_core::sync::Subscription<u64>, value: u64) {
-    let got = seen.blocking_next(Some(WAIT));
+    let got = seen.blocking_next_timeout(WAIT);
     assert_eq!(got, Some(value), "the marker");
 }
 
@@ -172,7 +175,7 @@ fn a_forged_published_value_and_job_takeover_are_ignored() {
     a.detach(job).unwrap();
     marks_a.publish(1); // after the job, in A's gossip
     marker(&mut seen_b, 1);
-    let _ = seen_a.blocking_next(Some(WAIT)); // A's own
+    let _ = seen_a.blocking_next_timeout(WAIT); // A's own
     let takeover = JobSpec {
         name: name.into(),
         tasks: vec![JobTask {
@@ -267,7 +270,7 @@ fn a_forged_copy_in_answer_to_a_claim_is_not_taken() {
     let (a, b, m) = trio(loopback(), loopback());
     let name = homed_away_from(keys::variable::<u64>, &a, &b, &m.id);
     let key = keys::variable::<u64>(&name);
-    a.variable::<u64>(&name).set(1);
+    a.variable::<u64>(&name).blocking_set(1);
     m.respond_with(move |_, request| match request {
         Request::Claim { .. } => Some(Response::Claimed(Some(forged_variable(999)))),
         _ => None,

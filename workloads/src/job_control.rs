@@ -66,15 +66,15 @@ pub fn request(client: &Client, job: u64, control: Control) {
         return;
     }
     let lock = client.lock(&name(job));
-    let _held = lock.blocking_lock_with_lease(REQUEST_LEASE, Some(REQUEST_LEASE * 2));
+    let _held = lock.blocking_lock_with_lease_timeout(REQUEST_LEASE, REQUEST_LEASE * 2);
     if read(client, job) < control {
-        variable(client, job).set((job, control));
+        variable(client, job).blocking_set((job, control));
     }
 }
 
 /// What was asked of `job`: `Run` unless its slot speaks for it.
 pub fn read(client: &Client, job: u64) -> Control {
-    match variable(client, job).get() {
+    match variable(client, job).blocking_get() {
         Some((held, control)) if held == job => control,
         _ => Control::Run,
     }

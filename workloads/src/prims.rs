@@ -26,9 +26,9 @@ pub fn increment_under_lock(lock: String, counter: String, times: u32) -> u32 {
     let (lock, counter) = (client.lock(&lock), client.variable::<u64>(&counter));
     for _ in 0..times {
         let _held = lock.blocking_lock();
-        let value = counter.get().unwrap_or(0);
+        let value = counter.blocking_get().unwrap_or(0);
         std::thread::sleep(Duration::from_micros(300));
-        counter.set(value + 1);
+        counter.blocking_set(value + 1);
     }
     times
 }
@@ -50,15 +50,15 @@ pub fn hold_permit(semaphore: String, permits: u32, ms: u64) -> u32 {
         .blocking_acquire();
     let now = {
         let _held = lock.blocking_lock();
-        let now = inside.get().unwrap_or(0) + 1;
-        inside.set(now);
-        most.set(most.get().unwrap_or(0).max(now));
+        let now = inside.blocking_get().unwrap_or(0) + 1;
+        inside.blocking_set(now);
+        most.blocking_set(most.blocking_get().unwrap_or(0).max(now));
         now
     };
     std::thread::sleep(Duration::from_millis(ms));
     {
         let _held = lock.blocking_lock();
-        inside.set(inside.get().unwrap_or(1).saturating_sub(1));
+        inside.blocking_set(inside.blocking_get().unwrap_or(1).saturating_sub(1));
     }
     drop(permit);
     now
@@ -68,6 +68,6 @@ pub fn hold_permit(semaphore: String, permits: u32, ms: u64) -> u32 {
 pub fn most_holders(client: &peer_core::Client, semaphore: &str) -> u32 {
     client
         .variable::<u32>(&inside_key(semaphore).2)
-        .get()
+        .blocking_get()
         .unwrap_or(0)
 }

@@ -164,18 +164,18 @@ fn change_list<R>(
 ) -> anyhow::Result<R> {
     let lock = client.lock(LIST);
     let _held = lock
-        .blocking_lock_with_lease(LIST_LEASE, Some(wait))
+        .blocking_lock_with_lease_timeout(LIST_LEASE, wait)
         .ok_or_else(|| anyhow::anyhow!("the swarm's job list is locked by another command"))?;
     let variable = client.variable::<JobList>(LIST);
-    let mut list = match variable.get() {
+    let mut list = match variable.blocking_get() {
         Some(list) => list,
-        None if variable.version() == 0 => JobList::default(),
+        None if variable.blocking_version() == 0 => JobList::default(),
         None => anyhow::bail!("the swarm's job list cannot be read now"),
     };
     let out = change(&mut list);
     let drop_first = list.jobs.len().saturating_sub(JOBS_KEPT);
     list.jobs.drain(..drop_first);
-    variable.set(list);
+    variable.blocking_set(list);
     Ok(out)
 }
 
@@ -183,14 +183,14 @@ fn change_list<R>(
 pub(crate) fn jobs(client: &Client) -> Vec<JobSummary> {
     client
         .variable::<JobList>(LIST)
-        .get()
+        .blocking_get()
         .unwrap_or_default()
         .jobs
 }
 
 /// The task table of `job`, if its slot still holds it.
 pub(crate) fn tasks(client: &Client, job: &JobSummary) -> Option<Vec<TaskRecord>> {
-    match tasks_variable(client, job.key).get() {
+    match tasks_variable(client, job.key).blocking_get() {
         Some((key, table)) if key == job.key => Some(table),
         _ => None,
     }
@@ -370,7 +370,8 @@ impl Board {
     }
 
     fn write_tasks(&mut self) {
-        tasks_variable(&self.client, self.summary.key).set((self.summary.key, self.tasks.clone()));
+        tasks_variable(&self.client, self.summary.key)
+            .blocking_set((self.summary.key, self.tasks.clone()));
     }
 }
 

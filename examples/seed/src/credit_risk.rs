@@ -183,14 +183,14 @@ fn portfolio(p: u32, losses: &[f64], run: &str, pause_ms: u64) -> f64 {
         let (lock, ledger) = (client.lock(&ledger_name(run)), ledger(client, run));
         loop {
             let guard = lock.blocking_lock();
-            let mut book = ledger.get().unwrap_or_default();
+            let mut book = ledger.blocking_get().unwrap_or_default();
             if entries.iter().all(|(l, c)| book.get(l) == Some(c)) {
                 return; // an earlier run of this task booked them
             }
             book.extend(entries.iter().copied());
             // Fenced: had the lock been taken back from us (our peer was thought dead) and
             // given to another, its write would win and we would read the book again.
-            if ledger.set_fenced(book, guard.token()).is_ok() {
+            if ledger.blocking_set_fenced(book, guard.token()).is_ok() {
                 return;
             }
         }
@@ -294,8 +294,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let total = *total.wait()?;
     let portfolios = client.gather(portfolios)?;
     let losses = client.gather(losses)?;
-    let book = ledger(&client, &run).get().unwrap_or_default();
-    audit_queue(&client, &run).close();
+    let book = ledger(&client, &run).blocking_get().unwrap_or_default();
+    audit_queue(&client, &run).blocking_close();
     let _ = reporter.join();
     progress::took(start);
 
@@ -397,7 +397,7 @@ fn audit_all(
                 stressed.len()
             );
         }
-        if queue.is_empty() {
+        if queue.blocking_is_empty() {
             for &model in stressed {
                 if !audited.contains_key(&model) {
                     let pd = *pds[model as usize].wait()?;
@@ -444,12 +444,12 @@ mod tests {
             // Model 3 filed twice: its first run's peer died after filing.
             assert!(
                 queue
-                    .try_put(record(model, 0.11 + f64::from(model) * 0.01))
+                    .blocking_try_put(record(model, 0.11 + f64::from(model) * 0.01))
                     .is_ok()
             );
         }
         // An auditor took model 1's record, then died with its peer.
-        assert_eq!(queue.try_get().map(|r| r.model), Ok(1));
+        assert_eq!(queue.blocking_try_get().map(|r| r.model), Ok(1));
 
         let audit = audit_all(&client, &run, &pds, &[1, 3], 20, 0).unwrap();
         let graded: Vec<(u32, char)> = audit.graded.values().map(|a| (a.model, a.grade)).collect();
@@ -464,10 +464,10 @@ mod tests {
         let losses = vec![10.004, 20.5, 30.0, 40.25, 50.0, 60.125];
         let first = client.submit_named(PortfolioTask, (7, losses.clone(), run.clone(), 0));
         assert_eq!(first.wait().copied(), Ok(losses.iter().sum()));
-        let book = ledger(&client, &run).get().unwrap();
+        let book = ledger(&client, &run).blocking_get().unwrap();
         let again = client.submit_named(PortfolioTask, (7, losses, run.clone(), 0));
         assert!(again.wait().is_ok());
-        assert_eq!(ledger(&client, &run).get().unwrap(), book);
+        assert_eq!(ledger(&client, &run).blocking_get().unwrap(), book);
         let expected: Vec<(u32, u64)> = vec![
             (7, 1000),
             (57, 2050),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use peer_core::sync::keys;
+use peer_core::ext::keys;
 use peer_net::{Peer, PeerId};
 use peer_workloads::prims::{self, HoldPermitTask, IncrementUnderLockTask};
 
@@ -206,7 +206,7 @@ fn counter(tasks: u32, times: u32, name: Option<String>, swarm: &SwarmArgs) -> a
         .context("a task failed")?
         .into_iter()
         .sum();
-    let total = client.variable::<u64>(&count).get().unwrap_or(0);
+    let total = client.variable::<u64>(&count).blocking_get().unwrap_or(0);
     let expected = u64::from(tasks) * u64::from(times);
     println!(
         "counter: {tasks} tasks x {times} increments under lock {lock:?}: {total} in {:.3} s",
@@ -262,7 +262,7 @@ fn produce(
     // Consumers open it with the same capacity: a home refuses other parameters.
     client
         .variable::<(String, usize)>(name)
-        .set((queue_name, capacity));
+        .blocking_set((queue_name, capacity));
     let mut out = std::io::stdout().lock();
     for item in 0..items {
         queue
@@ -276,7 +276,7 @@ fn produce(
             std::thread::sleep(Duration::from_micros(pause_us));
         }
     }
-    queue.close();
+    queue.blocking_close();
     writeln!(out, "produced {items}")?;
     drop(out);
     print_recoveries(&client)
@@ -286,10 +286,10 @@ fn consume(name: &str, out: &std::path::Path, swarm: &SwarmArgs) -> anyhow::Resu
     let client = swarm.join()?;
     let variable = client.variable::<(String, usize)>(name);
     let (queue_name, capacity) = loop {
-        if let Some(queue) = variable.get() {
+        if let Some(queue) = variable.blocking_get() {
             break queue;
         }
-        variable.blocking_changed(0, Some(Duration::from_secs(60)));
+        variable.blocking_changed_timeout(0, Duration::from_secs(60));
     };
     let queue = client.queue::<u64>(&queue_name, capacity);
     let mut items = Vec::new();
@@ -315,23 +315,20 @@ fn hold(lease_ms: u64, hold_ms: u64, among: &[PeerId], swarm: &SwarmArgs) -> any
     let lock = client.lock(&name);
     let resource = client.variable::<String>(&resource_name);
     let mut permit = lock
-        .blocking_lock_with_lease(
-            Duration::from_millis(lease_ms),
-            Some(Duration::from_secs(30)),
-        )
+        .blocking_lock_with_lease_timeout(Duration::from_millis(lease_ms), Duration::from_secs(30))
         .context("the lock was not granted")?;
     let token = permit.token();
     resource
-        .set_fenced("holder".into(), token)
+        .blocking_set_fenced("holder".into(), token)
         .context("the holder's first write")?;
     println!("holding {token}");
     std::io::stdout().flush()?;
     std::thread::sleep(Duration::from_millis(hold_ms));
-    match permit.renew(Duration::from_millis(lease_ms)) {
+    match permit.blocking_renew(Duration::from_millis(lease_ms)) {
         Ok(()) => println!("lease renewed: it had not run out"),
         Err(e) => println!("lease lost: {e}"),
     }
-    match resource.set_fenced("stale holder".into(), token) {
+    match resource.blocking_set_fenced("stale holder".into(), token) {
         Ok(version) => bail!("stale write accepted (version {version})"),
         Err(refused) => println!("stale write refused: {refused}"),
     }
@@ -352,7 +349,7 @@ fn take(lock: &str, resource: &str, swarm: &SwarmArgs) -> anyhow::Result<()> {
     );
     let version = client
         .variable::<String>(resource)
-        .set_fenced("taker".into(), permit.token())
+        .blocking_set_fenced("taker".into(), permit.token())
         .context("the new holder's write")?;
     println!("write accepted (version {version})");
     Ok(())
@@ -415,7 +412,7 @@ fn bench(ops: u32, pings: u64) -> anyhow::Result<()> {
         })?;
         // One request and its answer through the same stack, with nothing to replicate.
         let reads = timed(ops, || {
-            queue.len();
+            queue.blocking_len();
             Ok(())
         })?;
         println!(
