@@ -59,5 +59,4 @@ pub use compensate::block_compensated;
 pub use job::{Job, JobRef};
 pub use parker::{Parker, Unparker};
 pub use pool::{BuildError, Builder, Pool, PoolHandle, SpawnError, block_until};
-pub use rng::Rng;
 pub use worker::current_worker_index;
