@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use libp2p::PeerId;
-use peer_core::named::FutureArg;
+use peer_core::ext::FutureArg;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::node::{Bytes, SubmitArg};

@@ -13,7 +13,8 @@ use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, Respon
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
-use peer_core::named::{ArgFailure, FutureArg, registry};
+use peer_core::ext::{ArgFailure, FutureArg};
+use peer_core::named::registry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
@@ -733,8 +734,8 @@ impl EventLoop {
     }
 }
 
-fn call_failure(error: peer_core::named::CallError) -> Failure {
-    use peer_core::named::CallError;
+fn call_failure(error: peer_core::ext::CallError) -> Failure {
+    use peer_core::ext::CallError;
     match error {
         CallError::DecodeResult(m) | CallError::EncodeResult(m) => Failure::BadResult(m),
         other => Failure::BadArguments(other.to_string()),

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use peer_core::named::{Arg, ArgSlot, IntoArg, IntoArgs};
+use peer_core::ext::{Arg, ArgSlot};
+use peer_core::named::{IntoArg, IntoArgs};
 use peer_core::{NamedTask, Promise, TaskFuture, TaskId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -195,7 +195,7 @@ impl Peer {
     }
 
     /// The peers that would keep the primitive stored under `key` (see
-    /// [`peer_core::sync::keys`]), best first: its home now, then the backup that keeps a
+    /// [`peer_core::ext::keys`]), best first: its home now, then the backup that keeps a
     /// copy. Empty if the event loop has stopped.
     pub fn homes(&self, key: &str) -> Vec<PeerId> {
         let (tx, rx) = oneshot::channel();

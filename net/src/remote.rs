@@ -8,7 +8,7 @@ use std::thread::{JoinHandle, ThreadId};
 
 use peer_core::TaskError;
 use peer_core::TaskId;
-use peer_core::named::{ArgSlot, Call, Remote};
+use peer_core::ext::{ArgSlot, Call, Remote};
 use tokio::sync::oneshot;
 
 use crate::commands::{Command, Commands, Resolver, TrySend};

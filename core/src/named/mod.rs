@@ -137,9 +137,6 @@ pub use registry::{Registration, Registry, registry};
 
 // The old paths of what moved to `crate::ext`, for `peer-net` until it imports from there
 // (issue 20): hidden, and to be removed with their last user.
-#[doc(hidden)]
-pub use crate::ext::{Arg, ArgFailure, ArgSlot, Call, CallError, FutureArg, Remote};
-
 /// A function registered by name; implemented by [`#[task]`](crate::task).
 pub trait NamedTask: Send + Sync + 'static {
     /// The stable name peers use to refer to it.

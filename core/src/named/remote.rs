@@ -13,7 +13,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{ArgSlot, IntoArgs, NamedTask};
+use super::given::ArgSlot;
+use super::{IntoArgs, NamedTask};
 use crate::error::TaskError;
 use crate::future::TaskFuture;
 use crate::id::TaskId;

@@ -114,8 +114,7 @@ pub use variable::{Event, Fenced, Variable, Versioned};
 
 // The old path of `crate::ext::keys`, for a doc link of `peer-net` until it links there
 // (issue 20): hidden, and to be removed with its last user.
-#[doc(hidden)]
-pub use backend::keys;
+use backend::keys;
 
 use backend::{Codec, EventBackend, QueueBackend, SemaphoreBackend, Ticket, VariableBackend};
 

@@ -190,22 +190,22 @@ fn run_limited(spec: &Spec, limit: Option<Duration>) -> Outcome {
     if jobs().state(spec.job) != JobState::Running {
         return Outcome::failed(CANCELLED.to_string(), started);
     }
-    if let Some(dir) = &spec.workdir {
-        if !dir.is_dir() {
-            let what = if dir.exists() {
-                "is not a directory"
-            } else {
-                "does not exist"
-            };
-            return Outcome::failed(
-                format!(
-                    "working directory {} {what} on host {}",
-                    dir.display(),
-                    hostname()
-                ),
-                started,
-            );
-        }
+    if let Some(dir) = &spec.workdir
+        && !dir.is_dir()
+    {
+        let what = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        return Outcome::failed(
+            format!(
+                "working directory {} {what} on host {}",
+                dir.display(),
+                hostname()
+            ),
+            started,
+        );
     }
     let mut command = Command::new(program);
     command

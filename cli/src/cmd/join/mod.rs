@@ -339,7 +339,7 @@ fn serve(client: &Peer, settings: &Settings, signals: &mpsc::Receiver<i32>) -> a
         let timed_out = waiting_for_first
             && !settings.join_timeout.is_zero()
             && start.elapsed() >= settings.join_timeout;
-        if waiting_for_first || ticks % STOPPED_CHECK_TICKS == 0 {
+        if waiting_for_first || ticks.is_multiple_of(STOPPED_CHECK_TICKS) {
             let status = client.status().context("the peer's event loop stopped")?;
             let error = status.last_dial_error.as_deref();
             // A bootstrap peer with another peer id will not turn into the right one.

@@ -162,13 +162,13 @@ impl Run<'_> {
     /// At the first signal: cancels every task not started. The running ones run on.
     pub(super) fn stop(&mut self) {
         for (index, slot) in self.slots.iter_mut().enumerate() {
-            if let Slot::Running(future) = slot {
-                if future.cancel() {
-                    *slot = Slot::Dropped;
-                    self.waiting -= 1;
-                    if let Some(board) = &mut self.board {
-                        board.cancelled(index);
-                    }
+            if let Slot::Running(future) = slot
+                && future.cancel()
+            {
+                *slot = Slot::Dropped;
+                self.waiting -= 1;
+                if let Some(board) = &mut self.board {
+                    board.cancelled(index);
                 }
             }
         }
