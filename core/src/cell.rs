@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
-use peer_steal::{Job, PoolHandle, SpawnError, Unparker};
+use peer_steal::{PoolHandle, Runnable, SpawnError, Unparker};
 
 use crate::error::TaskError;
 use crate::id::TaskId;
@@ -414,7 +414,7 @@ where
     }
 }
 
-impl<T, B, H> Job for Cell<T, B, H>
+impl<T, B, H> Runnable for Cell<T, B, H>
 where
     T: Send + Sync + 'static,
     H: Held,

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::Steal;
 
-use crate::job::JobRef;
 use crate::parker::Unparker;
 use crate::pool::{Shared, wait_parked};
+use crate::runnable::RunnableRef;
 use crate::worker;
 
 /// Compensating threads per pool at most; past this a blocked worker just blocks.
@@ -120,7 +120,7 @@ fn run(pool: &Shared, stop: &AtomicBool) {
     }
 }
 
-fn steal_one(pool: &Shared) -> Option<JobRef> {
+fn steal_one(pool: &Shared) -> Option<RunnableRef> {
     loop {
         let mut retry = false;
         match pool.injector.steal() {

@@ -6,20 +6,20 @@
 //! (see `src/sleep/README.md`). A worker that waits for something ([`Pool::wait_until`]) runs
 //! other jobs meanwhile, so jobs that wait on jobs cannot deadlock a fixed pool.
 //!
-//! A job is any `Arc<dyn Job>`; `peer-core` makes its task cells jobs, so a task is one
+//! A job is any `Arc<dyn Runnable>`; `peer-core` makes its task cells jobs, so a task is one
 //! allocation from submission to result.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
-//! use peer_steal::{Job, Pool, Unparker};
+//! use peer_steal::{Runnable, Pool, Unparker};
 //!
 //! /// Counts to 100; the job that reaches it wakes whoever waits.
 //! struct Count {
 //!     n: AtomicUsize,
 //!     waiter: Mutex<Option<Unparker>>,
 //! }
-//! impl Job for Count {
+//! impl Runnable for Count {
 //!     fn run(self: Arc<Self>) {
 //!         if self.n.fetch_add(1, Ordering::AcqRel) + 1 == 100 {
 //!             if let Some(u) = self.waiter.lock().unwrap().take() {
@@ -46,17 +46,17 @@
 //! ```
 
 mod compensate;
-mod job;
 mod loom;
 mod parker;
 pub mod policy;
 mod pool;
 mod rng;
+mod runnable;
 mod sleep;
 mod worker;
 
 pub use compensate::block_compensated;
-pub use job::{Job, JobRef};
 pub use parker::{Parker, Unparker};
 pub use pool::{BuildError, Builder, Pool, PoolHandle, SpawnError, block_until};
+pub use runnable::{Runnable, RunnableRef};
 pub use worker::current_worker_index;

@@ -7,16 +7,16 @@ use std::time::Instant;
 
 use crossbeam_deque::{Injector, Steal, Stealer};
 
-use crate::job::JobRef;
 use crate::loom::{AtomicBool, AtomicUsize, Mutex, Ordering, fence};
 use crate::parker::Unparker;
+use crate::runnable::RunnableRef;
 use crate::sleep::Sleep;
 use crate::worker::{self, WorkerThread};
 
-/// A fixed set of worker threads that run [`Job`](crate::Job)s, stealing from each other.
+/// A fixed set of worker threads that run [`Job`](crate::Runnable)s, stealing from each other.
 ///
 /// Dropping the last [`Pool`] shuts it down: running jobs finish, queued jobs are
-/// [abandoned](crate::Job::abandon), and the threads are joined (unless the drop happens on
+/// [abandoned](crate::Runnable::abandon), and the threads are joined (unless the drop happens on
 /// one of them, in which case they exit on their own).
 pub struct Pool {
     handle: PoolHandle,
@@ -50,12 +50,12 @@ pub enum BuildError {
 }
 
 /// The pool shut down, so the job was not queued; it is handed back.
-pub struct SpawnError(pub JobRef);
+pub struct SpawnError(pub RunnableRef);
 
 pub(crate) struct Shared {
     pub(crate) hooks: Hooks,
-    pub(crate) injector: Injector<JobRef>,
-    pub(crate) stealers: Box<[Stealer<JobRef>]>,
+    pub(crate) injector: Injector<RunnableRef>,
+    pub(crate) stealers: Box<[Stealer<RunnableRef>]>,
     pub(crate) sleep: Sleep,
     pub(crate) shutdown: AtomicBool,
     /// Workers that have not exited yet; the last one out drains the injector.
@@ -194,7 +194,7 @@ impl Pool {
 
     /// Queues a job; see [`PoolHandle::spawn`].
     #[inline]
-    pub fn spawn(&self, job: JobRef) -> Result<(), SpawnError> {
+    pub fn spawn(&self, job: RunnableRef) -> Result<(), SpawnError> {
         self.handle.spawn(job)
     }
 
@@ -256,7 +256,7 @@ impl PoolHandle {
     /// (LIFO, so a task's children run hot in cache), otherwise on the shared injector.
     /// Returns the job if the pool has shut down.
     #[inline]
-    pub fn spawn(&self, job: JobRef) -> Result<(), SpawnError> {
+    pub fn spawn(&self, job: RunnableRef) -> Result<(), SpawnError> {
         let job = match worker::with_current(|w| match w {
             Some(w) if Arc::ptr_eq(&w.shared, &self.shared) => {
                 w.push(job);

@@ -7,16 +7,16 @@ use std::time::Instant;
 use crossbeam_deque::{Steal, Worker as Deque};
 use crossbeam_utils::Backoff;
 
-use crate::job::JobRef;
 use crate::parker::{Parker, Unparker};
 use crate::pool::Shared;
 use crate::rng::Rng;
+use crate::runnable::RunnableRef;
 use crate::sleep::Woke;
 
 pub(crate) struct WorkerThread {
     pub(crate) shared: Arc<Shared>,
     index: usize,
-    deque: Deque<JobRef>,
+    deque: Deque<RunnableRef>,
     rng: std::cell::RefCell<Rng>,
 }
 
@@ -47,7 +47,11 @@ pub(crate) fn thread_parker() -> Arc<Parker> {
 }
 
 impl WorkerThread {
-    pub(crate) fn new(shared: Arc<Shared>, index: usize, deque: Deque<JobRef>) -> WorkerThread {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        index: usize,
+        deque: Deque<RunnableRef>,
+    ) -> WorkerThread {
         WorkerThread {
             shared,
             index,
@@ -72,7 +76,7 @@ impl WorkerThread {
 
     /// Pushes onto our own deque and wakes a sleeper to steal it if anyone sleeps.
     #[inline]
-    pub(crate) fn push(&self, job: JobRef) {
+    pub(crate) fn push(&self, job: RunnableRef) {
         self.deque.push(job);
         self.shared.sleep.notify_one();
     }
@@ -140,7 +144,7 @@ impl WorkerThread {
 
     /// Our deque first, then a batch from the injector, then a batch from a random victim.
     #[inline]
-    fn find_work(&self) -> Option<JobRef> {
+    fn find_work(&self) -> Option<RunnableRef> {
         if let Some(job) = self.deque.pop() {
             return Some(job);
         }
@@ -148,7 +152,7 @@ impl WorkerThread {
     }
 
     #[cold]
-    fn steal_work(&self) -> Option<JobRef> {
+    fn steal_work(&self) -> Option<RunnableRef> {
         loop {
             let mut retry = false;
             match self.shared.injector.steal_batch_and_pop(&self.deque) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use peer_steal::{Job, Pool};
+use peer_steal::{Pool, Runnable};
 
 /// Counts runs, abandons and drops of jobs; each job may spawn children from its worker.
 #[derive(Default)]
@@ -22,7 +22,7 @@ struct Node {
     depth: u32,
 }
 
-impl Job for Node {
+impl Runnable for Node {
     fn run(self: Arc<Self>) {
         self.counters.ran.fetch_add(1, Ordering::SeqCst);
         if self.depth > 0 {
@@ -183,7 +183,7 @@ fn wait_until_helps_on_a_worker_and_times_out_elsewhere() {
 
     // On the single worker: a job waits for a second job, which can only run if the wait helps.
     struct Flag(AtomicUsize);
-    impl Job for Flag {
+    impl Runnable for Flag {
         fn run(self: Arc<Self>) {
             self.0.store(1, Ordering::SeqCst);
         }
@@ -194,7 +194,7 @@ fn wait_until_helps_on_a_worker_and_times_out_elsewhere() {
         flag: Arc<Flag>,
         done: Arc<AtomicUsize>,
     }
-    impl Job for Waiter {
+    impl Runnable for Waiter {
         fn run(self: Arc<Self>) {
             self.pool.spawn(self.flag.clone()).unwrap();
             let flag = self.flag.clone();
