@@ -734,6 +734,16 @@ impl EventLoop {
     }
 }
 
+impl Drop for EventLoop {
+    /// Calls on primitives still waiting for an answer get one: the loop is gone, and a
+    /// blocking twin would otherwise wait forever.
+    fn drop(&mut self) {
+        for (_, slot) in self.calls.drain() {
+            slot.stopped();
+        }
+    }
+}
+
 fn call_failure(error: peer_core::ext::CallError) -> Failure {
     use peer_core::ext::CallError;
     match error {

@@ -421,3 +421,34 @@ mod tests {
         assert!(commands.send(Command::PrimCancel(u64::MAX)).is_err());
     }
 }
+
+#[cfg(test)]
+mod stop_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A blocking call waiting on the swarm when its peer stops is answered, not left
+    /// waiting for ever: the loop answers what it still holds as it goes.
+    #[test]
+    fn a_blocking_get_waiting_when_the_peer_stops_returns() {
+        let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        let peer = Peer::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap();
+        let queue = peer.queue::<u64>("empty", 4);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = queue.blocking_get();
+            let _ = done_tx.send(got.is_err());
+        });
+        // The get reaches its home (this peer) and waits there.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(done_rx.try_recv().is_err(), "an empty queue gave something");
+        drop(peer);
+        let failed = done_rx.recv_timeout(Duration::from_secs(5));
+        assert_eq!(
+            failed,
+            Ok(true),
+            "the waiting get did not fail when its peer stopped"
+        );
+    }
+}

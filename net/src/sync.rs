@@ -31,6 +31,15 @@ use crate::wire::{Kind, Op, Reply};
 /// sent to other peers (delivery is best-effort; this peer's subscribers still get it).
 const PUBLISH_BACKLOG: usize = 1024;
 
+/// The refusal a call gets when this peer's loop is gone.
+const STOPPED: &str = "the swarm client has stopped";
+
+/// Whether `reply` says this peer's loop is gone: a queue's waiting calls end as if the
+/// queue were closed, rather than waiting for ever.
+fn is_stopped(reply: &Reply) -> bool {
+    matches!(reply, Reply::Refused(why) if why == STOPPED)
+}
+
 /// The answer slot of one operation, filled by the event loop.
 pub(crate) struct CallSlot {
     /// The operation, to undo what it was granted if its caller withdrew.
@@ -101,8 +110,8 @@ impl CallSlot {
     }
 
     /// The call is answered by this peer: the loop is gone.
-    fn stopped(&self) {
-        let stopped = Reply::Refused("the swarm client has stopped".into());
+    pub(crate) fn stopped(&self) {
+        let stopped = Reply::Refused(STOPPED.into());
         self.complete(stopped, Instant::now());
     }
 }
@@ -658,6 +667,7 @@ impl QueueBackend for SwarmQueue {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready((Reply::Closed, _)) => Poll::Ready(Err(Closed)),
+            Poll::Ready((reply, _)) if is_stopped(&reply) => Poll::Ready(Err(Closed)),
             Poll::Ready((other, _)) => {
                 unexpected(&self.h.key, &other);
                 Poll::Pending
@@ -690,6 +700,7 @@ impl QueueBackend for SwarmQueue {
                     // Dropped: get the next one.
                 }
                 Poll::Ready((Reply::Closed, _)) => return Poll::Ready(Err(Closed)),
+                Poll::Ready((reply, _)) if is_stopped(&reply) => return Poll::Ready(Err(Closed)),
                 Poll::Ready((other, _)) => {
                     unexpected(&self.h.key, &other);
                     return Poll::Pending;
