@@ -19,13 +19,15 @@ pub fn cancel_job(job: u64) {
 pub fn kill_job(job: u64) {
     let mut jobs = jobs();
     jobs.cancel(job, JobState::Killed);
+    // Before the signals: a poller that sees its command end must also see that a kill
+    // happened, or it takes the end for the command's own (a race seen on a loaded
+    // machine). It also wakes the pollers at once, not at their next look.
+    KILLS.fetch_add(1, Ordering::SeqCst);
     for &group in jobs.running.get(&job).into_iter().flatten() {
         // The group's leader is registered until it has exited (it is not reaped before it
         // is unregistered), so the id is still the group's.
         killpg(group);
     }
-    // Wakes the pollers of the killed job's commands at once, not at their next look.
-    KILLS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// The process groups of the commands of `job` running in this process now (a command's
