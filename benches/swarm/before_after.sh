@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
+# W2, W3, W4 and W5 for two builds of peer, alternated in one window: before, after, before,
+# after. Put each build's target/release/peer-harness in $BEFORE and $AFTER (directories;
+# /tmp/before and /tmp/after by default), then run this on a quiet machine (no build, no other
+# benchmark). Prints one JSON line per result, tagged with the build and the round; W3 here is
+# `peer-harness bench steal` (two in-process peers against the raw TCP round trip).
+#
+#   ROUNDS="1 2" bash benches/swarm/before_after.sh > before_after.log
 set -u
-# W5 (20k x 1 ms, 2 peers) and W3 (steal round trip against TCP) for two builds of peer, run
-# alternately: put each build's `peer-harness` and `w3_steal` bench binary in /tmp/before and /tmp/after
-# (target/release/peer-harness, target/release/deps/w3_steal-*), then run this on a quiet machine.
-out=/tmp/measure.out
-: > $out
-for i in 1 2 3; do
-  for v in before after; do
-    echo "== W5 $v run $i $(date +%T)" >> $out
-    /tmp/$v/peer-harness bench w5 --tasks 20000 --us 1000 --peers 2 --json >> $out 2>/dev/null
+export PEER_SWARM_FILE=none
+before=${BEFORE:-/tmp/before}
+after=${AFTER:-/tmp/after}
+for round in ${ROUNDS:-1 2}; do
+  for which in before after; do
+    if [[ $which == before ]]; then dir=$before; else dir=$after; fi
+    for args in "w2 --runs 5" "steal" "w4 --tree T1L" "w5 --tasks 20000 --us 1000"; do
+      echo "## $which round=$round bench $args $(date +%T)"
+      "$dir/peer-harness" -q bench --json $args 2>&1 | sed "s/^/$which $round | /"
+    done
   done
 done
-for i in 1 2; do
-  for v in before after; do
-    echo "== W3 $v run $i $(date +%T)" >> $out
-    (cd /tmp/$v && ./w3_steal --bench 2>&1 | grep -E "time:|steal|tcp|p50|p99|mean" ) >> $out
-  done
-done
-echo "== done $(date +%T)" >> $out
