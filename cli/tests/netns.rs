@@ -1,4 +1,4 @@
-//! Peers on separate network hosts: network namespaces on one bridge (as root; the harness
+//! Peers on separate network hosts: network namespaces on one bridge (in a user namespace of their own, no root needed; the harness
 //! is `tests/netns/harness.sh`): who can reach a peer without a key. A keyed swarm that
 //! finds itself by mDNS alone and counts UTS: `peer-harness`'s `tests/netns.rs`.
 

@@ -1,4 +1,4 @@
-//! Peers on separate network hosts: network namespaces on one bridge (as root; the harness
+//! Peers on separate network hosts: network namespaces on one bridge (in a user namespace of their own, no root needed; the harness
 //! is `tests/netns/harness.sh`): a keyed swarm that finds itself by mDNS alone, counts UTS
 //! exactly (`peer-harness uts`) and maps shell commands. Who can reach a peer without a
 //! key: `peer-cli`'s `tests/netns.rs`.

@@ -1,4 +1,4 @@
-//! A peer fails while four hosts (network namespaces on one bridge, as root; the scenarios
+//! A peer fails while four hosts (network namespaces on one bridge, in a user namespace of their own; the scenarios
 //! are `tests/netns/failures.sh`) run a job, and the job still finishes exactly: a peer
 //! killed, a peer stopped (it hangs without closing its connections), a host's cable pulled
 //! and put back, and the submitter of a detached job killed.
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 const T1L_COUNTS: &str = "T1L: 102181082 nodes, 81746377 leaves, depth 13";
 
 /// Each scenario loads all the cores: under `cargo test` (threads of one process) they run
-/// one at a time; under nextest the `netns` test group does the same across processes.
+/// one at a time; under nextest the `processes` test group does the same across processes.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Runs `failures.sh SCENARIO`, asserts that it succeeded and returns its stdout. `k` makes
