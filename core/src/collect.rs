@@ -1,4 +1,4 @@
-//! Waiting on many futures: `gather`, `as_completed`, `wait`.
+//! Waiting on many futures: `gather`, `as_completed`, `wait`, `wait_timeout`.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -24,8 +24,8 @@ where
     futures.into_iter().map(TaskFuture::into_result).collect()
 }
 
-/// Completions of a set of futures, in the order they complete. Used by [`as_completed`] and
-/// [`wait`]; registered as a waiter on each future.
+/// Completions of a set of futures, in the order they complete. Used by [`as_completed`],
+/// [`wait`] and [`wait_timeout`]; registered as a waiter on each future.
 pub(crate) struct Group {
     state: Mutex<GroupState>,
 }
@@ -200,7 +200,7 @@ impl<T: Send + Sync + 'static> futures_core::Stream for AsCompleted<T> {
     }
 }
 
-/// When [`wait`] returns.
+/// When [`wait`] and [`wait_timeout`] return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitFor {
     /// As soon as any future is done.
@@ -209,26 +209,67 @@ pub enum WaitFor {
     AllCompleted,
 }
 
-/// Which futures were done when [`wait`] returned, by index into its input.
+/// Which futures were done when [`wait`] or [`wait_timeout`] returned, by index into its input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Completion {
     /// Indices of futures that are done.
     pub done: Vec<usize>,
-    /// Indices of futures that are not done (non-empty only after a timeout, or with
-    /// [`WaitFor::FirstCompleted`]).
+    /// Indices of futures that are not done (non-empty only after [`wait_timeout`]'s timeout,
+    /// or with [`WaitFor::FirstCompleted`]).
     pub not_done: Vec<usize>,
 }
 
-/// Waits until the first or all of `futures` are done, or `timeout` passes
-/// (Python's `concurrent.futures.wait`; Dask's `wait`). It does not fail on a timeout: check
-/// [`Completion::not_done`]. Inside a task it runs other tasks while it waits.
-pub fn wait<T: Send + Sync + 'static>(
+/// Waits until the first or all of `futures` are done (Python's `concurrent.futures.wait`;
+/// Dask's `wait`) and says which are. Inside a task it runs other tasks while it waits.
+/// [`wait_timeout`] gives up after a time.
+///
+/// ```
+/// use peer_core::{Client, WaitFor};
+///
+/// let client = Client::builder().workers(2).build().unwrap();
+/// let futures = client.map_local(0..4u64, |i| i + 1);
+/// let all = peer_core::wait(&futures, WaitFor::AllCompleted);
+/// assert_eq!(all.done, vec![0, 1, 2, 3]);
+/// assert!(all.not_done.is_empty());
+/// ```
+pub fn wait<T: Send + Sync + 'static>(futures: &[TaskFuture<T>], until: WaitFor) -> Completion {
+    wait_until(futures, until, None)
+}
+
+/// [`wait`], giving up once `timeout` passes (the `timeout` argument of Python's
+/// `concurrent.futures.wait`). It does not fail on a timeout: the futures still running are in
+/// [`Completion::not_done`].
+///
+/// ```
+/// use std::time::Duration;
+/// use peer_core::{Client, WaitFor};
+///
+/// let client = Client::builder().workers(2).build().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// let stuck = client.submit_local(move || rx.recv().unwrap());
+/// let quick = client.submit_local(|| ());
+/// let futures = [stuck, quick];
+///
+/// let r = peer_core::wait_timeout(&futures, WaitFor::AllCompleted, Duration::from_millis(50));
+/// assert_eq!(r.done, vec![1]);
+/// assert_eq!(r.not_done, vec![0]);
+/// tx.send(()).unwrap(); // let the pool finish the stuck task
+/// ```
+pub fn wait_timeout<T: Send + Sync + 'static>(
     futures: &[TaskFuture<T>],
     until: WaitFor,
-    timeout: Option<Duration>,
+    timeout: Duration,
 ) -> Completion {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    wait_until(futures, until, Some(Instant::now() + timeout))
+}
+
+/// [`wait`] and [`wait_timeout`]: `None` waits as long as it takes.
+fn wait_until<T: Send + Sync + 'static>(
+    futures: &[TaskFuture<T>],
+    until: WaitFor,
+    deadline: Option<Instant>,
+) -> Completion {
     match until {
         WaitFor::AllCompleted => wait_all(futures, deadline),
         WaitFor::FirstCompleted => {

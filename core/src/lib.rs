@@ -52,7 +52,7 @@ mod promise;
 pub mod sync;
 
 pub use client::{BuildError, Builder, Client, TaskBuilder};
-pub use collect::{AsCompleted, Completion, WaitFor, as_completed, gather, wait};
+pub use collect::{AsCompleted, Completion, WaitFor, as_completed, gather, wait, wait_timeout};
 pub use error::TaskError;
 pub use future::TaskFuture;
 pub use id::TaskId;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use peer_core::{Client, TaskError, WaitFor, as_completed, wait};
+use peer_core::{Client, TaskError, WaitFor, as_completed, wait, wait_timeout};
 
 fn client() -> Client {
     Client::builder().workers(2).build().unwrap()
@@ -321,25 +321,17 @@ fn wait_first_all_and_timeout() {
     let quick = c.submit_local(|| ());
     let futures = vec![blocked, quick];
 
-    let first = wait(&futures, WaitFor::FirstCompleted, None);
+    let first = wait(&futures, WaitFor::FirstCompleted);
     assert_eq!(first.done, vec![1]);
     assert_eq!(first.not_done, vec![0]);
 
     let start = Instant::now();
-    let timed = wait(
-        &futures,
-        WaitFor::AllCompleted,
-        Some(Duration::from_millis(50)),
-    );
+    let timed = wait_timeout(&futures, WaitFor::AllCompleted, Duration::from_millis(50));
     assert!(start.elapsed() >= Duration::from_millis(50));
     assert_eq!(timed.not_done, vec![0]);
 
     tx.send(()).unwrap();
-    let all = wait(
-        &futures,
-        WaitFor::AllCompleted,
-        Some(Duration::from_secs(30)),
-    );
+    let all = wait_timeout(&futures, WaitFor::AllCompleted, Duration::from_secs(30));
     assert_eq!(all.done, vec![0, 1]);
     assert!(all.not_done.is_empty());
 }
@@ -349,10 +341,10 @@ fn wait_first_completed_times_out_when_nothing_finishes() {
     let c = client();
     let (tx, rx) = mpsc::channel::<()>();
     let blocked = c.submit_local(move || rx.recv().unwrap());
-    let r = wait(
+    let r = wait_timeout(
         std::slice::from_ref(&blocked),
         WaitFor::FirstCompleted,
-        Some(Duration::from_millis(30)),
+        Duration::from_millis(30),
     );
     assert!(r.done.is_empty());
     assert_eq!(r.not_done, vec![0]);
