@@ -175,12 +175,13 @@ fn a_second_sigint_kills_the_commands_on_every_peer() {
     let dir = TempDir::new("jobs-sigint");
     let mut map = sleeping_map(&peers[0].addr, &dir, 12);
     groups(&dir, 12, 3);
-    signal(map.id(), libc::SIGINT);
-    // A command already in a peer's pool when the signal came may still start while the
-    // peers hear of it (each looks every 100 ms, and a peer of one worker can have a second
-    // command going while the first waits on its child); a second later, none does.
+    // A peer of one worker runs one command at a time, even while the command's first read
+    // of its job's control variable waits on the swarm.
     std::thread::sleep(Duration::from_millis(1000));
     let running = groups(&dir, 12, 3);
+    assert_eq!(running.len(), 3, "three peers of one worker each");
+    signal(map.id(), libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(1000));
     assert!(map.try_wait().unwrap().is_none(), "the first SIGINT waits");
     for &group in &running {
         assert!(group_alive(group), "a command died at the first SIGINT");

@@ -134,8 +134,17 @@ pub fn watching(job: u64) -> Option<WatchGuard> {
     };
     if first {
         // The first command of a job here: a cancel asked before it came must not wait for
-        // the next round of the watch to be heeded.
-        heed(&client, job);
+        // the next round of the watch to be heeded. Read on a thread of its own: a worker
+        // blocked on a primitive counts as waiting, and its node would hand the pool one
+        // more command meanwhile (a peer of N workers running N + 1).
+        std::thread::scope(|scope| {
+            let read = std::thread::Builder::new()
+                .name("peer-job-control-first".into())
+                .spawn_scoped(scope, || heed(&client, job));
+            if read.is_err() {
+                heed(&client, job);
+            }
+        });
     }
     Some(WatchGuard { job })
 }
