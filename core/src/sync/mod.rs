@@ -103,6 +103,7 @@ mod topic;
 mod variable;
 
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -201,17 +202,19 @@ withdraw_by_cancel!(
 );
 
 /// One call of a backend: polls it with its ticket until answered, and withdraws it if
-/// dropped before.
-struct Request<'b, B: Withdraw + ?Sized, F> {
-    backend: &'b B,
+/// dropped before. `P` is how the call holds its backend: borrowed (`&dyn QueueBackend`, the
+/// `async fn`s) or owned (`Arc<dyn VariableBackend>`, the waits returned as futures, which
+/// outlive the handle).
+struct Request<P: Deref<Target: Withdraw>, F> {
+    backend: P,
     ticket: Ticket,
     poll: F,
 }
 
-fn request<'b, B, F, T>(backend: &'b B, poll: F) -> Request<'b, B, F>
+fn request<P, F, T>(backend: P, poll: F) -> Request<P, F>
 where
-    B: Withdraw + ?Sized,
-    F: FnMut(&B, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
+    P: Deref<Target: Withdraw> + Unpin,
+    F: FnMut(&P::Target, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
 {
     Request {
         backend,
@@ -220,20 +223,20 @@ where
     }
 }
 
-impl<B, F, T> Future for Request<'_, B, F>
+impl<P, F, T> Future for Request<P, F>
 where
-    B: Withdraw + ?Sized,
-    F: FnMut(&B, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
+    P: Deref<Target: Withdraw> + Unpin,
+    F: FnMut(&P::Target, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
 {
     type Output = T;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         let this = &mut *self;
-        (this.poll)(this.backend, &mut this.ticket, cx)
+        (this.poll)(&*this.backend, &mut this.ticket, cx)
     }
 }
 
-impl<B: Withdraw + ?Sized, F> Drop for Request<'_, B, F> {
+impl<P: Deref<Target: Withdraw>, F> Drop for Request<P, F> {
     fn drop(&mut self) {
         if self.ticket.0.is_some() {
             self.backend.withdraw(&mut self.ticket);
@@ -241,7 +244,9 @@ impl<B: Withdraw + ?Sized, F> Drop for Request<'_, B, F> {
     }
 }
 
-/// Runs `future` to completion on this thread: the `blocking_*` twin of an async call.
+/// Runs `future` to completion on this thread: the body of every `blocking_*` twin of an
+/// async call, as [`blocking_timeout`] is of every `blocking_*_timeout` but a queue's put
+/// (which hands its value back).
 fn blocking<F: Future>(future: F) -> F::Output {
     match block::block_on(&mut pin!(future), None) {
         Some(value) => value,

@@ -8,8 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::backend::{Grant, SemaphoreBackend, Ticket};
-use super::block::block_on;
-use super::{blocking, deadline, request};
+use super::{blocking, blocking_timeout, request};
 
 /// A named mutual-exclusion lock: `client.lock("db")`. A lock is a semaphore of one permit:
 /// holding it is holding a [`Permit`].
@@ -99,7 +98,7 @@ impl Semaphore {
 
     /// Like [`blocking_acquire`](Semaphore::blocking_acquire), giving up after `timeout`.
     pub fn blocking_acquire_timeout(&self, timeout: Duration) -> Option<Permit> {
-        block_on(&mut self.acquire(), deadline(timeout))
+        blocking_timeout(self.acquire(), timeout)
     }
 
     /// Blocks for a permit that is taken back if not renewed within `lease`.
@@ -114,7 +113,7 @@ impl Semaphore {
         lease: Duration,
         timeout: Duration,
     ) -> Option<Permit> {
-        block_on(&mut self.acquire_with_lease(lease), deadline(timeout))
+        blocking_timeout(self.acquire_with_lease(lease), timeout)
     }
 
     /// A permit if one is free now and nobody waits ahead; never waits in line (on a swarm,

@@ -1,6 +1,7 @@
 //! Named publish/subscribe topics.
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,6 +55,13 @@ impl<T: Clone + Send + Sync + 'static> Topic<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> Subscription<T> {
+    /// The next value, as a future (the blocking calls' view of [`poll_next`]).
+    ///
+    /// [`poll_next`]: futures_core::Stream::poll_next
+    fn next_value(&mut self) -> impl Future<Output = T> + '_ {
+        std::future::poll_fn(|cx| self.poll_value(cx))
+    }
+
     fn poll_value(&mut self, cx: &mut Context<'_>) -> Poll<T> {
         let (backend, id) = (self.backend.clone(), self.id);
         backend.poll_next(id, cx).map(|next| {
@@ -68,13 +76,13 @@ impl<T: Clone + Send + Sync + 'static> Subscription<T> {
     /// The next value, blocking until one is published; inside a task, runs other tasks
     /// meanwhile. (In async code the subscription is a `Stream`.)
     pub fn blocking_next(&mut self) -> T {
-        blocking(std::future::poll_fn(|cx| self.poll_value(cx)))
+        blocking(self.next_value())
     }
 
     /// Like [`blocking_next`](Subscription::blocking_next), giving up after `timeout`
     /// (`None`).
     pub fn blocking_next_timeout(&mut self, timeout: Duration) -> Option<T> {
-        blocking_timeout(std::future::poll_fn(|cx| self.poll_value(cx)), timeout)
+        blocking_timeout(self.next_value(), timeout)
     }
 
     /// Values dropped so far because this subscriber fell more than its buffer behind.

@@ -3,12 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::backend::{EventBackend, Shared, Ticket, VariableBackend};
+use super::backend::{EventBackend, Shared, VariableBackend};
 use super::{FencingToken, blocking, blocking_timeout, request};
 
 /// A named cell with the latest value and a version that grows on every set:
@@ -41,47 +39,6 @@ pub struct Fenced {
 #[derive(Clone)]
 pub struct Event {
     backend: Arc<dyn EventBackend>,
-}
-
-/// A future that polls a backend with a ticket, and withdraws it when dropped: the waits
-/// that own their backend (so that they outlive the handle).
-struct Waiting<B: super::Withdraw + ?Sized, F> {
-    backend: Arc<B>,
-    ticket: Ticket,
-    poll: F,
-}
-
-fn waiting<B, F, T>(backend: Arc<B>, poll: F) -> Waiting<B, F>
-where
-    B: super::Withdraw + ?Sized,
-    F: FnMut(&B, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
-{
-    Waiting {
-        backend,
-        ticket: Ticket::default(),
-        poll,
-    }
-}
-
-impl<B, F, T> Future for Waiting<B, F>
-where
-    B: super::Withdraw + ?Sized,
-    F: FnMut(&B, &mut Ticket, &mut Context<'_>) -> Poll<T> + Unpin,
-{
-    type Output = T;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let this = &mut *self;
-        (this.poll)(&*this.backend, &mut this.ticket, cx)
-    }
-}
-
-impl<B: super::Withdraw + ?Sized, F> Drop for Waiting<B, F> {
-    fn drop(&mut self) {
-        if self.ticket.0.is_some() {
-            self.backend.withdraw(&mut self.ticket);
-        }
-    }
 }
 
 impl<T: Clone + Send + Sync + 'static> Variable<T> {
@@ -164,7 +121,7 @@ impl<T: Clone + Send + Sync + 'static> Variable<T> {
 
     /// Waits until the version is above `seen`; returns the new version. Cancel safe.
     pub fn changed(&self, seen: u64) -> impl Future<Output = u64> + Unpin + use<T> {
-        waiting(self.backend.clone(), move |b, t, cx| {
+        request(self.backend.clone(), move |b, t, cx| {
             b.poll_changed(t, seen, cx)
         })
     }
@@ -219,7 +176,7 @@ impl Event {
 
     /// Waits until the flag is set. Cancel safe.
     pub fn wait(&self) -> impl Future<Output = ()> + Unpin + use<> {
-        waiting(self.backend.clone(), |b, t, cx| b.poll_wait(t, cx))
+        request(self.backend.clone(), |b, t, cx| b.poll_wait(t, cx))
     }
 
     /// Blocks until the flag is set; inside a task, runs other tasks meanwhile.
