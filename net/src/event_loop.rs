@@ -20,7 +20,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
-use crate::membership::{Change, Membership};
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
 use crate::status::{PeerAnswer, Status, Suspicion};
@@ -40,7 +39,6 @@ pub(crate) struct EventLoop {
     topic: gossipsub::IdentTopic,
     peers: HashMap<u64, PeerId>,
     /// Members met, up and suspected, and whom to watch for failure.
-    membership: Membership,
     /// The tasks pinging watched peers.
     pingers: HashMap<u64, Pinger>,
     /// Opens ping streams.
@@ -83,7 +81,6 @@ impl EventLoop {
         // Each worker sends at most one `Ran` per task it runs, and argument futures one
         // each; the loop drains this channel before anything else blocks.
         let (internal_tx, internal_rx) = mpsc::channel(4096);
-        let me = peer_number(swarm.local_peer_id());
         let control = swarm.behaviour().alive.new_control();
         EventLoop {
             swarm,
@@ -94,7 +91,6 @@ impl EventLoop {
             internal_rx,
             topic: gossipsub::IdentTopic::new(GRAPH_TOPIC),
             peers: HashMap::new(),
-            membership: Membership::new(me, Instant::now()),
             pingers: HashMap::new(),
             control,
             peer_count: Arc::default(),
@@ -126,10 +122,11 @@ impl EventLoop {
             Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
             Err(error) => tracing::error!(%error, "pings cannot be answered"),
         }
-        let watch_tick = tokio::time::sleep_until(self.membership.poll_timeout().into());
+        let watch_tick = tokio::time::sleep_until(self.watch_due().into());
         tokio::pin!(watch_tick);
         loop {
             self.drain_outputs();
+            (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let timeout = self.node.poll_timeout();
             let sleep = async {
                 match timeout {
@@ -150,7 +147,7 @@ impl EventLoop {
                 () = sleep => self.node.handle_timeout(Instant::now()),
                 () = &mut watch_tick => {
                     self.watch_step(Instant::now());
-                    watch_tick.as_mut().reset(self.membership.poll_timeout().into());
+                    watch_tick.as_mut().reset(self.watch_due().into());
                 }
             }
         }
@@ -247,7 +244,7 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(Status {
                     stats: self.node.stats(),
-                    peers: self.membership.up().len(),
+                    peers: self.node.peers_up(),
                     listen_addrs: self.swarm.listeners().cloned().collect(),
                     recoveries,
                     drained: self.node.drained(),
@@ -355,8 +352,8 @@ impl EventLoop {
                     }
                 }
                 Output::Run { spec, args } => self.run_task(spec, args),
+                Output::Watch { peer, interval } => self.watch(peer, interval),
                 Output::Forget(peer) => {
-                    self.membership.forget(peer);
                     // Its id stays while `status` still reports its suspicion (the last
                     // 1,024 of them).
                     let connected =
@@ -485,7 +482,9 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.unreached_bootstrap.remove(&peer_id);
-                self.peers.insert(peer_number(&peer_id), peer_id);
+                let number = peer_number(&peer_id);
+                self.peers.insert(number, peer_id);
+                self.node.handle(Input::Connected(number), now);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -495,15 +494,20 @@ impl EventLoop {
             } => {
                 let number = peer_number(&peer_id);
                 // Identities that never spoke the task protocol are not remembered.
-                if !self.membership.is_member(number) {
+                if !self.node.is_member(number) {
                     self.peers.remove(&number);
                 }
                 let reason = match cause {
                     Some(error) => format!("connection closed: {error}"),
                     None => "connection closed".to_string(),
                 };
-                self.membership.suspect(number, reason);
-                self.apply_membership(now);
+                self.node.handle(
+                    Input::Disconnected {
+                        peer: number,
+                        reason,
+                    },
+                    now,
+                );
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 let to = peer_id.map_or_else(|| "a peer".to_string(), |p| p.to_string());
@@ -535,18 +539,16 @@ impl EventLoop {
                 if !info.protocols.contains(&PROTOCOL) {
                     return;
                 }
-                // Members only: the set is forgotten with the peer, and only members are.
-                if info.agent_version.ends_with(crate::behaviour::NO_HOME) {
-                    // Before it is up: no home is ever computed with it.
-                    self.node.handle(Input::NoHome(number), now);
-                }
+                let home = !info.agent_version.ends_with(crate::behaviour::NO_HOME);
                 self.peers.insert(number, peer_id);
-                if self.membership.identified(number) {
+                let was_up = self.node.is_up(number);
+                self.node
+                    .handle(Input::Identified { peer: number, home }, now);
+                if !was_up && self.node.is_up(number) {
                     // A new member may know others: ask around now rather than at the
                     // next periodic refresh.
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
-                self.apply_membership(now);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -668,53 +670,38 @@ impl EventLoop {
         }
     }
 
+    /// When silences are next checked: at once if the watch has not begun.
+    fn watch_due(&self) -> Instant {
+        self.node.watch_timeout().unwrap_or_else(Instant::now)
+    }
+
     /// Checks silences, and decides again whom to watch when that is due.
     fn watch_step(&mut self, now: Instant) {
-        let (node, swarm, peers) = (&self.node, &self.swarm, &self.peers);
-        let connected = |p: u64| peers.get(&p).is_some_and(|id| swarm.is_connected(id));
-        (self.membership).handle_timeout(now, || node.business(), connected);
-        self.apply_membership(now);
+        self.node.handle_watch_timeout(now);
     }
 
     /// A peer showed it is alive: a suspect that speaks again is back.
     fn heard(&mut self, number: u64, now: Instant) {
-        self.membership.heard(number, now);
-        self.apply_membership(now);
+        self.node.heard(number, now);
     }
 
-    /// Carries out what membership decided: tells the node, counts the peers up, and
-    /// starts, retunes or stops pingers.
-    fn apply_membership(&mut self, now: Instant) {
-        while let Some(change) = self.membership.poll_output() {
-            match change {
-                Change::Up(peer) => {
-                    self.peer_count
-                        .store(self.membership.up().len(), Ordering::Relaxed);
-                    self.node.handle(Input::PeerUp(peer), now);
+    /// Starts, retunes or stops the pinger of `number` as membership asks.
+    fn watch(&mut self, number: u64, interval: Option<Duration>) {
+        match (interval, self.peers.get(&number)) {
+            (Some(interval), Some(peer)) => match self.pingers.get(&number) {
+                Some(pinger) => pinger.set_interval(interval),
+                None => {
+                    let pinger = Pinger::start(
+                        self.control.clone(),
+                        *peer,
+                        number,
+                        interval,
+                        self.internal_tx.clone(),
+                    );
+                    self.pingers.insert(number, pinger);
                 }
-                Change::Down { peer, reason } => {
-                    self.peer_count
-                        .store(self.membership.up().len(), Ordering::Relaxed);
-                    self.node.handle(Input::PeerDown { peer, reason }, now);
-                }
-                Change::HeldUp => self.node.handle(Input::HeldUp, now),
-                Change::Watch(number, interval) => match (interval, self.peers.get(&number)) {
-                    (Some(interval), Some(peer)) => match self.pingers.get(&number) {
-                        Some(pinger) => pinger.set_interval(interval),
-                        None => {
-                            let pinger = Pinger::start(
-                                self.control.clone(),
-                                *peer,
-                                number,
-                                interval,
-                                self.internal_tx.clone(),
-                            );
-                            self.pingers.insert(number, pinger);
-                        }
-                    },
-                    _ => drop(self.pingers.remove(&number)),
-                },
-            }
+            },
+            _ => drop(self.pingers.remove(&number)),
         }
     }
 

@@ -32,7 +32,7 @@ impl Node {
                 .values()
                 .any(|p| matches!(p, Pending::Push(..)))
             && (self.notices.iter())
-                .filter(|(peer, _)| !self.down.contains(peer))
+                .filter(|(peer, _)| !self.membership.is_down(**peer))
                 .all(|(_, n)| !n.in_flight && !n.batch.has_any())
     }
 
@@ -47,13 +47,13 @@ impl Node {
         let before = self.ready.len();
         for spec in self.ready.drain(..) {
             let owner = spec.key.owner;
-            if owner != self.me && self.down.contains(&owner) {
+            if owner != self.me && self.membership.is_down(owner) {
                 // Its owner is gone (an interrupted `peer map`): running it would only delay
                 // this peer's leaving. Dropped as `forget_gone` drops it a minute later; an
                 // owner that comes back runs it again from its lineage.
                 continue;
             }
-            if owner == self.me || !self.up.contains(&owner) {
+            if owner == self.me || !self.membership.is_up(owner) {
                 kept.push_back(spec);
             } else {
                 back.entry(owner).or_default().push(spec);

@@ -120,9 +120,9 @@ impl Node {
         if job.owner == from {
             return true;
         }
-        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
+        let mut candidates: Vec<u64> = self.membership.up().iter().copied().collect();
         candidates.extend([self.me, from]);
-        self.down.contains(&job.owner) && successor(name, &candidates) == from
+        self.membership.is_down(job.owner) && successor(name, &candidates) == from
     }
 
     /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
@@ -133,7 +133,7 @@ impl Node {
             self.outputs.push_back(Output::Found { waiter, value });
             return;
         }
-        let mut peers: Vec<u64> = self.up.iter().copied().collect();
+        let mut peers: Vec<u64> = self.membership.up().iter().copied().collect();
         peers.sort_unstable();
         if peers.is_empty() {
             self.outputs.push_back(Output::Found {
@@ -219,7 +219,7 @@ impl Node {
                     spec: spec.clone(),
                 };
                 self.jobs.detached.insert(spec.name.clone(), job);
-                if self.down.contains(&from) {
+                if self.membership.is_down(from) {
                     // Heard of only after its owner was suspected.
                     self.adopt_orphaned_jobs(now);
                 }
@@ -244,12 +244,12 @@ impl Node {
     /// Called whenever a peer is suspected (the owner, or a successor that died before
     /// saying it adopted) and when a job is heard of after its owner was suspected.
     pub(super) fn adopt_orphaned_jobs(&mut self, now: Instant) {
-        let mut candidates: Vec<u64> = self.up.iter().copied().collect();
+        let mut candidates: Vec<u64> = self.membership.up().iter().copied().collect();
         candidates.push(self.me);
         let mut orphans: Vec<String> = (self.jobs.detached.iter())
             .filter(|(name, job)| {
                 job.owner != self.me
-                    && self.down.contains(&job.owner)
+                    && self.membership.is_down(job.owner)
                     && successor(name, &candidates) == self.me
             })
             .map(|(name, _)| name.clone())

@@ -31,7 +31,7 @@ impl Node {
             if n.in_flight
                 || !n.batch.has_any()
                 || n.retry_at.is_some_and(|t| t > now)
-                || self.down.contains(peer)
+                || self.membership.is_down(*peer)
             {
                 continue;
             }
@@ -66,7 +66,7 @@ impl Node {
         debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
         self.pending.insert(tag, pending);
         let in_flight = self.in_flight.entry(to).or_default();
-        if self.down.contains(&to) {
+        if self.membership.is_down(to) {
             // Nobody would answer: fail it before this step ends (counted in flight, so that
             // its end balances).
             *in_flight += 1;
@@ -108,10 +108,12 @@ impl Node {
         self.stats.requests_received += 1;
         let response = match request {
             // Answered when it completes, maybe much later.
-            Request::Prim(op) => return self.prim_request(from, channel, op, now),
+            Request::Prim(op) => {
+                return (self.prims).request(&self.membership, from, channel, op, now);
+            }
             Request::Report => Response::Report(self.report(now)),
             Request::Replicate { .. } | Request::Claim { .. } => {
-                self.prim_peer_request(from, request, now)
+                (self.prims).peer_request(&self.membership, from, request, now)
             }
             Request::Steal { max, can_run } => {
                 // A thief has nothing ready.
@@ -246,7 +248,7 @@ impl Node {
         // would leave them to the owner's audit (seconds). An owner that just joined is
         // often connected to the pusher before it is to us.
         let stranger =
-            (tasks.iter()).find(|t| t.key.owner != self.me && !self.up.contains(&t.key.owner));
+            (tasks.iter()).find(|t| t.key.owner != self.me && !self.membership.is_up(t.key.owner));
         if let Some(task) = stranger {
             return Err(format!(
                 "the owner of {} is not connected to this peer (yet)",
@@ -258,7 +260,7 @@ impl Node {
 
     /// The tasks whose owners are this peer or members up.
     fn of_members(&self, mut tasks: Vec<TaskSpec>) -> Vec<TaskSpec> {
-        tasks.retain(|t| t.key.owner == self.me || self.up.contains(&t.key.owner));
+        tasks.retain(|t| t.key.owner == self.me || self.membership.is_up(t.key.owner));
         tasks
     }
 
@@ -402,11 +404,15 @@ impl Node {
             }
             // No answer: count them as not held (at worst, each runs twice).
             (Pending::Audit(peer, tasks, sent), _) => self.audited(peer, tasks, None, sent, now),
-            (Pending::Prim(_, seq), response) => self.prim_response(seq, response, now),
-            (Pending::Replicate(peer, key, batch, held), response) => {
-                self.replicated(peer, key, batch, held, response, now);
+            (Pending::Prim(_, seq), response) => {
+                (self.prims).response(&self.membership, seq, response, now);
             }
-            (Pending::Claim(peer, key), response) => self.claim_answered(peer, &key, response, now),
+            (Pending::Replicate(peer, key, batch, held), response) => {
+                (self.prims).replicated(&self.membership, peer, key, batch, held, response, now);
+            }
+            (Pending::Claim(peer, key), response) => {
+                (self.prims).claim_answered(&self.membership, peer, &key, response, now);
+            }
             (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
             (Pending::Lookup(waiter, peer), response) => {
                 let value = match response {

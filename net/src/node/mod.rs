@@ -36,14 +36,17 @@ mod stealing;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use peer_steal::policy;
 
-use crate::wire::{ArgSpec, Batch, Failure, GraphEvent, Request, Response, TaskKey, TaskSpec};
+use crate::membership::{Change, Membership};
+use crate::wire::{
+    ArgSpec, Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
+};
 use fifo::InputCache;
 use state::{Notices, Owned, Pending, PendingArg, Preparing};
 
@@ -187,15 +190,18 @@ pub(crate) enum Input {
         /// Whether it went out.
         sent: bool,
     },
-    /// A peer that speaks our protocol is connected, or answers again.
-    PeerUp(u64),
-    /// A peer is no home of named primitives ([`Config::home`](crate::Config::home)).
-    NoHome(u64),
-    /// This peer's event loop was held up (stopped, starved) long enough for others to
-    /// suspect it.
-    HeldUp,
-    /// A peer is suspected: its connection closed or it stopped answering.
-    PeerDown {
+    /// A peer identified itself as speaking our protocol.
+    Identified {
+        /// The peer.
+        peer: u64,
+        /// Whether it may be the home of named primitives
+        /// ([`Config::home`](crate::Config::home)).
+        home: bool,
+    },
+    /// A connection to a peer opened.
+    Connected(u64),
+    /// The last connection to a peer closed: it is suspected.
+    Disconnected {
         /// The peer.
         peer: u64,
         /// Why, for the logs and `peer status`.
@@ -271,6 +277,14 @@ pub(crate) enum Output {
     },
     /// A peer suspected long ago is forgotten here: forget it too.
     Forget(u64),
+    /// Ping `peer` this often from now on (`None`: stop pinging it); each answer is
+    /// [`Node::heard`].
+    Watch {
+        /// The peer.
+        peer: u64,
+        /// How often.
+        interval: Option<Duration>,
+    },
     /// The answer to [`Node::lookup`] `waiter`: the published value, if any peer had it.
     Found {
         /// The lookup.
@@ -421,14 +435,8 @@ pub(crate) struct Node {
     early: custody::Early,
     /// Notices waiting for each peer.
     notices: HashMap<u64, Notices>,
-    /// Peers that speak to us now.
-    up: HashSet<u64>,
-    /// Peers met that are no home of named primitives.
-    no_home: HashSet<u64>,
-    /// Peers suspected and not back.
-    down: HashSet<u64>,
-    /// When each suspect still remembered was suspected ([`Node::forget_gone`]).
-    down_since: HashMap<u64, Instant>,
+    /// Who is up, who is suspected, whom to watch.
+    membership: Membership,
     /// Requests to suspects, failed at the end of the step.
     unsendable: Vec<u64>,
     recoveries: Vec<Recovery>,
@@ -451,6 +459,7 @@ impl Node {
         can_run.dedup();
         let stealing = stealing::Stealing::new(me, settings.policy.clone());
         let gossip = gossip::Gossip::new(me, settings.gossip_interval);
+        let prims = prims::Prims::new(me, &settings);
         Node {
             me,
             settings,
@@ -476,14 +485,11 @@ impl Node {
             gossip,
             early: custody::Early::default(),
             notices: HashMap::new(),
-            up: HashSet::new(),
-            no_home: HashSet::new(),
-            down: HashSet::new(),
-            down_since: HashMap::new(),
+            membership: Membership::new(me),
             unsendable: Vec::new(),
             recoveries: Vec::new(),
             jobs: jobs::Jobs::default(),
-            prims: prims::Prims::default(),
+            prims,
             draining: false,
             reports: report::Reports::default(),
             stats: Stats::default(),
@@ -629,15 +635,78 @@ impl Node {
                     self.requeue(tasks, now);
                 }
             }
-            Input::PeerUp(peer) => self.peer_up(peer, now),
-            Input::PeerDown { peer, reason } => self.peer_down(peer, reason, now),
-            Input::NoHome(peer) => {
-                // Bounded as `up` is: one entry per peer met, dropped when it is forgotten.
-                self.no_home.insert(peer);
+            Input::Identified { peer, home } => {
+                self.membership.identified(peer, home);
+                self.apply_membership(now);
             }
-            Input::HeldUp => self.prims_held_up(),
+            Input::Connected(peer) => self.membership.connection(peer, true),
+            Input::Disconnected { peer, reason } => {
+                self.membership.connection(peer, false);
+                self.membership.suspect(peer, reason, now);
+                self.apply_membership(now);
+            }
         }
         self.after(now);
+    }
+
+    /// `peer` showed it is alive (a message, a ping answered): a suspect is back. Cheap
+    /// unless that changes something: the event loop calls it for every message.
+    pub(crate) fn heard(&mut self, peer: u64, now: Instant) {
+        self.membership.heard(peer, now);
+        if self.apply_membership(now) {
+            self.after(now);
+        }
+    }
+
+    /// Whether `peer` identified as a member (up or suspected).
+    pub(crate) fn is_member(&self, peer: u64) -> bool {
+        self.membership.is_member(peer)
+    }
+
+    /// Whether `peer` is up.
+    pub(crate) fn is_up(&self, peer: u64) -> bool {
+        self.membership.is_up(peer)
+    }
+
+    /// Members up now.
+    pub(crate) fn peers_up(&self) -> usize {
+        self.membership.up().len()
+    }
+
+    /// When [`handle_watch_timeout`](Node::handle_watch_timeout) should next be called:
+    /// silences checked, whom to watch decided. `None`: at once (the watch has not begun).
+    /// Apart from [`poll_timeout`](Node::poll_timeout) because it runs on the real clock:
+    /// tests that drive the node by hand leave it out, or their jumps in time would look
+    /// like silences.
+    pub(crate) fn watch_timeout(&self) -> Option<Instant> {
+        self.membership.poll_timeout()
+    }
+
+    /// Checks silences and decides again whom to watch ([`crate::liveness`]).
+    pub(crate) fn handle_watch_timeout(&mut self, now: Instant) {
+        let business = self.membership.plan_due(now).then(|| self.business());
+        (self.membership).handle_timeout(now, || business.unwrap_or_default());
+        if self.apply_membership(now) {
+            self.after(now);
+        }
+    }
+
+    /// Carries out what membership decided; true if anything changed but whom to watch.
+    fn apply_membership(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(change) = self.membership.poll_output() {
+            match change {
+                Change::Up { peer, back } => self.peer_up(peer, back, now),
+                Change::Down { peer, reason } => self.peer_down(peer, reason, now),
+                Change::HeldUp => self.prims.held_up(),
+                Change::Watch(peer, interval) => {
+                    self.outputs.push_back(Output::Watch { peer, interval });
+                    continue;
+                }
+            }
+            changed = true;
+        }
+        changed
     }
 
     /// Peers suspected lately (the last 1,024), oldest first.
@@ -656,7 +725,7 @@ impl Node {
             self.forget_gone(now);
         }
         self.gossip.handle_timeout(now);
-        self.prims_timeout(now);
+        self.prims.handle_timeout(now);
         self.after(now);
     }
 
@@ -675,7 +744,7 @@ impl Node {
         let retry = self
             .notices
             .iter()
-            .filter(|(peer, n)| !n.in_flight && !self.down.contains(peer))
+            .filter(|(peer, n)| !n.in_flight && !self.membership.is_down(**peer))
             .filter_map(|(_, n)| n.retry_at.max(n.hold_until))
             .min();
         [
@@ -684,7 +753,7 @@ impl Node {
             retry,
             self.audit_due,
             self.forget_due(),
-            self.prims_due(),
+            self.prims.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -696,11 +765,14 @@ impl Node {
         // Failing a request to a suspect can start or queue more work, which can mean more
         // requests to suspects; a few rounds settle it (each failed request ends its own).
         for _ in 0..SETTLE_ROUNDS {
-            self.prims_step(now);
+            self.prims.step(&self.membership, now);
+            self.carry_out_prims();
             self.fail_unsendable(now);
             self.give_back(now);
             self.dispatch(now);
             self.flush_notices(now);
+            // Failed requests answered calls or sent them again.
+            self.carry_out_prims();
             if self.unsendable.is_empty() {
                 break;
             }
@@ -708,8 +780,68 @@ impl Node {
         self.steal_step(now);
     }
 
+    /// Carries out what the primitives protocol asked for.
+    fn carry_out_prims(&mut self) {
+        while let Some(effect) = self.prims.poll_output() {
+            match effect {
+                prims::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                prims::Effect::Respond { channel, response } => {
+                    self.outputs
+                        .push_back(Output::Respond { channel, response });
+                }
+                prims::Effect::Reply { seq, reply, asked } => {
+                    (self.outputs).push_back(Output::PrimReply { seq, reply, asked });
+                }
+            }
+        }
+    }
+
+    /// An operation of this peer's client, numbered `seq` by it; answered with
+    /// [`Output::PrimReply`].
+    pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {
+        self.prims.call(&self.membership, seq, key, kind, op, now);
+        self.after(now);
+    }
+
+    /// Gives back what a withdrawn call was granted after its client stopped waiting (the
+    /// answer reached the client's slot too late).
+    pub(crate) fn prim_undo(
+        &mut self,
+        key: String,
+        kind: Kind,
+        op: &Op,
+        reply: &Reply,
+        now: Instant,
+    ) {
+        self.prims.undo(&self.membership, key, kind, op, reply, now);
+        self.after(now);
+    }
+
+    /// The client withdrew call `seq`: a waiting one leaves the line; anything it was
+    /// granted meanwhile is given back.
+    pub(crate) fn prim_cancel(&mut self, seq: u64, now: Instant) {
+        self.prims.cancel(&self.membership, seq, now);
+        self.after(now);
+    }
+
+    /// The peers in the order they would be home of `key`: the home first, then its backup.
+    pub(crate) fn ranked_homes(&self, key: &str) -> Vec<u64> {
+        self.prims.ranked_homes(&self.membership, key)
+    }
+
+    /// Publishes a topic value to every peer's subscribers.
+    pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
+        self.gossip.push(GraphEvent::Topic { key, value }, now);
+        self.after(now);
+    }
+
     fn gossip_in(&mut self, batch: Batch, now: Instant) {
-        let admitted = (self.gossip).admit(&batch, &self.settings.limits, &self.up, now);
+        let admitted =
+            (self.gossip).admit(&batch, &self.settings.limits, self.membership.up(), now);
         if admitted == gossip::Admitted::Dropped {
             return;
         }

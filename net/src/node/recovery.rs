@@ -33,10 +33,8 @@ const MAX_RERUNS: u32 = 8;
 
 impl Node {
     /// A peer speaks to us (again): notices held for it go now.
-    pub(super) fn peer_up(&mut self, peer: u64, now: Instant) {
-        self.up.insert(peer);
-        self.down_since.remove(&peer);
-        if self.down.remove(&peer) {
+    pub(super) fn peer_up(&mut self, peer: u64, back: bool, now: Instant) {
+        if back {
             // Back from a suspicion: what it was given meanwhile may not have arrived.
             self.audit_due = Some(now);
         } else {
@@ -52,16 +50,14 @@ impl Node {
             cluster: 0,
         };
         self.stealing.policy.handle(input, now);
-        self.prims_membership(None, now);
+        (self.prims).membership_changed(&self.membership, None, now);
     }
 
     /// A peer is suspected (its connection closed, or it stopped answering pings).
     pub(super) fn peer_down(&mut self, peer: u64, reason: String, now: Instant) {
-        self.up.remove(&peer);
-        if peer == self.me || !self.down.insert(peer) {
+        if peer == self.me {
             return;
         }
-        self.down_since.insert(peer, now);
         self.stealing.lifelines.remove(&peer);
         self.stealing.buddies.remove(&peer);
         self.stealing.stalled_lifelines.retain(|p| *p != peer);
@@ -90,7 +86,7 @@ impl Node {
             requeued,
         });
         self.adopt_orphaned_jobs(now);
-        self.prims_membership(Some(peer), now);
+        (self.prims).membership_changed(&self.membership, Some(peer), now);
     }
 
     /// The peers whose failure this one must notice quickly (see [`crate::liveness`]):
@@ -101,7 +97,7 @@ impl Node {
         let mut peers: HashSet<u64> = self.owned.values().filter_map(|o| o.only_at()).collect();
         // Requests queued for a peer wait behind some in flight to it.
         peers.extend(self.in_flight.keys());
-        peers.extend(self.holder_peers());
+        peers.extend(self.prims.holder_peers());
         peers.remove(&self.me);
         peers
     }
@@ -268,7 +264,7 @@ impl Node {
         if to != self.me {
             self.arm_audit(now);
         }
-        if self.down.contains(&to) {
+        if self.membership.is_down(to) {
             self.requeue_lost(vec![task], to, now);
         }
     }
@@ -282,10 +278,9 @@ impl Node {
 
     /// When the longest suspect is to be forgotten, if any is remembered.
     pub(super) fn forget_due(&self) -> Option<Instant> {
-        self.down_since
-            .values()
+        (self.membership.suspected_since())
+            .map(|(_, since)| since + FORGET_AFTER)
             .min()
-            .map(|since| *since + FORGET_AFTER)
     }
 
     /// Forgets what this peer keeps for peers suspected for [`FORGET_AFTER`]: notices to
@@ -293,21 +288,16 @@ impl Node {
     /// comes back after all: it asks for what it lacks (audits, fetches that fail) and runs
     /// it again.
     pub(super) fn forget_gone(&mut self, now: Instant) {
-        let gone: Vec<u64> = self
-            .down_since
-            .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= FORGET_AFTER)
-            .map(|(peer, _)| *peer)
+        let gone: Vec<u64> = (self.membership.suspected_since())
+            .filter(|(_, since)| now.saturating_duration_since(*since) >= FORGET_AFTER)
+            .map(|(peer, _)| peer)
             .collect();
         for peer in gone {
-            self.down_since.remove(&peer);
             // A suspect that owns a job stays one, so that the job can still be adopted.
-            if !self.jobs.detached.values().any(|job| job.owner == peer) {
-                self.down.remove(&peer);
-            }
+            let owns_a_job = self.jobs.detached.values().any(|job| job.owner == peer);
+            self.membership.forget(peer, owns_a_job);
             self.outputs.push_back(Output::Forget(peer));
             self.notices.remove(&peer);
-            self.no_home.remove(&peer);
             self.gossip.forget(peer);
             self.store.retain(|task, _| task.owner != peer);
             let before = self.ready.len();
@@ -366,7 +356,7 @@ impl Node {
         {
             if holder == me {
                 self.store.remove(&task);
-            } else if !self.down.contains(&holder) {
+            } else if !self.membership.is_down(holder) {
                 // Computed again: the old copy is not needed.
                 self.release_at(holder, task);
             }
@@ -416,7 +406,7 @@ impl Node {
                 State::Done {
                     holder,
                     inline: None,
-                } if !self.down.contains(holder) && (*holder != self.me || held_here) => {
+                } if !self.membership.is_down(*holder) && (*holder != self.me || held_here) => {
                     input.readers += 1;
                     inputs.push(dep);
                     PendingArg::Ready(ArgSpec::Fetch {

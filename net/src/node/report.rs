@@ -35,8 +35,8 @@ impl Node {
             running: self.running as u64,
             owned: self.owned.len() as u64,
             ran: self.stats.ran,
-            peers: self.up.len() as u32,
-            hosted: self.hosted_keys() as u32,
+            peers: self.membership.up().len() as u32,
+            hosted: self.prims.hosted_keys() as u32,
             draining: self.draining,
             serves: self.can_run.clone(),
             local: self.local_only(),
@@ -53,7 +53,7 @@ impl Node {
 
     /// Asks every connected peer for its report; answered with [`Output::Reports`].
     pub(crate) fn gather_reports(&mut self, waiter: u64, now: Instant) {
-        let mut peers: Vec<u64> = self.up.iter().copied().collect();
+        let mut peers: Vec<u64> = self.membership.up().iter().copied().collect();
         peers.sort_unstable();
         let mut gathering = Gathering {
             reports: vec![(self.me, Ok(self.report(now)))],

@@ -22,12 +22,12 @@ mod state;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::Settings;
 use super::placement::ranked;
 use super::state::Pending;
-use super::{Node, Output};
-use crate::wire::{
-    Body, Delta, GraphEvent, Kind, Op, OpId, PrimRequest, PrimState, Reply, Request, Response,
-};
+use crate::config::Limits;
+use crate::membership::Membership;
+use crate::wire::{Body, Delta, Kind, Op, OpId, PrimRequest, PrimState, Reply, Request, Response};
 
 /// A client that could not reach a home tries again after this long (membership may not
 /// have caught up with a peer's death yet).
@@ -41,9 +41,36 @@ const MOVED_FOR: Duration = Duration::from_secs(1);
 /// of the backend, which count up from the wall clock's nanoseconds.
 const INTERNAL_SEQ: u64 = 1 << 63;
 
-/// The primitives side of a [`Node`].
-#[derive(Debug, Default)]
+/// What the primitives protocol asks its node to do ([`Prims::poll_output`]).
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Send `request` to `to`; its answer comes back to the method `pending` names.
+    Send {
+        to: u64,
+        pending: Pending,
+        request: Request,
+    },
+    /// Answer the request that came on `channel`.
+    Respond { channel: u64, response: Response },
+    /// The answer to this peer's call `seq`, asked at `asked`.
+    Reply {
+        seq: u64,
+        reply: Reply,
+        asked: Instant,
+    },
+}
+
+/// The primitives protocol of one peer, sans-IO: the node feeds it operations, requests,
+/// answers, membership changes and the clock, each with the [`Membership`] it reads homes
+/// from, and carries out its [`Effect`]s.
+#[derive(Debug)]
 pub(crate) struct Prims {
+    me: u64,
+    /// Whether this peer may be a home.
+    home: bool,
+    pub(super) limits: Limits,
+    long_poll: Duration,
+    seq_seed: u64,
     /// Keys this peer is the home of.
     pub(super) hosted: HashMap<String, Hosted>,
     /// Copies kept as the backup of other homes.
@@ -63,9 +90,44 @@ pub(crate) struct Prims {
     /// peer that took over meanwhile holds.
     held_up: std::collections::HashSet<String>,
     next_internal: u64,
+    effects: VecDeque<Effect>,
 }
 
 impl Prims {
+    /// The primitives of peer `me`, tuned by `settings`.
+    pub(crate) fn new(me: u64, settings: &Settings) -> Prims {
+        Prims {
+            me,
+            home: settings.home,
+            limits: settings.limits,
+            long_poll: settings.long_poll,
+            seq_seed: settings.seq_seed,
+            hosted: HashMap::new(),
+            replicas: HashMap::new(),
+            claims: HashMap::new(),
+            calls: HashMap::new(),
+            retries: Vec::new(),
+            answered: Vec::new(),
+            moved: HashMap::new(),
+            held_up: Default::default(),
+            next_internal: 0,
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub(crate) fn poll_output(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    fn send(&mut self, to: u64, pending: Pending, request: Request) {
+        (self.effects).push_back(Effect::Send {
+            to,
+            pending,
+            request,
+        });
+    }
+
     /// Whether `key` may be kept here: it is already, as a copy, or fewer than `most` keys
     /// are hosted or copied ([`Limits::prim_keys`](crate::config::Limits::prim_keys)).
     fn room_for(&self, key: &str, most: usize) -> bool {
@@ -174,18 +236,18 @@ impl Call {
     }
 }
 
-impl Node {
+impl Prims {
     /// The peers in the order they would be home of `key`: the home first, then its backup.
     /// Peers that are no home are left out, unless every peer is one.
-    pub(crate) fn ranked_homes(&self, key: &str) -> Vec<u64> {
-        let mut candidates: Vec<u64> = (self.up.iter().copied())
-            .filter(|p| !self.no_home.contains(p))
+    pub(crate) fn ranked_homes(&self, members: &Membership, key: &str) -> Vec<u64> {
+        let mut candidates: Vec<u64> = (members.up().iter().copied())
+            .filter(|p| members.may_host(*p))
             .collect();
-        if self.settings.home {
+        if self.home {
             candidates.push(self.me);
         }
         if candidates.is_empty() {
-            candidates = self.up.iter().copied().chain([self.me]).collect();
+            candidates = members.up().iter().copied().chain([self.me]).collect();
         }
         ranked(key, &candidates)
     }
@@ -193,8 +255,7 @@ impl Node {
     /// The peers holding permits of keys this peer hosts: a hung holder's permits go to
     /// the next in line only once it is suspected.
     pub(crate) fn holder_peers(&self) -> impl Iterator<Item = u64> + '_ {
-        self.prims
-            .hosted
+        self.hosted
             .values()
             .flat_map(|hosted| match &hosted.state.body {
                 Body::Semaphore { holders, .. } => holders.iter().map(|h| h.op.peer).collect(),
@@ -204,20 +265,28 @@ impl Node {
 
     /// How many keys this peer is the home of.
     pub(crate) fn hosted_keys(&self) -> usize {
-        self.prims.hosted.len()
+        self.hosted.len()
     }
 
     /// An operation of this peer's client, numbered `seq` by it; answered with
     /// [`Output::PrimReply`].
-    pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {
-        self.start_call(seq, key, kind, op, false, now);
-        self.after(now);
+    pub(crate) fn call(
+        &mut self,
+        members: &Membership,
+        seq: u64,
+        key: String,
+        kind: Kind,
+        op: Op,
+        now: Instant,
+    ) {
+        self.start_call(members, seq, key, kind, op, false, now);
     }
 
     /// Records call `seq` and sends it to its home; a `cancelled` one is undone when
     /// answered (the node's own calls).
     fn start_call(
         &mut self,
+        members: &Membership,
         seq: u64,
         key: String,
         kind: Kind,
@@ -233,14 +302,15 @@ impl Node {
             redirects: 0,
             asked: now,
         };
-        self.prims.calls.insert(seq, call);
-        self.route(seq, None, now);
+        self.calls.insert(seq, call);
+        self.route(members, seq, None, now);
     }
 
     /// Gives back what a withdrawn call was granted after its client stopped waiting (the
     /// answer reached the client's slot too late).
-    pub(crate) fn prim_undo(
+    pub(crate) fn undo(
         &mut self,
+        members: &Membership,
         key: String,
         kind: Kind,
         op: &Op,
@@ -248,55 +318,50 @@ impl Node {
         now: Instant,
     ) {
         if let Some(op) = op.undo(reply) {
-            self.internal_call(key, kind, op, now);
-            self.after(now);
+            self.internal_call(members, key, kind, op, now);
         }
     }
 
     /// The client withdrew call `seq`: a waiting one leaves the line; anything it was
     /// granted meanwhile is given back.
-    pub(crate) fn prim_cancel(&mut self, seq: u64, now: Instant) {
-        let Some(call) = self.prims.calls.get_mut(&seq) else {
+    pub(crate) fn cancel(&mut self, members: &Membership, seq: u64, now: Instant) {
+        let Some(call) = self.calls.get_mut(&seq) else {
             return;
         };
         call.cancelled = true;
         if call.op.line().is_some() {
             let (key, kind) = (call.key.clone(), call.kind);
-            self.internal_call(key, kind, Op::Cancel { seq }, now);
+            self.internal_call(members, key, kind, Op::Cancel { seq }, now);
         }
-        self.after(now);
     }
 
-    /// Publishes a topic value to every peer's subscribers.
-    pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
-        self.gossip.push(GraphEvent::Topic { key, value }, now);
-        self.after(now);
-    }
-
-    fn internal_call(&mut self, key: String, kind: Kind, op: Op, now: Instant) {
-        self.prims.next_internal += 1;
+    fn internal_call(
+        &mut self,
+        members: &Membership,
+        key: String,
+        kind: Kind,
+        op: Op,
+        now: Instant,
+    ) {
+        self.next_internal += 1;
         // Numbers start from the clock the client gave, so they are new after a restart.
-        let seq = INTERNAL_SEQ
-            | self
-                .settings
-                .seq_seed
-                .wrapping_add(self.prims.next_internal);
-        self.start_call(seq, key, kind, op, true, now);
+        let seq = INTERNAL_SEQ | self.seq_seed.wrapping_add(self.next_internal);
+        self.start_call(members, seq, key, kind, op, true, now);
     }
 
     /// Sends call `seq` to its home (`to` if a peer named it, else the one computed).
-    fn route(&mut self, seq: u64, to: Option<u64>, now: Instant) {
-        let Some(call) = self.prims.calls.get_mut(&seq) else {
+    fn route(&mut self, members: &Membership, seq: u64, to: Option<u64>, now: Instant) {
+        let Some(call) = self.calls.get_mut(&seq) else {
             return;
         };
         call.asked = now;
         let (key, kind, op) = (call.key.clone(), call.kind, call.request_op());
         let home = to
-            .filter(|p| self.up.contains(p))
-            .unwrap_or_else(|| self.ranked_homes(&key)[0]);
+            .filter(|p| members.is_up(*p))
+            .unwrap_or_else(|| self.ranked_homes(members, &key)[0]);
         let id = OpId { peer: self.me, seq };
         if home == self.me {
-            self.serve(key, kind, id, op, Answer::Local(seq), now);
+            self.serve(members, key, kind, id, op, Answer::Local(seq), now);
         } else {
             let request = Request::Prim(PrimRequest { key, kind, id, op });
             self.send(home, Pending::Prim(home, seq), request);
@@ -304,66 +369,68 @@ impl Node {
     }
 
     /// The answer to call `seq` from a peer (or why there was none).
-    pub(super) fn prim_response(
+    pub(super) fn response(
         &mut self,
+        members: &Membership,
         seq: u64,
         response: Result<Response, String>,
         now: Instant,
     ) {
-        let Some(call) = self.prims.calls.get(&seq) else {
+        let Some(call) = self.calls.get(&seq) else {
             return;
         };
         match response {
             // Withdrawn while it waited: it took nothing.
             Ok(Response::Prim(Reply::Again)) if call.cancelled => {
-                self.prims.calls.remove(&seq);
+                self.calls.remove(&seq);
             }
-            Ok(Response::Prim(Reply::Again)) => self.route(seq, None, now),
+            Ok(Response::Prim(Reply::Again)) => self.route(members, seq, None, now),
             Ok(Response::Prim(Reply::NotHome { home })) => {
-                let Some(call) = self.prims.calls.get_mut(&seq) else {
+                let Some(call) = self.calls.get_mut(&seq) else {
                     return;
                 };
                 call.redirects += 1;
                 if call.redirects <= 2 {
-                    self.route(seq, Some(home), now);
+                    self.route(members, seq, Some(home), now);
                 } else {
                     // Views of the membership differ: wait for them to agree.
                     call.redirects = 0;
-                    self.prims.retries.push((now + RETRY, seq));
+                    self.retries.push((now + RETRY, seq));
                 }
             }
-            Ok(Response::Prim(reply)) => self.finish(seq, reply, now),
+            Ok(Response::Prim(reply)) => self.finish(members, seq, reply, now),
             Ok(other) => self.finish(
+                members,
                 seq,
                 Reply::Refused(format!("the home answered {other:?}")),
                 now,
             ),
             Err(_) if call.abandoned() => {
-                self.prims.calls.remove(&seq);
+                self.calls.remove(&seq);
             }
-            Err(_) => self.prims.retries.push((now + RETRY, seq)),
+            Err(_) => self.retries.push((now + RETRY, seq)),
         }
     }
 
     /// Call `seq` is answered: to its client, or undone if it was withdrawn.
-    fn finish(&mut self, seq: u64, reply: Reply, now: Instant) {
-        let Some(call) = self.prims.calls.remove(&seq) else {
+    fn finish(&mut self, members: &Membership, seq: u64, reply: Reply, now: Instant) {
+        let Some(call) = self.calls.remove(&seq) else {
             return;
         };
         if !call.cancelled {
             let asked = call.asked;
-            self.outputs
-                .push_back(Output::PrimReply { seq, reply, asked });
+            (self.effects).push_back(Effect::Reply { seq, reply, asked });
             return;
         }
         if let Some(op) = call.op.undo(&reply) {
-            self.internal_call(call.key, call.kind, op, now);
+            self.internal_call(members, call.key, call.kind, op, now);
         }
     }
 
     /// An operation arrived from another peer.
-    pub(super) fn prim_request(
+    pub(super) fn request(
         &mut self,
+        members: &Membership,
         from: u64,
         channel: u64,
         request: PrimRequest,
@@ -375,38 +442,47 @@ impl Node {
             self.respond(Answer::Remote(channel), refused);
             return;
         }
-        self.serve(key, kind, id, op, Answer::Remote(channel), now);
+        self.serve(members, key, kind, id, op, Answer::Remote(channel), now);
     }
 
     /// Serves an operation as the home, or says who the home is.
-    fn serve(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
-        let mut home = self.ranked_homes(&key)[0];
+    fn serve(
+        &mut self,
+        members: &Membership,
+        key: String,
+        kind: Kind,
+        id: OpId,
+        op: Op,
+        answer: Answer,
+        now: Instant,
+    ) {
+        let mut home = self.ranked_homes(members, &key)[0];
         if home == self.me
-            && let Some((to, _)) = (self.prims.moved.get(&key))
-                .filter(|(to, until)| *until > now && self.up.contains(to))
+            && let Some((to, _)) =
+                (self.moved.get(&key)).filter(|(to, until)| *until > now && members.is_up(*to))
         {
             // We gave it to a peer that took itself for the home: it is, until views agree.
             home = *to;
         }
         if home != self.me {
-            if self.prims.hosted.contains_key(&key) {
+            if self.hosted.contains_key(&key) {
                 self.demote(&key, home);
             }
             self.respond(answer, Reply::NotHome { home });
             return;
         }
-        if let Some(claim) = self.prims.claims.get_mut(&key) {
+        if let Some(claim) = self.claims.get_mut(&key) {
             claim.queued.push((kind, id, op, answer));
             return;
         }
-        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
-            let most = self.settings.limits.prim_keys;
-            if !self.prims.room_for(&key, most) {
+        let Some(hosted) = self.hosted.get_mut(&key) else {
+            let most = self.limits.prim_keys;
+            if !self.room_for(&key, most) {
                 let why = format!("this peer keeps its limit of {most} named primitives");
                 self.respond(answer, Reply::Refused(why));
                 return;
             }
-            self.claim(key, kind, id, op, answer, now);
+            self.claim(members, key, kind, id, op, answer, now);
             return;
         };
         if !hosted.state.is(kind) {
@@ -420,8 +496,8 @@ impl Node {
         if let Op::Put { item, .. } = &op
             && id.peer != self.me
         {
-            let queued = self.prims.queued_by(id.peer);
-            let most = self.settings.limits.queued_bytes_per_peer;
+            let queued = self.queued_by(id.peer);
+            let most = self.limits.queued_bytes_per_peer;
             if queued.saturating_add(item.len()) > most {
                 let why =
                     format!("the peer has {queued} bytes queued here, at its bound of {most}");
@@ -429,7 +505,7 @@ impl Node {
                 return;
             }
         }
-        let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+        let Some(hosted) = self.hosted.get_mut(&key) else {
             return;
         };
         if let Op::Release { token } | Op::Renew { token, .. } = op
@@ -463,7 +539,7 @@ impl Node {
                     id,
                     op,
                     answer,
-                    until: now + self.settings.long_poll,
+                    until: now + self.long_poll,
                 },
             );
             self.respond(earlier.answer, Reply::Again);
@@ -481,7 +557,7 @@ impl Node {
         match reply {
             Some(reply) => self.answer_after(&key, answer, reply, deltas),
             None => {
-                let until = now + self.settings.long_poll;
+                let until = now + self.long_poll;
                 hosted.waiters.push_back(Waiter {
                     id,
                     op,
@@ -495,7 +571,7 @@ impl Node {
 
     /// Answers once the backup has `deltas` (at once if there are none, or no backup).
     fn answer_after(&mut self, key: &str, answer: Answer, reply: Reply, deltas: Vec<Delta>) {
-        let Some(hosted) = self.prims.hosted.get_mut(key) else {
+        let Some(hosted) = self.hosted.get_mut(key) else {
             self.respond(answer, reply);
             return;
         };
@@ -511,7 +587,7 @@ impl Node {
     /// Serves the waiters of `key` that can complete now, in order.
     fn serve_waiters(&mut self, key: &str, now: Instant) {
         let mut done = Vec::new();
-        if let Some(hosted) = self.prims.hosted.get_mut(key) {
+        if let Some(hosted) = self.hosted.get_mut(key) {
             let mut waiting = VecDeque::with_capacity(hosted.waiters.len());
             while let Some(w) = hosted.waiters.pop_front() {
                 let mut deltas = Vec::new();
@@ -531,7 +607,7 @@ impl Node {
     /// Sends the backup the changes not yet sent, unless a batch is in flight; with no
     /// backup, answers what waited.
     fn flush_replication(&mut self, key: &str) {
-        let Some(hosted) = self.prims.hosted.get_mut(key) else {
+        let Some(hosted) = self.hosted.get_mut(key) else {
             return;
         };
         if hosted.in_flight {
@@ -569,6 +645,7 @@ impl Node {
     /// The backup answered a batch (or did not).
     pub(super) fn replicated(
         &mut self,
+        members: &Membership,
         peer: u64,
         key: String,
         batch: u64,
@@ -576,12 +653,8 @@ impl Node {
         response: Result<Response, String>,
         now: Instant,
     ) {
-        let current = self
-            .prims
-            .hosted
-            .get(&key)
-            .is_some_and(|h| h.batch == batch);
-        let Some(hosted) = self.prims.hosted.get_mut(&key).filter(|_| current) else {
+        let current = self.hosted.get(&key).is_some_and(|h| h.batch == batch);
+        let Some(hosted) = self.hosted.get_mut(&key).filter(|_| current) else {
             // A batch of an earlier hosting: the state that made these answers was kept as
             // a copy here (and replicated anew if hosted again).
             for (answer, reply) in held {
@@ -608,9 +681,9 @@ impl Node {
                 hosted.held = all;
                 hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
                 if hosted.backup.is_none() {
-                    let ranked = self.ranked_homes(&key);
+                    let ranked = self.ranked_homes(members, &key);
                     let backup = ranked.into_iter().find(|p| *p != self.me && *p != peer);
-                    if let Some(hosted) = self.prims.hosted.get_mut(&key) {
+                    if let Some(hosted) = self.hosted.get_mut(&key) {
                         hosted.backup = backup;
                     }
                 }
@@ -620,15 +693,24 @@ impl Node {
     }
 
     /// Starts hosting `key`: first asks every live peer for the newest copy of its state.
-    fn claim(&mut self, key: String, kind: Kind, id: OpId, op: Op, answer: Answer, now: Instant) {
-        let peers: Vec<u64> = self.up.iter().copied().collect();
-        let claim = self.prims.claims.entry(key.clone()).or_default();
+    fn claim(
+        &mut self,
+        members: &Membership,
+        key: String,
+        kind: Kind,
+        id: OpId,
+        op: Op,
+        answer: Answer,
+        now: Instant,
+    ) {
+        let peers: Vec<u64> = members.up().iter().copied().collect();
+        let claim = self.claims.entry(key.clone()).or_default();
         claim.waiting = peers.len();
         claim.again = false;
         // As a copy to send would be: leases as what is left of them.
         // Kept until a claim succeeds: one that must wait (`again`) claims anew later.
-        let was_home = self.prims.held_up.contains(&key);
-        if let Some(copy) = self.prims.replicas.remove(&key) {
+        let was_home = self.held_up.contains(&key);
+        if let Some(copy) = self.replicas.remove(&key) {
             claim.had_copy = !was_home;
             newest(&mut claim.best, copy.snapshot(now));
         }
@@ -637,7 +719,7 @@ impl Node {
             let request = Request::Claim { key: key.clone() };
             self.send(peer, Pending::Claim(peer, key.clone()), request);
         }
-        self.maybe_claimed(&key, now);
+        self.maybe_claimed(members, &key, now);
     }
 
     /// A peer answered our claim of `key` (or could not).
@@ -647,18 +729,22 @@ impl Node {
     /// one from the three it ranks first, itself among them: the former home and backup.
     pub(super) fn claim_answered(
         &mut self,
+        members: &Membership,
         peer: u64,
         key: &str,
         response: Result<Response, String>,
         now: Instant,
     ) {
-        let had_copy = self.prims.claims.get(key).is_some_and(|c| c.had_copy);
+        let had_copy = self.claims.get(key).is_some_and(|c| c.had_copy);
         let may_hold = if had_copy {
             ranked(key, &[peer, self.me])[0] == peer
         } else {
-            self.ranked_homes(key).iter().take(3).any(|p| *p == peer)
+            self.ranked_homes(members, key)
+                .iter()
+                .take(3)
+                .any(|p| *p == peer)
         };
-        let Some(claim) = self.prims.claims.get_mut(key) else {
+        let Some(claim) = self.claims.get_mut(key) else {
             return;
         };
         claim.waiting = claim.waiting.saturating_sub(1);
@@ -671,27 +757,27 @@ impl Node {
             // Not the home in that peer's view (yet).
             Ok(_) => claim.again = true,
         }
-        self.maybe_claimed(key, now);
+        self.maybe_claimed(members, key, now);
     }
 
     /// Once every peer answered the claim: hosts the newest state and serves what waited.
-    fn maybe_claimed(&mut self, key: &str, now: Instant) {
-        if self.prims.claims.get(key).is_none_or(|c| c.waiting > 0) {
+    fn maybe_claimed(&mut self, members: &Membership, key: &str, now: Instant) {
+        if self.claims.get(key).is_none_or(|c| c.waiting > 0) {
             return;
         }
-        let Some(mut claim) = self.prims.claims.remove(key) else {
+        let Some(mut claim) = self.claims.remove(key) else {
             return;
         };
         if claim.again {
             // Keep what was found; the operations wait (callers elsewhere ask again soon).
             for (_, _, _, answer) in claim.queued.drain(..) {
                 match answer {
-                    Answer::Local(seq) => self.prims.retries.push((now + RETRY, seq)),
+                    Answer::Local(seq) => self.retries.push((now + RETRY, seq)),
                     Answer::Remote(_) => self.respond(answer, Reply::NotHome { home: self.me }),
                 }
             }
             if let Some(best) = claim.best.take() {
-                self.prims.replicas.insert(key.to_string(), best);
+                self.replicas.insert(key.to_string(), best);
             }
             return;
         }
@@ -702,21 +788,24 @@ impl Node {
             .best
             .unwrap_or_else(|| PrimState::new(kind, first.seq & !INTERNAL_SEQ));
         state.apply(&Delta::Snapshot(state.clone()), now);
-        self.prims.held_up.remove(key);
-        self.host(key.to_string(), state, now);
+        self.held_up.remove(key);
+        self.host(members, key.to_string(), state, now);
         for (kind, id, op, answer) in claim.queued {
-            self.serve(key.to_string(), kind, id, op, answer, now);
+            self.serve(members, key.to_string(), kind, id, op, answer, now);
         }
     }
 
     /// Hosts `key` with `state` (leases already by this peer's clock); its backup gets a
     /// snapshot. Permits of peers that are gone are taken back.
-    fn host(&mut self, key: String, mut state: PrimState, now: Instant) {
+    fn host(&mut self, members: &Membership, key: String, mut state: PrimState, now: Instant) {
         let mut deltas = Vec::new();
-        for peer in &self.down {
-            state.drop_holder(*peer, now, &mut deltas);
+        for peer in members.down() {
+            state.drop_holder(peer, now, &mut deltas);
         }
-        let backup = self.ranked_homes(&key).into_iter().find(|p| *p != self.me);
+        let backup = self
+            .ranked_homes(members, &key)
+            .into_iter()
+            .find(|p| *p != self.me);
         let unsent = vec![Delta::Snapshot(state.snapshot(now))];
         let hosted = Hosted {
             state,
@@ -728,17 +817,17 @@ impl Node {
             batch: 0,
             backup_seq: 0,
         };
-        self.prims.hosted.insert(key.clone(), hosted);
+        self.hosted.insert(key.clone(), hosted);
         self.flush_replication(&key);
     }
 
     /// Stops hosting `key`, whose home is now `to`: the state stays here as a copy for
     /// `to`'s claim; waiters are sent there.
     fn demote(&mut self, key: &str, to: u64) {
-        let Some(hosted) = self.prims.hosted.remove(key) else {
+        let Some(hosted) = self.hosted.remove(key) else {
             return;
         };
-        self.prims.replicas.insert(key.to_string(), hosted.state);
+        self.replicas.insert(key.to_string(), hosted.state);
         for w in hosted.waiters {
             self.respond(w.answer, Reply::NotHome { home: to });
         }
@@ -751,44 +840,44 @@ impl Node {
     /// Answers an operation.
     fn respond(&mut self, answer: Answer, reply: Reply) {
         match answer {
-            Answer::Remote(channel) => self.outputs.push_back(Output::Respond {
+            Answer::Remote(channel) => self.effects.push_back(Effect::Respond {
                 channel,
                 response: Response::Prim(reply),
             }),
-            // Finished in `prims_step`, which has the clock.
-            Answer::Local(seq) => self.prims.answered.push((seq, reply)),
+            // Finished in `step`, which has the clock.
+            Answer::Local(seq) => self.answered.push((seq, reply)),
         }
     }
 
     /// Each step: finishes answered local calls and sends again the calls that are due.
-    pub(super) fn prims_step(&mut self, now: Instant) {
+    pub(super) fn step(&mut self, members: &Membership, now: Instant) {
         // Every step of the node comes here: nothing to do is the common case.
-        if self.prims.answered.is_empty() && !self.prims.retries.iter().any(|(at, _)| *at <= now) {
+        if self.answered.is_empty() && !self.retries.iter().any(|(at, _)| *at <= now) {
             return;
         }
         for _ in 0..16 {
-            let answered = std::mem::take(&mut self.prims.answered);
-            let (due, later) = std::mem::take(&mut self.prims.retries)
+            let answered = std::mem::take(&mut self.answered);
+            let (due, later) = std::mem::take(&mut self.retries)
                 .into_iter()
                 .partition(|(at, _)| *at <= now);
-            self.prims.retries = later;
+            self.retries = later;
             if answered.is_empty() && due.is_empty() {
                 return;
             }
             for (seq, reply) in answered {
-                self.prim_response(seq, Ok(Response::Prim(reply)), now);
+                self.response(members, seq, Ok(Response::Prim(reply)), now);
             }
             for (_, seq) in due {
-                self.route(seq, None, now);
+                self.route(members, seq, None, now);
             }
         }
     }
 
     /// Ends what timed out: leases that ran out, long-polls to answer `Again`.
-    pub(super) fn prims_timeout(&mut self, now: Instant) {
-        let keys: Vec<String> = self.prims.hosted.keys().cloned().collect();
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        let keys: Vec<String> = self.hosted.keys().cloned().collect();
         for key in keys {
-            let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            let Some(hosted) = self.hosted.get_mut(&key) else {
                 continue;
             };
             let mut deltas = Vec::new();
@@ -805,28 +894,33 @@ impl Node {
         }
     }
 
-    /// When [`prims_timeout`](Node::prims_timeout) or [`prims_step`](Node::prims_step) is
+    /// When [`handle_timeout`](Node::handle_timeout) or [`step`](Node::step) is
     /// next due.
-    pub(super) fn prims_due(&self) -> Option<Instant> {
-        let hosted = self.prims.hosted.values().flat_map(|h| {
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        let hosted = self.hosted.values().flat_map(|h| {
             let until = h.waiters.iter().map(|w| w.until).min();
             [h.state.next_expiry(), until]
         });
-        let retries = self.prims.retries.iter().map(|(at, _)| Some(*at));
+        let retries = self.retries.iter().map(|(at, _)| Some(*at));
         hosted.chain(retries).flatten().min()
     }
 
     /// Membership changed: keys whose home is now another peer go there, and each hosted
     /// key's backup is the second-ranked peer; permits of a peer that is gone are taken
     /// back and its waiters dropped.
-    pub(super) fn prims_membership(&mut self, gone: Option<u64>, now: Instant) {
+    pub(super) fn membership_changed(
+        &mut self,
+        members: &Membership,
+        gone: Option<u64>,
+        now: Instant,
+    ) {
         if let Some(peer) = gone {
-            self.prims.moved.retain(|_, (to, _)| *to != peer);
+            self.moved.retain(|_, (to, _)| *to != peer);
         }
         // Copies are kept by the home's first two successors; others are stale.
-        let stale: Vec<String> = (self.prims.replicas.keys())
+        let stale: Vec<String> = (self.replicas.keys())
             .filter(|key| {
-                !self.ranked_homes(key)[..]
+                !self.ranked_homes(members, key)[..]
                     .iter()
                     .take(2)
                     .any(|p| *p == self.me)
@@ -834,17 +928,17 @@ impl Node {
             .cloned()
             .collect();
         for key in stale {
-            self.prims.replicas.remove(&key);
+            self.replicas.remove(&key);
         }
-        let keys: Vec<String> = self.prims.hosted.keys().cloned().collect();
+        let keys: Vec<String> = self.hosted.keys().cloned().collect();
         for key in keys {
-            let ranked = self.ranked_homes(&key);
+            let ranked = self.ranked_homes(members, &key);
             if ranked[0] != self.me {
                 self.demote(&key, ranked[0]);
                 continue;
             }
             let backup = ranked.get(1).copied();
-            let Some(hosted) = self.prims.hosted.get_mut(&key) else {
+            let Some(hosted) = self.hosted.get_mut(&key) else {
                 continue;
             };
             if let Some(peer) = gone {
@@ -864,8 +958,8 @@ impl Node {
     /// This peer was held up: if others suspected it, another peer took over its keys and
     /// may have changed them. Each hosted key becomes a copy again, so the next operation
     /// claims it and finds the newest state; waiters ask again.
-    pub(super) fn prims_held_up(&mut self) {
-        let hosted = std::mem::take(&mut self.prims.hosted);
+    pub(super) fn held_up(&mut self) {
+        let hosted = std::mem::take(&mut self.hosted);
         for (key, hosted) in hosted {
             for w in hosted.waiters {
                 self.respond(w.answer, Reply::Again);
@@ -873,14 +967,15 @@ impl Node {
             for (answer, reply) in hosted.held {
                 self.respond(answer, reply);
             }
-            self.prims.held_up.insert(key.clone());
-            self.prims.replicas.insert(key, hosted.state);
+            self.held_up.insert(key.clone());
+            self.replicas.insert(key, hosted.state);
         }
     }
 
     /// A request about primitives from another peer, other than an operation.
-    pub(super) fn prim_peer_request(
+    pub(super) fn peer_request(
         &mut self,
+        members: &Membership,
         from: u64,
         request: Request,
         now: Instant,
@@ -888,18 +983,17 @@ impl Node {
         match request {
             Request::Replicate { key, base, deltas } => {
                 // Only the home keeps a backup, and only its backup takes its changes.
-                let ranked = self.ranked_homes(&key);
+                let ranked = self.ranked_homes(members, &key);
                 if ranked[0] != from {
                     return Response::Refused(format!(
                         "{from:016x} is not the home of {key} as this peer sees the swarm"
                     ));
                 }
-                if !self.prims.room_for(&key, self.settings.limits.prim_keys) {
+                if !self.room_for(&key, self.limits.prim_keys) {
                     return Response::Refused("this peer keeps its limit of primitives".into());
                 }
-                let copy = match (self.prims.replicas.get_mut(&key), deltas.first()) {
+                let copy = match (self.replicas.get_mut(&key), deltas.first()) {
                     (_, Some(Delta::Snapshot(_))) => self
-                        .prims
                         .replicas
                         .entry(key)
                         .or_insert_with(|| PrimState::new(Kind::Event, 0)),
@@ -913,20 +1007,18 @@ impl Node {
                 Response::Ack
             }
             Request::Claim { key } => {
-                if self.ranked_homes(&key)[0] != from {
+                if self.ranked_homes(members, &key)[0] != from {
                     return Response::Refused(format!(
                         "{from:016x} is not the home of {key} as this peer sees the swarm"
                     ));
                 }
-                if self.prims.hosted.contains_key(&key) {
+                if self.hosted.contains_key(&key) {
                     self.demote(&key, from);
                 }
-                self.prims
-                    .moved
-                    .insert(key.clone(), (from, now + MOVED_FOR));
-                let copy = match self.prims.claims.get(&key) {
+                self.moved.insert(key.clone(), (from, now + MOVED_FOR));
+                let copy = match self.claims.get(&key) {
                     Some(claim) => claim.best.clone(),
-                    None => self.prims.replicas.get(&key).map(|c| c.snapshot(now)),
+                    None => self.replicas.get(&key).map(|c| c.snapshot(now)),
                 };
                 Response::Claimed(copy)
             }

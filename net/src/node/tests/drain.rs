@@ -56,7 +56,7 @@ fn notices_to_a_gone_owner_do_not_hold_a_drain_up() {
     }
     let now = net.now;
     let reason = "connection closed".to_string();
-    net.nodes[1].handle(Input::PeerDown { peer: 0, reason }, now);
+    net.nodes[1].handle(Input::Disconnected { peer: 0, reason }, now);
     net.nodes[1].drain(now);
     assert!(
         net.nodes[1]
@@ -80,7 +80,7 @@ fn queued_tasks_of_a_gone_owner_do_not_hold_a_drain_up() {
     }
     let now = net.now;
     let reason = "connection closed".to_string();
-    net.nodes[1].handle(Input::PeerDown { peer: 0, reason }, now);
+    net.nodes[1].handle(Input::Disconnected { peer: 0, reason }, now);
     let ran = net.nodes[1].stats().ran;
     net.nodes[1].drain(now);
     assert!(

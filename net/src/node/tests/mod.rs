@@ -103,7 +103,13 @@ impl Net {
         for a in 0..n {
             for b in 0..n {
                 if a != b {
-                    net.nodes[a].handle(Input::PeerUp(b as u64), net.now);
+                    net.nodes[a].handle(
+                        Input::Identified {
+                            peer: b as u64,
+                            home: true,
+                        },
+                        net.now,
+                    );
                 }
             }
         }
@@ -172,7 +178,7 @@ impl Net {
     /// Kills node `k`: the others suspect it at once (its connections closed).
     fn kill(&mut self, k: usize) {
         self.dead[k] = true;
-        self.tell_others(k, |peer| Input::PeerDown {
+        self.tell_others(k, |peer| Input::Disconnected {
             peer,
             reason: "killed".into(),
         });
@@ -181,7 +187,7 @@ impl Net {
     /// Cuts node `k` off: it and the others suspect each other.
     fn cut_off(&mut self, k: usize) {
         self.cut[k] = true;
-        self.tell_both(k, |peer| Input::PeerDown {
+        self.tell_both(k, |peer| Input::Disconnected {
             peer,
             reason: "cut off".into(),
         });
@@ -190,7 +196,7 @@ impl Net {
     /// Joins node `k` again: it and the others see each other up.
     fn heal(&mut self, k: usize) {
         self.cut[k] = false;
-        self.tell_both(k, Input::PeerUp);
+        self.tell_both(k, |peer| Input::Identified { peer, home: true });
     }
 
     fn tell_others(&mut self, k: usize, input: impl Fn(u64) -> Input) {
@@ -279,7 +285,7 @@ impl Net {
                     Output::NeedArg { task, index } => {
                         panic!("unexpected NeedArg for {task} argument {index}")
                     }
-                    Output::Forget(_) => {}
+                    Output::Forget(_) | Output::Watch { .. } => {}
                     Output::Publish(batch) => {
                         self.published += 1;
                         for j in 0..self.nodes.len() {
@@ -463,8 +469,20 @@ fn a_result_computed_twice_is_kept_once() {
     );
     let now = Instant::now();
     let key = TaskKey { owner: 0, seq: 1 };
-    node.handle(Input::PeerUp(1), now);
-    node.handle(Input::PeerUp(2), now);
+    node.handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
+    node.handle(
+        Input::Identified {
+            peer: 2,
+            home: true,
+        },
+        now,
+    );
     node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(1))], now);
     let done = |size| crate::wire::Done::Value { size, inline: None };
     // Peer 1 steals it and hands it on to peer 2; both finish it.
@@ -566,7 +584,13 @@ fn idle_nodes_go_quiet_once_no_work_is_left() {
 fn tasks_pushed_to_a_peer_that_vanished_are_run_here_after_all() {
     let mut node = Node::new(0, vec![ADD], Settings::default());
     let now = Instant::now();
-    node.handle(Input::PeerUp(1), now);
+    node.handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
     node.handle(
         Input::Request {
             from: 1,

@@ -206,7 +206,7 @@ fn a_home_that_was_stopped_and_comes_back_serves_the_newest_state() {
     net.quiet();
     // The home hangs: the others suspect it, it suspects nobody.
     net.cut[home] = true;
-    net.tell_others(home, |peer| Input::PeerDown {
+    net.tell_others(home, |peer| Input::Disconnected {
         peer,
         reason: "silent".into(),
     });
@@ -218,15 +218,30 @@ fn a_home_that_was_stopped_and_comes_back_serves_the_newest_state() {
     // peer that took over hears it (and would hand the state back).
     net.cut[home] = false;
     let now = net.now;
-    net.nodes[home].handle(Input::HeldUp, now);
-    net.nodes[0].handle(Input::PeerUp(home as u64), now);
+    // Its watch finds its own loop held up (a check three seconds late).
+    let before = now.checked_sub(Duration::from_secs(3)).unwrap();
+    net.nodes[home].handle_watch_timeout(before);
+    net.nodes[home].handle_watch_timeout(now);
+    net.nodes[0].handle(
+        Input::Identified {
+            peer: home as u64,
+            home: true,
+        },
+        now,
+    );
     net.call(0, 12, &key, QUEUE, GET);
     net.quiet();
     // The peer that took over does not yet see it, so refuses its claim: the get waits
     // until views agree.
     assert_eq!(net.reply(0, 12), None);
     let other = backup;
-    net.nodes[other].handle(Input::PeerUp(home as u64), now);
+    net.nodes[other].handle(
+        Input::Identified {
+            peer: home as u64,
+            home: true,
+        },
+        now,
+    );
     for seq in 13..16 {
         net.call(0, seq, &key, QUEUE, GET);
     }
@@ -285,8 +300,20 @@ fn a_peer_whose_view_lags_does_not_host_a_key_a_second_time() {
     // Node 2 comes back; only node 2 has heard so far.
     net.cut[2] = false;
     let now = net.now;
-    net.nodes[2].handle(Input::PeerUp(0), now);
-    net.nodes[2].handle(Input::PeerUp(1), now);
+    net.nodes[2].handle(
+        Input::Identified {
+            peer: 0,
+            home: true,
+        },
+        now,
+    );
+    net.nodes[2].handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
     net.call(2, 2, &key, LOCK, Op::Available);
     net.quiet();
     net.call(1, 3, &key, LOCK, Op::Available);
@@ -300,8 +327,20 @@ fn a_peer_whose_view_lags_does_not_host_a_key_a_second_time() {
     net.quiet();
     net.tick(Duration::from_millis(100));
     let now = net.now;
-    net.nodes[0].handle(Input::PeerUp(2), now);
-    net.nodes[1].handle(Input::PeerUp(2), now);
+    net.nodes[0].handle(
+        Input::Identified {
+            peer: 2,
+            home: true,
+        },
+        now,
+    );
+    net.nodes[1].handle(
+        Input::Identified {
+            peer: 2,
+            home: true,
+        },
+        now,
+    );
     for _ in 0..20 {
         net.tick(Duration::from_millis(100));
     }
@@ -324,10 +363,16 @@ fn a_home_that_steps_down_for_an_unreachable_peer_keeps_what_it_answered() {
     net.call(h, 2, &key, QUEUE, put(2));
     // It hears of node 2 before anything was delivered; node 2 is not reachable after all.
     let now = net.now;
-    net.nodes[h].handle(Input::PeerUp(2), now);
+    net.nodes[h].handle(
+        Input::Identified {
+            peer: 2,
+            home: true,
+        },
+        now,
+    );
     net.quiet();
     net.nodes[h].handle(
-        Input::PeerDown {
+        Input::Disconnected {
             peer: 2,
             reason: "gone again".into(),
         },
@@ -434,7 +479,7 @@ fn a_peers_queued_bytes_are_bounded_at_the_home() {
         .map(|i| format!("queue/{i}"))
         .find(|k| net.nodes[0].ranked_homes(k)[0] == 0)
         .unwrap();
-    net.nodes[0].settings.limits.queued_bytes_per_peer = 2;
+    net.nodes[0].prims.limits.queued_bytes_per_peer = 2;
     let put = |v: u8| Op::Put {
         item: vec![v],
         wait: false,
@@ -462,10 +507,16 @@ fn peers_that_are_no_home_are_never_ranked_unless_all_are() {
         ..Settings::default()
     };
     let mut client = Node::new(0, vec![ADD], settings);
-    for peer in [1, 2, 3] {
-        client.handle(Input::PeerUp(peer), now);
+    for peer in [1, 2] {
+        client.handle(Input::Identified { peer, home: true }, now);
     }
-    client.handle(Input::NoHome(3), now);
+    client.handle(
+        Input::Identified {
+            peer: 3,
+            home: false,
+        },
+        now,
+    );
     for key in ["peer.jobs", "peer.job.1.tasks", "a", "b", "c"] {
         let ranked = client.ranked_homes(key);
         assert_eq!(ranked.len(), 2, "{key}: {ranked:?}");
@@ -483,8 +534,13 @@ fn peers_that_are_no_home_are_never_ranked_unless_all_are() {
             ..Settings::default()
         },
     );
-    lone.handle(Input::PeerUp(3), now);
-    lone.handle(Input::NoHome(3), now);
+    lone.handle(
+        Input::Identified {
+            peer: 3,
+            home: false,
+        },
+        now,
+    );
     let mut ranked = lone.ranked_homes("k");
     ranked.sort_unstable();
     assert_eq!(ranked, vec![0, 3]);

@@ -302,7 +302,13 @@ fn a_newcomer_hears_of_the_jobs_running_when_it_joins() {
     owner.detach(job.clone(), now).unwrap();
     owner.handle_timeout(now + Duration::from_millis(5));
     while owner.poll_output().is_some() {}
-    owner.handle(Input::PeerUp(7), now + Duration::from_millis(6));
+    owner.handle(
+        Input::Identified {
+            peer: 7,
+            home: true,
+        },
+        now + Duration::from_millis(6),
+    );
     owner.handle_timeout(now + Duration::from_millis(11));
     let announced = std::iter::from_fn(|| owner.poll_output()).any(|o| {
         matches!(o, Output::Publish(ref batch) if batch.events.contains(&GraphEvent::Detached(job.clone())))

@@ -13,7 +13,13 @@ fn owner() -> (Node, Instant) {
     let mut node = Node::new(0, vec![ADD], settings);
     let now = Instant::now();
     for peer in 1..=3 {
-        node.handle(Input::PeerUp(peer), now);
+        node.handle(
+            Input::Identified {
+                peer: peer,
+                home: true,
+            },
+            now,
+        );
     }
     (node, now)
 }
@@ -322,7 +328,7 @@ fn an_orphaned_job_is_taken_over_by_its_successor_only() {
     let (mut node, now) = owner();
     node.handle(batch(1, 1, vec![GraphEvent::Detached(job("k"))]), now);
     node.handle(
-        Input::PeerDown {
+        Input::Disconnected {
             peer: 1,
             reason: "test".into(),
         },
@@ -404,7 +410,13 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
     };
     let mut node = Node::new(0, vec![ADD], settings).running_own(vec![COPY]);
     let now = Instant::now();
-    node.handle(Input::PeerUp(1), now);
+    node.handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
     assert_eq!(node.report(Instant::now()).serves, vec![ADD], "not offered");
     let own = TaskKey { owner: 0, seq: 1 };
     node.submit(
@@ -562,7 +574,7 @@ fn jobs_of_others_past_their_bound_are_not_recorded_and_ours_always_are() {
 #[test]
 fn a_new_primitive_past_the_bound_is_refused() {
     let (mut node, now) = owner();
-    node.settings.limits.prim_keys = 0;
+    node.prims.limits.prim_keys = 0;
     let key = (0..)
         .map(|i| format!("lock/{i}"))
         .find(|k| node.ranked_homes(k)[0] == 0)
@@ -609,7 +621,13 @@ fn a_last_task_this_peer_withholds_is_pushed_to_a_waiting_peer() {
     // Peer 0 runs ADD but not COPY; peer 1 runs COPY and waits for work.
     let mut node = Node::new(0, vec![ADD], settings);
     let now = Instant::now();
-    node.handle(Input::PeerUp(1), now);
+    node.handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
     let lifeline = Request::Lifeline {
         can_run: vec![COPY],
     };
