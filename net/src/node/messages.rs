@@ -407,8 +407,8 @@ impl Node {
             (Pending::Prim(_, seq), response) => {
                 (self.prims).response(&self.membership, seq, response, now);
             }
-            (Pending::Replicate(peer, key, batch, held), response) => {
-                (self.prims).replicated(&self.membership, peer, key, batch, held, response, now);
+            (Pending::Replicate(sent), response) => {
+                (self.prims).replicated(&self.membership, sent, response, now);
             }
             (Pending::Claim(peer, key), response) => {
                 (self.prims).claim_answered(&self.membership, peer, &key, response, now);

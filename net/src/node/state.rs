@@ -162,14 +162,8 @@ pub(super) enum Pending {
     Audit(u64, Vec<TaskKey>, std::time::Instant),
     /// An operation on a named primitive, call number `.1`, sent to the peer taken for home.
     Prim(u64, u64),
-    /// Changes of a hosted key sent to its backup (batch number `.2`), with the answers
-    /// that wait for them.
-    Replicate(
-        u64,
-        String,
-        u64,
-        Vec<(super::prims::Answer, crate::wire::Reply)>,
-    ),
+    /// Changes of a hosted key sent to its backup.
+    Replicate(super::prims::Replication),
     /// Asking a peer for the state of a key we became the home of.
     Claim(u64, String),
     /// Asking a peer for its report, for gathering `.0`.
@@ -188,8 +182,8 @@ impl Pending {
             | Pending::Audit(peer, ..)
             | Pending::Push(peer, _)
             | Pending::Prim(peer, _)
-            | Pending::Replicate(peer, ..)
             | Pending::Claim(peer, _) => *peer,
+            Pending::Replicate(sent) => sent.backup,
             Pending::Report(_, peer) => *peer,
             Pending::Input { peer, .. } => *peer,
         }

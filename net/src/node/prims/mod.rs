@@ -166,6 +166,17 @@ pub(super) struct Hosted {
     backup_seq: u64,
 }
 
+/// Changes of a hosted key sent to its backup, with the answers that wait for them.
+#[derive(Debug)]
+pub(crate) struct Replication {
+    /// The backup.
+    pub(crate) backup: u64,
+    key: String,
+    /// Its number: an answer to an older batch is stale.
+    batch: u64,
+    held: Vec<(Answer, Reply)>,
+}
+
 /// An operation that waits at the home.
 #[derive(Debug)]
 struct Waiter {
@@ -193,7 +204,7 @@ struct Claim {
     /// The newest copy found so far.
     best: Option<PrimState>,
     /// Operations that arrived meanwhile.
-    queued: Vec<(Kind, OpId, Op, Answer)>,
+    queued: Vec<(PrimRequest, Answer)>,
     /// A peer did not take us for the home yet: claim again later.
     again: bool,
     /// Whether this peer had a copy as the backup (its home is gone): then only a peer
@@ -216,6 +227,17 @@ struct Call {
 }
 
 impl Call {
+    fn new(key: String, kind: Kind, op: Op, cancelled: bool, now: Instant) -> Call {
+        Call {
+            key,
+            kind,
+            op,
+            cancelled,
+            redirects: 0,
+            asked: now,
+        }
+    }
+
     /// Whether a withdrawn call can be dropped when its request fails: it could not have
     /// taken anything (a put's item, if it went in, stays; see `docs/swarm.md`).
     fn abandoned(&self) -> bool {
@@ -279,29 +301,12 @@ impl Prims {
         op: Op,
         now: Instant,
     ) {
-        self.start_call(members, seq, key, kind, op, false, now);
+        self.start_call(members, seq, Call::new(key, kind, op, false, now), now);
     }
 
     /// Records call `seq` and sends it to its home; a `cancelled` one is undone when
     /// answered (the node's own calls).
-    fn start_call(
-        &mut self,
-        members: &Membership,
-        seq: u64,
-        key: String,
-        kind: Kind,
-        op: Op,
-        cancelled: bool,
-        now: Instant,
-    ) {
-        let call = Call {
-            key,
-            kind,
-            op,
-            cancelled,
-            redirects: 0,
-            asked: now,
-        };
+    fn start_call(&mut self, members: &Membership, seq: u64, call: Call, now: Instant) {
         self.calls.insert(seq, call);
         self.route(members, seq, None, now);
     }
@@ -346,7 +351,7 @@ impl Prims {
         self.next_internal += 1;
         // Numbers start from the clock the client gave, so they are new after a restart.
         let seq = INTERNAL_SEQ | self.seq_seed.wrapping_add(self.next_internal);
-        self.start_call(members, seq, key, kind, op, true, now);
+        self.start_call(members, seq, Call::new(key, kind, op, true, now), now);
     }
 
     /// Sends call `seq` to its home (`to` if a peer named it, else the one computed).
@@ -361,7 +366,8 @@ impl Prims {
             .unwrap_or_else(|| self.ranked_homes(members, &key)[0]);
         let id = OpId { peer: self.me, seq };
         if home == self.me {
-            self.serve(members, key, kind, id, op, Answer::Local(seq), now);
+            let request = PrimRequest { key, kind, id, op };
+            self.serve(members, request, Answer::Local(seq), now);
         } else {
             let request = Request::Prim(PrimRequest { key, kind, id, op });
             self.send(home, Pending::Prim(home, seq), request);
@@ -436,26 +442,17 @@ impl Prims {
         request: PrimRequest,
         now: Instant,
     ) {
-        let PrimRequest { key, kind, id, op } = request;
-        if id.peer != from {
+        if request.id.peer != from {
             let refused = Reply::Refused("an operation must carry its sender's id".into());
             self.respond(Answer::Remote(channel), refused);
             return;
         }
-        self.serve(members, key, kind, id, op, Answer::Remote(channel), now);
+        self.serve(members, request, Answer::Remote(channel), now);
     }
 
     /// Serves an operation as the home, or says who the home is.
-    fn serve(
-        &mut self,
-        members: &Membership,
-        key: String,
-        kind: Kind,
-        id: OpId,
-        op: Op,
-        answer: Answer,
-        now: Instant,
-    ) {
+    fn serve(&mut self, members: &Membership, request: PrimRequest, answer: Answer, now: Instant) {
+        let PrimRequest { key, kind, id, op } = request;
         let mut home = self.ranked_homes(members, &key)[0];
         if home == self.me
             && let Some((to, _)) =
@@ -472,7 +469,9 @@ impl Prims {
             return;
         }
         if let Some(claim) = self.claims.get_mut(&key) {
-            claim.queued.push((kind, id, op, answer));
+            claim
+                .queued
+                .push((PrimRequest { key, kind, id, op }, answer));
             return;
         }
         let Some(hosted) = self.hosted.get_mut(&key) else {
@@ -482,7 +481,7 @@ impl Prims {
                 self.respond(answer, Reply::Refused(why));
                 return;
             }
-            self.claim(members, key, kind, id, op, answer, now);
+            self.claim(members, PrimRequest { key, kind, id, op }, answer, now);
             return;
         };
         if !hosted.state.is(kind) {
@@ -638,7 +637,12 @@ impl Prims {
         hosted.backup_seq = hosted.state.seq;
         hosted.in_flight = true;
         hosted.batch += 1;
-        let pending = Pending::Replicate(backup, key.to_string(), hosted.batch, held);
+        let pending = Pending::Replicate(Replication {
+            backup,
+            key: key.to_string(),
+            batch: hosted.batch,
+            held,
+        });
         self.send(backup, pending, request);
     }
 
@@ -646,13 +650,16 @@ impl Prims {
     pub(super) fn replicated(
         &mut self,
         members: &Membership,
-        peer: u64,
-        key: String,
-        batch: u64,
-        held: Vec<(Answer, Reply)>,
+        sent: Replication,
         response: Result<Response, String>,
         now: Instant,
     ) {
+        let Replication {
+            backup: peer,
+            key,
+            batch,
+            held,
+        } = sent;
         let current = self.hosted.get(&key).is_some_and(|h| h.batch == batch);
         let Some(hosted) = self.hosted.get_mut(&key).filter(|_| current) else {
             // A batch of an earlier hosting: the state that made these answers was kept as
@@ -693,16 +700,8 @@ impl Prims {
     }
 
     /// Starts hosting `key`: first asks every live peer for the newest copy of its state.
-    fn claim(
-        &mut self,
-        members: &Membership,
-        key: String,
-        kind: Kind,
-        id: OpId,
-        op: Op,
-        answer: Answer,
-        now: Instant,
-    ) {
+    fn claim(&mut self, members: &Membership, request: PrimRequest, answer: Answer, now: Instant) {
+        let key = request.key.clone();
         let peers: Vec<u64> = members.up().iter().copied().collect();
         let claim = self.claims.entry(key.clone()).or_default();
         claim.waiting = peers.len();
@@ -714,7 +713,7 @@ impl Prims {
             claim.had_copy = !was_home;
             newest(&mut claim.best, copy.snapshot(now));
         }
-        claim.queued.push((kind, id, op, answer));
+        claim.queued.push((request, answer));
         for peer in peers {
             let request = Request::Claim { key: key.clone() };
             self.send(peer, Pending::Claim(peer, key.clone()), request);
@@ -770,7 +769,7 @@ impl Prims {
         };
         if claim.again {
             // Keep what was found; the operations wait (callers elsewhere ask again soon).
-            for (_, _, _, answer) in claim.queued.drain(..) {
+            for (_, answer) in claim.queued.drain(..) {
                 match answer {
                     Answer::Local(seq) => self.retries.push((now + RETRY, seq)),
                     Answer::Remote(_) => self.respond(answer, Reply::NotHome { home: self.me }),
@@ -781,7 +780,7 @@ impl Prims {
             }
             return;
         }
-        let (kind, first, _, _) = claim.queued[0];
+        let (kind, first) = (claim.queued[0].0.kind, claim.queued[0].0.id);
         // A new primitive's tokens start above any an earlier, lost copy could have given:
         // the creating call's number counts from the wall clock.
         let mut state = claim
@@ -790,8 +789,8 @@ impl Prims {
         state.apply(&Delta::Snapshot(state.clone()), now);
         self.held_up.remove(key);
         self.host(members, key.to_string(), state, now);
-        for (kind, id, op, answer) in claim.queued {
-            self.serve(members, key.to_string(), kind, id, op, answer, now);
+        for (request, answer) in claim.queued {
+            self.serve(members, request, answer, now);
         }
     }
 

@@ -15,7 +15,7 @@ fn owner() -> (Node, Instant) {
     for peer in 1..=3 {
         node.handle(
             Input::Identified {
-                peer: peer,
+                peer,
                 home: true,
             },
             now,
