@@ -413,7 +413,9 @@ impl Node {
             (Pending::Claim(peer, key), response) => {
                 (self.prims).claim_answered(&self.membership, peer, &key, response, now);
             }
-            (Pending::Report(waiter, peer), response) => self.reported(waiter, peer, response),
+            (Pending::Report(waiter, peer), response) => {
+                self.reports.reported(waiter, peer, response);
+            }
             (Pending::Lookup(waiter, peer), response) => {
                 let value = match response {
                     Ok(Response::Published(value)) => value,

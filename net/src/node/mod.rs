@@ -734,6 +734,9 @@ impl Node {
         if let Some(output) = self.outputs.pop_front() {
             return Some(output);
         }
+        if let Some((waiter, reports)) = self.reports.poll_output() {
+            return Some(Output::Reports { waiter, reports });
+        }
         let batch = self.gossip.poll_output()?;
         self.stats.gossip_sent += 1;
         Some(Output::Publish(batch))

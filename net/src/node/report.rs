@@ -1,11 +1,11 @@
 //! What a peer says about itself when asked (`peer status`): its load, capacity and
 //! version, gathered from every connected peer at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::Node;
 use super::state::Pending;
-use super::{Node, Output};
 use crate::wire::bounded::SUSPICIONS;
 use crate::wire::{PeerReport, Request, Response, Suspected};
 
@@ -13,10 +13,61 @@ use crate::wire::{PeerReport, Request, Response, Suspected};
 pub(crate) type Report = (u64, Result<PeerReport, String>);
 
 /// Reports being gathered: the answers so far, and how many peers have not answered.
-#[derive(Debug, Default)]
-pub(crate) struct Gathering {
+#[derive(Debug)]
+struct Gathering {
     reports: Vec<Report>,
     left: usize,
+}
+
+/// Gathering reports for `peer status`, sans-IO: started with this peer's own report and
+/// the peers to ask, fed their answers; each finished gathering comes out of
+/// [`poll_output`](Reports::poll_output), sorted by peer.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    gathering: HashMap<u64, Gathering>,
+    done: VecDeque<(u64, Vec<Report>)>,
+}
+
+impl Reports {
+    /// Starts gathering for `waiter` with this peer's report `own`; the caller asks each
+    /// of `peers` and feeds [`reported`](Reports::reported).
+    pub(crate) fn gather(&mut self, waiter: u64, own: Report, peers: &[u64]) {
+        let gathering = Gathering {
+            reports: vec![own],
+            left: peers.len(),
+        };
+        if peers.is_empty() {
+            self.done.push_back((waiter, gathering.reports));
+        } else {
+            self.gathering.insert(waiter, gathering);
+        }
+    }
+
+    /// `peer` answered `waiter`'s gathering (or did not).
+    pub(crate) fn reported(&mut self, waiter: u64, peer: u64, response: Result<Response, String>) {
+        let Some(gathering) = self.gathering.get_mut(&waiter) else {
+            return;
+        };
+        let report = match response {
+            Ok(Response::Report(report)) => Ok(report),
+            Ok(other) => Err(format!("answered {other:?}")),
+            Err(error) => Err(error),
+        };
+        gathering.reports.push((peer, report));
+        gathering.left -= 1;
+        if gathering.left == 0
+            && let Some(done) = self.gathering.remove(&waiter)
+        {
+            let mut reports = done.reports;
+            reports.sort_by_key(|(peer, _)| *peer);
+            self.done.push_back((waiter, reports));
+        }
+    }
+
+    /// A finished gathering: its waiter and the reports.
+    pub(crate) fn poll_output(&mut self) -> Option<(u64, Vec<Report>)> {
+        self.done.pop_front()
+    }
 }
 
 impl Node {
@@ -51,47 +102,16 @@ impl Node {
         }
     }
 
-    /// Asks every connected peer for its report; answered with [`Output::Reports`].
+    /// Asks every connected peer for its report; answered with
+    /// [`Output::Reports`](super::Output::Reports).
     pub(crate) fn gather_reports(&mut self, waiter: u64, now: Instant) {
         let mut peers: Vec<u64> = self.membership.up().iter().copied().collect();
         peers.sort_unstable();
-        let mut gathering = Gathering {
-            reports: vec![(self.me, Ok(self.report(now)))],
-            left: peers.len(),
-        };
-        if peers.is_empty() {
-            let reports = std::mem::take(&mut gathering.reports);
-            self.outputs.push_back(Output::Reports { waiter, reports });
-            return;
-        }
-        self.reports.insert(waiter, gathering);
+        let own = (self.me, Ok(self.report(now)));
+        self.reports.gather(waiter, own, &peers);
         for peer in peers {
             self.send(peer, Pending::Report(waiter, peer), Request::Report);
         }
         self.after(now);
     }
-
-    /// A peer answered (or did not).
-    pub(super) fn reported(&mut self, waiter: u64, peer: u64, response: Result<Response, String>) {
-        let Some(gathering) = self.reports.get_mut(&waiter) else {
-            return;
-        };
-        let report = match response {
-            Ok(Response::Report(report)) => Ok(report),
-            Ok(other) => Err(format!("answered {other:?}")),
-            Err(error) => Err(error),
-        };
-        gathering.reports.push((peer, report));
-        gathering.left -= 1;
-        if gathering.left == 0
-            && let Some(done) = self.reports.remove(&waiter)
-        {
-            let mut reports = done.reports;
-            reports.sort_by_key(|(peer, _)| *peer);
-            self.outputs.push_back(Output::Reports { waiter, reports });
-        }
-    }
 }
-
-/// Gatherings by waiter.
-pub(crate) type Reports = HashMap<u64, Gathering>;
