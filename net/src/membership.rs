@@ -333,4 +333,46 @@ mod tests {
             "our own stall suspected others: {seen:?}"
         );
     }
+
+    #[test]
+    fn a_forgotten_suspect_is_no_member_and_stays_suspected_only_if_kept() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(1);
+        m.identified(2, false);
+        m.identified(3, true);
+        assert!(!m.may_host(2) && m.may_host(3));
+        m.suspect(2, "closed".into(), t0);
+        m.suspect(3, "closed".into(), t0);
+        assert_eq!(m.suspected_since().count(), 2);
+        m.forget(2, false);
+        m.forget(3, true);
+        assert!(!m.is_member(2) && !m.is_down(2) && m.may_host(2));
+        assert!(!m.is_member(3) && m.is_down(3), "kept: it owns a job");
+        assert_eq!(m.suspected_since().count(), 0, "neither is forgotten twice");
+        changes(&mut m);
+        m.identified(3, true);
+        assert_eq!(changes(&mut m), [Change::Up { peer: 3, back: true }]);
+    }
+
+    #[test]
+    fn only_a_suspect_still_connected_is_watched_to_see_it_come_back() {
+        let t0 = Instant::now();
+        let mut m = Membership::new(1);
+        m.handle_timeout(t0, HashSet::new);
+        for peer in [2, 3] {
+            m.identified(peer, true);
+            m.connection(peer, true);
+            m.suspect(peer, "silent".into(), t0);
+        }
+        m.connection(3, false);
+        changes(&mut m);
+        m.handle_timeout(t0 + WATCH_PLAN, HashSet::new);
+        let seen = changes(&mut m);
+        let loose = Watch::Loose.interval();
+        assert!(seen.contains(&Change::Watch(2, Some(loose))), "{seen:?}");
+        assert!(
+            !seen.iter().any(|c| matches!(c, Change::Watch(3, Some(_)))),
+            "{seen:?}"
+        );
+    }
 }
