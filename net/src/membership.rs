@@ -351,7 +351,13 @@ mod tests {
         assert_eq!(m.suspected_since().count(), 0, "neither is forgotten twice");
         changes(&mut m);
         m.identified(3, true);
-        assert_eq!(changes(&mut m), [Change::Up { peer: 3, back: true }]);
+        assert_eq!(
+            changes(&mut m),
+            [Change::Up {
+                peer: 3,
+                back: true
+            }]
+        );
     }
 
     #[test]

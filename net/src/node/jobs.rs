@@ -10,14 +10,20 @@
 //!
 //! Published values are gossiped to every peer; one that missed the gossip (it joined
 //! later, or was cut off) asks the peers it knows.
+//!
+//! Sans-IO, like the node's other protocols: [`Jobs`] is fed jobs, gossip, lookups and
+//! their answers, with the [`Membership`] to decide successors from, and says what to do
+//! through [`Effect`]s (submit a job's tasks, gossip, ask a peer, answer a lookup).
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::{HashMap, VecDeque};
 
+use super::SubmitArg;
 use super::fifo::Published;
 use super::placement::successor;
-use super::{Node, Output, SubmitArg};
-use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, TaskKey};
+use super::state::Pending;
+use crate::config::Limits;
+use crate::membership::Membership;
+use crate::wire::{Failure, GraphEvent, JobArg, JobSpec, Request, TaskKey};
 
 /// Roughly the bytes a job's description holds.
 fn job_bytes(spec: &JobSpec) -> usize {
@@ -32,6 +38,31 @@ fn job_bytes(spec: &JobSpec) -> usize {
     spec.name.len() + args + names
 }
 
+/// What the jobs protocol asks its node to do ([`Jobs::poll_output`]).
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Take in a task of a job this peer runs, as its own.
+    Submit {
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+    },
+    /// Gossip an event to every peer.
+    Gossip(GraphEvent),
+    /// Send `request` to `to`; its answer goes to [`Jobs::looked_up`].
+    Send {
+        to: u64,
+        pending: Pending,
+        request: Request,
+    },
+    /// The answer to lookup `waiter`: the published value, if any peer had it.
+    Found {
+        waiter: u64,
+        value: Option<Result<Vec<u8>, Failure>>,
+    },
+}
+
 /// A detached job this peer knows of, not yet published.
 #[derive(Debug)]
 pub(super) struct Job {
@@ -40,43 +71,57 @@ pub(super) struct Job {
     pub(super) spec: JobSpec,
 }
 
-/// The jobs protocol's state: detached jobs known here, values published, lookups.
+/// The jobs protocol: detached jobs known here, values published, lookups.
 #[derive(Debug)]
 pub(super) struct Jobs {
+    me: u64,
+    /// Bounds on the jobs and values other peers make this one keep.
+    pub(super) limits: Limits,
     /// Detached jobs not yet published, by name.
     pub(super) detached: HashMap<String, Job>,
     /// Values published under names.
     pub(super) published: Published,
     /// Output tasks of jobs run here, with the job's name.
-    pub(super) outputs: HashMap<TaskKey, String>,
+    outputs: HashMap<TaskKey, String>,
     /// The last number given to a task of a job run here.
-    pub(super) seq: u64,
+    seq: u64,
     /// Lookups waiting for answers: the name, and how many peers have not answered.
-    pub(super) lookups: HashMap<u64, (String, usize)>,
-}
-
-impl Default for Jobs {
-    fn default() -> Jobs {
-        Jobs {
-            detached: HashMap::new(),
-            published: Published::values(),
-            outputs: HashMap::new(),
-            seq: 0,
-            lookups: HashMap::new(),
-        }
-    }
+    lookups: HashMap<u64, (String, usize)>,
+    /// Jobs adopted from a suspected owner.
+    pub(super) adopted: u64,
+    effects: VecDeque<Effect>,
 }
 
 /// Job tasks are numbered from here, apart from the submitter's own numbers.
 const JOB_SEQ_BASE: u64 = 1 << 63;
 
-impl Node {
+impl Jobs {
+    /// The jobs of peer `me`, bounded by `limits`.
+    pub(super) fn new(me: u64, limits: Limits) -> Jobs {
+        Jobs {
+            me,
+            limits,
+            detached: HashMap::new(),
+            published: Published::values(),
+            outputs: HashMap::new(),
+            seq: 0,
+            lookups: HashMap::new(),
+            adopted: 0,
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub(super) fn poll_output(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
     /// Takes in a detached job this peer submits.
-    pub(crate) fn detach(&mut self, spec: JobSpec, now: Instant) -> Result<(), String> {
+    pub(super) fn detach(&mut self, spec: JobSpec) -> Result<(), String> {
         check_job(&spec)?;
         // Its description is gossiped, so that any peer can adopt it.
         let size = postcard::to_allocvec(&spec).map_or(usize::MAX, |b| b.len());
-        let most = self.settings.limits.gossip_bytes.saturating_sub(1024);
+        let most = self.limits.gossip_bytes.saturating_sub(1024);
         if size > most {
             return Err(format!(
                 "job {:?}: its description is {size} bytes, over the {most} a gossip message \
@@ -84,133 +129,143 @@ impl Node {
                 spec.name
             ));
         }
-        if self.jobs.published.contains_key(&spec.name)
-            || self.jobs.detached.contains_key(&spec.name)
-        {
+        if self.published.contains_key(&spec.name) || self.detached.contains_key(&spec.name) {
             return Err(format!("a job named {:?} exists already", spec.name));
         }
-        self.run_job(spec, now);
-        self.after(now);
+        self.run_job(spec);
         Ok(())
     }
 
+    /// The name of the job whose output `task` is, once: its result is to be published.
+    pub(super) fn output_done(&mut self, task: TaskKey) -> Option<String> {
+        self.outputs.remove(&task)
+    }
+
+    /// Whether `peer` owns a job known here.
+    pub(super) fn owns_a_job(&self, peer: u64) -> bool {
+        self.detached.values().any(|job| job.owner == peer)
+    }
+
     /// Publishes `value` under `name` (the first value under a name is kept).
-    pub(crate) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>, now: Instant) {
+    pub(super) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>) {
         if self.keep_published(&name, &value) {
-            self.gossip.push(GraphEvent::Published { name, value }, now);
+            (self.effects).push_back(Effect::Gossip(GraphEvent::Published { name, value }));
         }
     }
 
     /// Keeps `value` under `name` unless a value is kept already (the first one wins); the
     /// job that was to publish it is done. Whether it was kept.
     fn keep_published(&mut self, name: &str, value: &Result<Vec<u8>, Failure>) -> bool {
-        self.jobs.detached.remove(name);
-        let limits = &self.settings.limits;
-        let (most, bytes) = (limits.published, limits.published_bytes);
-        (self.jobs.published).insert(name.to_string(), value.clone(), most, bytes)
+        self.detached.remove(name);
+        let (most, bytes) = (self.limits.published, self.limits.published_bytes);
+        (self.published).insert(name.to_string(), value.clone(), most, bytes)
     }
 
     /// Whether `from` may speak for the job named `name`: its owner as this peer knows it,
     /// or the peer that adopts it once that owner is suspected. True for a name of no job
     /// known here (the first to gossip a job binds its name).
-    fn speaks_for_job(&self, name: &str, from: u64) -> bool {
-        let Some(job) = self.jobs.detached.get(name) else {
+    fn speaks_for_job(&self, members: &Membership, name: &str, from: u64) -> bool {
+        let Some(job) = self.detached.get(name) else {
             return true;
         };
         if job.owner == from {
             return true;
         }
-        let mut candidates: Vec<u64> = self.membership.up().iter().copied().collect();
+        let mut candidates: Vec<u64> = members.up().iter().copied().collect();
         candidates.extend([self.me, from]);
-        self.membership.is_down(job.owner) && successor(name, &candidates) == from
+        members.is_down(job.owner) && successor(name, &candidates) == from
     }
 
-    /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
+    /// Looks up the value published under `name`: answers [`Effect::Found`] for `waiter`,
     /// asking the peers that are up when this peer does not know it.
-    pub(crate) fn lookup(&mut self, name: String, waiter: u64, now: Instant) {
-        if let Some(value) = self.jobs.published.get(&name) {
+    pub(super) fn lookup(&mut self, members: &Membership, name: String, waiter: u64) {
+        if let Some(value) = self.published.get(&name) {
             let value = Some(value.clone());
-            self.outputs.push_back(Output::Found { waiter, value });
+            self.effects.push_back(Effect::Found { waiter, value });
             return;
         }
-        let mut peers: Vec<u64> = self.membership.up().iter().copied().collect();
+        let mut peers: Vec<u64> = members.up().iter().copied().collect();
         peers.sort_unstable();
         if peers.is_empty() {
-            self.outputs.push_back(Output::Found {
-                waiter,
-                value: None,
-            });
+            let value = None;
+            self.effects.push_back(Effect::Found { waiter, value });
             return;
         }
-        self.jobs
-            .lookups
-            .insert(waiter, (name.clone(), peers.len()));
-        for peer in peers {
-            let request = crate::wire::Request::Published { name: name.clone() };
-            self.send(peer, super::state::Pending::Lookup(waiter, peer), request);
+        self.lookups.insert(waiter, (name.clone(), peers.len()));
+        for to in peers {
+            self.effects.push_back(Effect::Send {
+                to,
+                pending: Pending::Lookup(waiter, to),
+                request: Request::Published { name: name.clone() },
+            });
         }
-        self.after(now);
     }
 
     /// Peer `from` answered lookup `waiter`: the first value found answers it. For the name
     /// of a job known here, only its owner's (or adopter's) answer counts, as with gossip.
     pub(super) fn looked_up(
         &mut self,
+        members: &Membership,
         waiter: u64,
         from: u64,
         mut value: Option<Result<Vec<u8>, Failure>>,
     ) {
-        let Some((name, _)) = self.jobs.lookups.get(&waiter) else {
+        let Some((name, _)) = self.lookups.get(&waiter) else {
             return;
         };
         // The value came here meanwhile (its owner's gossip, which also ends the job and so
         // its binding): that one answers, not whatever another peer says.
-        if let Some(kept) = self.jobs.published.get(name) {
+        if let Some(kept) = self.published.get(name) {
             let value = Some(kept.clone());
-            self.jobs.lookups.remove(&waiter);
-            self.outputs.push_back(Output::Found { waiter, value });
+            self.lookups.remove(&waiter);
+            self.effects.push_back(Effect::Found { waiter, value });
             return;
         }
-        let speaks = self.speaks_for_job(name, from);
+        let speaks = self.speaks_for_job(members, name, from);
         if !speaks && value.take().is_some() {
             tracing::debug!(from = %format_args!("{from:016x}"), "a published value from a peer that does not own its job dropped");
         }
-        let Some((name, left)) = self.jobs.lookups.get_mut(&waiter) else {
+        let Some((name, left)) = self.lookups.get_mut(&waiter) else {
             return;
         };
         *left = left.saturating_sub(1);
         match value {
             Some(value) => {
                 let name = name.clone();
-                self.jobs.lookups.remove(&waiter);
+                self.lookups.remove(&waiter);
                 self.keep_published(&name, &value);
                 let value = Some(value);
-                self.outputs.push_back(Output::Found { waiter, value });
+                self.effects.push_back(Effect::Found { waiter, value });
             }
             None if *left == 0 => {
-                self.jobs.lookups.remove(&waiter);
-                self.outputs.push_back(Output::Found {
-                    waiter,
-                    value: None,
-                });
+                self.lookups.remove(&waiter);
+                let value = None;
+                self.effects.push_back(Effect::Found { waiter, value });
             }
             None => {}
         }
     }
 
-    /// Gossip about jobs from `from`.
-    pub(super) fn job_gossip(&mut self, from: u64, event: &GraphEvent, now: Instant) {
+    /// Gossip about jobs from `from`; `can_run` is what this peer registers, should it
+    /// adopt a job.
+    pub(super) fn gossip(
+        &mut self,
+        members: &Membership,
+        can_run: &[u64],
+        from: u64,
+        event: &GraphEvent,
+    ) {
         match event {
-            GraphEvent::Detached(spec) if !self.jobs.published.contains_key(&spec.name) => {
+            GraphEvent::Detached(spec) if !self.published.contains_key(&spec.name) => {
                 if let Err(why) = check_job(spec) {
                     tracing::debug!(%why, "a malformed job from gossip dropped");
                     return;
                 }
-                if !self.speaks_for_job(&spec.name, from) {
+                if !self.speaks_for_job(members, &spec.name, from) {
                     tracing::debug!(job = %spec.name, "a job claimed by a peer that does not own it dropped");
                     return;
                 }
-                if !self.jobs.detached.contains_key(&spec.name) && !self.room_for_job(spec) {
+                if !self.detached.contains_key(&spec.name) && !self.room_for_job(spec) {
                     tracing::debug!(job = %spec.name, "at the bound of jobs kept: not recorded");
                     return;
                 }
@@ -218,13 +273,13 @@ impl Node {
                     owner: from,
                     spec: spec.clone(),
                 };
-                self.jobs.detached.insert(spec.name.clone(), job);
-                if self.membership.is_down(from) {
+                self.detached.insert(spec.name.clone(), job);
+                if members.is_down(from) {
                     // Heard of only after its owner was suspected.
-                    self.adopt_orphaned_jobs(now);
+                    self.adopt_orphans(members, can_run);
                 }
             }
-            GraphEvent::Published { name, value } if self.speaks_for_job(name, from) => {
+            GraphEvent::Published { name, value } if self.speaks_for_job(members, name, from) => {
                 self.keep_published(name, value);
             }
             _ => {}
@@ -233,90 +288,89 @@ impl Node {
 
     /// Whether another peer's job fits the bounds on jobs kept.
     fn room_for_job(&self, spec: &JobSpec) -> bool {
-        let limits = &self.settings.limits;
-        let (count, bytes) = (self.jobs.detached.values())
+        let (count, bytes) = (self.detached.values())
             .filter(|j| j.owner != self.me)
             .fold((0, 0), |(n, b), j| (n + 1, b + job_bytes(&j.spec)));
-        count < limits.jobs && bytes + job_bytes(spec) <= limits.job_bytes
+        count < self.limits.jobs && bytes + job_bytes(spec) <= self.limits.job_bytes
     }
 
-    /// Adopts the unpublished jobs whose owner is suspected and that fall to this peer.
-    /// Called whenever a peer is suspected (the owner, or a successor that died before
-    /// saying it adopted) and when a job is heard of after its owner was suspected.
-    pub(super) fn adopt_orphaned_jobs(&mut self, now: Instant) {
-        let mut candidates: Vec<u64> = self.membership.up().iter().copied().collect();
+    /// Adopts the unpublished jobs whose owner is suspected and that fall to this peer, if
+    /// it registers their tasks (`can_run`, sorted). Called whenever a peer is suspected
+    /// (the owner, or a successor that died before saying it adopted) and when a job is
+    /// heard of after its owner was suspected.
+    pub(super) fn adopt_orphans(&mut self, members: &Membership, can_run: &[u64]) {
+        let mut candidates: Vec<u64> = members.up().iter().copied().collect();
         candidates.push(self.me);
-        let mut orphans: Vec<String> = (self.jobs.detached.iter())
+        let mut orphans: Vec<String> = (self.detached.iter())
             .filter(|(name, job)| {
                 job.owner != self.me
-                    && self.membership.is_down(job.owner)
+                    && members.is_down(job.owner)
                     && successor(name, &candidates) == self.me
             })
             .map(|(name, _)| name.clone())
             .collect();
         orphans.sort_unstable();
         for name in orphans {
-            let Some(job) = self.jobs.detached.remove(&name) else {
+            let Some(job) = self.detached.remove(&name) else {
                 continue;
             };
-            let missing = job
-                .spec
-                .tasks
-                .iter()
-                .find(|t| self.can_run.binary_search(&t.fingerprint).is_err());
+            let missing =
+                (job.spec.tasks.iter()).find(|t| can_run.binary_search(&t.fingerprint).is_err());
             if let Some(task) = missing {
                 // Running it would publish `UnknownTask` for everyone: leave it.
                 tracing::warn!(job = %name, task = %task.name, "cannot adopt a job with a task this binary does not register");
-                self.jobs.detached.insert(name, job);
+                self.detached.insert(name, job);
                 continue;
             }
             tracing::info!(job = %name, "adopting a detached job whose owner is suspected");
-            self.stats.adopted += 1;
-            self.run_job(job.spec, now);
+            self.adopted += 1;
+            self.run_job(job.spec);
         }
     }
 
     /// Gossips the descriptions of the unpublished jobs this peer runs.
-    pub(super) fn announce_jobs(&mut self, now: Instant) {
-        let mut mine: Vec<JobSpec> = (self.jobs.detached.values())
+    pub(super) fn announce(&mut self) {
+        let mut mine: Vec<JobSpec> = (self.detached.values())
             .filter(|job| job.owner == self.me)
             .map(|job| job.spec.clone())
             .collect();
         mine.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         for spec in mine {
-            self.gossip.push(GraphEvent::Detached(spec), now);
+            self.effects
+                .push_back(Effect::Gossip(GraphEvent::Detached(spec)));
         }
     }
 
     /// Runs a job as this peer's: submits its tasks and tells every peer it owns it.
-    fn run_job(&mut self, spec: JobSpec, now: Instant) {
+    fn run_job(&mut self, spec: JobSpec) {
         let mut keys: Vec<TaskKey> = Vec::with_capacity(spec.tasks.len());
         for task in &spec.tasks {
-            self.jobs.seq += 1;
+            self.seq += 1;
             let key = TaskKey {
                 owner: self.me,
-                seq: JOB_SEQ_BASE + self.jobs.seq,
+                seq: JOB_SEQ_BASE + self.seq,
             };
-            let args = task
-                .args
-                .iter()
+            let args = (task.args.iter())
                 .map(|arg| match arg {
                     JobArg::Value(bytes) => SubmitArg::Inline(bytes.clone()),
                     JobArg::Task(index) => SubmitArg::Owned(keys[*index as usize]),
                 })
                 .collect();
-            self.submit(key, task.name.clone(), task.fingerprint, args, now);
+            self.effects.push_back(Effect::Submit {
+                key,
+                name: task.name.clone(),
+                fingerprint: task.fingerprint,
+                args,
+            });
             keys.push(key);
         }
-        self.jobs
-            .outputs
-            .insert(keys[spec.output as usize], spec.name.clone());
-        self.gossip.push(GraphEvent::Detached(spec.clone()), now);
+        (self.outputs).insert(keys[spec.output as usize], spec.name.clone());
+        (self.effects).push_back(Effect::Gossip(GraphEvent::Detached(spec.clone())));
         let job = Job {
             owner: self.me,
             spec,
         };
-        self.jobs.detached.insert(job.spec.name.clone(), job);
+        self.detached.insert(job.spec.name.clone(), job);
     }
 }
 

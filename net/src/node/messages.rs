@@ -421,7 +421,7 @@ impl Node {
                     Ok(Response::Published(value)) => value,
                     _ => None,
                 };
-                self.looked_up(waiter, peer, value);
+                (self.jobs).looked_up(&self.membership, waiter, peer, value);
             }
         }
     }

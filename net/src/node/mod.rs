@@ -460,6 +460,7 @@ impl Node {
         let stealing = stealing::Stealing::new(me, settings.policy.clone());
         let gossip = gossip::Gossip::new(me, settings.gossip_interval);
         let prims = prims::Prims::new(me, &settings);
+        let jobs = jobs::Jobs::new(me, settings.limits);
         Node {
             me,
             settings,
@@ -488,7 +489,7 @@ impl Node {
             membership: Membership::new(me),
             unsendable: Vec::new(),
             recoveries: Vec::new(),
-            jobs: jobs::Jobs::default(),
+            jobs,
             prims,
             draining: false,
             reports: report::Reports::default(),
@@ -521,12 +522,14 @@ impl Node {
             ready: self.ready.len() as u64,
             running: self.running as u64,
             draining: self.draining,
+            adopted: self.jobs.adopted,
             ..self.stats
         }
     }
 
     /// Takes in a task this peer owns. `key.owner` must be [`me`](Node::me) and `key.seq`
     /// unused; the submitter numbers its tasks so it knows the key without a round trip.
+    #[cfg(test)]
     pub(crate) fn submit(
         &mut self,
         key: TaskKey,
@@ -541,6 +544,20 @@ impl Node {
     /// Like [`submit`](Node::submit), for a task that runs again up to `retries` times
     /// after a panic.
     pub(crate) fn submit_retrying(
+        &mut self,
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+        retries: u32,
+        now: Instant,
+    ) {
+        self.take_in(key, name, fingerprint, args, retries, now);
+        self.after(now);
+    }
+
+    /// Takes in a task of this peer's, without the steps that end every input.
+    fn take_in(
         &mut self,
         key: TaskKey,
         name: String,
@@ -601,7 +618,6 @@ impl Node {
             Some(failure) => self.fail_owned(key, failure, now),
             None => self.maybe_ready(key, now),
         }
-        self.after(now);
     }
 
     /// Feeds one observation.
@@ -769,13 +785,13 @@ impl Node {
         // requests to suspects; a few rounds settle it (each failed request ends its own).
         for _ in 0..SETTLE_ROUNDS {
             self.prims.step(&self.membership, now);
-            self.carry_out_prims();
+            self.carry_out(now);
             self.fail_unsendable(now);
             self.give_back(now);
             self.dispatch(now);
             self.flush_notices(now);
-            // Failed requests answered calls or sent them again.
-            self.carry_out_prims();
+            // Failed requests answered calls or lookups, or sent them again.
+            self.carry_out(now);
             if self.unsendable.is_empty() {
                 break;
             }
@@ -783,8 +799,27 @@ impl Node {
         self.steal_step(now);
     }
 
-    /// Carries out what the primitives protocol asked for.
-    fn carry_out_prims(&mut self) {
+    /// Carries out what the primitives and jobs protocols asked for.
+    fn carry_out(&mut self, now: Instant) {
+        while let Some(effect) = self.jobs.poll_output() {
+            match effect {
+                jobs::Effect::Submit {
+                    key,
+                    name,
+                    fingerprint,
+                    args,
+                } => self.take_in(key, name, fingerprint, args, 0, now),
+                jobs::Effect::Gossip(event) => self.gossip.push(event, now),
+                jobs::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                jobs::Effect::Found { waiter, value } => {
+                    self.outputs.push_back(Output::Found { waiter, value });
+                }
+            }
+        }
         while let Some(effect) = self.prims.poll_output() {
             match effect {
                 prims::Effect::Send {
@@ -836,6 +871,30 @@ impl Node {
         self.prims.ranked_homes(&self.membership, key)
     }
 
+    /// Takes in a detached job this peer submits.
+    pub(crate) fn detach(
+        &mut self,
+        spec: crate::wire::JobSpec,
+        now: Instant,
+    ) -> Result<(), String> {
+        self.jobs.detach(spec)?;
+        self.after(now);
+        Ok(())
+    }
+
+    /// Publishes `value` under `name` (the first value under a name is kept).
+    pub(crate) fn publish(&mut self, name: String, value: Result<Vec<u8>, Failure>, now: Instant) {
+        self.jobs.publish(name, value);
+        self.after(now);
+    }
+
+    /// Looks up the value published under `name`: answers [`Output::Found`] for `waiter`,
+    /// asking the peers that are up when this peer does not know it.
+    pub(crate) fn lookup(&mut self, name: String, waiter: u64, now: Instant) {
+        self.jobs.lookup(&self.membership, name, waiter);
+        self.after(now);
+    }
+
     /// Publishes a topic value to every peer's subscribers.
     pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
         self.gossip.push(GraphEvent::Topic { key, value }, now);
@@ -854,7 +913,7 @@ impl Node {
                 // Only a result's owner releases it.
                 GraphEvent::Released(task) if task.owner == batch.from => self.cache.remove(task),
                 GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
-                    self.job_gossip(batch.from, event, now);
+                    (self.jobs).gossip(&self.membership, &self.can_run, batch.from, event);
                 }
                 GraphEvent::Topic { key, value } => {
                     self.outputs.push_back(Output::TopicMessage {

@@ -193,9 +193,9 @@ impl Node {
             return;
         }
         owned.resolved = true;
-        if let Some(name) = self.jobs.outputs.remove(&task) {
+        if let Some(name) = self.jobs.output_done(task) {
             let value = result.clone().map(|bytes| bytes.to_vec());
-            self.publish(name, value, now);
+            self.jobs.publish(name, value);
         }
         self.outputs.push_back(Output::Resolve { task, result });
         self.maybe_release(task, now);

@@ -40,7 +40,7 @@ impl Node {
         } else {
             // A newcomer missed the descriptions of our running jobs: it may be the one to
             // adopt them.
-            self.announce_jobs(now);
+            self.jobs.announce();
         }
         if let Some(notices) = self.notices.get_mut(&peer) {
             notices.retry_at = None;
@@ -85,7 +85,7 @@ impl Node {
             reason,
             requeued,
         });
-        self.adopt_orphaned_jobs(now);
+        (self.jobs).adopt_orphans(&self.membership, &self.can_run);
         (self.prims).membership_changed(&self.membership, Some(peer), now);
     }
 
@@ -294,7 +294,7 @@ impl Node {
             .collect();
         for peer in gone {
             // A suspect that owns a job stays one, so that the job can still be adopted.
-            let owns_a_job = self.jobs.detached.values().any(|job| job.owner == peer);
+            let owns_a_job = self.jobs.owns_a_job(peer);
             self.membership.forget(peer, owns_a_job);
             self.outputs.push_back(Output::Forget(peer));
             self.notices.remove(&peer);

@@ -13,13 +13,7 @@ fn owner() -> (Node, Instant) {
     let mut node = Node::new(0, vec![ADD], settings);
     let now = Instant::now();
     for peer in 1..=3 {
-        node.handle(
-            Input::Identified {
-                peer,
-                home: true,
-            },
-            now,
-        );
+        node.handle(Input::Identified { peer, home: true }, now);
     }
     (node, now)
 }
@@ -539,7 +533,7 @@ fn the_fuzz_corpus_fed_to_a_node_never_panics() {
 #[test]
 fn published_values_past_their_bound_push_out_the_oldest() {
     let (mut node, now) = owner();
-    node.settings.limits.published = 3;
+    node.jobs.limits.published = 3;
     for (number, name) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
         let event = GraphEvent::Published {
             name: name.into(),
@@ -557,7 +551,7 @@ fn published_values_past_their_bound_push_out_the_oldest() {
 #[test]
 fn jobs_of_others_past_their_bound_are_not_recorded_and_ours_always_are() {
     let (mut node, now) = owner();
-    node.settings.limits.jobs = 2;
+    node.jobs.limits.jobs = 2;
     for (number, name) in ["j1", "j2", "j3"].into_iter().enumerate() {
         let event = GraphEvent::Detached(job(name));
         node.handle(batch(1, number as u64 + 1, vec![event]), now);
