@@ -27,10 +27,7 @@ impl Node {
             && self.ready.iter().all(|s| s.key.owner == self.me)
             && self.running == 0
             && self.preparing.is_empty()
-            && !self
-                .pending
-                .values()
-                .any(|p| matches!(p, Pending::Push(..)))
+            && !(self.requests.pending()).any(|p| matches!(p, Pending::Push(..)))
             && (self.notices.iter())
                 .filter(|(peer, _)| !self.membership.is_down(**peer))
                 .all(|(_, n)| !n.in_flight && !n.batch.has_any())

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use peer_steal::policy;
 
 use super::custody::Notice;
+use super::requests::Sent;
 use super::state::Pending;
 use super::{Node, Output, portable};
 use crate::wire::{Moved, Request, Response, TaskKey, TaskSpec};
@@ -60,48 +61,19 @@ impl Node {
         self.notices.retain(|_, n| n.in_flight || n.batch.has_any());
     }
 
+    /// Sends `request` to `to` now or when its turn comes ([`Requests`](super::requests)),
+    /// its answer to go where `pending` says.
     pub(super) fn send(&mut self, to: u64, pending: Pending, request: Request) {
-        self.next_tag += 1;
-        let tag = self.next_tag;
-        debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
-        self.pending.insert(tag, pending);
-        let in_flight = self.in_flight.entry(to).or_default();
-        if self.membership.is_down(to) {
-            // Nobody would answer: fail it before this step ends (counted in flight, so that
-            // its end balances).
-            *in_flight += 1;
-            self.unsendable.push(tag);
-            return;
-        }
-        // Operations on primitives may wait at their home for long: they must not hold up
-        // the requests queued behind them (a release behind waiting acquires).
-        if *in_flight < self.settings.max_in_flight || matches!(request, Request::Prim(_)) {
-            *in_flight += 1;
-            self.stats.requests_sent += 1;
-            self.outputs.push_back(Output::Send { to, tag, request });
-        } else {
-            self.outbox.entry(to).or_default().push_back((tag, request));
+        let down = self.membership.is_down(to);
+        if let Some(sent) = self.requests.send(to, pending, request, down) {
+            self.emit(sent);
         }
     }
 
-    /// A request to `peer` ended: send the next one waiting for it.
-    pub(super) fn request_ended(&mut self, peer: u64) {
-        if let Some((tag, request)) = self.outbox.get_mut(&peer).and_then(VecDeque::pop_front) {
-            self.stats.requests_sent += 1;
-            self.outputs.push_back(Output::Send {
-                to: peer,
-                tag,
-                request,
-            });
-            return;
-        }
-        self.outbox.remove(&peer);
-        if let Some(n) = self.in_flight.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                self.in_flight.remove(&peer);
-            }
-        }
+    fn emit(&mut self, sent: Sent) {
+        let Sent { to, tag, request } = sent;
+        self.stats.requests_sent += 1;
+        self.outputs.push_back(Output::Send { to, tag, request });
     }
 
     pub(super) fn request(&mut self, from: u64, channel: u64, request: Request, now: Instant) {
@@ -322,10 +294,12 @@ impl Node {
     }
 
     pub(super) fn response(&mut self, tag: u64, response: Result<Response, String>, now: Instant) {
-        let Some(pending) = self.pending.remove(&tag) else {
+        let Some((pending, next)) = self.requests.ended(tag) else {
             return;
         };
-        self.request_ended(pending.peer());
+        if let Some(next) = next {
+            self.emit(next);
+        }
         match (pending, response) {
             (Pending::Steal(request, victim, sent), response) => {
                 if response.is_ok() {

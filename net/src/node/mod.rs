@@ -30,6 +30,7 @@ mod placement;
 mod prims;
 mod recovery;
 mod report;
+mod requests;
 mod runner;
 mod state;
 mod stealing;
@@ -48,7 +49,7 @@ use crate::wire::{
     ArgSpec, Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
 };
 use fifo::InputCache;
-use state::{Notices, Owned, Pending, PendingArg, Preparing};
+use state::{Notices, Owned, PendingArg, Preparing};
 
 /// Rounds of failing requests to suspects in one step, at most. One round is the rule:
 /// a failed request rarely leads to another request to a suspect (a primitive's call
@@ -423,11 +424,8 @@ pub(crate) struct Node {
     cache: InputCache,
     /// Inputs being fetched, with the tasks waiting for each.
     fetching: HashMap<TaskKey, Vec<TaskKey>>,
-    pending: HashMap<u64, Pending>,
-    next_tag: u64,
-    /// Requests to each peer: how many are in flight, and those waiting for a free place.
-    in_flight: HashMap<u64, usize>,
-    outbox: HashMap<u64, VecDeque<(u64, Request)>>,
+    /// Requests out, of every protocol.
+    requests: requests::Requests,
     /// The task-graph gossip: batches out, admission of others' batches.
     gossip: gossip::Gossip,
     /// Notices about our tasks from peers not (yet) known to have them, kept until a move
@@ -437,8 +435,6 @@ pub(crate) struct Node {
     notices: HashMap<u64, Notices>,
     /// Who is up, who is suspected, whom to watch.
     membership: Membership,
-    /// Requests to suspects, failed at the end of the step.
-    unsendable: Vec<u64>,
     recoveries: Vec<Recovery>,
     /// Detached jobs, published values and lookups.
     jobs: jobs::Jobs,
@@ -461,6 +457,7 @@ impl Node {
         let gossip = gossip::Gossip::new(me, settings.gossip_interval);
         let prims = prims::Prims::new(me, &settings);
         let jobs = jobs::Jobs::new(me, settings.limits);
+        let requests = requests::Requests::new(settings.max_in_flight);
         Node {
             me,
             settings,
@@ -479,15 +476,11 @@ impl Node {
             store: HashMap::new(),
             cache: InputCache::inputs(),
             fetching: HashMap::new(),
-            pending: HashMap::new(),
-            next_tag: 0,
-            in_flight: HashMap::new(),
-            outbox: HashMap::new(),
+            requests,
             gossip,
             early: custody::Early::default(),
             notices: HashMap::new(),
             membership: Membership::new(me),
-            unsendable: Vec::new(),
             recoveries: Vec::new(),
             jobs,
             prims,
@@ -792,7 +785,7 @@ impl Node {
             self.flush_notices(now);
             // Failed requests answered calls or lookups, or sent them again.
             self.carry_out(now);
-            if self.unsendable.is_empty() {
+            if !self.requests.any_unsendable() {
                 break;
             }
         }

@@ -96,7 +96,7 @@ impl Node {
     pub(crate) fn business(&self) -> HashSet<u64> {
         let mut peers: HashSet<u64> = self.owned.values().filter_map(|o| o.only_at()).collect();
         // Requests queued for a peer wait behind some in flight to it.
-        peers.extend(self.in_flight.keys());
+        peers.extend(self.requests.peers());
         peers.extend(self.prims.holder_peers());
         peers.remove(&self.me);
         peers
@@ -104,16 +104,7 @@ impl Node {
 
     /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.
     fn fail_requests_to(&mut self, peer: u64, reason: &str, now: Instant) {
-        self.in_flight.remove(&peer);
-        self.outbox.remove(&peer);
-        let mut tags: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.peer() == peer)
-            .map(|(tag, _)| *tag)
-            .collect();
-        tags.sort_unstable();
-        for tag in tags {
+        for tag in self.requests.drop_peer(peer) {
             let error = format!("peer {peer:016x} is suspected: {reason}");
             self.response(tag, Err(error), now);
         }
@@ -122,8 +113,7 @@ impl Node {
     /// Fails the requests that [`send`](Node::send) could not send (their peer is down).
     /// `send` counted them in flight, so that their ends balance like any other's.
     pub(super) fn fail_unsendable(&mut self, now: Instant) {
-        while let Some(tag) = self.unsendable.pop() {
-            let to = self.pending.get(&tag).map(|p| p.peer()).unwrap_or_default();
+        while let Some((tag, to)) = self.requests.take_unsendable() {
             self.response(tag, Err(format!("peer {to:016x} is suspected")), now);
         }
     }
@@ -233,7 +223,7 @@ impl Node {
         for notices in self.notices.values() {
             held.extend(notices.batch.done.iter().map(|(t, _)| *t));
         }
-        for pending in self.pending.values() {
+        for pending in self.requests.pending() {
             if let Pending::Notify(_, batch) = pending {
                 held.extend(batch.done.iter().map(|(t, _)| *t));
             }

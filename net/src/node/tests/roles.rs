@@ -21,7 +21,7 @@ fn owner() -> (Node, Instant) {
 /// Feeds a request from `from` and returns the node's answer to it, and the futures it
 /// resolved.
 fn ask(node: &mut Node, from: u64, request: Request, now: Instant) -> (Response, Vec<TaskKey>) {
-    let channel = 1_000 + node.next_tag;
+    let channel = 1_000 + node.requests.tags_given();
     node.handle(
         Input::Request {
             from,
@@ -383,7 +383,7 @@ fn notices_go_in_requests_a_receiver_decodes() {
             .collect()
     };
     assert_eq!(sizes(&mut node), vec![most]);
-    let tag = node.pending.keys().copied().max().unwrap();
+    let tag = node.requests.newest().unwrap();
     let later = now + Duration::from_secs(2);
     node.handle(
         Input::Response {
@@ -510,7 +510,7 @@ fn the_fuzz_corpus_fed_to_a_node_never_panics() {
         if let Ok(response) = postcard::from_bytes::<Response>(bytes) {
             decoded += 1;
             // As the answer to whatever the node asked last.
-            if let Some(tag) = node.pending.keys().copied().max() {
+            if let Some(tag) = node.requests.newest() {
                 node.handle(Input::Response { tag, response }, now);
             }
         }
