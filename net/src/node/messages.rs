@@ -6,8 +6,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peer_steal::policy;
-
 use super::custody::Notice;
 use super::requests::Sent;
 use super::state::Pending;
@@ -89,19 +87,13 @@ impl Node {
             }
             Request::Steal { max, can_run } => {
                 // A thief has nothing ready.
-                self.stealing.policy.handle(
-                    policy::Input::Load {
-                        peer: policy::PeerId(from),
-                        ready: 0,
-                    },
-                    now,
-                );
+                self.stealing.load(from, 0, now);
                 let count = self.ready.iter().filter(|s| portable(&can_run, s)).count();
                 let take = count.div_ceil(2).min(max as usize);
                 let tasks = self.take_oldest(from, take, &can_run, now);
                 if !tasks.is_empty() {
                     // Kept until the answer is on its way, to be queued again if it is not.
-                    self.stealing.giving.insert(channel, tasks.clone());
+                    self.stealing.giving(channel, tasks.clone());
                 }
                 Response::Stolen {
                     tasks,
@@ -109,35 +101,17 @@ impl Node {
                 }
             }
             Request::Lifeline { can_run } => {
-                self.stealing.lifelines.insert(from, can_run);
-                self.stealing.policy.handle(
-                    policy::Input::LifelineRequest {
-                        from: policy::PeerId(from),
-                    },
-                    now,
-                );
+                self.stealing.lifeline_registered(from, can_run, now);
                 Response::Ack
             }
             Request::Push { tasks } => match self.may_push(from, &tasks) {
                 Err(why) => Response::Refused(why),
                 Ok(()) => {
-                    self.stealing.buddies.remove(&from);
                     let count = tasks.len();
                     self.stats.stolen += count as u64;
                     self.ready.extend(tasks);
-                    self.stealing.policy.handle(
-                        policy::Input::LocalLoad {
-                            ready: self.ready.len(),
-                        },
-                        now,
-                    );
-                    self.stealing.policy.handle(
-                        policy::Input::Pushed {
-                            from: policy::PeerId(from),
-                            tasks: count,
-                        },
-                        now,
-                    );
+                    let ready = self.ready.len();
+                    self.stealing.pushed_here(from, count, ready, now);
                     Response::Ack
                 }
             },
@@ -273,9 +247,7 @@ impl Node {
             self.ready.push_back(spec);
         }
         let ready = self.ready.len();
-        self.stealing
-            .policy
-            .handle(policy::Input::LocalLoad { ready }, now);
+        self.stealing.local_load(ready, now);
     }
 
     /// Tells the owner of `task` (or this peer, when it is the owner) that it is at `to`.
@@ -303,9 +275,7 @@ impl Node {
         match (pending, response) {
             (Pending::Steal(request, victim, sent), response) => {
                 if response.is_ok() {
-                    let nanos = now.saturating_duration_since(sent).as_nanos();
-                    let _ =
-                        (self.stealing.steal_rtt).record(u64::try_from(nanos).unwrap_or(u64::MAX));
+                    self.stealing.answered(sent, now);
                 }
                 let (mut tasks, left) = match response {
                     Ok(Response::Stolen { tasks, ready }) => (tasks, Some(ready)),
@@ -321,24 +291,8 @@ impl Node {
                 self.stats.stolen += tasks.len() as u64;
                 let stolen = tasks.len();
                 self.ready.extend(tasks);
-                self.stealing.policy.handle(
-                    policy::Input::LocalLoad {
-                        ready: self.ready.len(),
-                    },
-                    now,
-                );
-                self.stealing
-                    .policy
-                    .handle(policy::Input::Reply { request, stolen }, now);
-                if let Some(ready) = left {
-                    self.stealing.policy.handle(
-                        policy::Input::Load {
-                            peer: policy::PeerId(victim),
-                            ready: ready as usize,
-                        },
-                        now,
-                    );
-                }
+                let ready = self.ready.len();
+                (self.stealing).stole(request, victim, stolen, left, ready, now);
             }
             (Pending::Input { dep, peer }, response) => {
                 let bytes = match response {

@@ -453,7 +453,12 @@ impl Node {
     pub(crate) fn new(me: u64, mut can_run: Vec<u64>, settings: Settings) -> Node {
         can_run.sort_unstable();
         can_run.dedup();
-        let stealing = stealing::Stealing::new(me, settings.policy.clone());
+        let stealing = (stealing::Stealing::new)(
+            me,
+            settings.policy.clone(),
+            can_run.clone(),
+            settings.steal_max,
+        );
         let gossip = gossip::Gossip::new(me, settings.gossip_interval);
         let prims = prims::Prims::new(me, &settings);
         let jobs = jobs::Jobs::new(me, settings.limits);
@@ -510,7 +515,9 @@ impl Node {
         Stats {
             held: self.store.len() as u64,
             cached: self.cache.len() as u64,
-            steal_round_trip: Latency::of(&self.stealing.steal_rtt),
+            steal_round_trip: self.stealing.round_trips(),
+            steal_requests: self.stealing.requests,
+            failed_steals: self.stealing.failed,
             owned: self.owned.len() as u64,
             ready: self.ready.len() as u64,
             running: self.running as u64,
@@ -637,9 +644,7 @@ impl Node {
                 self.gossip_in(batch, now);
             }
             Input::Responded { channel, sent } => {
-                if let Some(tasks) = self.stealing.giving.remove(&channel)
-                    && !sent
-                {
+                if let Some(tasks) = self.stealing.answer_sent(channel, sent) {
                     self.stats.given -= tasks.len() as u64;
                     self.requeue(tasks, now);
                 }
@@ -725,7 +730,7 @@ impl Node {
 
     /// Ends what timed out: the policy's deadlines and the gossip batch.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.stealing.policy.handle_timeout(now);
+        self.stealing.handle_timeout(now);
         // Held notices whose retry or hold is due go in `after`.
         if self.audit_due.is_some_and(|due| due <= now) {
             self.audit(now);
@@ -760,7 +765,7 @@ impl Node {
             .filter_map(|(_, n)| n.retry_at.max(n.hold_until))
             .min();
         [
-            self.stealing.policy.poll_timeout(),
+            self.stealing.poll_timeout(),
             self.gossip.poll_timeout(),
             retry,
             self.audit_due,
@@ -790,6 +795,35 @@ impl Node {
             }
         }
         self.steal_step(now);
+    }
+
+    /// Tells stealing our load, and carries out what it decided (moving the tasks of a
+    /// push here).
+    fn steal_step(&mut self, now: Instant) {
+        let ready = self.ready.len();
+        self.stealing
+            .step(ready + self.not_here.min(ready), ready, now);
+        while let Some(effect) = self.stealing.poll_output(self.draining, now) {
+            match effect {
+                stealing::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                stealing::Effect::Gossip(event) => self.gossip.push(event, now),
+                stealing::Effect::Push {
+                    peer,
+                    tasks,
+                    can_run,
+                } => {
+                    let given = self.take_oldest(peer, tasks, &can_run, now);
+                    let ready = self.ready.len();
+                    if let Some((pending, push)) = self.stealing.pushed(peer, given, ready, now) {
+                        self.send(peer, pending, push);
+                    }
+                }
+            }
+        }
     }
 
     /// Carries out what the primitives and jobs protocols asked for.
@@ -926,13 +960,7 @@ impl Node {
             GraphEvent::Load(n) => Some(*n),
             _ => None,
         }) {
-            self.stealing.policy.handle(
-                policy::Input::Load {
-                    peer: policy::PeerId(batch.from),
-                    ready: ready as usize,
-                },
-                now,
-            );
+            self.stealing.load(batch.from, ready as usize, now);
         }
     }
 }

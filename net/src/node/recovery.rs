@@ -10,8 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use peer_steal::policy;
-
 use super::state::{Pending, PendingArg, State};
 use super::{Node, Output, Recovery};
 use crate::wire::{ArgSpec, Failure, TaskKey};
@@ -45,11 +43,7 @@ impl Node {
         if let Some(notices) = self.notices.get_mut(&peer) {
             notices.retry_at = None;
         }
-        let input = policy::Input::PeerUp {
-            peer: policy::PeerId(peer),
-            cluster: 0,
-        };
-        self.stealing.policy.handle(input, now);
+        self.stealing.peer_up(peer, now);
         (self.prims).membership_changed(&self.membership, None, now);
     }
 
@@ -58,13 +52,7 @@ impl Node {
         if peer == self.me {
             return;
         }
-        self.stealing.lifelines.remove(&peer);
-        self.stealing.buddies.remove(&peer);
-        self.stealing.stalled_lifelines.retain(|p| *p != peer);
-        let input = policy::Input::PeerDown {
-            peer: policy::PeerId(peer),
-        };
-        self.stealing.policy.handle(input, now);
+        self.stealing.peer_down(peer, now);
         self.fail_requests_to(peer, &reason, now);
         let lost: Vec<TaskKey> = self
             .owned
