@@ -424,9 +424,111 @@ mod tests {
 
 #[cfg(test)]
 mod stop_tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::mpsc::{Receiver, RecvTimeoutError};
     use std::time::Duration;
 
     use super::*;
+
+    fn a_peer() -> Peer {
+        let loopback = "/ip4/127.0.0.1/tcp/0".parse().unwrap();
+        Peer::join(Config::new().listen(loopback).mdns(false).workers(1)).unwrap()
+    }
+
+    /// Runs `wait` on a thread of its own; the receiver gets its panic message once it ends
+    /// (`None` if it returned).
+    fn waiting(wait: impl FnOnce() + Send + 'static) -> Receiver<Option<String>> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ended = catch_unwind(AssertUnwindSafe(wait));
+            let message = ended.err().map(|payload| {
+                let payload = &*payload;
+                (payload.downcast_ref::<String>().cloned())
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            });
+            let _ = done_tx.send(message);
+        });
+        done_rx
+    }
+
+    /// Stops `peer` while `waits` wait (each reached its home, this peer, first), and checks
+    /// that each ends within three seconds of the stop with a panic that says the peer stopped.
+    fn each_ends_with_the_stop(peer: Peer, waits: Vec<(&str, Receiver<Option<String>>)>) {
+        std::thread::sleep(Duration::from_millis(300));
+        for (what, done) in &waits {
+            assert_eq!(
+                done.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Empty),
+                "{what} ended before the peer stopped"
+            );
+        }
+        drop(peer);
+        for (what, done) in waits {
+            match done.recv_timeout(Duration::from_secs(3)) {
+                Ok(Some(message)) => assert!(
+                    message.contains("stopped"),
+                    "{what} ended with a panic that does not say the peer stopped: {message}"
+                ),
+                Ok(None) => panic!("{what} returned as if answered after its peer stopped"),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{what} still waits 3 s after its peer stopped")
+                }
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the waiting thread reports"),
+            }
+        }
+    }
+
+    /// A lock held by someone else: the waiting `blocking_lock` cannot be granted once the
+    /// peer stopped, and has no error to return, so it panics rather than wait for ever.
+    #[test]
+    fn a_blocking_lock_waiting_when_the_peer_stops_ends() {
+        let peer = a_peer();
+        let held = peer.lock("held").blocking_lock();
+        let lock = peer.lock("held");
+        let timed = peer.lock("held");
+        let waits = vec![
+            ("blocking_lock", waiting(move || drop(lock.blocking_lock()))),
+            (
+                "blocking_lock_timeout",
+                waiting(move || drop(timed.blocking_lock_timeout(Duration::from_secs(60)))),
+            ),
+        ];
+        each_ends_with_the_stop(peer, waits);
+        drop(held);
+    }
+
+    /// A semaphore without a free permit: the waiting acquire ends as a lock's does.
+    #[test]
+    fn a_blocking_acquire_waiting_when_the_peer_stops_ends() {
+        let peer = a_peer();
+        let sem = peer.semaphore("full", 1);
+        let held = sem.blocking_acquire();
+        let waits = vec![(
+            "blocking_acquire",
+            waiting(move || drop(sem.blocking_acquire())),
+        )];
+        each_ends_with_the_stop(peer, waits);
+        drop(held);
+    }
+
+    /// A variable's change and an event's flag that never come end as a lock's wait does.
+    #[test]
+    fn a_change_or_event_waited_for_when_the_peer_stops_ends() {
+        let peer = a_peer();
+        let variable = peer.variable::<u64>("unchanged");
+        let event = peer.event("never");
+        let waits = vec![
+            (
+                "blocking_changed",
+                waiting(move || {
+                    let _ = variable.blocking_changed(0);
+                }),
+            ),
+            ("blocking_wait", waiting(move || event.blocking_wait())),
+        ];
+        each_ends_with_the_stop(peer, waits);
+    }
 
     /// A blocking call waiting on the swarm when its peer stops is answered, not left
     /// waiting for ever: the loop answers what it still holds as it goes.

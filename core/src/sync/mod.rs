@@ -82,6 +82,29 @@
 //! dropped `set()`, `clear()`, `close()` or `renew()` may or may not have taken effect. The
 //! `blocking_*_timeout` methods are built on this.
 //!
+//! # When a swarm peer stops
+//!
+//! A local client's primitives live as long as its handles. On a swarm client a handle
+//! reaches its primitive through its peer, which stops when the last clone of its client is
+//! dropped; a handle can outlive that (kept by a thread, say). From then on nothing can answer
+//! it, and a call that waits ends at once instead of waiting for ever:
+//!
+//! - a queue's `get` and `put` (and their `blocking_*` forms) as if the queue were closed:
+//!   `Err(Closed)`, `Err(ClosedError(value))`, `Err(GetError::Closed)`,
+//!   `Err(PutError::Closed(value))`;
+//! - the waits that have no error to give, timed or not: a permit ([`Lock::lock`],
+//!   [`Semaphore::acquire`] and their lease and `blocking_*` forms), [`Variable::changed`],
+//!   [`Event::wait`]. They **panic**, with a message that names the primitive and says that
+//!   its peer stopped (inside a task, the task fails with [`TaskError::Panicked`]), rather
+//!   than hand out a permit, a version or a flag that nobody granted;
+//! - calls that only ask get the answer of a refusal: `try_lock` and `try_acquire` give
+//!   `None`, `try_put` `Full`, `try_get` `Empty`, `len` and `available` 0, `is_set` and
+//!   `is_held` `false`, `get` `None`.
+//!
+//! A [`Subscription`] still receives what this process publishes.
+//!
+//! [`TaskError::Panicked`]: crate::TaskError::Panicked
+//!
 //! # Leases and fencing tokens
 //!
 //! A lock or permit can be taken with a lease. When the lease runs out without a

@@ -34,6 +34,13 @@ pub struct Permit {
 }
 
 /// Waits for a permit; see [`Semaphore::acquire`] and [`Lock::lock`]. Cancel safe.
+///
+/// # Panics
+///
+/// On a swarm client, when its peer stops while it waits: no permit can be granted any
+/// more, and there is no error to give (see [when a swarm peer
+/// stops](crate::sync#when-a-swarm-peer-stops)). The `blocking_*` forms of `lock` and
+/// `acquire`, timed or not, panic alike.
 #[must_use = "futures do nothing unless polled"]
 pub struct Acquire {
     backend: Arc<dyn SemaphoreBackend>,

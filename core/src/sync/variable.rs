@@ -120,6 +120,8 @@ impl<T: Clone + Send + Sync + 'static> Variable<T> {
     }
 
     /// Waits until the version is above `seen`; returns the new version. Cancel safe.
+    /// Panics, as do its `blocking_*` forms, if a swarm client's peer stops while it waits
+    /// (see [when a swarm peer stops](crate::sync#when-a-swarm-peer-stops)).
     pub fn changed(&self, seen: u64) -> impl Future<Output = u64> + Unpin + use<T> {
         request(self.backend.clone(), move |b, t, cx| {
             b.poll_changed(t, seen, cx)
@@ -174,7 +176,9 @@ impl Event {
         blocking(self.is_set())
     }
 
-    /// Waits until the flag is set. Cancel safe.
+    /// Waits until the flag is set. Cancel safe. Panics, as do its `blocking_*` forms, if a
+    /// swarm client's peer stops while it waits (see [when a swarm peer
+    /// stops](crate::sync#when-a-swarm-peer-stops)).
     pub fn wait(&self) -> impl Future<Output = ()> + Unpin + use<> {
         request(self.backend.clone(), |b, t, cx| b.poll_wait(t, cx))
     }

@@ -18,13 +18,28 @@ use crate::wire::{Kind, Op, Reply};
 /// sent to other peers (delivery is best-effort; this peer's subscribers still get it).
 pub(super) const PUBLISH_BACKLOG: usize = 1024;
 
-/// The refusal a call gets when this peer's loop is gone.
+/// Why a call is refused when this peer's loop is gone, as the calls that do not wait in a
+/// line read it (the neutral value of a refusal).
 pub(super) const STOPPED: &str = "the swarm client has stopped";
 
-/// Whether `reply` says this peer's loop is gone: a queue's waiting calls end as if the
-/// queue were closed, rather than waiting for ever.
-pub(super) fn is_stopped(reply: &Reply) -> bool {
-    matches!(reply, Reply::Refused(why) if why == STOPPED)
+/// What a call got.
+pub(super) enum Answer {
+    /// Its home's reply, and when the request it answers was sent.
+    Reply(Reply, Instant),
+    /// Nothing will come: this peer's loop is gone. Only this peer says so
+    /// ([`CallSlot::stopped`]), never a reply from the wire, so a home cannot fake it: a
+    /// queue's waiting call ends as if the queue were closed, a wait with no error to give
+    /// in [`stopped_while_waiting`].
+    Stopped,
+}
+
+/// Ends a wait that this peer's stop leaves without an answer and whose caller expects no
+/// error: a permit, a variable's change, an event's flag. Nothing can grant them any more,
+/// and a permit, a version or a set flag that nobody granted would be a lie, so the wait
+/// panics (inside a task, the task fails with this message) rather than wait for ever. The
+/// invariant it breaks: a primitive's handle waits only while its peer runs.
+pub(super) fn stopped_while_waiting(key: &str) -> ! {
+    panic!("waited on `{key}`, but its peer has stopped: {STOPPED}, and nothing can answer")
 }
 
 /// The answer slot of one operation, filled by the event loop.
@@ -38,8 +53,8 @@ pub(crate) struct CallSlot {
 
 #[derive(Default)]
 pub(super) struct SlotState {
-    /// The answer, and when the request it answers was sent.
-    pub(super) reply: Option<(Reply, Instant)>,
+    /// The answer.
+    pub(super) answer: Option<Answer>,
     pub(super) waker: Option<Waker>,
     /// The caller stopped waiting: an answer that comes now is handed back to be undone.
     pub(super) withdrawn: bool,
@@ -62,12 +77,21 @@ impl CallSlot {
     /// Fills the slot and wakes whoever waits on it; hands the answer back if the caller
     /// withdrew (so the event loop can give back what it grants).
     pub(crate) fn complete(&self, reply: Reply, asked: Instant) -> Option<Reply> {
+        match self.answer(Answer::Reply(reply, asked)) {
+            Some(Answer::Reply(reply, _)) => Some(reply),
+            _ => None,
+        }
+    }
+
+    /// Fills the slot and wakes whoever waits on it; hands the answer back if the caller
+    /// withdrew.
+    fn answer(&self, answer: Answer) -> Option<Answer> {
         let waker = {
             let mut s = lock(&self.state);
             if s.withdrawn {
-                return Some(reply);
+                return Some(answer);
             }
-            s.reply = Some((reply, asked));
+            s.answer = Some(answer);
             s.waker.take()
         };
         if let Some(w) = waker {
@@ -76,10 +100,10 @@ impl CallSlot {
         None
     }
 
-    pub(super) fn poll(&self, cx: &Context<'_>) -> Poll<(Reply, Instant)> {
+    pub(super) fn poll(&self, cx: &Context<'_>) -> Poll<Answer> {
         let mut s = lock(&self.state);
-        match s.reply.take() {
-            Some(reply) => Poll::Ready(reply),
+        match s.answer.take() {
+            Some(answer) => Poll::Ready(answer),
             None => {
                 if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     s.waker = Some(cx.waker().clone());
@@ -89,17 +113,20 @@ impl CallSlot {
         }
     }
 
-    /// Marks the call withdrawn; the answer if it came already.
+    /// Marks the call withdrawn; the home's reply if it came already.
     pub(super) fn withdraw(&self) -> Option<Reply> {
         let mut s = lock(&self.state);
         s.withdrawn = true;
-        s.reply.take().map(|(reply, _)| reply)
+        match s.answer.take() {
+            Some(Answer::Reply(reply, _)) => Some(reply),
+            // Nothing was granted.
+            Some(Answer::Stopped) | None => None,
+        }
     }
 
     /// The call is answered by this peer: the loop is gone.
     pub(crate) fn stopped(&self) {
-        let stopped = Reply::Refused(STOPPED.into());
-        self.complete(stopped, Instant::now());
+        self.answer(Answer::Stopped);
     }
 }
 
@@ -312,14 +339,13 @@ impl Handle {
         self.caller.start(&self.key, self.kind, op);
     }
 
-    /// Polls the call of `ticket`, starting it with `op()` on the first poll; the answer
-    /// comes with when the request it answers was sent.
+    /// Polls the call of `ticket`, starting it with `op()` on the first poll.
     pub(super) fn poll(
         &self,
         ticket: &mut Ticket,
         op: impl FnOnce() -> Op,
         cx: &Context<'_>,
-    ) -> Poll<(Reply, Instant)> {
+    ) -> Poll<Answer> {
         let known = ticket
             .0
             .and_then(|seq| lock(&self.calls).get(&seq).cloned().map(|slot| (seq, slot)));
@@ -342,8 +368,9 @@ impl Handle {
         }
     }
 
-    /// Like [`poll`](Handle::poll), with the answer turned into the caller's value by
-    /// `expected`; an answer it does not take is logged, and the waiter waits on.
+    /// Like [`poll`](Handle::poll), for a wait with no error to give, with the answer turned
+    /// into the caller's value by `expected`; an answer it does not take is logged, and the
+    /// waiter waits on, except that this peer stopped: see [`stopped_while_waiting`].
     pub(super) fn poll_for<T>(
         &self,
         ticket: &mut Ticket,
@@ -352,7 +379,8 @@ impl Handle {
         expected: impl FnOnce(Reply, Instant) -> Result<T, Reply>,
     ) -> Poll<T> {
         match self.poll(ticket, op, cx) {
-            Poll::Ready((reply, asked)) => match expected(reply, asked) {
+            Poll::Ready(Answer::Stopped) => stopped_while_waiting(&self.key),
+            Poll::Ready(Answer::Reply(reply, asked)) => match expected(reply, asked) {
                 Ok(value) => Poll::Ready(value),
                 Err(other) => {
                     unexpected(&self.key, &other);
@@ -372,8 +400,10 @@ impl Handle {
         cx: &Context<'_>,
         read: impl FnOnce(Reply, Instant) -> T,
     ) -> Poll<T> {
-        self.poll(ticket, op, cx)
-            .map(|(reply, asked)| read(reply, asked))
+        self.poll(ticket, op, cx).map(|answer| match answer {
+            Answer::Reply(reply, asked) => read(reply, asked),
+            Answer::Stopped => read(Reply::Refused(STOPPED.into()), Instant::now()),
+        })
     }
 
     /// Withdraws the call of `ticket` (its future was dropped).

@@ -69,7 +69,8 @@ impl SemaphoreBackend for SwarmSemaphore {
             wait: true,
         };
         match self.0.poll(ticket, op, cx) {
-            Poll::Ready((reply, asked)) => match self.grant(reply, asked) {
+            Poll::Ready(Answer::Stopped) => stopped_while_waiting(&self.0.key),
+            Poll::Ready(Answer::Reply(reply, asked)) => match self.grant(reply, asked) {
                 Some(grant) => Poll::Ready(grant),
                 // Logged; the waiter waits on rather than receive a permit it has not.
                 None => Poll::Pending,
@@ -201,13 +202,14 @@ impl QueueBackend for SwarmQueue {
         }
         let op = || self.put_op(item, true);
         match self.h.poll(ticket, op, cx) {
-            Poll::Ready((Reply::Done, _)) => {
+            Poll::Ready(Answer::Reply(Reply::Done, _)) => {
                 item.take();
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready((Reply::Closed, _)) => Poll::Ready(Err(Closed)),
-            Poll::Ready((reply, _)) if is_stopped(&reply) => Poll::Ready(Err(Closed)),
-            Poll::Ready((other, _)) => {
+            Poll::Ready(Answer::Reply(Reply::Closed, _) | Answer::Stopped) => {
+                Poll::Ready(Err(Closed))
+            }
+            Poll::Ready(Answer::Reply(other, _)) => {
                 unexpected(&self.h.key, &other);
                 Poll::Pending
             }
@@ -232,15 +234,16 @@ impl QueueBackend for SwarmQueue {
         loop {
             let op = || Op::Get { wait: true };
             match self.h.poll(ticket, op, cx) {
-                Poll::Ready((Reply::Item(bytes), _)) => {
+                Poll::Ready(Answer::Reply(Reply::Item(bytes), _)) => {
                     if let Some(item) = self.decode(&bytes) {
                         return Poll::Ready(Ok(item));
                     }
                     // Dropped: get the next one.
                 }
-                Poll::Ready((Reply::Closed, _)) => return Poll::Ready(Err(Closed)),
-                Poll::Ready((reply, _)) if is_stopped(&reply) => return Poll::Ready(Err(Closed)),
-                Poll::Ready((other, _)) => {
+                Poll::Ready(Answer::Reply(Reply::Closed, _) | Answer::Stopped) => {
+                    return Poll::Ready(Err(Closed));
+                }
+                Poll::Ready(Answer::Reply(other, _)) => {
                     unexpected(&self.h.key, &other);
                     return Poll::Pending;
                 }

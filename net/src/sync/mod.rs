@@ -11,6 +11,12 @@
 //! thread of its own hands it to the loop when there is room. So a poll, a drop of a permit
 //! and a topic's publish return at once; the `blocking_*` twins of `peer-core` wait for the
 //! answer, not for room.
+//!
+//! When this peer's loop stops, every call it still holds, and every call made later, is
+//! answered [`Stopped`](call::Answer::Stopped): a queue's waiting get or put ends as if the
+//! queue were closed; a wait with no error to give (a permit, a variable's change, an
+//! event's flag) panics; a call that does not wait reads it as a refusal. Only this peer
+//! says `Stopped`; no reply from a home can (`peer_core::sync`'s "When a swarm peer stops").
 
 mod call;
 mod handles;

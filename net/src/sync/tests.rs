@@ -109,3 +109,70 @@ fn a_call_made_once_the_loop_is_gone_is_answered_at_once() {
         "a refusal reads as the neutral value"
     );
 }
+
+/// The slot of the next operation the backend sent to the loop.
+fn next_slot(inbox: &mut Inbox) -> Arc<CallSlot> {
+    match next(inbox) {
+        Command::Prim { slot, .. } => slot,
+        _ => panic!("expected an operation"),
+    }
+}
+
+/// Only this peer can say that its loop is gone: a home's refusal with the same words is a
+/// refusal like any other (logged; the waiter waits on), so a hostile home can neither close
+/// a queue's waiting get nor end a waiting acquire. The stop itself ends both: the get as
+/// if the queue were closed, the acquire, which has no error to give, with a panic.
+#[test]
+fn only_this_peer_can_end_a_wait_as_stopped() {
+    let (commands, mut inbox) = queue();
+    let backend = SwarmBackend::new(commands.downgrade());
+    let queue = backend.queue("queue/stop/u64", 4, Codec::of::<u64>());
+    let sem = backend.semaphore("lock/stop", 1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let faked = || Reply::Refused(call::STOPPED.into());
+
+    let mut get = Ticket::default();
+    assert!(queue.poll_get(&mut get, &mut cx).is_pending());
+    assert!(
+        next_slot(&mut inbox)
+            .complete(faked(), Instant::now())
+            .is_none()
+    );
+    assert!(
+        queue.poll_get(&mut get, &mut cx).is_pending(),
+        "a home's refusal closed a waiting get"
+    );
+    let mut acquire = Ticket::default();
+    assert!(sem.poll_acquire(&mut acquire, None, &mut cx).is_pending());
+    assert!(
+        next_slot(&mut inbox)
+            .complete(faked(), Instant::now())
+            .is_none()
+    );
+    assert!(
+        sem.poll_acquire(&mut acquire, None, &mut cx).is_pending(),
+        "a home's refusal ended a waiting acquire"
+    );
+
+    // The next polls start the calls again; then this peer stops.
+    assert!(queue.poll_get(&mut get, &mut cx).is_pending());
+    next_slot(&mut inbox).stopped();
+    assert!(matches!(
+        queue.poll_get(&mut get, &mut cx),
+        Poll::Ready(Err(peer_core::sync::Closed))
+    ));
+    assert!(sem.poll_acquire(&mut acquire, None, &mut cx).is_pending());
+    next_slot(&mut inbox).stopped();
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = sem.poll_acquire(&mut acquire, None, &mut cx);
+    }));
+    let message = ended.expect_err("an acquire whose peer stopped went on");
+    let message = message
+        .downcast_ref::<String>()
+        .expect("a formatted message");
+    assert!(
+        message.contains("lock/stop") && message.contains("stopped"),
+        "{message}"
+    );
+    drop(commands);
+}
