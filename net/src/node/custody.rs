@@ -11,8 +11,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use super::Node;
 use super::state::State;
+use super::tasks::Tasks;
+use crate::membership::Membership;
 use crate::wire::{Done, TaskKey};
 
 /// Peers kept in one task's custody: a task handed on more often than this forgets its
@@ -89,7 +90,7 @@ impl Early {
     }
 }
 
-impl Node {
+impl Tasks {
     /// Whether `peer` is this peer or has had owned `task`.
     pub(super) fn in_custody(&self, task: TaskKey, peer: u64) -> bool {
         peer == self.me
@@ -100,7 +101,13 @@ impl Node {
     }
 
     /// Records that owned `task` went to `peer`, and takes the notices it sent early.
-    pub(super) fn add_custody(&mut self, task: TaskKey, peer: u64, now: Instant) {
+    pub(super) fn add_custody(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        peer: u64,
+        now: Instant,
+    ) {
         if peer == self.me {
             return;
         }
@@ -114,17 +121,24 @@ impl Node {
             owned.custody.push(peer);
         }
         for notice in self.early.take(task, peer) {
-            self.owned_notice(task, peer, notice, now);
+            self.owned_notice(members, task, peer, notice, now);
         }
     }
 
     /// A notice from `from` about a task this peer owns: taken from a peer in its custody,
     /// kept for later from another while the task is unfinished, dropped otherwise.
-    pub(super) fn owned_notice(&mut self, task: TaskKey, from: u64, notice: Notice, now: Instant) {
+    pub(super) fn owned_notice(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        from: u64,
+        notice: Notice,
+        now: Instant,
+    ) {
         if self.in_custody(task, from) {
             match notice {
-                Notice::Done(done) => self.done(task, from, done, now),
-                Notice::Moved { to, hops } => self.moved(task, to, hops, now),
+                Notice::Done(done) => self.done(members, task, from, done, now),
+                Notice::Moved { to, hops } => self.moved(members, task, to, hops, now),
             }
             return;
         }

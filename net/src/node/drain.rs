@@ -7,35 +7,31 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use super::Node;
 use super::state::Pending;
+use super::tasks::Tasks;
+use crate::membership::Membership;
 use crate::wire::{Request, TaskSpec};
 
-impl Node {
-    /// Starts draining.
-    pub(crate) fn drain(&mut self, now: Instant) {
-        self.draining = true;
-        self.after(now);
-    }
-
+impl Tasks {
     /// Whether a draining peer is done: nothing of others queued or running here, nothing
     /// being handed back, every notice taken by a peer that is up (one to a suspect, such as
     /// a client that came and went, would wait for a minute to be forgotten; its owner, if
     /// it comes back, finds the task by its audit).
-    pub(crate) fn drained(&self) -> bool {
+    /// `pushing`: whether a push of tasks is still out.
+    pub(super) fn drained(&self, members: &Membership, pushing: bool) -> bool {
         self.draining
             && self.ready.iter().all(|s| s.key.owner == self.me)
             && self.running == 0
             && self.preparing.is_empty()
-            && !(self.requests.pending()).any(|p| matches!(p, Pending::Push(..)))
+            && !pushing
             && (self.notices.iter())
-                .filter(|(peer, _)| !self.membership.is_down(**peer))
+                .filter(|(peer, _)| !members.is_down(**peer))
                 .all(|(_, n)| !n.in_flight && !n.batch.has_any())
     }
 
     /// Sends the queued tasks of other owners that are up back to them, and drops those of
     /// owners that are down.
-    pub(super) fn give_back(&mut self, now: Instant) {
+    pub(super) fn give_back(&mut self, members: &Membership, now: Instant) {
         if !self.draining || self.ready.is_empty() {
             return;
         }
@@ -44,13 +40,13 @@ impl Node {
         let before = self.ready.len();
         for spec in self.ready.drain(..) {
             let owner = spec.key.owner;
-            if owner != self.me && self.membership.is_down(owner) {
+            if owner != self.me && members.is_down(owner) {
                 // Its owner is gone (an interrupted `peer map`): running it would only delay
                 // this peer's leaving. Dropped as `forget_gone` drops it a minute later; an
                 // owner that comes back runs it again from its lineage.
                 continue;
             }
-            if owner == self.me || !self.membership.is_up(owner) {
+            if owner == self.me || !members.is_up(owner) {
                 kept.push_back(spec);
             } else {
                 back.entry(owner).or_default().push(spec);
@@ -67,7 +63,7 @@ impl Node {
         for (owner, mut tasks) in back {
             for spec in &mut tasks {
                 spec.hops = spec.hops.saturating_add(1);
-                self.record_move(spec.key, owner, spec.hops, now);
+                self.record_move(members, spec.key, owner, spec.hops, now);
             }
             self.stats.given += tasks.len() as u64;
             self.stats.handed_back += tasks.len() as u64;

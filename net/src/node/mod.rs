@@ -20,6 +20,7 @@
 //!    it, tells the holder to release it.
 
 mod custody;
+mod dispatch;
 mod drain;
 mod fifo;
 mod gossip;
@@ -34,10 +35,11 @@ mod requests;
 mod runner;
 mod state;
 mod stealing;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,10 +48,8 @@ use peer_steal::policy;
 
 use crate::membership::{Change, Membership};
 use crate::wire::{
-    ArgSpec, Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
+    Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
 };
-use fifo::InputCache;
-use state::{Notices, Owned, PendingArg, Preparing};
 
 /// Rounds of failing requests to suspects in one step, at most. One round is the rule:
 /// a failed request rarely leads to another request to a suspect (a primitive's call
@@ -397,53 +397,23 @@ pub(crate) struct Node {
     me: u64,
     settings: Settings,
     /// Stealing: the policy, lifelines, steal answers in flight.
+    /// Tasks and their ownership: owned, ready, running, held, notices, recovery.
+    tasks: tasks::Tasks,
+    /// Stealing: the policy, lifelines, steal answers in flight.
     stealing: stealing::Stealing,
-    /// Fingerprints of the named tasks this peer runs for any owner, sorted.
-    can_run: Vec<u64>,
-    /// Fingerprints of those it runs only for itself, sorted.
-    own_only: Vec<u64>,
-    owned: HashMap<TaskKey, Owned>,
-    ready: VecDeque<TaskSpec>,
-    preparing: HashMap<TaskKey, Preparing>,
-    running: usize,
-    /// Workers of the local pool waiting on a future (a task waiting for the tasks it
-    /// submitted): each frees a slot, since it only helps with what the pool already has.
-    waiting: usize,
-    /// Own ready tasks this peer does not run (it withholds them), as its last dispatch
-    /// found them: counted twice in the load the policy sees, since the policy keeps a last
-    /// task for its own worker and none would ever run it.
-    not_here: usize,
-    /// Mean run time of the tasks run here, once one has run.
-    mean_run: Option<Duration>,
-    /// Tasks running here, with how many copies.
-    running_keys: HashMap<TaskKey, u32>,
-    /// When owned tasks at other peers are next checked on ([`Node::audit`]).
-    audit_due: Option<Instant>,
-    store: HashMap<TaskKey, Bytes>,
-    /// Inputs fetched from other peers.
-    cache: InputCache,
-    /// Inputs being fetched, with the tasks waiting for each.
-    fetching: HashMap<TaskKey, Vec<TaskKey>>,
     /// Requests out, of every protocol.
     requests: requests::Requests,
     /// The task-graph gossip: batches out, admission of others' batches.
     gossip: gossip::Gossip,
-    /// Notices about our tasks from peers not (yet) known to have them, kept until a move
-    /// notice says they do: a move and the notices of the peer it went to can cross.
-    early: custody::Early,
-    /// Notices waiting for each peer.
-    notices: HashMap<u64, Notices>,
     /// Who is up, who is suspected, whom to watch.
     membership: Membership,
-    recoveries: Vec<Recovery>,
     /// Detached jobs, published values and lookups.
     jobs: jobs::Jobs,
     /// Named primitives: those homed here, copies kept as a backup, this peer's calls.
     prims: prims::Prims,
-    /// Leaving the swarm: no more stealing; queued tasks of others go back to them.
-    draining: bool,
     /// Reports being gathered for `peer status`.
     reports: report::Reports,
+    /// Requests and gossip counted here; the protocols count the rest.
     stats: Stats,
     outputs: VecDeque<Output>,
 }
@@ -463,33 +433,17 @@ impl Node {
         let prims = prims::Prims::new(me, &settings);
         let jobs = jobs::Jobs::new(me, settings.limits);
         let requests = requests::Requests::new(settings.max_in_flight);
+        let tasks = tasks::Tasks::new(me, can_run, settings.clone());
         Node {
             me,
             settings,
+            tasks,
             stealing,
-            can_run,
-            own_only: Vec::new(),
-            owned: HashMap::new(),
-            ready: VecDeque::new(),
-            preparing: HashMap::new(),
-            running: 0,
-            waiting: 0,
-            not_here: 0,
-            mean_run: None,
-            running_keys: HashMap::new(),
-            audit_due: None,
-            store: HashMap::new(),
-            cache: InputCache::inputs(),
-            fetching: HashMap::new(),
             requests,
             gossip,
-            early: custody::Early::default(),
-            notices: HashMap::new(),
             membership: Membership::new(me),
-            recoveries: Vec::new(),
             jobs,
             prims,
-            draining: false,
             reports: report::Reports::default(),
             stats: Stats::default(),
             outputs: VecDeque::new(),
@@ -500,30 +454,29 @@ impl Node {
     pub(crate) fn running_own(mut self, mut fingerprints: Vec<u64>) -> Node {
         fingerprints.sort_unstable();
         fingerprints.dedup();
-        self.own_only = fingerprints;
+        self.tasks.own_only = fingerprints;
         self
-    }
-
-    /// Whether this peer runs `spec` here.
-    fn runs(&self, spec: &TaskSpec) -> bool {
-        self.can_run.binary_search(&spec.fingerprint).is_ok()
-            || (spec.key.owner == self.me && self.own_only.binary_search(&spec.fingerprint).is_ok())
     }
 
     /// What the node did so far.
     pub(crate) fn stats(&self) -> Stats {
+        let tasks = &self.tasks;
         Stats {
-            held: self.store.len() as u64,
-            cached: self.cache.len() as u64,
+            held: tasks.store.len() as u64,
+            cached: tasks.cache.len() as u64,
             steal_round_trip: self.stealing.round_trips(),
             steal_requests: self.stealing.requests,
             failed_steals: self.stealing.failed,
-            owned: self.owned.len() as u64,
-            ready: self.ready.len() as u64,
-            running: self.running as u64,
-            draining: self.draining,
+            owned: tasks.owned.len() as u64,
+            ready: tasks.ready.len() as u64,
+            running: tasks.running as u64,
+            draining: tasks.draining,
             adopted: self.jobs.adopted,
-            ..self.stats
+            requests_sent: self.stats.requests_sent,
+            requests_received: self.stats.requests_received,
+            gossip_sent: self.stats.gossip_sent,
+            gossip_received: self.stats.gossip_received,
+            ..tasks.stats
         }
     }
 
@@ -552,72 +505,8 @@ impl Node {
         retries: u32,
         now: Instant,
     ) {
-        self.take_in(key, name, fingerprint, args, retries, now);
+        (self.tasks).take_in(key, name, fingerprint, args, retries, now);
         self.after(now);
-    }
-
-    /// Takes in a task of this peer's, without the steps that end every input.
-    fn take_in(
-        &mut self,
-        key: TaskKey,
-        name: String,
-        fingerprint: u64,
-        args: Vec<SubmitArg>,
-        retries: u32,
-        now: Instant,
-    ) {
-        self.stats.submitted += 1;
-        let mut task = Owned::new(name, fingerprint);
-        task.retries = retries;
-        let mut failed = None;
-        for (index, arg) in args.into_iter().enumerate() {
-            let pending = match arg {
-                SubmitArg::Inline(bytes) => PendingArg::Ready(ArgSpec::Inline(bytes)),
-                SubmitArg::Local => PendingArg::Local,
-                SubmitArg::Owned(dep) => match self.owned.get_mut(&dep) {
-                    None => {
-                        self.outputs.push_back(Output::NeedArg { task: key, index });
-                        PendingArg::Local
-                    }
-                    Some(input) => match &input.state {
-                        state::State::Failed(cause) => {
-                            failed.get_or_insert_with(|| Failure::input(dep, cause));
-                            PendingArg::Local
-                        }
-                        state::State::Done { holder, inline } => {
-                            let arg = match inline {
-                                Some(bytes) => ArgSpec::Inline(bytes.to_vec()),
-                                None => {
-                                    input.readers += 1;
-                                    task.inputs.push(dep);
-                                    ArgSpec::Fetch {
-                                        task: dep,
-                                        holder: *holder,
-                                    }
-                                }
-                            };
-                            PendingArg::Ready(arg)
-                        }
-                        state::State::Waiting | state::State::Ready { .. } => {
-                            input.dependents.push(key);
-                            PendingArg::Dep(dep)
-                        }
-                        // Its result is freed: the submitter encodes it from its future.
-                        state::State::Released => {
-                            self.outputs.push_back(Output::NeedArg { task: key, index });
-                            PendingArg::Local
-                        }
-                    },
-                },
-            };
-            task.args.push(pending);
-        }
-        self.gossip.push(GraphEvent::Submitted(key), now);
-        self.owned.insert(key, task);
-        match failed {
-            Some(failure) => self.fail_owned(key, failure, now),
-            None => self.maybe_ready(key, now),
-        }
     }
 
     /// Feeds one observation.
@@ -627,10 +516,10 @@ impl Node {
                 task,
                 index,
                 result,
-            } => self.local_arg(task, index, result, now),
+            } => self.tasks.local_arg(task, index, result, now),
             Input::Ran { task, result, took } => {
-                self.measure_run(took);
-                self.ran(task, result, now);
+                self.tasks.measure_run(took);
+                (self.tasks).ran(&self.membership, task, result, now);
             }
             Input::Request {
                 from,
@@ -645,8 +534,7 @@ impl Node {
             }
             Input::Responded { channel, sent } => {
                 if let Some(tasks) = self.stealing.answer_sent(channel, sent) {
-                    self.stats.given -= tasks.len() as u64;
-                    self.requeue(tasks, now);
+                    self.tasks.push_refused(&self.membership, tasks, now);
                 }
             }
             Input::Identified { peer, home } => {
@@ -725,15 +613,15 @@ impl Node {
 
     /// Peers suspected lately (the last 1,024), oldest first.
     pub(crate) fn recoveries(&self) -> &[Recovery] {
-        &self.recoveries
+        &self.tasks.recoveries
     }
 
     /// Ends what timed out: the policy's deadlines and the gossip batch.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.stealing.handle_timeout(now);
         // Held notices whose retry or hold is due go in `after`.
-        if self.audit_due.is_some_and(|due| due <= now) {
-            self.audit(now);
+        if self.tasks.audit_due.is_some_and(|due| due <= now) {
+            (self.tasks).audit(&self.membership, self.requests.pending(), now);
         }
         if self.forget_due().is_some_and(|due| due <= now) {
             self.forget_gone(now);
@@ -758,17 +646,11 @@ impl Node {
 
     /// When [`handle_timeout`](Node::handle_timeout) should next be called.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        let retry = self
-            .notices
-            .iter()
-            .filter(|(peer, n)| !n.in_flight && !self.membership.is_down(**peer))
-            .filter_map(|(_, n)| n.retry_at.max(n.hold_until))
-            .min();
         [
             self.stealing.poll_timeout(),
             self.gossip.poll_timeout(),
-            retry,
-            self.audit_due,
+            self.tasks.notices_due(&self.membership),
+            self.tasks.audit_due,
             self.forget_due(),
             self.prims.poll_timeout(),
         ]
@@ -782,13 +664,15 @@ impl Node {
         // Failing a request to a suspect can start or queue more work, which can mean more
         // requests to suspects; a few rounds settle it (each failed request ends its own).
         for _ in 0..SETTLE_ROUNDS {
+            self.carry_out(now);
             self.prims.step(&self.membership, now);
             self.carry_out(now);
             self.fail_unsendable(now);
-            self.give_back(now);
-            self.dispatch(now);
-            self.flush_notices(now);
-            // Failed requests answered calls or lookups, or sent them again.
+            let members = &self.membership;
+            self.tasks.give_back(members, now);
+            self.tasks.dispatch(members, now);
+            self.tasks.flush_notices(members, now);
+            // What they sent, and what failed requests answered or sent again.
             self.carry_out(now);
             if !self.requests.any_unsendable() {
                 break;
@@ -800,10 +684,10 @@ impl Node {
     /// Tells stealing our load, and carries out what it decided (moving the tasks of a
     /// push here).
     fn steal_step(&mut self, now: Instant) {
-        let ready = self.ready.len();
-        self.stealing
-            .step(ready + self.not_here.min(ready), ready, now);
-        while let Some(effect) = self.stealing.poll_output(self.draining, now) {
+        let ready = self.tasks.ready.len();
+        let load = ready + self.tasks.not_here.min(ready);
+        self.stealing.step(load, ready, now);
+        while let Some(effect) = self.stealing.poll_output(self.tasks.draining, now) {
             match effect {
                 stealing::Effect::Send {
                     to,
@@ -816,26 +700,71 @@ impl Node {
                     tasks,
                     can_run,
                 } => {
-                    let given = self.take_oldest(peer, tasks, &can_run, now);
-                    let ready = self.ready.len();
+                    let given =
+                        (self.tasks).take_oldest(&self.membership, peer, tasks, &can_run, now);
+                    let ready = self.tasks.ready.len();
                     if let Some((pending, push)) = self.stealing.pushed(peer, given, ready, now) {
                         self.send(peer, pending, push);
                     }
+                    // The moves it recorded.
+                    self.carry_out(now);
                 }
             }
         }
     }
 
-    /// Carries out what the primitives and jobs protocols asked for.
+    /// Carries out what the tasks, jobs and primitives protocols asked for, until none
+    /// asks for more.
     fn carry_out(&mut self, now: Instant) {
-        while let Some(effect) = self.jobs.poll_output() {
+        loop {
+            let mut any = false;
+            while let Some(effect) = self.tasks.poll_output() {
+                any = true;
+                self.carry_out_task(effect, now);
+            }
+            while let Some(effect) = self.jobs.poll_output() {
+                any = true;
+                self.carry_out_job(effect, now);
+            }
+            while let Some(effect) = self.prims.poll_output() {
+                any = true;
+                self.carry_out_prim(effect);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn carry_out_task(&mut self, effect: tasks::Effect, now: Instant) {
+        match effect {
+            tasks::Effect::Send {
+                to,
+                pending,
+                request,
+            } => self.send(to, pending, request),
+            tasks::Effect::Output(Output::Resolve { task, result }) => {
+                if let Some(name) = self.jobs.output_done(task) {
+                    let value = result.clone().map(|bytes| bytes.to_vec());
+                    self.jobs.publish(name, value);
+                }
+                self.outputs.push_back(Output::Resolve { task, result });
+            }
+            tasks::Effect::Output(output) => self.outputs.push_back(output),
+            tasks::Effect::Gossip(event) => self.gossip.push(event, now),
+            tasks::Effect::Load => self.stealing.local_load(self.tasks.ready.len(), now),
+        }
+    }
+
+    fn carry_out_job(&mut self, effect: jobs::Effect, now: Instant) {
+        {
             match effect {
                 jobs::Effect::Submit {
                     key,
                     name,
                     fingerprint,
                     args,
-                } => self.take_in(key, name, fingerprint, args, 0, now),
+                } => (self.tasks).take_in(key, name, fingerprint, args, 0, now),
                 jobs::Effect::Gossip(event) => self.gossip.push(event, now),
                 jobs::Effect::Send {
                     to,
@@ -847,7 +776,10 @@ impl Node {
                 }
             }
         }
-        while let Some(effect) = self.prims.poll_output() {
+    }
+
+    fn carry_out_prim(&mut self, effect: prims::Effect) {
+        {
             match effect {
                 prims::Effect::Send {
                     to,
@@ -938,9 +870,11 @@ impl Node {
         for event in &batch.events {
             match event {
                 // Only a result's owner releases it.
-                GraphEvent::Released(task) if task.owner == batch.from => self.cache.remove(task),
+                GraphEvent::Released(task) if task.owner == batch.from => {
+                    self.tasks.cache.remove(task)
+                }
                 GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
-                    (self.jobs).gossip(&self.membership, &self.can_run, batch.from, event);
+                    (self.jobs).gossip(&self.membership, &self.tasks.can_run, batch.from, event);
                 }
                 GraphEvent::Topic { key, value } => {
                     self.outputs.push_back(Output::TopicMessage {

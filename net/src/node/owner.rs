@@ -1,14 +1,86 @@
-//! What a [`Node`] does as the runner of a task and as its owner.
+//! What the [`Tasks`] machine does as the runner of a task and as its owner.
 
 use std::time::Instant;
 
-use super::state::{Pending, PendingArg, State, shared};
-use super::{Bytes, Node, Output};
+use super::state::{Owned, Pending, PendingArg, State, shared};
+use super::tasks::Tasks;
+use super::{Bytes, Output, SubmitArg};
+use crate::membership::Membership;
 use crate::wire::{ArgSpec, Done, Failure, GraphEvent, Request, TaskKey, TaskSpec};
 
-impl Node {
+impl Tasks {
+    /// Takes in a task this peer owns (`key.owner` is this peer, `key.seq` unused).
+    pub(super) fn take_in(
+        &mut self,
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+        retries: u32,
+        now: Instant,
+    ) {
+        self.stats.submitted += 1;
+        let mut task = Owned::new(name, fingerprint);
+        task.retries = retries;
+        let mut failed = None;
+        for (index, arg) in args.into_iter().enumerate() {
+            let pending = match arg {
+                SubmitArg::Inline(bytes) => PendingArg::Ready(ArgSpec::Inline(bytes)),
+                SubmitArg::Local => PendingArg::Local,
+                SubmitArg::Owned(dep) => match self.owned.get_mut(&dep) {
+                    None => {
+                        self.output(Output::NeedArg { task: key, index });
+                        PendingArg::Local
+                    }
+                    Some(input) => match &input.state {
+                        State::Failed(cause) => {
+                            failed.get_or_insert_with(|| Failure::input(dep, cause));
+                            PendingArg::Local
+                        }
+                        State::Done { holder, inline } => {
+                            let arg = match inline {
+                                Some(bytes) => ArgSpec::Inline(bytes.to_vec()),
+                                None => {
+                                    input.readers += 1;
+                                    task.inputs.push(dep);
+                                    ArgSpec::Fetch {
+                                        task: dep,
+                                        holder: *holder,
+                                    }
+                                }
+                            };
+                            PendingArg::Ready(arg)
+                        }
+                        State::Waiting | State::Ready { .. } => {
+                            input.dependents.push(key);
+                            PendingArg::Dep(dep)
+                        }
+                        // Its result is freed: the submitter encodes it from its future.
+                        State::Released => {
+                            self.output(Output::NeedArg { task: key, index });
+                            PendingArg::Local
+                        }
+                    },
+                },
+            };
+            task.args.push(pending);
+        }
+        self.gossip(GraphEvent::Submitted(key));
+        self.owned.insert(key, task);
+        match failed {
+            Some(failure) => self.fail_owned(key, failure),
+            None => self.maybe_ready(key, now),
+        }
+    }
+
     /// A task ran here: keep a large result, tell the owner.
-    pub(super) fn ran(&mut self, task: TaskKey, result: Result<Vec<u8>, Failure>, now: Instant) {
+    pub(super) fn ran(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        result: Result<Vec<u8>, Failure>,
+        now: Instant,
+    ) {
         self.running = self.running.saturating_sub(1);
         if let Some(n) = self.running_keys.get_mut(&task) {
             *n -= 1;
@@ -20,7 +92,7 @@ impl Node {
         let done = match result {
             Ok(bytes) => {
                 let size = bytes.len() as u64;
-                self.gossip.push(GraphEvent::Finished { task, size }, now);
+                self.gossip(GraphEvent::Finished { task, size });
                 if bytes.len() <= self.settings.inline_max {
                     Done::Value {
                         size,
@@ -32,12 +104,12 @@ impl Node {
                 }
             }
             Err(failure) => {
-                self.gossip.push(GraphEvent::Failed(task), now);
+                self.gossip(GraphEvent::Failed(task));
                 Done::Failed(failure)
             }
         };
         if task.owner == self.me {
-            self.done(task, self.me, done, now);
+            self.done(members, task, self.me, done, now);
         } else {
             self.notices
                 .entry(task.owner)
@@ -49,7 +121,14 @@ impl Node {
     }
 
     /// The owner hears that `task` finished at `from`.
-    pub(super) fn done(&mut self, task: TaskKey, from: u64, done: Done, now: Instant) {
+    pub(super) fn done(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        from: u64,
+        done: Done,
+        now: Instant,
+    ) {
         let first = self
             .owned
             .get(&task)
@@ -71,19 +150,19 @@ impl Node {
                     };
                 }
                 // Before resolving, which may forget the task and its list of inputs.
-                self.inputs_no_longer_needed(task, now);
+                self.inputs_no_longer_needed(task);
                 match inline {
-                    Some(bytes) => self.resolved(task, Ok(bytes), now),
+                    Some(bytes) => self.resolved(task, Ok(bytes)),
                     None if from == self.me => {
                         let held = self.store.get(&task).cloned().ok_or_else(|| {
                             Failure::InputLost(format!("the result of {task} vanished"))
                         });
-                        self.resolved(task, held, now);
+                        self.resolved(task, held);
                     }
                     None => self.send(from, Pending::Resolve(task, from), Request::Fetch { task }),
                 }
                 self.start_dependents(task, now);
-                self.maybe_release(task, now);
+                self.maybe_release(task);
             }
             // An input could not be fetched: its result is lost, not the task's fault. The
             // input runs again if the owner still records it at that holder (else it ran
@@ -91,14 +170,14 @@ impl Node {
             Done::Failed(Failure::Unfetched { input, holder, why }) if self.may_rerun(task) => {
                 tracing::debug!(%task, %input, %why, "an input was lost; running it again");
                 if self.held_at(input, holder) {
-                    self.rerun(input, now);
+                    self.rerun(members, input, now);
                 }
-                self.rerun(task, now);
+                self.rerun(members, task, now);
             }
             Done::Failed(Failure::Panicked(message)) if self.take_retry(task) => {
                 tracing::debug!(%task, %message, "a task panicked; running it again");
                 let before = self.stats.reruns;
-                self.rerun(task, now);
+                self.rerun(members, task, now);
                 // A retry is not a loss: it does not count towards the most runs after losses.
                 if self.stats.reruns > before {
                     self.stats.reruns -= 1;
@@ -107,7 +186,7 @@ impl Node {
                     }
                 }
             }
-            Done::Failed(failure) => self.fail_owned(task, failure, now),
+            Done::Failed(failure) => self.fail_owned(task, failure),
         }
     }
 
@@ -162,7 +241,7 @@ impl Node {
     }
 
     /// Fails `task` and, transitively, every dependent, each with the first cause.
-    pub(super) fn fail_owned(&mut self, task: TaskKey, failure: Failure, now: Instant) {
+    pub(super) fn fail_owned(&mut self, task: TaskKey, failure: Failure) {
         let mut failing = vec![(task, failure)];
         while let Some((task, failure)) = failing.pop() {
             let Some(owned) = self.owned.get_mut(&task) else {
@@ -179,13 +258,13 @@ impl Node {
             let dependents = std::mem::take(&mut owned.dependents);
             let cause = Failure::input(task, &failure);
             failing.extend(dependents.into_iter().map(|d| (d, cause.clone())));
-            self.inputs_no_longer_needed(task, now);
-            self.resolved(task, Err(failure), now);
+            self.inputs_no_longer_needed(task);
+            self.resolved(task, Err(failure));
         }
     }
 
     /// The owner's future of `task` gets its result.
-    pub(super) fn resolved(&mut self, task: TaskKey, result: Result<Bytes, Failure>, now: Instant) {
+    pub(super) fn resolved(&mut self, task: TaskKey, result: Result<Bytes, Failure>) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
@@ -193,16 +272,12 @@ impl Node {
             return;
         }
         owned.resolved = true;
-        if let Some(name) = self.jobs.output_done(task) {
-            let value = result.clone().map(|bytes| bytes.to_vec());
-            self.jobs.publish(name, value);
-        }
-        self.outputs.push_back(Output::Resolve { task, result });
-        self.maybe_release(task, now);
+        self.output(Output::Resolve { task, result });
+        self.maybe_release(task);
     }
 
     /// A finished task no longer needs to fetch its inputs.
-    fn inputs_no_longer_needed(&mut self, task: TaskKey, now: Instant) {
+    fn inputs_no_longer_needed(&mut self, task: TaskKey) {
         let inputs = match self.owned.get_mut(&task) {
             Some(owned) => std::mem::take(&mut owned.inputs),
             None => return,
@@ -211,14 +286,14 @@ impl Node {
             if let Some(o) = self.owned.get_mut(&input) {
                 o.readers = o.readers.saturating_sub(1);
             }
-            self.maybe_release(input, now);
+            self.maybe_release(input);
         }
     }
 
     /// Frees a finished task's result once its future is resolved and nobody will fetch it,
     /// telling its holder; forgets the task too unless a tracked dependent may need it to
     /// run again.
-    pub(super) fn maybe_release(&mut self, task: TaskKey, now: Instant) {
+    pub(super) fn maybe_release(&mut self, task: TaskKey) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
@@ -238,7 +313,7 @@ impl Node {
             } else {
                 self.release_at(holder, task);
             }
-            self.gossip.push(GraphEvent::Released(task), now);
+            self.gossip(GraphEvent::Released(task));
         }
         self.maybe_forget(task);
     }
@@ -339,7 +414,7 @@ impl Node {
                 }
                 self.maybe_ready(task, now);
             }
-            Err(failure) => self.fail_owned(task, failure, now),
+            Err(failure) => self.fail_owned(task, failure),
         }
     }
 }

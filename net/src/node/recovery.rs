@@ -1,4 +1,4 @@
-//! What a [`Node`] does when a peer is suspected and when it is back.
+//! What the [`Tasks`] machine does when a peer is suspected and when it is back.
 //!
 //! A suspected peer is treated as dead for the work on it: every request to it fails at
 //! once, and the tasks this peer owns that were queued or running there, or whose only
@@ -10,15 +10,16 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use super::Recovery;
+use super::dispatch::FORGET_AFTER;
 use super::state::{Pending, PendingArg, State};
-use super::{Node, Output, Recovery};
+use super::tasks::Tasks;
+use crate::membership::Membership;
 use crate::wire::{ArgSpec, Failure, TaskKey};
 
 /// How long an owned task may sit at another peer with no news before the owner asks
 /// whether that peer still holds it.
 const AUDIT_AGE: std::time::Duration = std::time::Duration::from_secs(2);
-/// How long a suspect's notices, results and queued tasks are kept for it.
-const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// Most tasks asked about in one audit request.
 const AUDIT_MAX: usize = 4096;
 
@@ -29,41 +30,35 @@ const MAX_RECOVERIES: usize = 1024;
 /// that keeps losing its inputs points at a fault that re-running does not mend.
 const MAX_RERUNS: u32 = 8;
 
-impl Node {
-    /// A peer speaks to us (again): notices held for it go now.
+impl Tasks {
+    /// A peer speaks to us (again, if `back`): notices held for it go now.
     pub(super) fn peer_up(&mut self, peer: u64, back: bool, now: Instant) {
         if back {
             // Back from a suspicion: what it was given meanwhile may not have arrived.
             self.audit_due = Some(now);
-        } else {
-            // A newcomer missed the descriptions of our running jobs: it may be the one to
-            // adopt them.
-            self.jobs.announce();
         }
         if let Some(notices) = self.notices.get_mut(&peer) {
             notices.retry_at = None;
         }
-        self.stealing.peer_up(peer, now);
-        (self.prims).membership_changed(&self.membership, None, now);
     }
 
-    /// A peer is suspected (its connection closed, or it stopped answering pings).
-    pub(super) fn peer_down(&mut self, peer: u64, reason: String, now: Instant) {
-        if peer == self.me {
-            return;
-        }
-        self.stealing.peer_down(peer, now);
-        self.fail_requests_to(peer, &reason, now);
-        let lost: Vec<TaskKey> = self
-            .owned
-            .iter()
+    /// A peer is suspected: the tasks we own that it had (queued, running, or the only
+    /// copy of a result still needed) run again, and the suspicion is remembered.
+    pub(super) fn peer_down(
+        &mut self,
+        members: &Membership,
+        peer: u64,
+        reason: String,
+        now: Instant,
+    ) {
+        let lost: Vec<TaskKey> = (self.owned.iter())
             .filter(|(_, o)| o.lost_with(peer))
             .map(|(key, _)| *key)
             .collect();
         let requeued = lost.len();
         self.stats.suspicions += 1;
         tracing::info!(peer = %format_args!("{peer:016x}"), %reason, "peer suspected");
-        self.requeue_lost(lost, peer, now);
+        self.requeue_lost(members, lost, peer, now);
         if self.recoveries.len() >= MAX_RECOVERIES {
             self.recoveries.remove(0);
         }
@@ -73,37 +68,12 @@ impl Node {
             reason,
             requeued,
         });
-        (self.jobs).adopt_orphans(&self.membership, &self.can_run);
-        (self.prims).membership_changed(&self.membership, Some(peer), now);
     }
 
-    /// The peers whose failure this one must notice quickly (see [`crate::liveness`]):
-    /// those holding its tasks queued or running, or the only copy of a result of its own;
-    /// those it has requests to, in flight or queued; and holders of permits on keys it
-    /// hosts.
-    pub(crate) fn business(&self) -> HashSet<u64> {
-        let mut peers: HashSet<u64> = self.owned.values().filter_map(|o| o.only_at()).collect();
-        // Requests queued for a peer wait behind some in flight to it.
-        peers.extend(self.requests.peers());
-        peers.extend(self.prims.holder_peers());
-        peers.remove(&self.me);
-        peers
-    }
-
-    /// Fails every request to `peer`, in flight or queued, as if it had answered nothing.
-    fn fail_requests_to(&mut self, peer: u64, reason: &str, now: Instant) {
-        for tag in self.requests.drop_peer(peer) {
-            let error = format!("peer {peer:016x} is suspected: {reason}");
-            self.response(tag, Err(error), now);
-        }
-    }
-
-    /// Fails the requests that [`send`](Node::send) could not send (their peer is down).
-    /// `send` counted them in flight, so that their ends balance like any other's.
-    pub(super) fn fail_unsendable(&mut self, now: Instant) {
-        while let Some((tag, to)) = self.requests.take_unsendable() {
-            self.response(tag, Err(format!("peer {to:016x} is suspected")), now);
-        }
+    /// The peers holding tasks of ours queued or running, or the only copy of a result of
+    /// ours.
+    pub(super) fn business(&self) -> HashSet<u64> {
+        self.owned.values().filter_map(|o| o.only_at()).collect()
     }
 
     /// Asks each peer holding tasks of ours that we have not heard of for [`AUDIT_AGE`]
@@ -111,7 +81,12 @@ impl Node {
     /// answer that never arrived, a move heard of after its peer came back), and a task
     /// nobody holds would keep its future waiting forever. Tasks recorded here are checked
     /// here. Runs again while such tasks exist, so an idle swarm stays silent.
-    pub(super) fn audit(&mut self, now: Instant) {
+    pub(super) fn audit<'a>(
+        &mut self,
+        members: &Membership,
+        in_flight: impl Iterator<Item = &'a Pending>,
+        now: Instant,
+    ) {
         self.audit_due = None;
         let mut asks: HashMap<u64, Vec<(Instant, TaskKey)>> = HashMap::new();
         let mut pending = false;
@@ -126,13 +101,13 @@ impl Node {
             }
         }
         if let Some(mine) = asks.remove(&self.me) {
-            let held = self.held_keys();
+            let held = self.held_keys(in_flight);
             let lost: Vec<TaskKey> = mine
                 .into_iter()
                 .map(|(_, key)| key)
                 .filter(|key| !held.contains(key))
                 .collect();
-            self.requeue_lost(lost, self.me, now);
+            self.requeue_lost(members, lost, self.me, now);
         }
         let mut asks: Vec<(u64, Vec<(Instant, TaskKey)>)> = asks.into_iter().collect();
         asks.sort_unstable_by_key(|(peer, _)| *peer);
@@ -153,13 +128,13 @@ impl Node {
 
     /// Owned tasks lost with `peer` (or held nowhere though recorded there): counted and run
     /// again.
-    fn requeue_lost(&mut self, lost: Vec<TaskKey>, peer: u64, now: Instant) {
+    fn requeue_lost(&mut self, members: &Membership, lost: Vec<TaskKey>, peer: u64, now: Instant) {
         if !lost.is_empty() {
             tracing::info!(peer = %format_args!("{peer:016x}"), lost = lost.len(), "tasks lost; running them again");
         }
         self.stats.requeued += lost.len() as u64;
         for task in lost {
-            self.rerun(task, now);
+            self.rerun(members, task, now);
         }
     }
 
@@ -173,6 +148,7 @@ impl Node {
     /// since run again; the others it holds, so they are news.
     pub(super) fn audited(
         &mut self,
+        members: &Membership,
         peer: u64,
         tasks: Vec<TaskKey>,
         missing: Option<Vec<TaskKey>>,
@@ -199,19 +175,23 @@ impl Node {
                 owned.since = Some(now);
             }
         }
-        self.requeue_lost(lost, peer, now);
+        self.requeue_lost(members, lost, peer, now);
     }
 
     /// The tasks this peer holds: queued, being prepared or run, or finished with the notice
     /// to their owner not yet taken.
-    pub(super) fn held_keys(&self) -> HashSet<TaskKey> {
+    /// `in_flight`: the requests out, whose notices in flight count.
+    pub(super) fn held_keys<'a>(
+        &self,
+        in_flight: impl Iterator<Item = &'a Pending>,
+    ) -> HashSet<TaskKey> {
         let mut held: HashSet<TaskKey> = self.ready.iter().map(|s| s.key).collect();
         held.extend(self.preparing.keys());
         held.extend(self.running_keys.keys());
         for notices in self.notices.values() {
             held.extend(notices.batch.done.iter().map(|(t, _)| *t));
         }
-        for pending in self.requests.pending() {
+        for pending in in_flight {
             if let Pending::Notify(_, batch) = pending {
                 held.extend(batch.done.iter().map(|(t, _)| *t));
             }
@@ -221,12 +201,19 @@ impl Node {
 
     /// The owner hears that one of its tasks went to `to` on hop `hops`.
     /// Whether or not it is the newest move, `to` has had the task: its notices count.
-    pub(super) fn moved(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
-        self.relocate(task, to, hops, now);
-        self.add_custody(task, to, now);
+    pub(super) fn moved(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        to: u64,
+        hops: u32,
+        now: Instant,
+    ) {
+        self.relocate(members, task, to, hops, now);
+        self.add_custody(members, task, to, now);
     }
 
-    fn relocate(&mut self, task: TaskKey, to: u64, hops: u32, now: Instant) {
+    fn relocate(&mut self, members: &Membership, task: TaskKey, to: u64, hops: u32, now: Instant) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
@@ -242,8 +229,8 @@ impl Node {
         if to != self.me {
             self.arm_audit(now);
         }
-        if self.membership.is_down(to) {
-            self.requeue_lost(vec![task], to, now);
+        if members.is_down(to) {
+            self.requeue_lost(members, vec![task], to, now);
         }
     }
 
@@ -254,38 +241,18 @@ impl Node {
             .is_some_and(|o| o.spec.is_some() && o.reruns < MAX_RERUNS)
     }
 
-    /// When the longest suspect is to be forgotten, if any is remembered.
-    pub(super) fn forget_due(&self) -> Option<Instant> {
-        (self.membership.suspected_since())
-            .map(|(_, since)| since + FORGET_AFTER)
-            .min()
-    }
-
-    /// Forgets what this peer keeps for peers suspected for [`FORGET_AFTER`]: notices to
-    /// them, results of their tasks, their tasks still queued here. Nothing is lost if one
-    /// comes back after all: it asks for what it lacks (audits, fetches that fail) and runs
-    /// it again.
-    pub(super) fn forget_gone(&mut self, now: Instant) {
-        let gone: Vec<u64> = (self.membership.suspected_since())
-            .filter(|(_, since)| now.saturating_duration_since(*since) >= FORGET_AFTER)
-            .map(|(peer, _)| peer)
-            .collect();
-        for peer in gone {
-            // A suspect that owns a job stays one, so that the job can still be adopted.
-            let owns_a_job = self.jobs.owns_a_job(peer);
-            self.membership.forget(peer, owns_a_job);
-            self.outputs.push_back(Output::Forget(peer));
-            self.notices.remove(&peer);
-            self.gossip.forget(peer);
-            self.store.retain(|task, _| task.owner != peer);
-            let before = self.ready.len();
-            self.ready.retain(|spec| spec.key.owner != peer);
-            tracing::info!(
-                peer = %format_args!("{peer:016x}"),
-                dropped = before - self.ready.len(),
-                "forgetting a peer suspected for {FORGET_AFTER:?}"
-            );
-        }
+    /// Forgets what is kept for `peer`, suspected long ago: notices to it, results of its
+    /// tasks, its tasks still queued here.
+    pub(super) fn forget(&mut self, peer: u64) {
+        self.notices.remove(&peer);
+        self.store.retain(|task, _| task.owner != peer);
+        let before = self.ready.len();
+        self.ready.retain(|spec| spec.key.owner != peer);
+        tracing::info!(
+            peer = %format_args!("{peer:016x}"),
+            dropped = before - self.ready.len(),
+            "forgetting a peer suspected for {FORGET_AFTER:?}"
+        );
     }
 
     /// Whether the owner records `task`'s result as held (only) at `holder`.
@@ -297,19 +264,19 @@ impl Node {
 
     /// Runs an owned task again from its spec. Inputs done and held by live peers are
     /// fetched as before; inputs whose results are gone run again first.
-    pub(super) fn rerun(&mut self, task: TaskKey, now: Instant) {
-        if !self.mark_for_rerun(task) {
+    pub(super) fn rerun(&mut self, members: &Membership, task: TaskKey, now: Instant) {
+        if !self.mark_for_rerun(members, task) {
             return;
         }
         let mut marked = vec![task];
         while let Some(task) = marked.pop() {
-            self.queue_again(task, &mut marked, now);
+            self.queue_again(members, task, &mut marked, now);
         }
     }
 
     /// Sets a task back to waiting, freeing a result that may still be held somewhere;
     /// false when it cannot or need not run again.
-    fn mark_for_rerun(&mut self, task: TaskKey) -> bool {
+    fn mark_for_rerun(&mut self, members: &Membership, task: TaskKey) -> bool {
         let me = self.me;
         let Some(owned) = self.owned.get_mut(&task) else {
             return false;
@@ -321,7 +288,7 @@ impl Node {
             // Whatever state it is in, it fails now, and every dependent with it.
             let failure = Failure::InputLost(format!("{task} was lost {MAX_RERUNS} times"));
             owned.state = State::Waiting;
-            self.fail_owned(task, failure, Instant::now());
+            self.fail_owned(task, failure);
             return false;
         }
         owned.reruns += 1;
@@ -334,7 +301,7 @@ impl Node {
         {
             if holder == me {
                 self.store.remove(&task);
-            } else if !self.membership.is_down(holder) {
+            } else if !members.is_down(holder) {
                 // Computed again: the old copy is not needed.
                 self.release_at(holder, task);
             }
@@ -344,7 +311,13 @@ impl Node {
 
     /// Gives a marked task its arguments from its spec and queues it when all are known;
     /// marks lost inputs too, onto `marked`.
-    fn queue_again(&mut self, task: TaskKey, marked: &mut Vec<TaskKey>, now: Instant) {
+    fn queue_again(
+        &mut self,
+        members: &Membership,
+        task: TaskKey,
+        marked: &mut Vec<TaskKey>,
+        now: Instant,
+    ) {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
@@ -384,7 +357,7 @@ impl Node {
                 State::Done {
                     holder,
                     inline: None,
-                } if !self.membership.is_down(*holder) && (*holder != self.me || held_here) => {
+                } if !members.is_down(*holder) && (*holder != self.me || held_here) => {
                     input.readers += 1;
                     inputs.push(dep);
                     PendingArg::Ready(ArgSpec::Fetch {
@@ -398,7 +371,7 @@ impl Node {
                 }
                 State::Done { .. } | State::Released => {
                     input.dependents.push(task);
-                    if self.mark_for_rerun(dep) {
+                    if self.mark_for_rerun(members, dep) {
                         marked.push(dep);
                     }
                     PendingArg::Dep(dep)
@@ -411,10 +384,10 @@ impl Node {
             owned.inputs = inputs;
         }
         for input in old_inputs {
-            self.maybe_release(input, now);
+            self.maybe_release(input);
         }
         match failed {
-            Some(failure) => self.fail_owned(task, failure, now),
+            Some(failure) => self.fail_owned(task, failure),
             None => self.maybe_ready(task, now),
         }
     }

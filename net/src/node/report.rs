@@ -78,20 +78,20 @@ impl Node {
 
     /// This peer's report.
     pub(crate) fn report(&self, now: Instant) -> PeerReport {
-        let newest = self.recoveries.len().saturating_sub(SUSPICIONS);
+        let newest = self.tasks.recoveries.len().saturating_sub(SUSPICIONS);
         PeerReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             workers: self.settings.workers as u32,
-            ready: self.ready.len() as u64,
-            running: self.running as u64,
-            owned: self.owned.len() as u64,
+            ready: self.tasks.ready.len() as u64,
+            running: self.tasks.running as u64,
+            owned: self.tasks.owned.len() as u64,
             ran: self.stats.ran,
             peers: self.membership.up().len() as u32,
             hosted: self.prims.hosted_keys() as u32,
-            draining: self.draining,
-            serves: self.can_run.clone(),
+            draining: self.tasks.draining,
+            serves: self.tasks.can_run.clone(),
             local: self.local_only(),
-            suspected: (self.recoveries[newest..].iter())
+            suspected: (self.tasks.recoveries[newest..].iter())
                 .map(|r| Suspected {
                     peer: r.peer,
                     ago_us: now.saturating_duration_since(r.at).as_micros() as u64,

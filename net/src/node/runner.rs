@@ -1,4 +1,4 @@
-//! What a [`Node`] does to run ready tasks: take them from the deque while workers are free,
+//! What the [`Tasks`] machine does to run ready tasks: take them from the deque while workers are free,
 //! fetch inputs it lacks (one fetch per input, however many tasks wait for it), and keep
 //! fetched inputs in a bounded cache, since the tasks of one graph often share an input.
 
@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::state::{Pending, Preparing};
-use super::{Bytes, Node, Output};
+use super::tasks::Tasks;
+use super::{Bytes, Output};
+use crate::membership::Membership;
 use crate::wire::{ArgSpec, Failure, Request, TaskKey};
 
 /// Most tasks handed to the local pool at once, however short they are.
 const MAX_SLOTS: usize = 64;
 
-impl Node {
+impl Tasks {
     /// Keeps the mean run time of the tasks run here (exponentially weighted, 1/8).
     pub(super) fn measure_run(&mut self, took: Duration) {
         if took.is_zero() {
@@ -40,18 +42,16 @@ impl Node {
 
     /// A worker starts (`true`) or ends a wait on a future: while it waits, one more task
     /// may go to the pool, for it or another worker to run.
-    pub(crate) fn waiting(&mut self, waiting: bool, now: Instant) {
+    pub(super) fn set_waiting(&mut self, waiting: bool) {
         if waiting {
             self.waiting += 1;
-            self.dispatch(now);
-            self.after(now);
         } else {
             self.waiting = self.waiting.saturating_sub(1);
         }
     }
 
     /// Starts ready tasks while workers are free: newest first, fetching missing inputs.
-    pub(super) fn dispatch(&mut self, now: Instant) {
+    pub(super) fn dispatch(&mut self, members: &Membership, now: Instant) {
         let slots = self.slots();
         // This peer's own tasks that it does not serve wait for a thief that does.
         let mut not_here = Vec::new();
@@ -66,7 +66,7 @@ impl Node {
                 } else {
                     let why = format!("{} is not served by this peer", spec.name);
                     self.running += 1;
-                    self.ran(key, Err(Failure::NotServed(why)), now);
+                    self.ran(members, key, Err(Failure::NotServed(why)), now);
                 }
                 continue;
             }
@@ -109,7 +109,7 @@ impl Node {
                     );
                 }
             }
-            self.maybe_run(key, now);
+            self.maybe_run(members, key, now);
         }
         self.not_here = not_here.len();
         self.ready.extend(not_here.into_iter().rev());
@@ -118,6 +118,7 @@ impl Node {
     /// A fetch of `dep` ended: hand it to every task waiting for it.
     pub(super) fn input_fetched(
         &mut self,
+        members: &Membership,
         dep: TaskKey,
         holder: u64,
         bytes: Result<Bytes, String>,
@@ -143,11 +144,11 @@ impl Node {
                     });
                 }
             }
-            self.maybe_run(task, now);
+            self.maybe_run(members, task, now);
         }
     }
 
-    fn maybe_run(&mut self, task: TaskKey, now: Instant) {
+    fn maybe_run(&mut self, members: &Membership, task: TaskKey, now: Instant) {
         if self.preparing.get(&task).is_none_or(|p| p.missing > 0) {
             return;
         }
@@ -157,9 +158,9 @@ impl Node {
         self.running += 1;
         *self.running_keys.entry(task).or_default() += 1;
         match prep.into_run() {
-            Ok((spec, args)) => self.outputs.push_back(Output::Run { spec, args }),
+            Ok((spec, args)) => self.output(Output::Run { spec, args }),
             // Reported as a failed run, so the owner hears of it the usual way.
-            Err(lost) => self.ran(task, Err(lost), now),
+            Err(lost) => self.ran(members, task, Err(lost), now),
         }
     }
 }

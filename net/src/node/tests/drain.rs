@@ -10,10 +10,10 @@ fn a_draining_peer_hands_its_queued_tasks_back_and_each_runs_once() {
         .map(|i| net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]))
         .collect();
     // Until node 1 holds stolen tasks queued beyond what it runs.
-    while net.nodes[1].ready.len() < 4 {
+    while net.nodes[1].tasks.ready.len() < 4 {
         assert!(net.step() || net.advance(), "node 1 never stole");
     }
-    let queued = net.nodes[1].ready.len() as u64;
+    let queued = net.nodes[1].tasks.ready.len() as u64;
     let now = net.now;
     net.nodes[1].drain(now);
     net.settle();
@@ -60,7 +60,7 @@ fn notices_to_a_gone_owner_do_not_hold_a_drain_up() {
     net.nodes[1].drain(now);
     assert!(
         net.nodes[1]
-            .notices
+            .tasks.notices
             .get(&0)
             .is_some_and(|n| n.in_flight || n.batch.has_any()),
         "the notice to node 0 is still held: {key}"
@@ -75,7 +75,7 @@ fn queued_tasks_of_a_gone_owner_do_not_hold_a_drain_up() {
     for i in 0..20 {
         net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]);
     }
-    while net.nodes[1].ready.len() < 2 {
+    while net.nodes[1].tasks.ready.len() < 2 {
         assert!(net.step() || net.advance(), "node 1 never stole");
     }
     let now = net.now;
@@ -84,7 +84,7 @@ fn queued_tasks_of_a_gone_owner_do_not_hold_a_drain_up() {
     let ran = net.nodes[1].stats().ran;
     net.nodes[1].drain(now);
     assert!(
-        net.nodes[1].ready.is_empty(),
+        net.nodes[1].tasks.ready.is_empty(),
         "nobody to hand them back to: dropped"
     );
     // The one running finishes, and the drain is done without running the others.

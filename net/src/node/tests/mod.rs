@@ -316,7 +316,7 @@ impl Net {
                 stats.owned,
                 0,
                 "node {i} still owns tasks: {:?}",
-                node.owned.values().next()
+                node.tasks.owned.values().next()
             );
             assert_eq!(stats.held, 0, "node {i} still holds results");
             assert_eq!(stats.ready, 0, "node {i} still has ready tasks");
@@ -640,20 +640,20 @@ fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
         ..Settings::default()
     };
     let mut node = Node::new(0, vec![ADD], settings);
-    assert_eq!(node.slots(), 3, "nothing measured yet");
-    node.measure_run(Duration::from_micros(400));
+    assert_eq!(node.tasks.slots(), 3, "nothing measured yet");
+    node.tasks.measure_run(Duration::from_micros(400));
     // 4 ms of work per worker at 400 µs a task: 10 more each.
-    assert_eq!(node.slots(), 3 + 2 * 10);
+    assert_eq!(node.tasks.slots(), 3 + 2 * 10);
     for _ in 0..64 {
-        node.measure_run(Duration::from_millis(6));
+        node.tasks.measure_run(Duration::from_millis(6));
     }
-    assert_eq!(node.slots(), 3, "6 ms tasks stay stealable");
-    node.measure_run(Duration::ZERO);
-    assert_eq!(node.slots(), 3, "a task that did not run is not a measure");
+    assert_eq!(node.tasks.slots(), 3, "6 ms tasks stay stealable");
+    node.tasks.measure_run(Duration::ZERO);
+    assert_eq!(node.tasks.slots(), 3, "a task that did not run is not a measure");
     for _ in 0..64 {
-        node.measure_run(Duration::from_nanos(10));
+        node.tasks.measure_run(Duration::from_nanos(10));
     }
-    assert_eq!(node.slots(), 64, "capped");
+    assert_eq!(node.tasks.slots(), 64, "capped");
 }
 
 /// Submits the task `key` adding `value` at its owner `node`.

@@ -91,7 +91,7 @@ fn a_lost_result_still_needed_is_computed_again_before_its_dependent_runs() {
         );
     }
     net.settle();
-    let holder = |net: &Net, i| match net.nodes[0].owned[&key(i)].state {
+    let holder = |net: &Net, i| match net.nodes[0].tasks.owned[&key(i)].state {
         state::State::Done { holder, .. } => holder,
         ref other => panic!("BIG {i} is {other:?}"),
     };
@@ -124,10 +124,10 @@ fn lineage_reaches_back_through_released_inputs() {
     let len = net.submit(0, 3, LEN, vec![SubmitArg::Owned(copy), SubmitArg::Local]);
     net.settle();
     assert!(
-        matches!(net.nodes[0].owned[&big].state, state::State::Released),
+        matches!(net.nodes[0].tasks.owned[&big].state, state::State::Released),
         "big's result is freed once copy read it"
     );
-    let state::State::Done { holder, .. } = net.nodes[0].owned[&copy].state else {
+    let state::State::Done { holder, .. } = net.nodes[0].tasks.owned[&copy].state else {
         panic!("copy is not done");
     };
     net.kill(holder as usize);
@@ -335,7 +335,7 @@ fn what_is_kept_for_a_peer_gone_for_a_minute_is_forgotten() {
         0,
         "results of the gone peer's tasks freed"
     );
-    assert!(node.notices.is_empty(), "notices to it dropped");
+    assert!(node.tasks.notices.is_empty(), "notices to it dropped");
     assert_eq!(node.stats().ready, 0);
     assert!(
         node.forget_due().is_none(),

@@ -2,7 +2,7 @@
 //! node by hand, with the honest outcome beside the forged one.
 
 use super::*;
-use crate::wire::{Done, GraphEvent, JobArg, JobSpec, JobTask, Kind, Moved};
+use crate::wire::{ArgSpec, Done, GraphEvent, JobArg, JobSpec, JobTask, Kind, Moved};
 
 /// One node (peer 0) that runs nothing itself, with peers 1, 2 and 3 up.
 fn owner() -> (Node, Instant) {
@@ -111,7 +111,7 @@ fn a_move_from_a_peer_without_the_task_is_not_taken() {
     let (_, resolved) = ask(&mut node, 3, notify_done(key, 666), now);
     assert!(resolved.is_empty(), "a forged move let a third peer in");
     assert!(matches!(
-        node.owned[&key].state,
+        node.tasks.owned[&key].state,
         state::State::Ready { at: 1 }
     ));
 }
@@ -120,7 +120,7 @@ fn a_move_from_a_peer_without_the_task_is_not_taken() {
 fn only_a_results_owner_releases_it() {
     let (mut node, now) = owner();
     let theirs = TaskKey { owner: 1, seq: 9 };
-    node.store.insert(theirs, Arc::new(vec![7; 100]));
+    node.tasks.store.insert(theirs, Arc::new(vec![7; 100]));
     let release = |task| Request::Notify {
         done: vec![],
         release: vec![task],
@@ -128,11 +128,11 @@ fn only_a_results_owner_releases_it() {
     };
     ask(&mut node, 2, release(theirs), now);
     assert!(
-        node.store.contains_key(&theirs),
+        node.tasks.store.contains_key(&theirs),
         "freed by a peer that does not own it"
     );
     ask(&mut node, 1, release(theirs), now);
-    assert!(!node.store.contains_key(&theirs));
+    assert!(!node.tasks.store.contains_key(&theirs));
 }
 
 fn push(owner: u64, n: u64) -> Request {
@@ -156,11 +156,11 @@ fn a_push_is_taken_only_from_a_peer_we_registered_a_lifeline_with() {
         matches!(answer, Response::Refused(ref why) if why.contains("lifeline")),
         "{answer:?}"
     );
-    assert!(node.ready.is_empty(), "nothing was queued");
+    assert!(node.tasks.ready.is_empty(), "nothing was queued");
     node.stealing.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(1, 1), now);
     assert_eq!(answer, Response::Ack);
-    assert_eq!(node.ready.len(), 1);
+    assert_eq!(node.tasks.ready.len(), 1);
     let (answer, _) = ask(&mut node, 1, push(1, 1), now);
     assert!(
         matches!(answer, Response::Refused(_)),
@@ -184,7 +184,7 @@ fn a_push_over_the_bound_or_of_strangers_tasks_is_not_taken() {
         matches!(answer, Response::Refused(ref why) if why.contains("not connected")),
         "tasks of an owner that is not a member are refused, for the pusher to keep: {answer:?}"
     );
-    assert!(node.ready.is_empty());
+    assert!(node.tasks.ready.is_empty());
 }
 
 #[test]
@@ -192,7 +192,7 @@ fn a_draining_peer_hands_our_tasks_back_unasked() {
     let (mut node, now, key) = stolen_by_1();
     let mut back = push(0, 0);
     if let Request::Push { tasks } = &mut back {
-        tasks.push(node.owned[&key].spec.clone().unwrap());
+        tasks.push(node.tasks.owned[&key].spec.clone().unwrap());
     }
     let (answer, _) = ask(&mut node, 1, back.clone(), now);
     assert_eq!(answer, Response::Ack, "its holder may");
@@ -215,15 +215,15 @@ fn batch(from: u64, number: u64, events: Vec<GraphEvent>) -> Input {
 fn a_gossiped_release_counts_only_from_the_owner() {
     let (mut node, now) = owner();
     let theirs = TaskKey { owner: 1, seq: 3 };
-    node.cache
+    node.tasks.cache
         .insert(theirs, Arc::new(vec![1; 10]), usize::MAX, 1 << 20);
     node.handle(batch(2, 1, vec![GraphEvent::Released(theirs)]), now);
     assert!(
-        node.cache.get(&theirs).is_some(),
+        node.tasks.cache.get(&theirs).is_some(),
         "released by another peer"
     );
     node.handle(batch(1, 1, vec![GraphEvent::Released(theirs)]), now);
-    assert!(node.cache.get(&theirs).is_none());
+    assert!(node.tasks.cache.get(&theirs).is_none());
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn notices_go_in_requests_a_receiver_decodes() {
     let (mut node, now) = owner();
     let most = crate::wire::NOTICES;
     for seq in 0..most as u64 + 5 {
-        node.release_at(1, TaskKey { owner: 0, seq });
+        node.tasks.release_at(1, TaskKey { owner: 0, seq });
     }
     node.handle_timeout(now + Duration::from_secs(1));
     let sizes = |node: &mut Node| -> Vec<usize> {
@@ -589,14 +589,14 @@ fn a_new_primitive_past_the_bound_is_refused() {
 #[test]
 fn ready_tasks_of_others_and_remembered_peers_are_bounded() {
     let (mut node, now) = owner();
-    node.settings.limits.ready_from_others = 2;
+    node.tasks.settings.limits.ready_from_others = 2;
     node.stealing.buddies.insert(1);
     let (answer, _) = ask(&mut node, 1, push(1, 3), now);
     assert!(
         matches!(answer, Response::Refused(ref why) if why.contains("as many ready")),
         "{answer:?}"
     );
-    assert!(node.ready.is_empty());
+    assert!(node.tasks.ready.is_empty());
     node.settings.limits.remembered_peers = 4;
     for stranger in 100..200 {
         node.handle(batch(stranger, 1, vec![GraphEvent::Load(1)]), now);
