@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use super::requests::Sent;
 use super::state::Pending;
-use super::{Node, Output};
-use crate::wire::{Request, Response};
+use super::{Node, Output, gossip, jobs, prims, stealing, tasks};
+use crate::membership::Change;
+use crate::wire::{Batch, GraphEvent, Request, Response};
 
 /// How long a suspect's notices, results and queued tasks are kept for it.
 pub(super) const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
@@ -249,6 +250,178 @@ impl Node {
         self.tasks.set_waiting(waiting);
         if waiting {
             self.after(now);
+        }
+    }
+
+    /// Carries out what membership decided; true if anything changed but whom to watch.
+    pub(super) fn apply_membership(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        while let Some(change) = self.membership.poll_output() {
+            match change {
+                Change::Up { peer, back } => self.peer_up(peer, back, now),
+                Change::Down { peer, reason } => self.peer_down(peer, reason, now),
+                Change::HeldUp => self.prims.held_up(),
+                Change::Watch(peer, interval) => {
+                    self.outputs.push_back(Output::Watch { peer, interval });
+                    continue;
+                }
+            }
+            changed = true;
+        }
+        changed
+    }
+
+    /// Tells stealing our load, and carries out what it decided (moving the tasks of a
+    /// push here).
+    pub(super) fn steal_step(&mut self, now: Instant) {
+        let ready = self.tasks.ready.len();
+        let load = ready + self.tasks.not_here.min(ready);
+        self.stealing.step(load, ready, now);
+        while let Some(effect) = self.stealing.poll_output(self.tasks.draining, now) {
+            match effect {
+                stealing::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                stealing::Effect::Gossip(event) => self.gossip.push(event, now),
+                stealing::Effect::Push {
+                    peer,
+                    tasks,
+                    can_run,
+                } => {
+                    let given =
+                        (self.tasks).take_oldest(&self.membership, peer, tasks, &can_run, now);
+                    let ready = self.tasks.ready.len();
+                    if let Some((pending, push)) = self.stealing.pushed(peer, given, ready, now) {
+                        self.send(peer, pending, push);
+                    }
+                    // The moves it recorded.
+                    self.carry_out(now);
+                }
+            }
+        }
+    }
+
+    /// Carries out what the tasks, jobs and primitives protocols asked for, until none
+    /// asks for more.
+    pub(super) fn carry_out(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            while let Some(effect) = self.tasks.poll_output() {
+                any = true;
+                self.carry_out_task(effect, now);
+            }
+            while let Some(effect) = self.jobs.poll_output() {
+                any = true;
+                self.carry_out_job(effect, now);
+            }
+            while let Some(effect) = self.prims.poll_output() {
+                any = true;
+                self.carry_out_prim(effect);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn carry_out_task(&mut self, effect: tasks::Effect, now: Instant) {
+        match effect {
+            tasks::Effect::Send {
+                to,
+                pending,
+                request,
+            } => self.send(to, pending, request),
+            tasks::Effect::Output(Output::Resolve { task, result }) => {
+                if let Some(name) = self.jobs.output_done(task) {
+                    let value = result.clone().map(|bytes| bytes.to_vec());
+                    self.jobs.publish(name, value);
+                }
+                self.outputs.push_back(Output::Resolve { task, result });
+            }
+            tasks::Effect::Output(output) => self.outputs.push_back(output),
+            tasks::Effect::Gossip(event) => self.gossip.push(event, now),
+            tasks::Effect::Load => self.stealing.local_load(self.tasks.ready.len(), now),
+        }
+    }
+
+    fn carry_out_job(&mut self, effect: jobs::Effect, now: Instant) {
+        {
+            match effect {
+                jobs::Effect::Submit {
+                    key,
+                    name,
+                    fingerprint,
+                    args,
+                } => (self.tasks).take_in(key, name, fingerprint, args, 0, now),
+                jobs::Effect::Gossip(event) => self.gossip.push(event, now),
+                jobs::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                jobs::Effect::Found { waiter, value } => {
+                    self.outputs.push_back(Output::Found { waiter, value });
+                }
+            }
+        }
+    }
+
+    fn carry_out_prim(&mut self, effect: prims::Effect) {
+        {
+            match effect {
+                prims::Effect::Send {
+                    to,
+                    pending,
+                    request,
+                } => self.send(to, pending, request),
+                prims::Effect::Respond { channel, response } => {
+                    self.outputs
+                        .push_back(Output::Respond { channel, response });
+                }
+                prims::Effect::Reply { seq, reply, asked } => {
+                    (self.outputs).push_back(Output::PrimReply { seq, reply, asked });
+                }
+            }
+        }
+    }
+
+    pub(super) fn gossip_in(&mut self, batch: Batch, now: Instant) {
+        let admitted =
+            (self.gossip).admit(&batch, &self.settings.limits, self.membership.up(), now);
+        if admitted == gossip::Admitted::Dropped {
+            return;
+        }
+        // Job events and releases may be applied twice or late: they count from any batch.
+        for event in &batch.events {
+            match event {
+                // Only a result's owner releases it.
+                GraphEvent::Released(task) if task.owner == batch.from => {
+                    self.tasks.cache.remove(task)
+                }
+                GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
+                    (self.jobs).gossip(&self.membership, &self.tasks.can_run, batch.from, event);
+                }
+                GraphEvent::Topic { key, value } => {
+                    self.outputs.push_back(Output::TopicMessage {
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // A load report is only news in a batch newer than the last one.
+        if admitted == gossip::Admitted::Stale {
+            return;
+        }
+        // Only the newest load in a batch counts.
+        if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
+            GraphEvent::Load(n) => Some(*n),
+            _ => None,
+        }) {
+            self.stealing.load(batch.from, ready as usize, now);
         }
     }
 }

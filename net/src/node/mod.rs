@@ -1,14 +1,19 @@
 //! One peer's share of the swarm's task graph, as a sans-IO state machine.
 //!
-//! The [`Node`] knows the tasks this peer owns (it submitted them), the ready tasks it may run
-//! or give away, the results it holds, and its [stealing policy](peer_steal::policy). It is
-//! told what happened ([`Input`]: a submission, a finished run, a request or response from
-//! another peer, a gossip batch, a peer coming or going) and says what to do ([`Output`]:
-//! send a request, answer one, run a task, resolve a future, publish gossip). No sockets, no
-//! clock, no threads: the event loop translates, and the tests drive it by hand.
+//! The [`Node`] is told what happened ([`Input`]: a submission, a finished run, a request or
+//! response from another peer, a gossip batch, a peer coming or going) and says what to do
+//! ([`Output`]: send a request, answer one, run a task, resolve a future, publish gossip). No
+//! sockets, no clock, no threads: the event loop translates, and the tests drive it by hand.
+//!
+//! The node itself is a router ([`dispatch`]) over protocols that each own their state and
+//! share one shape (inputs in, `poll_output` / `poll_timeout` / `handle_timeout` out):
+//! [`Tasks`](tasks::Tasks) (tasks and their ownership), [`Stealing`](stealing::Stealing),
+//! [`Gossip`](gossip::Gossip), [`Jobs`](jobs::Jobs) (detached jobs and published values),
+//! [`Prims`](prims::Prims) (named primitives), [`Reports`](report::Reports) and the one
+//! [`Membership`]; requests out of all of them go through [`Requests`](requests::Requests).
 //!
 //! The life of a task:
-//! 1. Its owner takes it in ([`Node::submit`]); once every input is done it is *ready* and goes
+//! 1. Its owner takes it in ([`Node::submit_retrying`]); once every input is done it is *ready* and goes
 //!    on the owner's ready deque. Small results of inputs travel inline; large ones as a
 //!    reference to the peer that holds them.
 //! 2. A ready task runs where it is (newest first), or a thief takes it (oldest first, up to
@@ -46,7 +51,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use peer_steal::policy;
 
-use crate::membership::{Change, Membership};
+use crate::membership::Membership;
 use crate::wire::{
     Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
 };
@@ -494,8 +499,9 @@ impl Node {
         self.submit_retrying(key, name, fingerprint, args, 0, now);
     }
 
-    /// Like [`submit`](Node::submit), for a task that runs again up to `retries` times
-    /// after a panic.
+    /// Takes in a task this peer owns, which runs again up to `retries` times after a
+    /// panic. `key.owner` must be this peer and `key.seq` unused: the submitter numbers its
+    /// tasks so it knows the key without a round trip.
     pub(crate) fn submit_retrying(
         &mut self,
         key: TaskKey,
@@ -593,24 +599,6 @@ impl Node {
         }
     }
 
-    /// Carries out what membership decided; true if anything changed but whom to watch.
-    fn apply_membership(&mut self, now: Instant) -> bool {
-        let mut changed = false;
-        while let Some(change) = self.membership.poll_output() {
-            match change {
-                Change::Up { peer, back } => self.peer_up(peer, back, now),
-                Change::Down { peer, reason } => self.peer_down(peer, reason, now),
-                Change::HeldUp => self.prims.held_up(),
-                Change::Watch(peer, interval) => {
-                    self.outputs.push_back(Output::Watch { peer, interval });
-                    continue;
-                }
-            }
-            changed = true;
-        }
-        changed
-    }
-
     /// Peers suspected lately (the last 1,024), oldest first.
     pub(crate) fn recoveries(&self) -> &[Recovery] {
         &self.tasks.recoveries
@@ -681,122 +669,6 @@ impl Node {
         self.steal_step(now);
     }
 
-    /// Tells stealing our load, and carries out what it decided (moving the tasks of a
-    /// push here).
-    fn steal_step(&mut self, now: Instant) {
-        let ready = self.tasks.ready.len();
-        let load = ready + self.tasks.not_here.min(ready);
-        self.stealing.step(load, ready, now);
-        while let Some(effect) = self.stealing.poll_output(self.tasks.draining, now) {
-            match effect {
-                stealing::Effect::Send {
-                    to,
-                    pending,
-                    request,
-                } => self.send(to, pending, request),
-                stealing::Effect::Gossip(event) => self.gossip.push(event, now),
-                stealing::Effect::Push {
-                    peer,
-                    tasks,
-                    can_run,
-                } => {
-                    let given =
-                        (self.tasks).take_oldest(&self.membership, peer, tasks, &can_run, now);
-                    let ready = self.tasks.ready.len();
-                    if let Some((pending, push)) = self.stealing.pushed(peer, given, ready, now) {
-                        self.send(peer, pending, push);
-                    }
-                    // The moves it recorded.
-                    self.carry_out(now);
-                }
-            }
-        }
-    }
-
-    /// Carries out what the tasks, jobs and primitives protocols asked for, until none
-    /// asks for more.
-    fn carry_out(&mut self, now: Instant) {
-        loop {
-            let mut any = false;
-            while let Some(effect) = self.tasks.poll_output() {
-                any = true;
-                self.carry_out_task(effect, now);
-            }
-            while let Some(effect) = self.jobs.poll_output() {
-                any = true;
-                self.carry_out_job(effect, now);
-            }
-            while let Some(effect) = self.prims.poll_output() {
-                any = true;
-                self.carry_out_prim(effect);
-            }
-            if !any {
-                return;
-            }
-        }
-    }
-
-    fn carry_out_task(&mut self, effect: tasks::Effect, now: Instant) {
-        match effect {
-            tasks::Effect::Send {
-                to,
-                pending,
-                request,
-            } => self.send(to, pending, request),
-            tasks::Effect::Output(Output::Resolve { task, result }) => {
-                if let Some(name) = self.jobs.output_done(task) {
-                    let value = result.clone().map(|bytes| bytes.to_vec());
-                    self.jobs.publish(name, value);
-                }
-                self.outputs.push_back(Output::Resolve { task, result });
-            }
-            tasks::Effect::Output(output) => self.outputs.push_back(output),
-            tasks::Effect::Gossip(event) => self.gossip.push(event, now),
-            tasks::Effect::Load => self.stealing.local_load(self.tasks.ready.len(), now),
-        }
-    }
-
-    fn carry_out_job(&mut self, effect: jobs::Effect, now: Instant) {
-        {
-            match effect {
-                jobs::Effect::Submit {
-                    key,
-                    name,
-                    fingerprint,
-                    args,
-                } => (self.tasks).take_in(key, name, fingerprint, args, 0, now),
-                jobs::Effect::Gossip(event) => self.gossip.push(event, now),
-                jobs::Effect::Send {
-                    to,
-                    pending,
-                    request,
-                } => self.send(to, pending, request),
-                jobs::Effect::Found { waiter, value } => {
-                    self.outputs.push_back(Output::Found { waiter, value });
-                }
-            }
-        }
-    }
-
-    fn carry_out_prim(&mut self, effect: prims::Effect) {
-        {
-            match effect {
-                prims::Effect::Send {
-                    to,
-                    pending,
-                    request,
-                } => self.send(to, pending, request),
-                prims::Effect::Respond { channel, response } => {
-                    self.outputs
-                        .push_back(Output::Respond { channel, response });
-                }
-                prims::Effect::Reply { seq, reply, asked } => {
-                    (self.outputs).push_back(Output::PrimReply { seq, reply, asked });
-                }
-            }
-        }
-    }
-
     /// An operation of this peer's client, numbered `seq` by it; answered with
     /// [`Output::PrimReply`].
     pub(crate) fn prim_call(&mut self, seq: u64, key: String, kind: Kind, op: Op, now: Instant) {
@@ -858,44 +730,6 @@ impl Node {
     pub(crate) fn topic_publish(&mut self, key: String, value: Vec<u8>, now: Instant) {
         self.gossip.push(GraphEvent::Topic { key, value }, now);
         self.after(now);
-    }
-
-    fn gossip_in(&mut self, batch: Batch, now: Instant) {
-        let admitted =
-            (self.gossip).admit(&batch, &self.settings.limits, self.membership.up(), now);
-        if admitted == gossip::Admitted::Dropped {
-            return;
-        }
-        // Job events and releases may be applied twice or late: they count from any batch.
-        for event in &batch.events {
-            match event {
-                // Only a result's owner releases it.
-                GraphEvent::Released(task) if task.owner == batch.from => {
-                    self.tasks.cache.remove(task)
-                }
-                GraphEvent::Detached(_) | GraphEvent::Published { .. } => {
-                    (self.jobs).gossip(&self.membership, &self.tasks.can_run, batch.from, event);
-                }
-                GraphEvent::Topic { key, value } => {
-                    self.outputs.push_back(Output::TopicMessage {
-                        key: key.clone(),
-                        value: value.clone(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        // A load report is only news in a batch newer than the last one.
-        if admitted == gossip::Admitted::Stale {
-            return;
-        }
-        // Only the newest load in a batch counts.
-        if let Some(ready) = batch.events.iter().rev().find_map(|e| match e {
-            GraphEvent::Load(n) => Some(*n),
-            _ => None,
-        }) {
-            self.stealing.load(batch.from, ready as usize, now);
-        }
     }
 }
 

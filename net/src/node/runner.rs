@@ -27,7 +27,7 @@ impl Tasks {
     }
 
     /// Tasks to hand the local pool at once: its workers and one more, and for short tasks
-    /// enough queued to keep each worker busy for [`Settings::buffer`].
+    /// enough queued to keep each worker busy for [`Settings::buffer`](super::Settings::buffer).
     pub(super) fn slots(&self) -> usize {
         let base = self.settings.slots + self.waiting;
         match self.mean_run {

@@ -1,4 +1,4 @@
-//! Stealing, as a machine of its own around the [policy](peer_steal::policy): the policy
+//! Stealing, as a machine of its own around the [`peer_steal::policy`]: the policy
 //! decides when to ask whom for work and when to push work to a lifeline buddy; this module
 //! keeps the state around it (lifelines registered here, buddies registered with, steal
 //! answers not yet sent, round trips) and turns the policy's outputs into [`Effect`]s. The

@@ -4,7 +4,7 @@
 //! others by gossip.
 //!
 //! Every call that needs the home is poll-style (see `peer_core::ext`'s backend traits): its
-//! first poll starts an operation and keeps its number in the [`Ticket`]; the answer wakes
+//! first poll starts an operation and keeps its number in the `Ticket`; the answer wakes
 //! the caller. Dropping the future withdraws it, and whatever it was granted meanwhile is
 //! given back. Nothing here blocks its thread, not even when the loop's command queue is
 //! full: a command that does not fit waits in this backend's [`Overflow`](call::Overflow), in order, and a

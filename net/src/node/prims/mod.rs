@@ -291,7 +291,7 @@ impl Prims {
     }
 
     /// An operation of this peer's client, numbered `seq` by it; answered with
-    /// [`Output::PrimReply`].
+    /// [`Effect::Reply`].
     pub(crate) fn call(
         &mut self,
         members: &Membership,
@@ -893,8 +893,8 @@ impl Prims {
         }
     }
 
-    /// When [`handle_timeout`](Node::handle_timeout) or [`step`](Node::step) is
-    /// next due.
+    /// When [`handle_timeout`](Prims::handle_timeout) or [`step`](Prims::step) is next
+    /// due.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let hosted = self.hosted.values().flat_map(|h| {
             let until = h.waiters.iter().map(|w| w.until).min();

@@ -60,7 +60,8 @@ fn notices_to_a_gone_owner_do_not_hold_a_drain_up() {
     net.nodes[1].drain(now);
     assert!(
         net.nodes[1]
-            .tasks.notices
+            .tasks
+            .notices
             .get(&0)
             .is_some_and(|n| n.in_flight || n.batch.has_any()),
         "the notice to node 0 is still held: {key}"

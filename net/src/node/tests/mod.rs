@@ -649,7 +649,11 @@ fn short_tasks_get_a_buffer_in_the_local_pool_and_long_ones_do_not() {
     }
     assert_eq!(node.tasks.slots(), 3, "6 ms tasks stay stealable");
     node.tasks.measure_run(Duration::ZERO);
-    assert_eq!(node.tasks.slots(), 3, "a task that did not run is not a measure");
+    assert_eq!(
+        node.tasks.slots(),
+        3,
+        "a task that did not run is not a measure"
+    );
     for _ in 0..64 {
         node.tasks.measure_run(Duration::from_nanos(10));
     }

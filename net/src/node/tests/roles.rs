@@ -215,7 +215,8 @@ fn batch(from: u64, number: u64, events: Vec<GraphEvent>) -> Input {
 fn a_gossiped_release_counts_only_from_the_owner() {
     let (mut node, now) = owner();
     let theirs = TaskKey { owner: 1, seq: 3 };
-    node.tasks.cache
+    node.tasks
+        .cache
         .insert(theirs, Arc::new(vec![1; 10]), usize::MAX, 1 << 20);
     node.handle(batch(2, 1, vec![GraphEvent::Released(theirs)]), now);
     assert!(
