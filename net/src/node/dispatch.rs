@@ -28,13 +28,13 @@ impl Node {
 
     fn emit(&mut self, sent: Sent) {
         let Sent { to, tag, request } = sent;
-        self.stats.requests_sent += 1;
+        self.traffic.requests_sent += 1;
         self.outputs.push_back(Output::Send { to, tag, request });
     }
 
     /// A request from `from`, to answer on `channel`.
     pub(super) fn request(&mut self, from: u64, channel: u64, request: Request, now: Instant) {
-        self.stats.requests_received += 1;
+        self.traffic.requests_received += 1;
         let members = &self.membership;
         let response = match request {
             // Answered when it completes, maybe much later.

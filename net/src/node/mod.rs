@@ -396,6 +396,15 @@ impl Latency {
     }
 }
 
+/// Messages the router counts; the protocols count the rest of [`Stats`].
+#[derive(Debug, Default)]
+struct Traffic {
+    requests_sent: u64,
+    requests_received: u64,
+    gossip_sent: u64,
+    gossip_received: u64,
+}
+
 /// One peer's share of the task graph; see the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct Node {
@@ -419,7 +428,7 @@ pub(crate) struct Node {
     /// Reports being gathered for `peer status`.
     reports: report::Reports,
     /// Requests and gossip counted here; the protocols count the rest.
-    stats: Stats,
+    traffic: Traffic,
     outputs: VecDeque<Output>,
 }
 
@@ -450,7 +459,7 @@ impl Node {
             jobs,
             prims,
             reports: report::Reports::default(),
-            stats: Stats::default(),
+            traffic: Traffic::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -477,10 +486,10 @@ impl Node {
             running: tasks.running as u64,
             draining: tasks.draining,
             adopted: self.jobs.adopted,
-            requests_sent: self.stats.requests_sent,
-            requests_received: self.stats.requests_received,
-            gossip_sent: self.stats.gossip_sent,
-            gossip_received: self.stats.gossip_received,
+            requests_sent: self.traffic.requests_sent,
+            requests_received: self.traffic.requests_received,
+            gossip_sent: self.traffic.gossip_sent,
+            gossip_received: self.traffic.gossip_received,
             ..tasks.stats
         }
     }
@@ -535,7 +544,7 @@ impl Node {
             Input::Response { tag, response } => self.response(tag, Ok(response), now),
             Input::RequestFailed { tag, error } => self.response(tag, Err(error), now),
             Input::Gossip(batch) => {
-                self.stats.gossip_received += 1;
+                self.traffic.gossip_received += 1;
                 self.gossip_in(batch, now);
             }
             Input::Responded { channel, sent } => {
@@ -628,7 +637,7 @@ impl Node {
             return Some(Output::Reports { waiter, reports });
         }
         let batch = self.gossip.poll_output()?;
-        self.stats.gossip_sent += 1;
+        self.traffic.gossip_sent += 1;
         Some(Output::Publish(batch))
     }
 

@@ -85,7 +85,7 @@ impl Node {
             ready: self.tasks.ready.len() as u64,
             running: self.tasks.running as u64,
             owned: self.tasks.owned.len() as u64,
-            ran: self.stats.ran,
+            ran: self.tasks.stats.ran,
             peers: self.membership.up().len() as u32,
             hosted: self.prims.hosted_keys() as u32,
             draining: self.tasks.draining,

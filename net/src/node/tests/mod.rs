@@ -358,6 +358,9 @@ fn idle_nodes_steal_and_every_task_runs_exactly_once() {
     }
     let ran: Vec<u64> = net.nodes.iter().map(|n| n.stats().ran).collect();
     assert_eq!(ran.iter().sum::<u64>(), 300);
+    // What `peer status` reports is what ran.
+    let reported: Vec<u64> = (net.nodes.iter()).map(|n| n.report(net.now).ran).collect();
+    assert_eq!(reported, ran);
     assert!(
         ran[1] > 0 && ran[2] > 0,
         "the idle nodes stole nothing: {ran:?}"
