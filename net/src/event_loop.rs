@@ -723,10 +723,18 @@ impl EventLoop {
 
 impl Drop for EventLoop {
     /// Calls on primitives still waiting for an answer get one: the loop is gone, and a
-    /// blocking twin would otherwise wait forever.
+    /// blocking twin would otherwise wait for ever.
     fn drop(&mut self) {
         for (_, slot) in self.calls.drain() {
             slot.stopped();
+        }
+        // So do the calls still queued for the loop; the other commands' answer channels
+        // close as they drop, which their callers take for a stopped peer.
+        self.commands.rx.close();
+        while let Ok(command) = self.commands.rx.try_recv() {
+            if let Command::Prim { slot, .. } = command {
+                slot.stopped();
+            }
         }
     }
 }
