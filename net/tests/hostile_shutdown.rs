@@ -248,7 +248,6 @@ fn calls_through_a_full_command_queue_all_complete_with_the_right_values() {
 /// never suspects B: the requests in flight on V's connection to B stay under what yamux
 /// allows (512 streams), past which it resets the connection.
 #[test]
-#[ignore = "bug: Request::Prim bypasses the per-peer cap of requests in flight (node/requests.rs), so 3,000 calls to one home pass yamux's 512 streams: the connection is reset and the home suspected"]
 fn many_calls_at_once_to_one_remote_home_keep_the_connection() {
     watch_panics();
     let v = Peer::join(loopback()).unwrap();

@@ -3,6 +3,13 @@
 //! rest wait in that peer's queue, in order; requests to a suspect are failed at the end of
 //! the step. Sans-IO: [`Requests::send`] says whether a request goes out now, and a
 //! request that ends hands its place to the next one queued.
+//!
+//! Operations on primitives have places of their own, [`PRIM_IN_FLIGHT`] per peer: one
+//! that waits at its home (a lock, a get from an empty queue) may hold its place for a
+//! long-poll, and must not hold up the tasks' requests, nor a release behind it (operations
+//! that do not wait go ahead of those that do in their queue). Both caps together keep the
+//! streams open to one peer well under the multiplexer's bound (yamux: 512 a connection,
+//! both ways), past which the connection is reset and the peer suspected.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -18,10 +25,16 @@ pub(super) struct Requests {
     /// Requests to each peer: how many are in flight, and those waiting for a free place.
     in_flight: HashMap<u64, usize>,
     outbox: HashMap<u64, VecDeque<(u64, Request)>>,
+    /// The same for operations on primitives.
+    prims_in_flight: HashMap<u64, usize>,
+    prims_outbox: HashMap<u64, VecDeque<(u64, Request)>>,
     /// Requests to suspects, failed at the end of the step.
     unsendable: Vec<u64>,
     max_in_flight: usize,
 }
+
+/// Operations on primitives in flight to one peer, at most.
+pub(super) const PRIM_IN_FLIGHT: usize = 128;
 
 /// A request to send now.
 #[derive(Debug, PartialEq)]
@@ -39,6 +52,8 @@ impl Requests {
             next_tag: 0,
             in_flight: HashMap::new(),
             outbox: HashMap::new(),
+            prims_in_flight: HashMap::new(),
+            prims_outbox: HashMap::new(),
             unsendable: Vec::new(),
             max_in_flight,
         }
@@ -58,22 +73,38 @@ impl Requests {
         let tag = self.next_tag;
         debug_assert_eq!(pending.peer(), to, "a request is recorded under its peer");
         self.pending.insert(tag, pending);
-        let in_flight = self.in_flight.entry(to).or_default();
+        let prim = matches!(request, Request::Prim(_));
+        let (in_flight, most) = match prim {
+            true => (self.prims_in_flight.entry(to).or_default(), PRIM_IN_FLIGHT),
+            false => (self.in_flight.entry(to).or_default(), self.max_in_flight),
+        };
         if down {
             // Nobody would answer: counted in flight, so that its end balances.
             *in_flight += 1;
             self.unsendable.push(tag);
             return None;
         }
-        // Operations on primitives may wait at their home for long: they must not hold up
-        // the requests queued behind them (a release behind waiting acquires).
-        if *in_flight < self.max_in_flight || matches!(request, Request::Prim(_)) {
+        if *in_flight < most {
             *in_flight += 1;
-            Some(Sent { to, tag, request })
-        } else {
-            self.outbox.entry(to).or_default().push_back((tag, request));
-            None
+            return Some(Sent { to, tag, request });
         }
+        match &request {
+            // Ahead of the operations that wait, behind the others that do not.
+            Request::Prim(p) if p.op.line().is_none() => {
+                let queue = self.prims_outbox.entry(to).or_default();
+                let at = (queue.iter())
+                    .position(|(_, r)| matches!(r, Request::Prim(q) if q.op.line().is_some()))
+                    .unwrap_or(queue.len());
+                queue.insert(at, (tag, request));
+            }
+            Request::Prim(_) => self
+                .prims_outbox
+                .entry(to)
+                .or_default()
+                .push_back((tag, request)),
+            _ => self.outbox.entry(to).or_default().push_back((tag, request)),
+        }
+        None
     }
 
     /// Request `tag` was answered or failed: what it was for, and the request queued
@@ -81,7 +112,11 @@ impl Requests {
     pub(super) fn ended(&mut self, tag: u64) -> Option<(Pending, Option<Sent>)> {
         let pending = self.pending.remove(&tag)?;
         let peer = pending.peer();
-        if let Some((tag, request)) = self.outbox.get_mut(&peer).and_then(VecDeque::pop_front) {
+        let (in_flight, outbox) = match pending {
+            Pending::Prim(..) => (&mut self.prims_in_flight, &mut self.prims_outbox),
+            _ => (&mut self.in_flight, &mut self.outbox),
+        };
+        if let Some((tag, request)) = outbox.get_mut(&peer).and_then(VecDeque::pop_front) {
             let next = Sent {
                 to: peer,
                 tag,
@@ -89,11 +124,11 @@ impl Requests {
             };
             return Some((pending, Some(next)));
         }
-        self.outbox.remove(&peer);
-        if let Some(n) = self.in_flight.get_mut(&peer) {
+        outbox.remove(&peer);
+        if let Some(n) = in_flight.get_mut(&peer) {
             *n -= 1;
             if *n == 0 {
-                self.in_flight.remove(&peer);
+                in_flight.remove(&peer);
             }
         }
         Some((pending, None))
@@ -104,6 +139,8 @@ impl Requests {
     pub(super) fn drop_peer(&mut self, peer: u64) -> Vec<u64> {
         self.in_flight.remove(&peer);
         self.outbox.remove(&peer);
+        self.prims_in_flight.remove(&peer);
+        self.prims_outbox.remove(&peer);
         let mut tags: Vec<u64> = (self.pending.iter())
             .filter(|(_, p)| p.peer() == peer)
             .map(|(tag, _)| *tag)
@@ -126,7 +163,11 @@ impl Requests {
 
     /// The peers with requests in flight or queued.
     pub(super) fn peers(&self) -> impl Iterator<Item = u64> + '_ {
-        self.in_flight.keys().copied()
+        let prims = self
+            .prims_in_flight
+            .keys()
+            .filter(|p| !self.in_flight.contains_key(p));
+        self.in_flight.keys().chain(prims).copied()
     }
 
     /// What the requests out are for.
@@ -149,7 +190,7 @@ impl Requests {
     /// Whether any request to `peer` is out.
     #[cfg(test)]
     pub(super) fn has_any_to(&self, peer: u64) -> bool {
-        self.in_flight.contains_key(&peer)
+        self.in_flight.contains_key(&peer) || self.prims_in_flight.contains_key(&peer)
     }
 
     /// The peers with requests out, for tests.
@@ -162,6 +203,7 @@ impl Requests {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{Kind, Op, OpId, PrimRequest};
 
     fn lookup(to: u64, waiter: u64) -> (Pending, Request) {
         let request = Request::Published {
@@ -215,5 +257,40 @@ mod tests {
         }
         assert_eq!(r.drop_peer(9), [1, 2, 3]);
         assert!(!r.has_any_to(9));
+    }
+
+    fn prim(to: u64, seq: u64, op: Op) -> (Pending, Request) {
+        let request = Request::Prim(PrimRequest {
+            key: "lock/k".into(),
+            kind: Kind::Semaphore { permits: 1 },
+            id: OpId { peer: 1, seq },
+            op,
+        });
+        (Pending::Prim(to, seq), request)
+    }
+
+    #[test]
+    fn primitives_have_places_of_their_own_and_a_release_goes_ahead_of_waiting_acquires() {
+        let mut r = Requests::new(2);
+        let acquire = Op::Acquire {
+            lease_ms: None,
+            wait: true,
+        };
+        let sent: Vec<u64> = (0..PRIM_IN_FLIGHT as u64 + 2)
+            .filter_map(|seq| {
+                let (pending, request) = prim(4, seq, acquire.clone());
+                r.send(4, pending, request, false).map(|s| s.tag)
+            })
+            .collect();
+        assert_eq!(sent.len(), PRIM_IN_FLIGHT, "past the cap, operations wait");
+        let (pending, request) = prim(4, 999, Op::Release { token: 1 });
+        assert!(r.send(4, pending, request, false).is_none());
+        // The tasks' requests to that peer are not held up by them.
+        let (pending, request) = lookup(4, 1);
+        assert!(r.send(4, pending, request, false).is_some());
+        // The first place freed goes to the release, ahead of the acquires queued before it.
+        let (_, next) = r.ended(sent[0]).unwrap();
+        let next = next.expect("a queued operation goes");
+        assert!(matches!(next.request, Request::Prim(p) if p.op == Op::Release { token: 1 }));
     }
 }
