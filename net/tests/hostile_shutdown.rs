@@ -342,7 +342,6 @@ fn calls_queued_when_a_flooded_peer_stops_all_return() {
 /// each call must end within 15 s: the put in the queue (the get or B then takes its
 /// value) or handed back, the get with the value or an error.
 #[test]
-#[ignore = "bug: an answer a waiting put/get/acquire/changed/wait does not expect ends the call but returns Pending with no waker (sync/handles.rs poll_put, poll_get, poll_acquire; call.rs Handle::poll_for): it waits for ever, even after that home leaves"]
 fn a_wrong_answer_from_a_hostile_home_leaves_no_call_waiting_after_it_leaves() {
     watch_panics();
     let (v, b, m) = trio(loopback(), loopback());

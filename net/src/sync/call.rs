@@ -370,7 +370,8 @@ impl Handle {
 
     /// Like [`poll`](Handle::poll), for a wait with no error to give, with the answer turned
     /// into the caller's value by `expected`; an answer it does not take is logged, and the
-    /// waiter waits on, except that this peer stopped: see [`stopped_while_waiting`].
+    /// waiter waits on and asks again ([`retry`](super::retry)), except that this peer
+    /// stopped: see [`stopped_while_waiting`].
     pub(super) fn poll_for<T>(
         &self,
         ticket: &mut Ticket,
@@ -384,6 +385,7 @@ impl Handle {
                 Ok(value) => Poll::Ready(value),
                 Err(other) => {
                     unexpected(&self.key, &other);
+                    super::retry::wake_later(cx.waker());
                     Poll::Pending
                 }
             },

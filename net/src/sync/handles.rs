@@ -12,6 +12,7 @@ use peer_core::ext::{
 use peer_core::sync::{Closed, Expired, FencingToken, GetError, PutError, Versioned};
 
 use super::call::*;
+use super::retry;
 use crate::commands::Command;
 use crate::wire::{Op, Reply};
 
@@ -72,8 +73,12 @@ impl SemaphoreBackend for SwarmSemaphore {
             Poll::Ready(Answer::Stopped) => stopped_while_waiting(&self.0.key),
             Poll::Ready(Answer::Reply(reply, asked)) => match self.grant(reply, asked) {
                 Some(grant) => Poll::Ready(grant),
-                // Logged; the waiter waits on rather than receive a permit it has not.
-                None => Poll::Pending,
+                // Logged; the waiter waits on, and asks again, rather than receive a permit
+                // it has not.
+                None => {
+                    retry::wake_later(cx.waker());
+                    Poll::Pending
+                }
             },
             Poll::Pending => Poll::Pending,
         }
@@ -211,6 +216,7 @@ impl QueueBackend for SwarmQueue {
             }
             Poll::Ready(Answer::Reply(other, _)) => {
                 unexpected(&self.h.key, &other);
+                retry::wake_later(cx.waker());
                 Poll::Pending
             }
             Poll::Pending => Poll::Pending,
@@ -245,6 +251,7 @@ impl QueueBackend for SwarmQueue {
                 }
                 Poll::Ready(Answer::Reply(other, _)) => {
                     unexpected(&self.h.key, &other);
+                    retry::wake_later(cx.waker());
                     return Poll::Pending;
                 }
                 Poll::Pending => return Poll::Pending,

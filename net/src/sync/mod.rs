@@ -20,6 +20,7 @@
 
 mod call;
 mod handles;
+mod retry;
 #[cfg(test)]
 mod tests;
 
