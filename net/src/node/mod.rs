@@ -613,13 +613,11 @@ impl Node {
         &self.tasks.recoveries
     }
 
-    /// Ends what timed out: the policy's deadlines and the gossip batch.
+    /// Ends what timed out in any protocol, then takes the step every input ends with.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         self.stealing.handle_timeout(now);
         // Held notices whose retry or hold is due go in `after`.
-        if self.tasks.audit_due.is_some_and(|due| due <= now) {
-            (self.tasks).audit(&self.membership, self.requests.pending(), now);
-        }
+        (self.tasks).handle_timeout(&self.membership, self.requests.pending(), now);
         if self.forget_due().is_some_and(|due| due <= now) {
             self.forget_gone(now);
         }
@@ -646,8 +644,7 @@ impl Node {
         [
             self.stealing.poll_timeout(),
             self.gossip.poll_timeout(),
-            self.tasks.notices_due(&self.membership),
-            self.tasks.audit_due,
+            self.tasks.poll_timeout(&self.membership),
             self.forget_due(),
             self.prims.poll_timeout(),
         ]

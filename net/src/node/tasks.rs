@@ -13,6 +13,7 @@ use super::custody::Early;
 use super::fifo::InputCache;
 use super::state::{Notices, Owned, Pending, Preparing};
 use super::{Bytes, Output, Recovery, Settings, Stats};
+use crate::membership::Membership;
 use crate::wire::{GraphEvent, Request, TaskKey, TaskSpec};
 
 /// What the tasks machine asks its node to do ([`Tasks::poll_output`]).
@@ -108,6 +109,28 @@ impl Tasks {
     /// The next thing to do, if any.
     pub(super) fn poll_output(&mut self) -> Option<Effect> {
         self.effects.pop_front()
+    }
+
+    /// When [`handle_timeout`](Tasks::handle_timeout) is next due: the audit, or notices
+    /// held for company or to send again (they go in the step that follows).
+    pub(super) fn poll_timeout(&self, members: &Membership) -> Option<Instant> {
+        [self.notices_due(members), self.audit_due]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Ends what timed out: the audit, if due (`in_flight`: the requests out, whose notices
+    /// count as held).
+    pub(super) fn handle_timeout<'a>(
+        &mut self,
+        members: &Membership,
+        in_flight: impl Iterator<Item = &'a Pending>,
+        now: Instant,
+    ) {
+        if self.audit_due.is_some_and(|due| due <= now) {
+            self.audit(members, in_flight, now);
+        }
     }
 
     /// Whether this peer runs `spec` here.
