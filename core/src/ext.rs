@@ -30,7 +30,7 @@
 pub use crate::hash::{Fnv1a, fnv1a};
 pub use crate::named::given::{Arg, ArgFailure, ArgSlot, FutureArg, Gather};
 pub use crate::named::registry::CallError;
-pub use crate::named::remote::{Call, Done, Remote};
+pub use crate::named::remote::{Call, Done, Place, Remote};
 pub use crate::sync::backend::{
     Backend, Codec, EventBackend, Grant, Next, Payload, QueueBackend, SemaphoreBackend, Shared,
     Ticket, TopicBackend, VariableBackend, keys,

@@ -94,6 +94,8 @@ pub(crate) enum Internal {
     Arg {
         task: TaskKey,
         index: usize,
+        /// The id of the future it came from.
+        source: u64,
         result: Result<Vec<u8>, Failure>,
     },
 }

@@ -36,6 +36,7 @@ pub struct Config {
     pub(crate) workers: usize,
     pub(crate) max_frame: usize,
     pub(crate) inline_max: usize,
+    pub(crate) keep_below: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) identity: Option<Identity>,
     pub(crate) withheld: Vec<String>,
@@ -120,6 +121,7 @@ impl Default for Config {
             workers: 0,
             max_frame: 64 << 20,
             inline_max: 64 << 10,
+            keep_below: Duration::from_micros(20),
             request_timeout: Duration::from_secs(30),
             identity: None,
             withheld: Vec::new(),
@@ -269,6 +271,16 @@ impl Config {
     /// 64 KiB by default.
     pub fn inline_max(mut self, bytes: usize) -> Config {
         self.inline_max = bytes;
+        self
+    }
+
+    /// Named tasks whose runs on this peer average less than this, with results that
+    /// travel inline, run on this peer's own pool when its clients submit them, as a local
+    /// client's would, instead of going through the swarm: handing a task on costs the
+    /// submitter more than that (`net/src/local_first.rs`). 20 µs by default; zero sends
+    /// every call through the swarm.
+    pub fn keep_below(mut self, run_time: Duration) -> Config {
+        self.keep_below = run_time;
         self
     }
 

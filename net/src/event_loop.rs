@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
+use crate::local_first::LocalFirst;
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
 use crate::status::{PeerAnswer, Status, Suspicion};
@@ -67,6 +68,8 @@ pub(crate) struct EventLoop {
     unreached_bootstrap: HashSet<PeerId>,
     /// Reports being gathered, by waiter.
     reports: HashMap<u64, oneshot::Sender<Vec<PeerAnswer>>>,
+    /// Where the run time of this peer's own named tasks run here goes, if anywhere.
+    local_first: Option<Arc<LocalFirst>>,
 }
 
 impl EventLoop {
@@ -108,7 +111,14 @@ impl EventLoop {
             last_dial_error: None,
             unreached_bootstrap: HashSet::new(),
             reports: HashMap::new(),
+            local_first: None,
         }
+    }
+
+    /// Measures each named task run here into `local_first`.
+    pub(crate) fn measuring(mut self, local_first: Arc<LocalFirst>) -> EventLoop {
+        self.local_first = Some(local_first);
+        self
     }
 
     /// Keeps `counter` at the number of peers up.
@@ -164,11 +174,13 @@ impl EventLoop {
             Internal::Arg {
                 task,
                 index,
+                source,
                 result,
             } => self.node.handle(
                 Input::LocalArg {
                     task,
                     index,
+                    source,
                     result,
                 },
                 now,
@@ -250,6 +262,7 @@ impl EventLoop {
                     drained: self.node.drained(),
                     last_dial_error: self.last_dial_error.clone(),
                     local_only: self.node.local_only(),
+                    kept_here: self.node.kept_here(),
                     // Found by the clients; `Peer::status` fills it in.
                     unserved: Vec::new(),
                 });
@@ -301,6 +314,7 @@ impl EventLoop {
     /// Encodes a future argument once its task is done, off the loop.
     fn encode_arg(&self, task: TaskKey, index: usize, future: FutureArg) {
         let tx = self.internal_tx.clone();
+        let source = future.task.as_u64();
         tokio::spawn(async move {
             let result = future.encoded.await.map_err(|e| match e {
                 ArgFailure::Input(error) => Failure::InputLost(error.to_string()),
@@ -310,6 +324,7 @@ impl EventLoop {
                 .send(Internal::Arg {
                     task,
                     index,
+                    source,
                     result,
                 })
                 .await;
@@ -375,6 +390,7 @@ impl EventLoop {
                         Input::LocalArg {
                             task,
                             index,
+                            source: 0,
                             result: Err(Failure::InputLost(format!(
                                 "argument {index} of {task} is no longer known"
                             ))),
@@ -459,6 +475,9 @@ impl EventLoop {
             }
         };
         let tx = self.internal_tx.clone();
+        // Only this peer's own tasks are measured: others' must not decide what it keeps.
+        let local_first = (self.local_first.clone()).filter(|_| task.owner == self.node.me());
+        let fingerprint = spec.fingerprint;
         let job = move || {
             let started = Instant::now();
             let result = match catch_unwind(AssertUnwindSafe(|| registration.call_shared(&args))) {
@@ -467,6 +486,9 @@ impl EventLoop {
                 Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
             };
             let took = started.elapsed();
+            if let (Some(local_first), Ok(bytes)) = (&local_first, &result) {
+                local_first.ran(fingerprint, took, bytes.len());
+            }
             let _ = tx.blocking_send(Internal::Ran { task, result, took });
         };
         drop(self.local.submit_local(job));

@@ -38,6 +38,7 @@ mod error;
 mod event_loop;
 mod job;
 mod liveness;
+mod local_first;
 mod membership;
 mod node;
 mod peer;

@@ -16,6 +16,7 @@ use crate::commands::{self, Command, Commands, Inbox};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event_loop::EventLoop;
+use crate::local_first::LocalFirst;
 use crate::node::{Node, Settings};
 use crate::remote::SwarmTasks;
 use crate::status::{PeerAnswer, Status, Suspicion};
@@ -67,6 +68,28 @@ impl Peer {
         };
         let peer_id = key.public().to_peer_id();
         let me = peer_number(&peer_id);
+        let named = |names: &[String], r: &peer_core::named::Registration| {
+            names.iter().any(|name| name == r.name())
+        };
+        let can_run: Vec<u64> = registry()
+            .iter()
+            .filter(|r| !named(&config.withheld, r) && !named(&config.own_only, r))
+            .map(|r| r.fingerprint())
+            .collect();
+        let own_only: Vec<u64> = registry()
+            .iter()
+            .filter(|r| named(&config.own_only, r))
+            .map(|r| r.fingerprint())
+            .collect();
+        // Kinds this peer runs for itself: those it withholds always go to the swarm.
+        let runs_here = can_run.iter().chain(&own_only).copied().collect();
+        let kept_here = Arc::new(AtomicU64::new(0));
+        let local_first = Arc::new(LocalFirst::new(
+            config.keep_below,
+            config.inline_max,
+            runs_here,
+            Arc::clone(&kept_here),
+        ));
         // Named tasks of this peer's clients, and of the tasks on its workers, go to the swarm.
         let peers = Arc::new(AtomicUsize::new(0));
         let local_only = Arc::new(AtomicU64::new(0));
@@ -75,6 +98,7 @@ impl Peer {
             me,
             Arc::clone(&peers),
             Arc::clone(&local_only),
+            Arc::clone(&local_first),
         ));
         let client = peer_core::Client::builder()
             .workers(workers)
@@ -93,19 +117,6 @@ impl Peer {
                 }),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let named = |names: &[String], r: &peer_core::named::Registration| {
-            names.iter().any(|name| name == r.name())
-        };
-        let can_run = registry()
-            .iter()
-            .filter(|r| !named(&config.withheld, r) && !named(&config.own_only, r))
-            .map(|r| r.fingerprint())
-            .collect();
-        let own_only = registry()
-            .iter()
-            .filter(|r| named(&config.own_only, r))
-            .map(|r| r.fingerprint())
-            .collect();
         let settings = Settings {
             slots: workers + 1,
             workers,
@@ -113,6 +124,7 @@ impl Peer {
             steal_max: config.limits.tasks_per_message.clamp(1, crate::wire::TASKS) as u32,
             limits: config.limits,
             local_only,
+            kept_here,
             home: config.home,
             seq_seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -140,7 +152,7 @@ impl Peer {
                 runtime.block_on(async move {
                     let started = start(key, &config, node, pool, inbox, ready_tx, topics);
                     let mut event_loop = match started {
-                        Ok(event_loop) => event_loop.counting_peers(counter),
+                        Ok(event_loop) => event_loop.counting_peers(counter).measuring(local_first),
                         Err(e) => {
                             let _ = started_tx.send(Err(e));
                             return;

@@ -5,13 +5,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
 
 use peer_core::TaskError;
 use peer_core::TaskId;
-use peer_core::ext::{ArgSlot, Call, Remote};
+use peer_core::ext::{ArgSlot, Call, Place, Remote};
 use tokio::sync::oneshot;
 
 use crate::commands::{Command, Commands, Resolver, TrySend};
+use crate::local_first::LocalFirst;
 use crate::node::SubmitArg;
 use crate::wire::{Failure, TaskKey};
 
@@ -35,6 +37,8 @@ pub(crate) struct SwarmTasks {
     keys: Arc<Mutex<Keys>>,
     /// Closures submitted through clients of this peer: they run here only.
     local_only: Arc<AtomicU64>,
+    /// Which named tasks are cheaper to run here than to hand to the node.
+    local_first: Arc<LocalFirst>,
     /// Peers up, as the event loop counts them.
     peers: Arc<AtomicUsize>,
     /// Named tasks that no connected peer registered when first submitted.
@@ -50,6 +54,7 @@ impl SwarmTasks {
         me: u64,
         peers: Arc<AtomicUsize>,
         local_only: Arc<AtomicU64>,
+        local_first: Arc<LocalFirst>,
     ) -> SwarmTasks {
         SwarmTasks {
             commands,
@@ -57,6 +62,7 @@ impl SwarmTasks {
             next_seq: AtomicU64::new(1),
             keys: Arc::default(),
             local_only,
+            local_first,
             peers,
             unserved: Arc::default(),
             thread: Mutex::new(None),
@@ -184,6 +190,16 @@ impl Remote for SwarmTasks {
             retries,
             resolve,
         });
+    }
+
+    fn place(&self, fingerprint: u64) -> Place {
+        // A worker must not wait for a probe that may be queued behind it.
+        let on_worker = peer_core::Client::with_current(|_| ()).is_some();
+        self.local_first.place(fingerprint, !on_worker)
+    }
+
+    fn measured(&self, fingerprint: u64, took: Duration, size: usize) {
+        self.local_first.ran(fingerprint, took, size);
     }
 
     fn waiting(&self, waiting: bool) {

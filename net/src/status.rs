@@ -38,6 +38,11 @@ pub struct Status {
     /// Closures submitted through this peer's clients: they run on this peer only, unlike
     /// named tasks.
     pub local_only: u64,
+    /// Calls of named tasks that this peer's clients kept on its own pool, as a local
+    /// client would, because their kind runs faster than handing it on costs
+    /// ([`Config::keep_below`](crate::Config::keep_below)); counted in `stats.ran` too, as
+    /// they are kept (before they run).
+    pub kept_here: u64,
     /// Named tasks submitted here that no connected peer registered when first submitted:
     /// every call of them runs here.
     pub unserved: Vec<String>,

@@ -51,9 +51,11 @@ fn doubled_sum(client: &Client, n: u64) -> u64 {
     clone.gather(doubled).unwrap().into_iter().sum()
 }
 
-/// A peer that serves every task but those named.
+/// A peer that serves every task but those named. These tests count who owns and runs
+/// each call, so every call goes through the swarm: none is kept on its submitter's pool
+/// to be measured (`Config::keep_below`).
 fn peer(bootstrap: Option<&Peer>, withheld: &[&str]) -> Peer {
-    let mut config: Config = config();
+    let mut config: Config = config().keep_below(Duration::ZERO);
     if let Some(first) = bootstrap {
         config = config.bootstrap(first.addresses()[0].clone());
     }

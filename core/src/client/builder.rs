@@ -7,6 +7,7 @@ use peer_steal::Pool;
 
 use super::{CURRENT, Client};
 use crate::ext::{Backend, LocalBackend, Remote};
+use crate::named::remote::Probe;
 
 /// Configures a [`Client`].
 #[derive(Default)]
@@ -100,6 +101,7 @@ impl Builder {
                 .backend
                 .unwrap_or_else(|| Arc::new(LocalBackend::default())),
             remote: self.remote,
+            probe: Probe::default(),
             _owner: None,
         };
         // Set right after the pool starts; no task can run before `build` returns a client

@@ -21,6 +21,7 @@ use crate::ext::{Backend, Remote};
 use crate::future::TaskFuture;
 use crate::id::TaskId;
 use crate::inputs::{Held, Inputs};
+use crate::named::remote::{Place, Probe};
 use crate::named::{IntoArgs, NamedTask};
 
 /// Submits tasks and hands back [`TaskFuture`]s; Dask's `Client`.
@@ -49,6 +50,8 @@ pub struct Client {
     backend: Arc<dyn Backend>,
     /// Where named tasks run, if not on this pool (the swarm).
     remote: Option<Arc<dyn Remote>>,
+    /// In the view that runs a call placed [`Place::HereMeasured`]: whom to tell.
+    probe: Probe,
     /// Keeps the worker threads running; `None` in the view given to tasks, so that workers
     /// never keep their own pool alive.
     _owner: Option<Arc<Owner>>,
@@ -172,15 +175,27 @@ impl Client {
             .collect()
     }
 
-    /// Where every named task goes: the remote if there is one, else this pool.
+    /// Where every named task goes: the remote if there is one and it takes the call, else
+    /// this pool (a call the remote keeps here is no closure of the program's: it is run
+    /// through a view that counts nothing).
     fn submit_named_retrying<N, A, F>(&self, args: A, retries: u32) -> TaskFuture<N::Output>
     where
         N: NamedTask,
         A: IntoArgs<N::Args, F>,
     {
-        match &self.remote {
-            Some(remote) => crate::named::remote::submit::<N, A, F>(remote, args, retries),
-            None => args.submit::<N>(self, retries),
+        let Some(remote) = &self.remote else {
+            return args.submit::<N>(self, retries);
+        };
+        match remote.place(N::FINGERPRINT) {
+            Place::Remote => crate::named::remote::submit::<N, A, F>(remote, args, retries),
+            Place::Here => args.submit::<N>(&self.pool_view(), retries),
+            Place::HereMeasured => {
+                let view = Client {
+                    probe: Probe(Some(Arc::clone(remote))),
+                    ..self.pool_view()
+                };
+                args.submit::<N>(&view, retries)
+            }
         }
     }
 
@@ -200,8 +215,14 @@ impl Client {
             encode_named: self.encode_named,
             backend: self.backend.clone(),
             remote: None,
+            probe: Probe::default(),
             _owner: None,
         }
+    }
+
+    /// What measures the named tasks this client runs (see [`Place::HereMeasured`]).
+    pub(crate) fn probe(&self) -> Probe {
+        self.probe.clone()
     }
 
     /// Tells the remote that this thread, a worker of this client's pool, waits on a future

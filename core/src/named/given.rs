@@ -192,17 +192,18 @@ fn submit_values<N: NamedTask>(
     values: N::Args,
     retries: u32,
 ) -> TaskFuture<N::Output> {
+    let probe = client.probe();
     if client.encodes_named_tasks() {
         client.submit_fallible(move |id| {
-            retrying(retries, || call_encoded::<N>(values.as_refs(), id))
+            probe.try_call::<N, _>(|| retrying(retries, || call_encoded::<N>(values.as_refs(), id)))
         })
     } else if retries == 0 {
-        client.submit_local(move || N::call(values.as_refs()))
+        client.submit_local(move || probe.call::<N>(|| N::call(values.as_refs())))
     } else {
         client
             .task()
             .retries(retries)
-            .submit_local(move || N::call(values.as_refs()))
+            .submit_local(move || probe.call::<N>(|| N::call(values.as_refs())))
     }
 }
 
@@ -259,14 +260,17 @@ macro_rules! into_args_tuple {
                     ($($a,)+) => {
                         let futures = ($($a.into_future(client),)+);
                         let inputs = ($(&futures.$i,)+);
+                        let probe = client.probe();
                         if client.encodes_named_tasks() {
                             client.submit_fallible_with(inputs, move |refs, id| {
-                                retrying(retries, || call_encoded::<N>(refs, id))
+                                probe.try_call::<N, _>(|| retrying(retries, || call_encoded::<N>(refs, id)))
                             })
                         } else if retries == 0 {
-                            client.submit_local_with(inputs, |refs| N::call(refs))
+                            client.submit_local_with(inputs, move |refs| probe.call::<N>(|| N::call(refs)))
                         } else {
-                            client.task().retries(retries).submit_local_with(inputs, |refs| N::call(refs))
+                            client.task().retries(retries).submit_local_with(inputs, move |refs| {
+                                probe.call::<N>(|| N::call(refs))
+                            })
                         }
                     }
                 }

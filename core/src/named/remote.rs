@@ -12,6 +12,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::given::ArgSlot;
 use super::{IntoArgs, NamedTask};
@@ -26,6 +27,21 @@ pub trait Remote: Send + Sync + 'static {
     /// with [`TaskError::Shutdown`]).
     fn submit(&self, call: Call);
 
+    /// Where this call of the named task with `fingerprint` runs: handed to the remote
+    /// ([`Place::Remote`], the default), or on the client's own pool as a local client would
+    /// run it (typed, nothing encoded; the remote never sees it), for a remote that finds
+    /// the task cheaper to run than to hand on.
+    fn place(&self, fingerprint: u64) -> Place {
+        let _ = fingerprint;
+        Place::Remote
+    }
+
+    /// A call placed with [`Place::HereMeasured`] ran in `took`, with a result of `size`
+    /// bytes encoded (zero for an error or a panic).
+    fn measured(&self, fingerprint: u64, took: Duration, size: usize) {
+        let _ = (fingerprint, took, size);
+    }
+
     /// A worker of this client's pool starts (`true`) or ends (`false`) a wait on a future:
     /// while it waits, it only helps with what is already in the pool, so a remote that
     /// counts running tasks should hand the pool one more.
@@ -39,6 +55,66 @@ pub trait Remote: Send + Sync + 'static {
     /// The last client that keeps the pool running was dropped: stop, before the pool's
     /// threads do.
     fn shutdown(&self) {}
+}
+
+/// Where one call of a named task runs ([`Remote::place`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Handed to the remote ([`Remote::submit`]).
+    Remote,
+    /// On the client's own pool, as a local client's.
+    Here,
+    /// As `Here`, with its run time and result size told to [`Remote::measured`].
+    HereMeasured,
+}
+
+/// What measures a call placed [`Place::HereMeasured`]: the remote to tell, if any.
+#[derive(Clone, Default)]
+pub(crate) struct Probe(pub(crate) Option<Arc<dyn Remote>>);
+
+impl Probe {
+    /// Runs `call` of `N`; if this is a probe, tells the remote how long it took and the
+    /// encoded size of its result.
+    pub(crate) fn call<N: NamedTask>(&self, call: impl FnOnce() -> N::Output) -> N::Output {
+        let Ok(value) = self.try_call::<N, std::convert::Infallible>(|| Ok(call()));
+        value
+    }
+
+    /// As [`Probe::call`], for a call that may fail (its error counts as no result).
+    pub(crate) fn try_call<N: NamedTask, E>(
+        &self,
+        call: impl FnOnce() -> Result<N::Output, E>,
+    ) -> Result<N::Output, E> {
+        let Some(remote) = &self.0 else {
+            return call();
+        };
+        // Reports on the way out, a panic's too: a probe must always come back.
+        let mut report = Report {
+            remote: remote.as_ref(),
+            fingerprint: N::FINGERPRINT,
+            start: std::time::Instant::now(),
+            size: 0,
+        };
+        let outcome = call();
+        report.size = outcome.as_ref().map_or(0, |value| {
+            postcard::to_allocvec(value).map_or(0, |bytes| bytes.len())
+        });
+        outcome
+    }
+}
+
+/// Tells the remote a probe's measure when dropped, whether the call returned or panicked.
+struct Report<'a> {
+    remote: &'a dyn Remote,
+    fingerprint: u64,
+    start: std::time::Instant,
+    size: usize,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        (self.remote).measured(self.fingerprint, self.start.elapsed(), self.size);
+    }
 }
 
 /// One call of a named task, as the [`Remote`] receives it.

@@ -4,7 +4,7 @@
 //! notices are taken. Tasks that arrive meanwhile (a steal answer in flight, a push) go
 //! back too. What it leaves behind anyway is recovered like a crash's: from lineage.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::state::Pending;
@@ -35,10 +35,10 @@ impl Tasks {
         if !self.draining || self.ready.is_empty() {
             return;
         }
-        let mut kept = VecDeque::new();
+        let mut kept = Vec::new();
         let mut back: BTreeMap<u64, Vec<TaskSpec>> = BTreeMap::new();
         let before = self.ready.len();
-        for spec in self.ready.drain(..) {
+        for spec in self.ready.take_all() {
             let owner = spec.key.owner;
             if owner != self.me && members.is_down(owner) {
                 // Its owner is gone (an interrupted `peer map`): running it would only delay
@@ -47,7 +47,7 @@ impl Tasks {
                 continue;
             }
             if owner == self.me || !members.is_up(owner) {
-                kept.push_back(spec);
+                kept.push(spec);
             } else {
                 back.entry(owner).or_default().push(spec);
             }
@@ -59,7 +59,7 @@ impl Tasks {
                 "draining: dropped queued tasks of owners that are gone"
             );
         }
-        self.ready = kept;
+        self.ready.extend(kept);
         for (owner, mut tasks) in back {
             for spec in &mut tasks {
                 spec.hops = spec.hops.saturating_add(1);

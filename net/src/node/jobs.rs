@@ -93,7 +93,7 @@ pub(super) struct Jobs {
 }
 
 /// Job tasks are numbered from here, apart from the submitter's own numbers.
-const JOB_SEQ_BASE: u64 = 1 << 63;
+pub(super) const JOB_SEQ_BASE: u64 = 1 << 63;
 
 impl Jobs {
     /// The jobs of peer `me`, bounded by `limits`.

@@ -2,7 +2,6 @@
 //! peer, tasks given to thieves and pushed to buddies, tasks taken from victims and pushers,
 //! and the answers to its fetches.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,7 +69,7 @@ impl Tasks {
         can_run: &[u64],
         now: Instant,
     ) -> Vec<TaskSpec> {
-        let count = self.ready.iter().filter(|s| portable(can_run, s)).count();
+        let count = self.ready.runnable_by(can_run);
         let take = count.div_ceil(2).min(max as usize);
         self.take_oldest(members, thief, take, can_run, now)
     }
@@ -269,16 +268,23 @@ impl Tasks {
         if thief == self.me || take == 0 {
             return Vec::new();
         }
+        // From the oldest end, setting aside what the thief cannot run and putting it back
+        // in order: the cost is what is given and passed over, not the whole deque.
         let mut given = Vec::with_capacity(take.min(self.ready.len()));
-        let mut kept = VecDeque::with_capacity(self.ready.len());
-        for spec in self.ready.drain(..) {
-            if given.len() < take && portable(can_run, &spec) {
+        let mut passed_over = Vec::new();
+        while given.len() < take {
+            let Some(spec) = self.ready.pop_front() else {
+                break;
+            };
+            if portable(can_run, &spec) {
                 given.push(spec);
             } else {
-                kept.push_back(spec);
+                passed_over.push(spec);
             }
         }
-        self.ready = kept;
+        for spec in passed_over.into_iter().rev() {
+            self.ready.push_front(spec);
+        }
         self.stats.given += given.len() as u64;
         for spec in &mut given {
             spec.hops = spec.hops.saturating_add(1);

@@ -34,6 +34,7 @@ mod messages;
 mod owner;
 mod placement;
 mod prims;
+mod ready;
 mod recovery;
 mod report;
 mod requests;
@@ -100,6 +101,9 @@ pub(crate) struct Settings {
     pub(crate) limits: crate::config::Limits,
     /// Closures submitted through this peer's clients, counted by them: they run here only.
     pub(crate) local_only: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Calls of named tasks this peer's clients kept on its pool (`local_first.rs`): run
+    /// here without the node, and counted in what it ran.
+    pub(crate) kept_here: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Whether this peer may be the home of named primitives.
     pub(crate) home: bool,
 }
@@ -126,6 +130,7 @@ impl Default for Settings {
             seq_seed: 0,
             limits: crate::config::Limits::default(),
             local_only: std::sync::Arc::default(),
+            kept_here: std::sync::Arc::default(),
             home: true,
         }
     }
@@ -151,6 +156,8 @@ pub(crate) enum Input {
         task: TaskKey,
         /// Which argument.
         index: usize,
+        /// The id of the future it came from (readers of one share one copy).
+        source: u64,
         /// Its encoding, or why there is none.
         result: Result<Vec<u8>, Failure>,
     },
@@ -318,9 +325,10 @@ pub(crate) struct Recovery {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Tasks submitted here.
+    /// Tasks submitted here (to the swarm: calls kept on this peer's pool are not).
     pub submitted: u64,
-    /// Tasks run here.
+    /// Tasks run here, with the calls this peer's clients kept on its pool, counted as they
+    /// are kept ([`Status::kept_here`](crate::Status::kept_here)).
     pub ran: u64,
     /// Tasks received by stealing.
     pub stolen: u64,
@@ -473,6 +481,11 @@ impl Node {
     }
 
     /// What the node did so far.
+    /// This peer's number.
+    pub(crate) fn me(&self) -> u64 {
+        self.me
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let tasks = &self.tasks;
         Stats {
@@ -490,6 +503,7 @@ impl Node {
             requests_received: self.traffic.requests_received,
             gossip_sent: self.traffic.gossip_sent,
             gossip_received: self.traffic.gossip_received,
+            ran: tasks.stats.ran + self.kept_here(),
             ..tasks.stats
         }
     }
@@ -530,8 +544,9 @@ impl Node {
             Input::LocalArg {
                 task,
                 index,
+                source,
                 result,
-            } => self.tasks.local_arg(task, index, result, now),
+            } => self.tasks.local_arg(task, index, source, result, now),
             Input::Ran { task, result, took } => {
                 self.tasks.measure_run(took);
                 (self.tasks).ran(&self.membership, task, result, now);

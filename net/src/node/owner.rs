@@ -8,6 +8,16 @@ use super::{Bytes, Output, SubmitArg};
 use crate::membership::Membership;
 use crate::wire::{ArgSpec, Done, Failure, GraphEvent, Request, TaskKey, TaskSpec};
 
+/// The base of the numbers of [`Tasks::keep_local_value`]'s keys: the remote numbers the
+/// tasks of this peer's clients from 1 up and the jobs machine its tasks from `1 << 63` up,
+/// so none of the three meet.
+const LOCAL_VALUES: u64 = 1 << 62;
+
+/// Whether `task` is a value of its submitter's own ([`Tasks::keep_local_value`]).
+fn is_local_value(task: TaskKey) -> bool {
+    task.seq >> 62 == 1
+}
+
 impl Tasks {
     /// Takes in a task this peer owns (`key.owner` is this peer, `key.seq` unused).
     pub(super) fn take_in(
@@ -300,7 +310,9 @@ impl Tasks {
         let releasable = owned.resolved
             && owned.readers == 0
             && owned.dependents.is_empty()
-            && matches!(owned.state, State::Done { .. } | State::Failed(_));
+            && matches!(owned.state, State::Done { .. } | State::Failed(_))
+            // Nothing can make it again: kept while a reader may run again.
+            && !(is_local_value(task) && owned.lineage > 0);
         if !releasable {
             return;
         }
@@ -322,7 +334,11 @@ impl Tasks {
     /// inputs that no longer have a reason to be kept.
     fn maybe_forget(&mut self, task: TaskKey) {
         let mut candidates = vec![task];
+        let mut local_values = Vec::new();
         while let Some(task) = candidates.pop() {
+            if is_local_value(task) {
+                local_values.push(task);
+            }
             let forgettable = self.owned.get(&task).is_some_and(|o| {
                 o.lineage == 0
                     && o.resolved
@@ -336,11 +352,20 @@ impl Tasks {
             let Some(owned) = self.owned.remove(&task) else {
                 continue;
             };
+            if is_local_value(task) {
+                self.local_value_of.retain(|_, key| *key != task);
+            }
             for input in owned.lineage_inputs {
                 if let Some(o) = self.owned.get_mut(&input) {
                     o.lineage = o.lineage.saturating_sub(1);
                     candidates.push(input);
                 }
+            }
+        }
+        // A value of the submitter's own no reader may need again is freed now.
+        for value in local_values {
+            if self.owned.get(&value).is_some_and(|o| o.lineage == 0) {
+                self.maybe_release(value);
             }
         }
     }
@@ -398,6 +423,7 @@ impl Tasks {
         &mut self,
         task: TaskKey,
         index: usize,
+        source: u64,
         result: Result<Vec<u8>, Failure>,
         now: Instant,
     ) {
@@ -408,6 +434,19 @@ impl Tasks {
             return;
         }
         match result {
+            Ok(bytes) if bytes.len() > self.settings.inline_max => {
+                if index < owned.args.len() {
+                    let value = self.keep_local_value(source, bytes);
+                    if let Some(owned) = self.owned.get_mut(&task) {
+                        owned.inputs.push(value);
+                        owned.args[index] = PendingArg::Ready(ArgSpec::Fetch {
+                            task: value,
+                            holder: self.me,
+                        });
+                    }
+                }
+                self.maybe_ready(task, now);
+            }
             Ok(bytes) => {
                 if let Some(arg) = owned.args.get_mut(index) {
                     *arg = PendingArg::Ready(ArgSpec::Inline(bytes));
@@ -416,5 +455,57 @@ impl Tasks {
             }
             Err(failure) => self.fail_owned(task, failure),
         }
+    }
+
+    /// Keeps a large value of the submitter's own (a closure's result, or a call its client
+    /// kept, `local_first.rs`; `source` is its future's id) for a task that reads it: in
+    /// the store as a finished task of this peer's that readers fetch, like any large
+    /// result, instead of inline in each reader's spec, which every thief would carry.
+    /// Readers of one future share one copy. It has no spec and cannot be made again, so it
+    /// is kept while a reader may run again (its `lineage`), not only while one is to run.
+    fn keep_local_value(&mut self, source: u64, bytes: Vec<u8>) -> TaskKey {
+        let kept = (self.local_value_of.get(&source).copied()).filter(|key| {
+            self.store.contains_key(key)
+                && (self.owned.get(key)).is_some_and(|o| matches!(o.state, State::Done { .. }))
+        });
+        if let Some(key) = kept {
+            if let Some(value) = self.owned.get_mut(&key) {
+                value.readers += 1;
+            }
+            return key;
+        }
+        self.local_values += 1;
+        let key = TaskKey {
+            owner: self.me,
+            seq: LOCAL_VALUES | self.local_values,
+        };
+        let mut value = Owned::new(String::new(), 0);
+        value.state = State::Done {
+            holder: self.me,
+            inline: None,
+        };
+        value.resolved = true;
+        value.readers = 1;
+        self.store.insert(key, shared(bytes));
+        self.owned.insert(key, value);
+        self.local_value_of.insert(source, key);
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_values_jobs_and_client_tasks_are_numbered_apart() {
+        let key = |seq| TaskKey { owner: 1, seq };
+        assert!(is_local_value(key(LOCAL_VALUES | 1)));
+        assert!(is_local_value(key(LOCAL_VALUES | u32::MAX as u64)));
+        assert!(!is_local_value(key(1)), "a client's task");
+        assert!(
+            !is_local_value(key(super::super::jobs::JOB_SEQ_BASE + 1)),
+            "a job's task"
+        );
     }
 }

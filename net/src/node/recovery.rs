@@ -369,6 +369,13 @@ impl Tasks {
                     input.dependents.push(task);
                     PendingArg::Dep(dep)
                 }
+                // A value of the submitter's own, freed: nothing can make it again.
+                State::Done { .. } | State::Released if input.spec.is_none() => {
+                    failed.get_or_insert(Failure::InputLost(format!(
+                        "input {dep}, a value of its submitter's own, was freed"
+                    )));
+                    PendingArg::Local
+                }
                 State::Done { .. } | State::Released => {
                     input.dependents.push(task);
                     if self.mark_for_rerun(members, dep) {

@@ -76,6 +76,11 @@ impl Node {
         (self.settings.local_only).load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Calls of named tasks this peer's clients kept on its pool.
+    pub(crate) fn kept_here(&self) -> u64 {
+        (self.settings.kept_here).load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// This peer's report.
     pub(crate) fn report(&self, now: Instant) -> PeerReport {
         let newest = self.tasks.recoveries.len().saturating_sub(SUSPICIONS);
@@ -85,7 +90,7 @@ impl Node {
             ready: self.tasks.ready.len() as u64,
             running: self.tasks.running as u64,
             owned: self.tasks.owned.len() as u64,
-            ran: self.tasks.stats.ran,
+            ran: self.tasks.stats.ran + self.kept_here(),
             peers: self.membership.up().len() as u32,
             hosted: self.prims.hosted_keys() as u32,
             draining: self.tasks.draining,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::custody::Early;
 use super::fifo::InputCache;
+use super::ready::Ready;
 use super::state::{Notices, Owned, Pending, Preparing};
 use super::{Bytes, Output, Recovery, Settings, Stats};
 use crate::membership::Membership;
@@ -43,7 +44,7 @@ pub(super) struct Tasks {
     /// Fingerprints of those it runs only for itself, sorted.
     pub(super) own_only: Vec<u64>,
     pub(super) owned: HashMap<TaskKey, Owned>,
-    pub(super) ready: VecDeque<TaskSpec>,
+    pub(super) ready: Ready,
     pub(super) preparing: HashMap<TaskKey, Preparing>,
     pub(super) running: usize,
     /// Workers of the local pool waiting on a future (a task waiting for the tasks it
@@ -60,6 +61,10 @@ pub(super) struct Tasks {
     /// When owned tasks at other peers are next checked on ([`Tasks::audit`]).
     pub(super) audit_due: Option<Instant>,
     pub(super) store: HashMap<TaskKey, Bytes>,
+    /// Large values of the submitter's own kept in the store so far.
+    pub(super) local_values: u64,
+    /// The key of each such value still kept, by its future's id.
+    pub(super) local_value_of: HashMap<u64, TaskKey>,
     /// Inputs fetched from other peers.
     pub(super) cache: InputCache,
     /// Inputs being fetched, with the tasks waiting for each.
@@ -86,7 +91,7 @@ impl Tasks {
             can_run,
             own_only: Vec::new(),
             owned: HashMap::new(),
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             preparing: HashMap::new(),
             running: 0,
             waiting: 0,
@@ -95,6 +100,8 @@ impl Tasks {
             running_keys: HashMap::new(),
             audit_due: None,
             store: HashMap::new(),
+            local_values: 0,
+            local_value_of: HashMap::new(),
             cache: InputCache::inputs(),
             fetching: HashMap::new(),
             early: Early::default(),

@@ -126,7 +126,12 @@ impl Children {
     /// Starts a peer of `workers` workers in this process, bootstrapped from the children,
     /// and waits for all of them to connect to it.
     pub(super) fn join(&self, workers: usize) -> anyhow::Result<Peer> {
-        let client = Peer::join(loopback()?.workers(workers).bootstrap(self.addr.clone()))?;
+        self.join_with(loopback()?.workers(workers))
+    }
+
+    /// As [`Children::join`], with `config` (its bootstrap address is theirs).
+    pub(super) fn join_with(&self, config: Config) -> anyhow::Result<Peer> {
+        let client = Peer::join(config.bootstrap(self.addr.clone()))?;
         wait_for_peers(&client, self.procs.len())?;
         Ok(client)
     }

@@ -16,11 +16,16 @@ pub(super) fn median(
     runs: usize,
     mut measure: impl FnMut() -> anyhow::Result<f64>,
 ) -> anyhow::Result<f64> {
-    let mut times = (0..runs)
+    let times = (0..runs)
         .map(|_| measure())
         .collect::<anyhow::Result<Vec<f64>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(middle(times))
+}
+
+/// The median of `xs` (not empty).
+pub(super) fn middle(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
 }
 
 /// The UTS tree named `tree`, with its exact counts.

@@ -3,6 +3,8 @@
 //! `--json` one JSON object per result line, as `benches/swarm/*.sh` collect them.
 //!
 //! - `w2` (W2): the seed's nested loop on one pool and on several processes.
+//! - `w9` (W9): the W2 loop of tiny tasks on a swarm client with idle joined peers against
+//!   a local client, in the same run.
 //! - `steal` (W3): the round trip of a steal against the raw TCP round trip on the same
 //!   loopback, in the same run.
 //! - `w4` (W4): UTS on two processes of one worker against one process of two.
@@ -59,6 +61,26 @@ enum Which {
         #[arg(long, default_value_t = 1)]
         workers: usize,
         /// Times each figure is measured; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// W9: the W2 loop of tiny tasks (`--values` 500: scores of about a microsecond) on a
+    /// local client of `--workers` workers, then on a swarm client of as many with `--idle`
+    /// joined peers (`peer join` children) that submit nothing; `--runs` alternated runs
+    /// each, the first being W9's figure (a program runs its loop once). Target: the swarm
+    /// client ≤ 1.2 × the local client.
+    W9 {
+        #[arg(long, default_value_t = 20)]
+        files: usize,
+        #[arg(long, default_value_t = 500)]
+        params: usize,
+        #[arg(long, default_value_t = 500)]
+        values: u64,
+        #[arg(long, default_value_t = 2)]
+        idle: usize,
+        /// Workers of each client and peer (default: this machine's cores).
+        #[arg(long)]
+        workers: Option<usize>,
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
@@ -167,6 +189,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             workers.max(1),
             runs.max(1),
         ),
+        Which::W9 {
+            files,
+            params,
+            values,
+            idle,
+            workers,
+            runs,
+        } => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let workers = workers.unwrap_or(cores).max(1);
+            w2::w9(out, files, params, values, idle, workers, runs.max(1))
+        }
         Which::Steal { tasks, pings } => steal::run(out, tasks, pings),
         Which::Spin { tasks, us, swarm } => w5::spin(out, tasks, us, &swarm),
         Which::W5 { tasks, us, peers } => w5::run(out, tasks, us, peers.max(2)),

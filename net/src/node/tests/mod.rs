@@ -744,3 +744,26 @@ fn a_panic_with_retries_left_runs_the_task_again_and_is_not_a_loss() {
     );
     assert_eq!(node.stats().reruns, 0, "retries are not losses");
 }
+
+#[test]
+fn a_thief_gets_the_oldest_tasks_it_can_run_and_the_rest_keep_their_order() {
+    let mut tasks = super::tasks::Tasks::new(0, vec![ADD, LEN], Settings::default());
+    let members = crate::membership::Membership::new(0);
+    let spec = |seq: u64, fingerprint: u64| TaskSpec {
+        key: TaskKey { owner: 0, seq },
+        name: name(fingerprint),
+        fingerprint,
+        args: Vec::new(),
+        hops: 0,
+    };
+    // Oldest first: LEN 1, ADD 2, LEN 3, ADD 4, ADD 5.
+    for (seq, fingerprint) in [(1, LEN), (2, ADD), (3, LEN), (4, ADD), (5, ADD)] {
+        tasks.ready.push_back(spec(seq, fingerprint));
+    }
+    let given = tasks.take_oldest(&members, 9, 2, &[ADD], Instant::now());
+    let seqs = |specs: &mut dyn Iterator<Item = &TaskSpec>| specs.map(|s| s.key.seq).collect();
+    let given: Vec<u64> = seqs(&mut given.iter());
+    let left: Vec<u64> = seqs(&mut tasks.ready.iter());
+    assert_eq!(given, vec![2, 4], "the two oldest the thief runs");
+    assert_eq!(left, vec![1, 3, 5], "the rest in their order");
+}

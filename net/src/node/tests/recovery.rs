@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::node::placement::successor;
-use crate::wire::{JobArg, JobSpec, JobTask};
+use crate::wire::{ArgSpec, JobArg, JobSpec, JobTask};
 
 fn key(seq: u64) -> TaskKey {
     TaskKey { owner: 0, seq }
@@ -102,6 +102,7 @@ fn a_lost_result_still_needed_is_computed_again_before_its_dependent_runs() {
         let input = Input::LocalArg {
             task: key(100 + i),
             index: 1,
+            source: 1,
             result: Ok(enc(0)),
         };
         net.nodes[0].handle(input, net.now);
@@ -135,6 +136,7 @@ fn lineage_reaches_back_through_released_inputs() {
     let input = Input::LocalArg {
         task: len,
         index: 1,
+        source: 1,
         result: Ok(enc(0)),
     };
     net.nodes[0].handle(input, net.now);
@@ -404,4 +406,77 @@ fn the_successor_depends_only_on_the_candidates() {
         .map(|i| successor(&format!("job-{i}"), &peers))
         .collect();
     assert!(spread.len() >= 4, "names spread over the peers: {spread:?}");
+}
+
+#[test]
+fn a_large_value_of_the_submitters_own_is_fetched_once_kept_not_carried_in_specs() {
+    // The owner runs nothing: both `len`s run elsewhere, and their argument, a value the
+    // submitter encodes from one future of its own (source 7), is over the inline limit.
+    let mut net = Net::with_slots(&[0, 1], &[&[LEN]]);
+    let value = postcard::to_allocvec(&vec![7u8; 5_000]).unwrap();
+    let readers: Vec<TaskKey> = (1..=2)
+        .map(|seq| net.submit(0, seq, LEN, vec![SubmitArg::Local]))
+        .collect();
+    for &task in &readers {
+        let input = Input::LocalArg {
+            task,
+            index: 0,
+            source: 7,
+            result: Ok(value.clone()),
+        };
+        net.nodes[0].handle(input, net.now);
+    }
+    let me = net.nodes[0].tasks.me;
+    let fetched: Vec<TaskKey> = (readers.iter())
+        .map(
+            |task| match &net.nodes[0].tasks.owned[task].spec.as_ref().unwrap().args[0] {
+                ArgSpec::Fetch { task, holder } if *holder == me => *task,
+                other => panic!("the argument travels inline: {other:?}"),
+            },
+        )
+        .collect();
+    assert_eq!(
+        fetched[0], fetched[1],
+        "the readers of one future share one copy"
+    );
+    assert_eq!(net.nodes[0].stats().held, 1);
+    net.settle();
+    assert_eq!(net.value(readers[0]), 5_000);
+    assert_eq!(net.value(readers[1]), 5_000);
+    assert!(net.nodes[1].stats().fetches >= 1, "the runner fetched it");
+    net.assert_all_released();
+}
+
+#[test]
+fn a_large_value_of_the_submitters_own_is_kept_while_a_reader_may_run_again() {
+    // `copy` reads the submitter's value and makes a large result at its runner; `len`
+    // reads that result but waits for a late argument. Killing the result's holder runs
+    // `copy` again, which must find the value still kept.
+    let mut net = Net::with_slots(&[0, 1, 1], &[&[COPY, LEN]]);
+    let copy = net.submit(0, 1, COPY, vec![SubmitArg::Local]);
+    let len = net.submit(0, 2, LEN, vec![SubmitArg::Owned(copy), SubmitArg::Local]);
+    let value = postcard::to_allocvec(&vec![3u8; 4_000]).unwrap();
+    let input = Input::LocalArg {
+        task: copy,
+        index: 0,
+        source: 9,
+        result: Ok(value),
+    };
+    net.nodes[0].handle(input, net.now);
+    net.settle();
+    let state::State::Done { holder, .. } = net.nodes[0].tasks.owned[&copy].state else {
+        panic!("copy is not done");
+    };
+    net.kill(holder as usize);
+    let input = Input::LocalArg {
+        task: len,
+        index: 1,
+        source: 10,
+        result: Ok(enc(0)),
+    };
+    net.nodes[0].handle(input, net.now);
+    net.settle();
+    assert_eq!(net.value(len), 4_000);
+    assert_eq!(net.runs[&copy], 2, "copy ran again from the kept value");
+    net.assert_all_released();
 }

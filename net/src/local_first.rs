@@ -1,0 +1,306 @@
+//! Which named tasks a peer keeps on its own pool instead of handing them to the swarm.
+//!
+//! A task handed to the node costs the submitting peer some 15–40 µs of its event loop
+//! (numbering, the owned record, dispatch, the run's report, resolving the future) before a
+//! thief can save it anything; a task that runs in less than that is cheaper to run here, as
+//! a local client would (typed, nothing encoded, well under a microsecond of scheduling),
+//! than to spread. So a peer measures each kind of named task (the time of a call, the size
+//! of its encoded result), and a kind whose calls average under [`Config::keep_below`] and
+//! whose results travel inline is kept here: its calls become local tasks that no thief
+//! sees ([`Place::Here`]).
+//!
+//! - The first call of a kind not measured yet runs here, measured ([`Place::HereMeasured`]):
+//!   the node would have run it here too, its own workers coming first. A second call
+//!   submitted before that measure is back (not from a worker of the pool) waits for it,
+//!   at most [`PROBE_WAIT`] and once per kind (a submitter far ahead of its workers would
+//!   otherwise hand the swarm a queue's worth of calls, a thousand, before a worker could
+//!   run the first); from then until the measure comes, calls of the kind go to the swarm,
+//!   so a kind of long tasks is never kept by mistake.
+//! - Every [`RESAMPLE`]th call of a kept kind is measured again, so the measure follows a kind
+//!   whose calls grow heavier or whose results grow large; runs of this peer's own tasks of
+//!   the kind that the node hands its workers are measured too (other peers' tasks are not:
+//!   they must not decide what this one keeps). A probe that panics still reports its time,
+//!   with no result; a run through the node that fails is not measured.
+//! - Only kinds this peer runs for itself are kept: a task it withholds
+//!   ([`Config::withhold_task`]) always goes to the swarm.
+//! - A kind with large results is not kept: a kept value that tasks elsewhere read is
+//!   encoded once per reader and served from this peer (`Tasks::keep_local_value`), while
+//!   through the node it is encoded once and fetched from whoever made it.
+//!
+//! [`Config::keep_below`]: crate::Config::keep_below
+//! [`Config::withhold_task`]: crate::Config::withhold_task
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+use peer_core::ext::Place;
+
+/// Every this many calls of a kept kind, one is measured again.
+pub(crate) const RESAMPLE: u32 = 64;
+
+/// How long a call waits, once per kind, for the measure of the kind's first call.
+pub(crate) const PROBE_WAIT: Duration = Duration::from_millis(2);
+
+/// Weight of a new run in a kind's running mean, as a divisor (a new run counts for 1/4).
+const WEIGHT: u32 = 4;
+
+/// What is known of one kind of named task.
+#[derive(Debug, Clone, Copy, Default)]
+struct Kind {
+    /// The running mean of its run time, once a run was measured.
+    mean: Option<Duration>,
+    /// Its last measured result was over the inline limit.
+    large: bool,
+    /// A first call runs here to be measured, its measure not back yet.
+    probing: bool,
+    /// A call waited for that measure already.
+    waited: bool,
+    /// Calls kept since the last one measured.
+    kept: u32,
+}
+
+/// The measures behind the decision, with no clock and no locks: runs in, places out.
+#[derive(Debug, Default)]
+pub(crate) struct Estimates {
+    /// Kinds whose calls average less than this are kept here; zero keeps nothing.
+    below: Duration,
+    /// Results larger than this travel as a holder's address, not inline.
+    inline_max: usize,
+    /// The kinds this peer runs for itself, sorted: no other is kept.
+    runs: Vec<u64>,
+    kinds: HashMap<u64, Kind>,
+}
+
+impl Estimates {
+    /// Keeps kinds of `runs` (fingerprints) that run faster than `below`.
+    pub(crate) fn new(below: Duration, inline_max: usize, mut runs: Vec<u64>) -> Estimates {
+        runs.sort_unstable();
+        Estimates {
+            below,
+            inline_max,
+            runs,
+            kinds: HashMap::new(),
+        }
+    }
+
+    /// A call of kind `fingerprint` ran on this peer's workers in `took`, with a result of
+    /// `size` bytes encoded (zero for a failure).
+    pub(crate) fn ran(&mut self, fingerprint: u64, took: Duration, size: usize) {
+        if self.below.is_zero() {
+            return;
+        }
+        let kind = self.kinds.entry(fingerprint).or_default();
+        kind.mean = Some(match kind.mean {
+            Some(mean) => (mean * (WEIGHT - 1) + took) / WEIGHT,
+            None => took,
+        });
+        kind.large = size > self.inline_max;
+        kind.probing = false;
+    }
+
+    /// Whether a call of kind `fingerprint` should wait for the measure of its first call:
+    /// it is not back, and no call waited for it yet (this one will).
+    pub(crate) fn wait_for_probe(&mut self, fingerprint: u64) -> bool {
+        match self.kinds.get_mut(&fingerprint) {
+            Some(kind) if kind.probing && !kind.waited => {
+                kind.waited = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the first call of kind `fingerprint` is still being measured.
+    fn probing(&self, fingerprint: u64) -> bool {
+        self.kinds
+            .get(&fingerprint)
+            .is_some_and(|kind| kind.probing)
+    }
+
+    /// Where this call of kind `fingerprint` runs (see the [module docs](self)).
+    pub(crate) fn place(&mut self, fingerprint: u64) -> Place {
+        if self.below.is_zero() || self.runs.binary_search(&fingerprint).is_err() {
+            return Place::Remote;
+        }
+        let below = self.below;
+        let kind = self.kinds.entry(fingerprint).or_default();
+        match kind.mean {
+            None if kind.probing => Place::Remote,
+            None => {
+                kind.probing = true;
+                Place::HereMeasured
+            }
+            Some(mean) if kind.large || mean >= below => Place::Remote,
+            Some(_) => {
+                kind.kept += 1;
+                if kind.kept >= RESAMPLE {
+                    kind.kept = 0;
+                    Place::HereMeasured
+                } else {
+                    Place::Here
+                }
+            }
+        }
+    }
+}
+
+/// [`Estimates`] shared by the peer's submitters (who ask) and its workers (who measure),
+/// with the count of calls kept.
+#[derive(Debug)]
+pub(crate) struct LocalFirst {
+    estimates: Mutex<Estimates>,
+    /// Signalled at each measure, for a call waiting for its kind's first.
+    measured: Condvar,
+    /// How long that call waits at most ([`PROBE_WAIT`]).
+    probe_wait: Duration,
+    /// Shared with the node, which counts them in what this peer ran.
+    kept: Arc<AtomicU64>,
+}
+
+impl LocalFirst {
+    /// See [`Estimates::new`]; counts the calls kept into `kept`.
+    pub(crate) fn new(
+        below: Duration,
+        inline_max: usize,
+        runs: Vec<u64>,
+        kept: Arc<AtomicU64>,
+    ) -> LocalFirst {
+        LocalFirst {
+            estimates: Mutex::new(Estimates::new(below, inline_max, runs)),
+            measured: Condvar::new(),
+            probe_wait: PROBE_WAIT,
+            kept,
+        }
+    }
+
+    /// See [`Estimates::ran`].
+    pub(crate) fn ran(&self, fingerprint: u64, took: Duration, size: usize) {
+        self.lock().ran(fingerprint, took, size);
+        self.measured.notify_all();
+    }
+
+    /// See [`Estimates::place`]; counts the calls kept here. A call of a kind whose first
+    /// call is being measured waits for it if it `may_wait` (see the [module docs](self)):
+    /// not on a worker of the pool, where the probe may be queued behind it.
+    pub(crate) fn place(&self, fingerprint: u64, may_wait: bool) -> Place {
+        let mut estimates = self.lock();
+        if may_wait && estimates.wait_for_probe(fingerprint) {
+            estimates = self
+                .measured
+                .wait_timeout_while(estimates, self.probe_wait, |e| e.probing(fingerprint))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let place = estimates.place(fingerprint);
+        drop(estimates);
+        if place != Place::Remote {
+            // Relaxed: a count read on its own, for the status.
+            self.kept.fetch_add(1, Ordering::Relaxed);
+        }
+        place
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Estimates> {
+        self.estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    #[test]
+    fn the_first_call_of_a_kind_is_measured_here_and_the_rest_wait_for_its_measure() {
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        assert_eq!(e.place(7), Place::HereMeasured);
+        assert!(e.wait_for_probe(7), "the second call waits");
+        assert!(!e.wait_for_probe(7), "once");
+        assert_eq!(e.place(7), Place::Remote);
+        assert_eq!(e.place(7), Place::Remote);
+        assert_eq!(
+            e.place(8),
+            Place::HereMeasured,
+            "another kind is measured apart"
+        );
+        e.ran(7, 3 * US, 8);
+        assert_eq!(e.place(7), Place::Here);
+    }
+
+    #[test]
+    fn a_cheap_kind_is_kept_and_measured_again_once_in_resample_calls() {
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        e.ran(7, 3 * US, 8);
+        let places: Vec<Place> = (0..RESAMPLE * 3).map(|_| e.place(7)).collect();
+        let measured = places.iter().filter(|p| **p == Place::HereMeasured).count();
+        let kept = places.iter().filter(|p| **p == Place::Here).count();
+        assert_eq!((measured, kept as u32), (3, (RESAMPLE - 1) * 3));
+    }
+
+    #[test]
+    fn a_slow_or_large_kind_goes_to_the_swarm() {
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        e.ran(1, 100 * US, 8);
+        e.ran(2, 3 * US, 4096);
+        assert_eq!(e.place(1), Place::Remote);
+        assert_eq!(e.place(2), Place::Remote);
+    }
+
+    #[test]
+    fn the_mean_follows_a_kind_that_grows_heavier_or_larger() {
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        e.ran(7, 2 * US, 8);
+        assert_eq!(e.place(7), Place::Here);
+        for _ in 0..4 {
+            e.ran(7, 200 * US, 8);
+        }
+        assert_eq!(e.place(7), Place::Remote);
+        for _ in 0..20 {
+            e.ran(7, 2 * US, 8);
+        }
+        assert_eq!(e.place(7), Place::Here, "and back when it is cheap again");
+        e.ran(7, 2 * US, 4096);
+        assert_eq!(e.place(7), Place::Remote, "its last result was large");
+    }
+
+    #[test]
+    fn a_kind_this_peer_does_not_run_goes_to_the_swarm() {
+        let mut e = Estimates::new(20 * US, 1024, vec![7]);
+        e.ran(3, 2 * US, 8);
+        assert_eq!(e.place(3), Place::Remote);
+        assert_eq!(e.place(7), Place::HereMeasured);
+    }
+
+    #[test]
+    fn a_call_waits_for_the_first_calls_measure_and_is_kept_if_it_comes() {
+        let first = LocalFirst {
+            // Long, so that a slow machine cannot make the test pass the wrong way.
+            probe_wait: Duration::from_secs(60),
+            ..LocalFirst::new(20 * US, 1024, vec![7], Arc::default())
+        };
+        assert_eq!(first.place(7, true), Place::HereMeasured);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Measures once the second call waits.
+                while !first.lock().kinds.get(&7).is_some_and(|k| k.waited) {
+                    std::thread::yield_now();
+                }
+                first.ran(7, 3 * US, 8);
+            });
+            assert_eq!(first.place(7, true), Place::Here, "waited for the measure");
+        });
+    }
+
+    #[test]
+    fn zero_keeps_nothing() {
+        let mut e = Estimates::new(Duration::ZERO, 1024, vec![7, 9]);
+        e.ran(7, Duration::ZERO, 0);
+        assert_eq!(e.place(7), Place::Remote);
+        assert_eq!(e.place(9), Place::Remote);
+    }
+}

@@ -1,0 +1,129 @@
+//! Named tasks measured cheaper to run than to hand on stay on their submitter's pool
+//! (`Config::keep_below`); the rest still go to the swarm, and a value kept here that a
+//! task elsewhere reads is fetched from this peer, not carried in the task.
+
+use std::time::Duration;
+
+use peer_core::TaskFuture;
+use peer_net::Peer;
+
+mod common;
+use common::{config, swarm};
+
+/// A few microseconds of work at most.
+#[peer_core::task]
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// Long enough that handing it on pays.
+#[peer_core::task]
+fn slow_add(a: u64, b: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(2));
+    a + b
+}
+
+/// A large result (over the 64 KiB inline limit), made quickly.
+#[peer_core::task]
+fn bytes(n: u64) -> Vec<u8> {
+    vec![7; n as usize]
+}
+
+/// Reads a large input.
+#[peer_core::task]
+fn total(data: &Vec<u8>) -> u64 {
+    data.iter().map(|b| u64::from(*b)).sum()
+}
+
+fn ran_elsewhere(peers: &[Peer]) -> u64 {
+    peers[1..]
+        .iter()
+        .map(|p| p.status().unwrap().stats.ran)
+        .sum()
+}
+
+#[test]
+fn tiny_tasks_stay_on_the_submitters_pool_and_slow_ones_are_spread() {
+    let peers = swarm(3);
+    let client = &peers[0];
+    // A graph of tiny tasks: each sum reads the one before it.
+    let mut last: TaskFuture<u64> = client.submit_named(AddTask, (0u64, 0u64));
+    let mut all = Vec::new();
+    for i in 1..=3_000u64 {
+        last = client.submit_named(AddTask, (i, &last));
+        all.push(last.clone());
+    }
+    let sums = client.gather(all).unwrap();
+    assert_eq!(sums.last(), Some(&(1..=3_000u64).sum()));
+    let status = client.status().unwrap();
+    assert!(
+        status.kept_here >= 1_500,
+        "tiny calls kept here: {} of 3001",
+        status.kept_here
+    );
+    assert_eq!(
+        status.stats.ran + ran_elsewhere(&peers),
+        3_001,
+        "each call ran once, kept ones counted where they ran"
+    );
+
+    // Calls of 2 ms go to the swarm: the idle peers run some.
+    let slow = client.map_named(SlowAddTask, (0..200u64).map(|i| (i, 1u64)));
+    let slow = client.gather(slow).unwrap();
+    assert_eq!(slow, (1..=200u64).collect::<Vec<_>>());
+    assert!(
+        ran_elsewhere(&peers) > 0,
+        "the other peers ran none of the slow calls"
+    );
+    let kept_after = client.status().unwrap().kept_here;
+    assert!(
+        kept_after <= status.kept_here + 1,
+        "at most the first slow call is kept, to be measured: {} then {kept_after}",
+        status.kept_here
+    );
+}
+
+#[test]
+fn keep_below_zero_sends_every_call_to_the_swarm() {
+    let first = Peer::join(config().keep_below(Duration::ZERO)).unwrap();
+    let sums = first.map_named(AddTask, (0..500u64).map(|i| (i, 1u64)));
+    assert_eq!(first.gather(sums).unwrap().len(), 500);
+    let status = first.status().unwrap();
+    assert_eq!(status.kept_here, 0);
+    assert_eq!(status.stats.submitted, 500, "every call went to the node");
+}
+
+#[test]
+fn a_large_value_kept_here_is_fetched_by_the_peer_that_reads_it() {
+    // The submitter does not run `total`: the other peer must, fetching its input.
+    let first = Peer::join(config().withhold_task("local_first::total")).unwrap();
+    let second = Peer::join(config().bootstrap(first.addresses()[0].clone())).unwrap();
+    assert_eq!(first.wait_for_peers(1, Duration::from_secs(20)), 1);
+    assert_eq!(second.wait_for_peers(1, Duration::from_secs(20)), 1);
+    // The first call of `bytes` runs here to be measured: a future of this pool, not a
+    // task of the swarm's, and over the inline limit.
+    let data = first.submit_named(BytesTask, 300_000u64);
+    let sums: Vec<_> = (0..4)
+        .map(|_| first.submit_named(TotalTask, &data))
+        .collect();
+    assert_eq!(first.gather(sums).unwrap(), vec![7 * 300_000; 4]);
+    assert_eq!(
+        first.status().unwrap().kept_here,
+        1,
+        "the first call of bytes"
+    );
+    let fetched = second.status().unwrap().stats.fetches;
+    assert!(
+        fetched >= 1,
+        "the reader fetched the value ({fetched} fetches)"
+    );
+    // Freed once read: nothing of it stays in the submitter's store.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first.status().unwrap().stats.held > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the value is still held"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
