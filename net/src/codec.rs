@@ -54,7 +54,7 @@ fn too_large(len: usize, max: usize) -> io::Error {
     )
 }
 
-async fn read_frame<T, R>(io: &mut R, max: usize) -> io::Result<T>
+pub(crate) async fn read_frame<T, R>(io: &mut R, max: usize) -> io::Result<T>
 where
     T: DeserializeOwned,
     R: AsyncRead + Unpin + Send,

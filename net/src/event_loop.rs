@@ -20,12 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
+use crate::links::{self, LinkEvent, LinkSettings, Links, Reply};
 use crate::local_first::LocalFirst;
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
 use crate::status::{PeerAnswer, Status, Suspicion};
 use crate::sync::{CallSlot, Topics};
-use crate::wire::{Batch, Failure, Response, TaskKey, TaskSpec};
+use crate::wire::{Batch, Failure, Request, Response, TaskKey, TaskSpec};
 
 /// Addresses of one peer taken from its identify message.
 const MAX_ADDRESSES: usize = 16;
@@ -46,7 +47,8 @@ pub(crate) struct EventLoop {
     control: libp2p_stream::Control,
     /// Peers up, for [`Peer::peers`](crate::Peer::peers).
     peer_count: Arc<AtomicUsize>,
-    channels: HashMap<u64, ResponseChannel<Response>>,
+    /// Where the answers to requests go, by the node's channel number.
+    channels: HashMap<u64, AnswerTo>,
     /// Request channels by libp2p's id, to report whether their answers went out.
     inbound: HashMap<InboundRequestId, u64>,
     /// Lookups of published values waiting for the node's answer.
@@ -70,6 +72,16 @@ pub(crate) struct EventLoop {
     reports: HashMap<u64, oneshot::Sender<Vec<PeerAnswer>>>,
     /// Where the run time of this peer's own named tasks run here goes, if anywhere.
     local_first: Option<Arc<LocalFirst>>,
+    /// Our requests on long-lived streams, and the requests other peers send on theirs.
+    links: Links,
+    link_rx: mpsc::Receiver<LinkEvent>,
+    link_settings: LinkSettings,
+}
+
+/// The way back for one answer: the request's own substream, or the link it came on.
+enum AnswerTo {
+    Substream(ResponseChannel<Response>),
+    Link(Reply),
 }
 
 impl EventLoop {
@@ -80,11 +92,16 @@ impl EventLoop {
         commands: Inbox,
         ready_tx: oneshot::Sender<Vec<Multiaddr>>,
         topics: Arc<Topics>,
+        link_settings: LinkSettings,
     ) -> EventLoop {
         // Each worker sends at most one `Ran` per task it runs, and argument futures one
         // each; the loop drains this channel before anything else blocks.
         let (internal_tx, internal_rx) = mpsc::channel(4096);
         let control = swarm.behaviour().alive.new_control();
+        // Answers to our own requests and other peers' requests, each bounded at its source
+        // (ours by the node, theirs by the links' in-flight bound).
+        let (link_tx, link_rx) = mpsc::channel(1024);
+        let links = Links::new(control.clone(), link_tx, link_settings);
         EventLoop {
             swarm,
             node,
@@ -112,6 +129,9 @@ impl EventLoop {
             unreached_bootstrap: HashSet::new(),
             reports: HashMap::new(),
             local_first: None,
+            links,
+            link_rx,
+            link_settings,
         }
     }
 
@@ -132,12 +152,27 @@ impl EventLoop {
             Ok(incoming) => drop(tokio::spawn(pings::answer(incoming))),
             Err(error) => tracing::error!(%error, "pings cannot be answered"),
         }
+        match self.control.accept(links::LINK) {
+            Ok(incoming) => {
+                let events = self.links_events();
+                drop(tokio::spawn(links::serve(
+                    incoming,
+                    events,
+                    self.link_settings,
+                )));
+            }
+            Err(error) => tracing::error!(%error, "links cannot be served"),
+        }
         let watch_tick = tokio::time::sleep_until(self.watch_due().into());
         tokio::pin!(watch_tick);
         loop {
             self.drain_outputs();
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
-            let timeout = self.node.poll_timeout();
+            let node_due = self.node.poll_timeout();
+            let timeout = match (node_due, self.links.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep = async {
                 match timeout {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -153,8 +188,18 @@ impl EventLoop {
                     Some(command) => self.command(command),
                     None => return,
                 },
+                Some(event) = self.link_rx.recv() => self.link_event(event),
                 event = self.swarm.select_next_some() => self.swarm_event(event),
-                () = sleep => self.node.handle_timeout(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    if node_due.is_some_and(|due| due <= now) {
+                        self.node.handle_timeout(now);
+                    }
+                    for tag in self.links.expired(now) {
+                        let error = "no answer on the link in time".to_string();
+                        self.node.handle(Input::RequestFailed { tag, error }, now);
+                    }
+                }
                 () = &mut watch_tick => {
                     self.watch_step(Instant::now());
                     watch_tick.as_mut().reset(self.watch_due().into());
@@ -336,9 +381,9 @@ impl EventLoop {
             match output {
                 Output::Send { to, tag, request } => match self.peers.get(&to) {
                     Some(peer) => {
+                        let peer = *peer;
                         tracing::trace!(to = %peer, tag, ?request, "send");
-                        let id = self.swarm.behaviour_mut().tasks.send_request(peer, request);
-                        self.outbound.insert(id, tag);
+                        self.send_request(peer, tag, request);
                     }
                     None => self.node.handle(
                         Input::RequestFailed {
@@ -349,10 +394,20 @@ impl EventLoop {
                     ),
                 },
                 Output::Respond { channel, response } => {
-                    let sent = self.channels.remove(&channel).is_some_and(|handle| {
-                        let tasks = &mut self.swarm.behaviour_mut().tasks;
-                        tasks.send_response(handle, response).is_ok()
-                    });
+                    let sent = match self.channels.remove(&channel) {
+                        None => false,
+                        Some(AnswerTo::Substream(handle)) => {
+                            let tasks = &mut self.swarm.behaviour_mut().tasks;
+                            tasks.send_response(handle, response).is_ok()
+                        }
+                        // Only a steal's answer is waited for: its tasks go back to the
+                        // ready deque unless it was written.
+                        Some(AnswerTo::Link(reply)) => {
+                            let receipt = matches!(&response, Response::Stolen { tasks, .. } if !tasks.is_empty())
+                                .then_some(channel);
+                            reply.send(response, receipt)
+                        }
+                    };
                     if !sent {
                         let input = Input::Responded {
                             channel,
@@ -515,6 +570,7 @@ impl EventLoop {
                 ..
             } => {
                 let number = peer_number(&peer_id);
+                self.links.disconnected(&peer_id);
                 // Identities that never spoke the task protocol are not remembered.
                 if !self.node.is_member(number) {
                     self.peers.remove(&number);
@@ -563,6 +619,8 @@ impl EventLoop {
                 }
                 let home = !info.agent_version.ends_with(crate::behaviour::NO_HOME);
                 self.peers.insert(number, peer_id);
+                // Opened now, so that the first steal does not wait for it.
+                self.links.warm(peer_id);
                 let was_up = self.node.is_up(number);
                 self.node
                     .handle(Input::Identified { peer: number, home }, now);
@@ -620,7 +678,7 @@ impl EventLoop {
                 request_id,
             } => {
                 self.next_channel += 1;
-                self.channels.insert(self.next_channel, channel);
+                (self.channels).insert(self.next_channel, AnswerTo::Substream(channel));
                 self.inbound.insert(request_id, self.next_channel);
                 let from = peer_number(&peer);
                 tracing::trace!(from = %peer, ?request, "request");
@@ -687,6 +745,75 @@ impl EventLoop {
                         sent: true,
                     };
                     self.node.handle(input, now);
+                }
+            }
+        }
+    }
+
+    /// Sends a request on `peer`'s link, or on a substream of its own when the link hands
+    /// it back.
+    fn send_request(&mut self, peer: PeerId, tag: u64, request: Request) {
+        if let Err(request) = self.links.send(peer, tag, request, Instant::now()) {
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .tasks
+                .send_request(&peer, request);
+            self.outbound.insert(id, tag);
+        }
+    }
+
+    /// A sender of link events, for the links other peers open.
+    fn links_events(&self) -> mpsc::Sender<LinkEvent> {
+        self.links.events()
+    }
+
+    fn link_event(&mut self, event: LinkEvent) {
+        let now = Instant::now();
+        match event {
+            LinkEvent::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let from = peer_number(&peer);
+                self.heard(from, now);
+                self.next_channel += 1;
+                let channel = self.next_channel;
+                self.channels.insert(channel, AnswerTo::Link(reply));
+                tracing::trace!(from = %peer, ?request, "request on a link");
+                self.peers.insert(from, peer);
+                let input = Input::Request {
+                    from,
+                    channel,
+                    request,
+                };
+                self.node.handle(input, now);
+            }
+            LinkEvent::Response { peer, id, response } => {
+                self.heard(peer_number(&peer), now);
+                if let Some(tag) = self.links.answered(id) {
+                    tracing::trace!(tag, ?response, "response on a link");
+                    self.node.handle(Input::Response { tag, response }, now);
+                }
+            }
+            LinkEvent::Sent { channel, sent } => {
+                self.node.handle(Input::Responded { channel, sent }, now);
+            }
+            LinkEvent::Down {
+                peer,
+                link,
+                unsupported,
+                unsent,
+                why,
+            } => {
+                let (again, failed) = self.links.down(peer, link, unsupported, unsent);
+                for tag in failed {
+                    let error = format!("the link to {peer} ended: {why}");
+                    self.node.handle(Input::RequestFailed { tag, error }, now);
+                }
+                for (tag, request) in again {
+                    self.send_request(peer, tag, request);
                 }
             }
         }

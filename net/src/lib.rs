@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod event_loop;
 mod job;
+mod links;
 mod liveness;
 mod local_first;
 mod membership;

@@ -16,6 +16,7 @@ use crate::commands::{self, Command, Commands, Inbox};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event_loop::EventLoop;
+use crate::links::LinkSettings;
 use crate::local_first::LocalFirst;
 use crate::node::{Node, Settings};
 use crate::remote::SwarmTasks;
@@ -356,8 +357,13 @@ fn start(
             reason: e.to_string(),
         })?;
     }
+    let links = LinkSettings {
+        max_frame: config.max_frame,
+        timeout: config.request_timeout,
+        in_flight: config.limits.streams_per_connection,
+    };
     Ok(EventLoop::new(
-        swarm, node, local, commands, ready_tx, topics,
+        swarm, node, local, commands, ready_tx, topics, links,
     ))
 }
 

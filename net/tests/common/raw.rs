@@ -67,7 +67,8 @@ struct RawBehaviour {
     tasks: request_response::Behaviour<RawCodec>,
     identify: Toggle<identify::Behaviour>,
     gossipsub: Toggle<gossipsub::Behaviour>,
-    alive: Toggle<libp2p_stream::Behaviour>,
+    /// Streams of their own: a member answers pings on them; any raw peer can open links.
+    streams: libp2p_stream::Behaviour,
 }
 
 type Log = Arc<(Mutex<Vec<Heard>>, Condvar)>;
@@ -83,6 +84,7 @@ pub struct RawPeer {
     responder: Arc<Mutex<Responder>>,
     batches: u64,
     thread: Option<JoinHandle<()>>,
+    streams: libp2p_stream::Control,
 }
 
 impl RawPeer {
@@ -112,12 +114,12 @@ impl RawPeer {
                     .unwrap();
                 runtime.block_on(async move {
                     let swarm = build(key, member);
-                    let _ = started_tx.send(());
-                    run(swarm, rx, log, responder).await;
+                    let _ = started_tx.send(swarm.behaviour().streams.new_control());
+                    run(swarm, member, rx, log, responder).await;
                 });
             }
         });
-        started_rx
+        let streams = started_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the raw peer started");
         RawPeer {
@@ -128,7 +130,13 @@ impl RawPeer {
             responder,
             batches: 0,
             thread: Some(thread),
+            streams,
         }
+    }
+
+    /// Opens streams of any protocol to connected peers, from any runtime.
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     fn command(&self, command: Command) {
@@ -367,7 +375,7 @@ fn build(key: identity::Keypair, member: bool) -> Swarm<RawBehaviour> {
                 tasks,
                 identify: identify.into(),
                 gossipsub: gossipsub.into(),
-                alive: member.then(libp2p_stream::Behaviour::new).into(),
+                streams: libp2p_stream::Behaviour::new(),
             }
         })
         .unwrap()
@@ -377,12 +385,18 @@ fn build(key: identity::Keypair, member: bool) -> Swarm<RawBehaviour> {
 
 async fn run(
     mut swarm: Swarm<RawBehaviour>,
+    member: bool,
     mut commands: mpsc::UnboundedReceiver<Command>,
     log: Log,
     responder: Arc<Mutex<Responder>>,
 ) {
-    if let Some(alive) = swarm.behaviour().alive.as_ref() {
-        let mut incoming = alive.new_control().accept(ALIVE).unwrap();
+    if member {
+        let mut incoming = swarm
+            .behaviour()
+            .streams
+            .new_control()
+            .accept(ALIVE)
+            .unwrap();
         tokio::spawn(async move {
             while let Some((_, mut stream)) = incoming.next().await {
                 tokio::spawn(async move {

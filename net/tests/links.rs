@@ -1,0 +1,174 @@
+//! Links (`net/src/links.rs`): the task protocol on one long-lived stream per peer, spoken
+//! here by a raw libp2p peer. Requests are answered by number, in any order; a bad frame
+//! ends only its own link; a peer reads no more unanswered requests from one link than its
+//! in-flight bound (`Limits::streams_per_connection`).
+
+#[path = "common/peers.rs"]
+mod peers;
+#[path = "common/raw.rs"]
+mod raw;
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+use futures_util::{AsyncReadExt, AsyncWriteExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use peer_net::wire::{Kind, Op, OpId, PrimRequest, Reply, Request, Response, TaskKey};
+use peer_net::{Limits, Peer};
+use peers::{loopback, still_works};
+use raw::{RawPeer, frame};
+
+const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
+/// Long enough for an answer on loopback, even on a loaded machine.
+const ANSWER: Duration = Duration::from_secs(10);
+/// How long a test waits to see that no answer comes.
+const QUIET: Duration = Duration::from_secs(1);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn open(raw: &RawPeer, to: PeerId) -> Stream {
+    raw.streams().open_stream(to, LINK).await.unwrap()
+}
+
+async fn send(stream: &mut Stream, id: u64, request: &Request) {
+    let body = postcard::to_allocvec(&(id, request)).unwrap();
+    stream.write_all(&frame(&body)).await.unwrap();
+    stream.flush().await.unwrap();
+}
+
+async fn read(stream: &mut Stream) -> io::Result<(u64, Response)> {
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).await?;
+    let mut body = vec![0; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut body).await?;
+    postcard::from_bytes(&body).map_err(io::Error::other)
+}
+
+/// Reads one answer, failing the test if none comes in time.
+async fn answer(stream: &mut Stream) -> (u64, Response) {
+    tokio::time::timeout(ANSWER, read(stream))
+        .await
+        .expect("an answer in time")
+        .expect("an answer")
+}
+
+/// Whether the target closed the link: the read ends, with no answer, in time.
+async fn closed(stream: &mut Stream) -> bool {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(ANSWER, stream.read(&mut byte)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+#[test]
+fn requests_on_a_link_are_answered_by_number() {
+    let target = Peer::join(loopback()).unwrap();
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    let ours = TaskKey {
+        owner: raw.number,
+        seq: 5,
+    };
+    let answers = runtime().block_on(async {
+        let mut link = open(&raw, target_id).await;
+        send(&mut link, 7, &Request::Holding { tasks: vec![ours] }).await;
+        let lookup = Request::Published {
+            name: "nothing".into(),
+        };
+        send(&mut link, 3, &lookup).await;
+        let first = answer(&mut link).await;
+        let second = answer(&mut link).await;
+        HashMap::from([first, second])
+    });
+    assert_eq!(answers.get(&7), Some(&Response::NotHeld(vec![ours])));
+    assert_eq!(answers.get(&3), Some(&Response::Published(None)));
+    still_works(&target);
+}
+
+#[test]
+fn a_bad_frame_ends_only_its_own_link() {
+    let target = Peer::join(loopback().max_frame(64 * 1024)).unwrap();
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    runtime().block_on(async {
+        // A frame announcing 4 GiB: refused from its length, before anything is allocated.
+        let mut link = open(&raw, target_id).await;
+        link.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        link.write_all(&[0; 16]).await.unwrap();
+        link.flush().await.unwrap();
+        assert!(closed(&mut link).await, "a 4 GiB frame left the link open");
+
+        // A frame just over the configured limit, fully sent.
+        let mut link = open(&raw, target_id).await;
+        let _ = link.write_all(&frame(&vec![0u8; 64 * 1024 + 1])).await;
+        let _ = link.flush().await;
+        assert!(
+            closed(&mut link).await,
+            "an oversized frame left the link open"
+        );
+
+        // Garbage of a plausible length.
+        let mut link = open(&raw, target_id).await;
+        let garbage = frame(&[0xff, 0x13, 0x37, 0x00, 0x99, 0x42, 0x17]);
+        link.write_all(&garbage).await.unwrap();
+        link.flush().await.unwrap();
+        assert!(closed(&mut link).await, "garbage left the link open");
+
+        // A new link is served as before.
+        let mut link = open(&raw, target_id).await;
+        send(&mut link, 1, &Request::Holding { tasks: vec![] }).await;
+        assert_eq!(answer(&mut link).await, (1, Response::NotHeld(vec![])));
+    });
+    still_works(&target);
+}
+
+/// Two gets wait on an empty queue homed at the target, which allows 2 unanswered requests
+/// a link: a third request is not even read until an item answers the first get.
+#[test]
+fn a_link_is_read_no_further_than_its_in_flight_bound() {
+    let mut limits = Limits::default();
+    limits.streams_per_connection = 2;
+    let target = Peer::join(loopback().limits(limits)).unwrap();
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    let me = raw.number;
+    let get = |seq: u64| {
+        Request::Prim(PrimRequest {
+            key: "queue/links/u64".into(),
+            kind: Kind::Queue { capacity: 4 },
+            id: OpId { peer: me, seq },
+            op: Op::Get { wait: true },
+        })
+    };
+    let rt = runtime();
+    let mut link = rt.block_on(async {
+        let mut link = open(&raw, target_id).await;
+        send(&mut link, 1, &get(1)).await;
+        send(&mut link, 2, &get(2)).await;
+        send(&mut link, 3, &Request::Holding { tasks: vec![] }).await;
+        let early = tokio::time::timeout(QUIET, read(&mut link)).await;
+        assert!(
+            early.is_err(),
+            "an answer came while both gets waited: {early:?}"
+        );
+        link
+    });
+    target
+        .queue::<u64>("links", 4)
+        .blocking_put_timeout(7, ANSWER)
+        .unwrap();
+    rt.block_on(async {
+        let (id, first) = answer(&mut link).await;
+        assert_eq!(id, 1, "{first:?}");
+        assert!(matches!(first, Response::Prim(Reply::Item(_))), "{first:?}");
+        assert_eq!(answer(&mut link).await, (3, Response::NotHeld(vec![])));
+    });
+    still_works(&target);
+}
