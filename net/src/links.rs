@@ -478,3 +478,109 @@ async fn write_answer<W: futures_util::AsyncWrite + Unpin>(
     writer.write_all(&frame).await?;
     Ok(whole)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::codec::decode_body;
+
+    const SETTINGS: LinkSettings = LinkSettings {
+        max_frame: 1 << 20,
+        timeout: Duration::from_secs(30),
+        in_flight: 4,
+    };
+
+    /// Links whose streams never open (their behaviour is not in a swarm): what is left to
+    /// see is the bookkeeping.
+    fn links() -> (Links, mpsc::Receiver<LinkEvent>) {
+        let control = libp2p_stream::Behaviour::new().new_control();
+        let (tx, rx) = mpsc::channel(16);
+        (Links::new(control, tx, SETTINGS), rx)
+    }
+
+    fn audit() -> Request {
+        Request::Holding { tasks: vec![] }
+    }
+
+    #[tokio::test]
+    async fn fetches_and_lookups_keep_a_substream_of_their_own() {
+        let (mut links, _events) = links();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        let fetch = Request::Fetch {
+            task: crate::wire::TaskKey { owner: 1, seq: 1 },
+        };
+        assert!(links.send(peer, 1, fetch, now).is_err());
+        let lookup = Request::Published { name: "x".into() };
+        assert!(links.send(peer, 2, lookup, now).is_err());
+        assert!(links.send(peer, 3, audit(), now).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_request_times_out_once_and_an_answer_after_it_is_ignored() {
+        let (mut links, _events) = links();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        links.send(peer, 10, audit(), now).unwrap();
+        links
+            .send(peer, 11, audit(), now + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(links.next_deadline(), Some(now + SETTINGS.timeout));
+        assert_eq!(links.expired(now + SETTINGS.timeout), vec![10]);
+        assert_eq!(links.answered(1), None, "the answer came too late");
+        assert_eq!(links.answered(2), Some(11));
+        assert_eq!(links.next_deadline(), None);
+        assert!(links.expired(now + 2 * SETTINGS.timeout).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_link_that_ends_sends_its_unwritten_requests_again_and_fails_the_rest() {
+        let (mut links, _events) = links();
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        let now = Instant::now();
+        links.send(peer, 20, audit(), now).unwrap();
+        links.send(peer, 21, audit(), now).unwrap();
+        links.send(other, 22, audit(), now).unwrap();
+        let link = links.open[&peer].link;
+        // Request 2 (tag 21) was never written; request 1 (tag 20) was.
+        let (again, failed) = links.down(peer, link, false, vec![(2, audit())]);
+        assert_eq!(again, vec![(21, audit())]);
+        assert_eq!(failed, vec![20]);
+        assert!(
+            !links.open.contains_key(&peer),
+            "a new link opens on the next send"
+        );
+        assert_eq!(
+            links.answered(3),
+            Some(22),
+            "another peer's link is untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_without_links_gets_substreams_until_it_reconnects() {
+        let (mut links, _events) = links();
+        let peer = PeerId::random();
+        let now = Instant::now();
+        links.send(peer, 30, audit(), now).unwrap();
+        let link = links.open[&peer].link;
+        let (again, failed) = links.down(peer, link, true, vec![(1, audit())]);
+        assert_eq!((again.len(), failed.len()), (1, 0));
+        assert!(links.send(peer, 31, audit(), now).is_err());
+        links.warm(peer);
+        assert!(!links.open.contains_key(&peer), "not opened again");
+        links.disconnected(&peer);
+        assert!(links.send(peer, 32, audit(), now).is_ok());
+    }
+
+    proptest! {
+        /// Whatever bytes a link frame holds, decoding returns; it never panics.
+        #[test]
+        fn any_link_frame_decodes_or_fails_cleanly(body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode_body::<(u64, Request)>(&body);
+            let _ = decode_body::<(u64, Response)>(&body);
+        }
+    }
+}
