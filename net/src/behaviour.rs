@@ -30,6 +30,11 @@ const IDENTIFY: &str = "/peer/1";
 const KADEMLIA: StreamProtocol = StreamProtocol::new("/peer/kad/1");
 /// The gossip topic of task-graph events.
 pub(crate) const GRAPH_TOPIC: &str = "peer/graph/1";
+/// Largest gossip message a peer relays: a peer may bound what it reads lower than its
+/// neighbours do (`Limits::gossip_bytes`), and a message over its bound cuts the relaying
+/// peer's gossip to it, so relays stay under the least bound that makes sense. Larger
+/// messages still reach the peers their publisher is connected to.
+pub(crate) const RELAY_BYTES: usize = 64 << 10;
 
 /// Every protocol a peer speaks.
 #[derive(NetworkBehaviour)]
@@ -75,6 +80,9 @@ impl Behaviour {
             // a faster heartbeat only costs an idle peer wake-ups.
             .heartbeat_interval(Duration::from_secs(1))
             .validation_mode(gossipsub::ValidationMode::Strict)
+            // Relayed only once the event loop has looked at it (`RELAY_BYTES`, well-formed,
+            // signed by the peer it claims to be from).
+            .validate_messages()
             .max_transmit_size(config.limits.gossip_bytes)
             .build()
             .map_err(io::Error::other)?;

@@ -17,7 +17,7 @@ use peer_core::ext::{ArgFailure, FutureArg};
 use peer_core::named::registry;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, peer_number};
+use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, RELAY_BYTES, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
 use crate::links::{self, LinkEvent, LinkSettings, Links, Reply};
@@ -649,15 +649,33 @@ impl EventLoop {
                     .build();
                 let _ = self.swarm.dial(opts);
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
-                match postcard::from_bytes::<Batch>(&message.data) {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+                let size = message.data.len();
+                let verdict = match postcard::from_bytes::<Batch>(&message.data) {
                     // Messages are signed by their source: a batch must be its own.
                     Ok(batch) if message.source.as_ref().map(peer_number) == Some(batch.from) => {
-                        self.node.handle(Input::Gossip(batch), now)
+                        self.node.handle(Input::Gossip(batch), now);
+                        if size <= RELAY_BYTES { Accept } else { Ignore }
                     }
-                    Ok(_) => tracing::debug!("gossip claiming another sender dropped"),
-                    Err(error) => tracing::debug!(%error, "malformed gossip dropped"),
-                }
+                    Ok(_) => {
+                        tracing::debug!("gossip claiming another sender dropped");
+                        Reject
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "malformed gossip dropped");
+                        Reject
+                    }
+                };
+                let _ = (self.swarm.behaviour_mut().gossipsub).report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    verdict,
+                );
             }
             BehaviourEvent::Tasks(event) => self.tasks_event(event, now),
             _ => {}
