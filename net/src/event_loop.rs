@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, RELAY_BYTES, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
-use crate::links::{self, LinkEvent, LinkSettings, Links, Reply};
+use crate::links::{self, LinkEnd, LinkEvent, LinkSettings, Links, Reply, Reports};
 use crate::local_first::LocalFirst;
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
@@ -75,6 +75,7 @@ pub(crate) struct EventLoop {
     /// Our requests on long-lived streams, and the requests other peers send on theirs.
     links: Links,
     link_rx: mpsc::Receiver<LinkEvent>,
+    link_end_rx: mpsc::UnboundedReceiver<LinkEnd>,
     link_settings: LinkSettings,
 }
 
@@ -98,10 +99,12 @@ impl EventLoop {
         // each; the loop drains this channel before anything else blocks.
         let (internal_tx, internal_rx) = mpsc::channel(4096);
         let control = swarm.behaviour().alive.new_control();
-        // Answers to our own requests and other peers' requests, each bounded at its source
-        // (ours by the node, theirs by the links' in-flight bound).
-        let (link_tx, link_rx) = mpsc::channel(1024);
-        let links = Links::new(control.clone(), link_tx, link_settings);
+        // Requests and answers, with room for a burst; the endings of the links' work, one
+        // for each link, receipt and unsent request at most, so never waited on.
+        let (events, link_rx) = mpsc::channel(1024);
+        let (endings, link_end_rx) = mpsc::unbounded_channel();
+        let reports = Reports { events, endings };
+        let links = Links::new(control.clone(), reports, link_settings);
         EventLoop {
             swarm,
             node,
@@ -131,6 +134,7 @@ impl EventLoop {
             local_first: None,
             links,
             link_rx,
+            link_end_rx,
             link_settings,
         }
     }
@@ -154,10 +158,10 @@ impl EventLoop {
         }
         match self.control.accept(links::LINK) {
             Ok(incoming) => {
-                let events = self.links_events();
+                let reports = self.links.reports();
                 drop(tokio::spawn(links::serve(
                     incoming,
-                    events,
+                    reports,
                     self.link_settings,
                 )));
             }
@@ -188,6 +192,7 @@ impl EventLoop {
                     Some(command) => self.command(command),
                     None => return,
                 },
+                Some(ending) = self.link_end_rx.recv() => self.link_ended(ending),
                 Some(event) = self.link_rx.recv() => self.link_event(event),
                 event = self.swarm.select_next_some() => self.swarm_event(event),
                 () = sleep => {
@@ -571,6 +576,10 @@ impl EventLoop {
             } => {
                 let number = peer_number(&peer_id);
                 self.links.disconnected(&peer_id);
+                // Requests of its that the node never answered (a primitive's waiter it
+                // forgot) free their places on its links.
+                (self.channels)
+                    .retain(|_, to| !matches!(to, AnswerTo::Link(r) if r.peer() == peer_id));
                 // Identities that never spoke the task protocol are not remembered.
                 if !self.node.is_member(number) {
                     self.peers.remove(&number);
@@ -781,11 +790,6 @@ impl EventLoop {
         }
     }
 
-    /// A sender of link events, for the links other peers open.
-    fn links_events(&self) -> mpsc::Sender<LinkEvent> {
-        self.links.events()
-    }
-
     fn link_event(&mut self, event: LinkEvent) {
         let now = Instant::now();
         match event {
@@ -808,17 +812,38 @@ impl EventLoop {
                 };
                 self.node.handle(input, now);
             }
-            LinkEvent::Response { peer, id, response } => {
-                self.heard(peer_number(&peer), now);
-                if let Some(tag) = self.links.answered(id) {
+            LinkEvent::Response {
+                peer,
+                link,
+                id,
+                response,
+            } => {
+                if let Some(tag) = self.links.answered(peer, link, id) {
+                    self.heard(peer_number(&peer), now);
                     tracing::trace!(tag, ?response, "response on a link");
                     self.node.handle(Input::Response { tag, response }, now);
                 }
             }
-            LinkEvent::Sent { channel, sent } => {
+        }
+    }
+
+    fn link_ended(&mut self, ending: LinkEnd) {
+        let now = Instant::now();
+        match ending {
+            LinkEnd::Sent { channel, sent } => {
                 self.node.handle(Input::Responded { channel, sent }, now);
             }
-            LinkEvent::Down {
+            LinkEnd::Unsent {
+                peer,
+                link,
+                id,
+                error,
+            } => {
+                if let Some(tag) = self.links.answered(peer, link, id) {
+                    self.node.handle(Input::RequestFailed { tag, error }, now);
+                }
+            }
+            LinkEnd::Down {
                 peer,
                 link,
                 unsupported,

@@ -9,19 +9,25 @@
 //! a response on a substream of their own (`codec::PROTOCOL`), and so do fetches and
 //! published values: a large value on a link would hold up every steal behind it.
 //!
-//! Bounds: a peer keeps one incoming link (a new one replaces it), reads no further
-//! request there while [`LinkSettings::in_flight`] wait for their answers, and frames are
-//! checked against [`LinkSettings::max_frame`] from their length alone, as on substreams.
+//! Every request sent ends once: answered (only by the peer and link it went on), or failed
+//! when its link ends, when it cannot be encoded, or at its time-out. Every answer that asked
+//! for a receipt (a steal's, whose tasks go back to the ready deque unless it was written) gets
+//! one, whichever way its link ends.
+//!
+//! Bounds: a peer has at most [`LinkSettings::in_flight`] requests read from its links and
+//! not answered yet, whatever links it opens (a new one replaces the old); a frame is checked
+//! against [`LinkSettings::max_frame`] from its length alone, as on substreams; a write that
+//! the other side does not take within [`LinkSettings::timeout`] ends the link.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::AbortHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::codec::{encode_frame, read_frame};
 use crate::wire::{Request, Response};
@@ -34,13 +40,14 @@ pub(crate) const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
 pub(crate) struct LinkSettings {
     /// Largest frame body sent or read.
     pub(crate) max_frame: usize,
-    /// How long a request waits for its answer before it fails.
+    /// How long a request waits for its answer, and a write for the other side to take it.
     pub(crate) timeout: Duration,
-    /// Requests read from one incoming link and not answered yet, at most.
+    /// Requests read from one peer's links and not answered yet, at most.
     pub(crate) in_flight: usize,
 }
 
-/// What the links tell the event loop.
+/// What the links tell the event loop, on a bounded queue: each [`LinkEvent::Request`]
+/// holds one of its peer's in-flight places until it is answered or dropped.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
     /// A request from `peer`, to answer with [`Reply::send`].
@@ -49,16 +56,29 @@ pub(crate) enum LinkEvent {
         request: Request,
         reply: Reply,
     },
-    /// The answer from `peer` to our request `id`.
+    /// An answer from `peer`, on our link number `link`, to our request `id`.
     Response {
         peer: PeerId,
+        link: u64,
         id: u64,
         response: Response,
     },
+}
+
+/// How the links' work ends, on a queue of its own that never waits: at most one for each
+/// link and each receipt asked for, and one for each of our requests.
+#[derive(Debug)]
+pub(crate) enum LinkEnd {
     /// Whether the answer that asked for a receipt (its `channel`) was written.
     Sent { channel: u64, sent: bool },
-    /// Our link number `link` to `peer` ended: `unsent` were never written (to send again);
-    /// the rest in flight on it failed.
+    /// Our request `id` on link `link` to `peer` could not be sent.
+    Unsent {
+        peer: PeerId,
+        link: u64,
+        id: u64,
+        error: String,
+    },
+    /// Our link number `link` to `peer` ended; `unsent` were never written.
     Down {
         peer: PeerId,
         link: u64,
@@ -68,11 +88,14 @@ pub(crate) enum LinkEvent {
     },
 }
 
-/// The way back for the answer to one request read from a link.
+/// The way back for the answer to one request read from a link. Holds one of its peer's
+/// in-flight places until the answer is written, or until it is dropped unanswered.
 #[derive(Debug)]
 pub(crate) struct Reply {
+    peer: PeerId,
     id: u64,
     answers: mpsc::Sender<Answer>,
+    place: OwnedSemaphorePermit,
 }
 
 #[derive(Debug)]
@@ -80,18 +103,25 @@ struct Answer {
     id: u64,
     response: Response,
     receipt: Option<u64>,
+    _place: OwnedSemaphorePermit,
 }
 
 impl Reply {
-    /// Queues the answer; with `receipt`, a [`LinkEvent::Sent`] for that channel says
+    /// The peer that asked.
+    pub(crate) fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Queues the answer; with `receipt`, a [`LinkEnd::Sent`] for that channel says
     /// whether it was written. False when the link is gone.
     pub(crate) fn send(self, response: Response, receipt: Option<u64>) -> bool {
-        // Never full: the reader holds a permit, which only the writer gives back, for
-        // every request whose answer is not written yet, and the queue has as many places.
+        // Never full: every answer queued holds one of the link's places, and the queue has
+        // as many.
         let answer = Answer {
             id: self.id,
             response,
             receipt,
+            _place: self.place,
         };
         self.answers.try_send(answer).is_ok()
     }
@@ -105,10 +135,17 @@ struct InFlight {
     tag: u64,
 }
 
+/// Where the link tasks report: the bounded queue of events and the queue of endings.
+#[derive(Debug, Clone)]
+pub(crate) struct Reports {
+    pub(crate) events: mpsc::Sender<LinkEvent>,
+    pub(crate) endings: mpsc::UnboundedSender<LinkEnd>,
+}
+
 /// Our end of the links: which peers have one, and the requests waiting for answers.
 pub(crate) struct Links {
     control: Control,
-    events: mpsc::Sender<LinkEvent>,
+    reports: Reports,
     settings: LinkSettings,
     open: HashMap<PeerId, Open>,
     /// Peers that answered that they do not speak [`LINK`], until they disconnect.
@@ -126,14 +163,10 @@ struct Open {
 }
 
 impl Links {
-    pub(crate) fn new(
-        control: Control,
-        events: mpsc::Sender<LinkEvent>,
-        settings: LinkSettings,
-    ) -> Links {
+    pub(crate) fn new(control: Control, reports: Reports, settings: LinkSettings) -> Links {
         Links {
             control,
-            events,
+            reports,
             settings,
             open: HashMap::new(),
             unsupported: HashSet::new(),
@@ -164,12 +197,12 @@ impl Links {
         let mut item = (id, request);
         // A link whose task has ended hands the request back: a new link takes it.
         for _ in 0..2 {
-            let open = match self.open.get(&peer) {
-                Some(open) => open,
-                None => {
-                    let open = self.start(peer);
-                    self.open.entry(peer).or_insert(open)
-                }
+            if !self.open.contains_key(&peer) {
+                let open = self.start(peer);
+                self.open.insert(peer, open);
+            }
+            let Some(open) = self.open.get(&peer) else {
+                break;
             };
             let link = open.link;
             match open.requests.send(item) {
@@ -204,20 +237,26 @@ impl Links {
             peer,
             link,
             queued,
-            self.events.clone(),
-            self.settings.max_frame,
+            self.reports.clone(),
+            self.settings,
         );
         drop(tokio::spawn(task));
         Open { link, requests }
     }
 
-    /// The answer to request `id` came: its tag, if it was still waited for.
-    pub(crate) fn answered(&mut self, id: u64) -> Option<u64> {
-        self.in_flight.remove(&id).map(|f| f.tag)
+    /// An answer came from `peer` on `link` to request `id`: its tag, if that request went
+    /// there and is still waited for.
+    pub(crate) fn answered(&mut self, peer: PeerId, link: u64, id: u64) -> Option<u64> {
+        match self.in_flight.get(&id) {
+            Some(f) if f.peer == peer && f.link == link => {
+                self.in_flight.remove(&id).map(|f| f.tag)
+            }
+            _ => None,
+        }
     }
 
-    /// Link `link` to `peer` ended: the requests to send again, with their tags, and the
-    /// tags of those that failed.
+    /// Link `link` to `peer` ended: the requests to send again on a substream (the peer
+    /// does not speak links), with their tags, and the tags of those that failed.
     pub(crate) fn down(
         &mut self,
         peer: PeerId,
@@ -228,12 +267,15 @@ impl Links {
         if self.open.get(&peer).is_some_and(|open| open.link == link) {
             self.open.remove(&peer);
         }
+        let mut again = Vec::new();
         if unsupported {
             self.unsupported.insert(peer);
+            for (id, request) in unsent {
+                if let Some(tag) = self.answered(peer, link, id) {
+                    again.push((tag, request));
+                }
+            }
         }
-        let again = (unsent.into_iter())
-            .filter_map(|(id, request)| Some((self.in_flight.remove(&id)?.tag, request)))
-            .collect();
         let mut failed = Vec::new();
         self.in_flight.retain(|_, f| {
             let lost = f.peer == peer && f.link == link;
@@ -250,9 +292,9 @@ impl Links {
         self.unsupported.remove(peer);
     }
 
-    /// A sender of events, for the links other peers open.
-    pub(crate) fn events(&self) -> mpsc::Sender<LinkEvent> {
-        self.events.clone()
+    /// Where the links other peers open report.
+    pub(crate) fn reports(&self) -> Reports {
+        self.reports.clone()
     }
 
     /// When the oldest request still waiting times out.
@@ -281,14 +323,14 @@ impl Links {
 }
 
 /// Our link to `peer`: opens the stream, then writes queued requests and reads answers
-/// until either side ends it.
+/// until either side ends it, or a write is not taken in time.
 async fn outgoing(
     mut control: Control,
     peer: PeerId,
     link: u64,
     mut queued: mpsc::UnboundedReceiver<(u64, Request)>,
-    events: mpsc::Sender<LinkEvent>,
-    max_frame: usize,
+    reports: Reports,
+    settings: LinkSettings,
 ) {
     let (unsupported, why) = match control.open_stream(peer, LINK).await {
         Err(error) => (
@@ -300,27 +342,50 @@ async fn outgoing(
             let write = async {
                 while let Some(first) = queued.recv().await {
                     // Everything queued by now goes out with one flush.
-                    let mut next = Some(first);
-                    while let Some((id, request)) = next {
-                        match encode_frame(&(id, &request), max_frame) {
-                            Ok(frame) => writer.write_all(&frame).await?,
-                            // Too large to send: the request times out, as on a substream
-                            // whose write fails, and the link goes on.
-                            Err(error) => tracing::warn!(%peer, %error, "request not sent"),
-                        }
-                        next = queued.try_recv().ok();
+                    let mut batch = vec![first];
+                    while let Ok(more) = queued.try_recv() {
+                        batch.push(more);
                     }
-                    writer.flush().await?;
+                    let mut frames = Vec::new();
+                    for (id, request) in batch {
+                        match encode_frame(&(id, &request), settings.max_frame) {
+                            Ok(frame) => frames.extend_from_slice(&frame),
+                            Err(error) => {
+                                let error = format!("request not sent: {error}");
+                                let _ = reports.endings.send(LinkEnd::Unsent {
+                                    peer,
+                                    link,
+                                    id,
+                                    error,
+                                });
+                            }
+                        }
+                    }
+                    let written = tokio::time::timeout(settings.timeout, async {
+                        writer.write_all(&frames).await?;
+                        writer.flush().await
+                    })
+                    .await;
+                    match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => return Err(error),
+                        Err(_) => return Err(not_taken()),
+                    }
                 }
-                Ok::<(), std::io::Error>(())
+                Ok(())
             };
             let read = async {
                 loop {
                     let (id, response) =
-                        read_frame::<(u64, Response), _>(&mut reader, max_frame).await?;
-                    let event = LinkEvent::Response { peer, id, response };
-                    if events.send(event).await.is_err() {
-                        return Ok::<(), std::io::Error>(());
+                        read_frame::<(u64, Response), _>(&mut reader, settings.max_frame).await?;
+                    let event = LinkEvent::Response {
+                        peer,
+                        link,
+                        id,
+                        response,
+                    };
+                    if reports.events.send(event).await.is_err() {
+                        return Ok::<(), io::Error>(());
                     }
                 }
             };
@@ -341,123 +406,151 @@ async fn outgoing(
         unsent.push(item);
     }
     tracing::debug!(%peer, %why, unsupported, "link ended");
-    let down = LinkEvent::Down {
+    let down = LinkEnd::Down {
         peer,
         link,
         unsupported,
         unsent,
         why,
     };
-    let _ = events.send(down).await;
+    let _ = reports.endings.send(down);
+}
+
+fn not_taken() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the other side took nothing in time",
+    )
+}
+
+/// The link a peer has open to this one: stopped when its sender is dropped.
+struct Serving {
+    places: Arc<Semaphore>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Serves every link other peers open to this one, one task each; a peer's new link
-/// replaces its old one.
-pub(crate) async fn serve(
-    mut incoming: IncomingStreams,
-    events: mpsc::Sender<LinkEvent>,
-    settings: LinkSettings,
-) {
-    let mut serving: HashMap<PeerId, AbortHandle> = HashMap::new();
+/// replaces its old one and shares its in-flight places.
+pub(crate) async fn serve(mut incoming: IncomingStreams, reports: Reports, settings: LinkSettings) {
+    let in_flight = settings.in_flight.max(1);
+    let mut serving: HashMap<PeerId, Serving> = HashMap::new();
     while let Some((peer, stream)) = incoming.next().await {
-        serving.retain(|_, task| !task.is_finished());
-        let task = tokio::spawn(incoming_link(peer, stream, events.clone(), settings));
-        if let Some(old) = serving.insert(peer, task.abort_handle()) {
-            old.abort();
-        }
+        // Forgotten once its link ended and none of its requests wait for answers.
+        serving.retain(|_, s| !s.task.is_finished() || s.places.available_permits() < in_flight);
+        let places = match serving.remove(&peer) {
+            // Dropping the old one's `stop` ends it.
+            Some(old) => old.places,
+            None => Arc::new(Semaphore::new(in_flight)),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(incoming_link(
+            peer,
+            stream,
+            reports.clone(),
+            settings,
+            places.clone(),
+            stopped,
+        ));
+        serving.insert(peer, Serving { places, stop, task });
     }
-    for task in serving.values() {
-        task.abort();
+    for s in serving.into_values() {
+        drop(s.stop);
     }
 }
 
-/// One peer's link to this one: reads its requests while fewer than `in_flight` wait for
-/// answers, and writes the answers as the event loop gives them.
+/// One peer's link to this one: reads its requests while it has free places, and writes the
+/// answers as the event loop gives them.
 async fn incoming_link(
     peer: PeerId,
     stream: Stream,
-    events: mpsc::Sender<LinkEvent>,
+    reports: Reports,
     settings: LinkSettings,
+    places: Arc<Semaphore>,
+    mut stopped: oneshot::Receiver<()>,
 ) {
-    let in_flight = settings.in_flight.max(1);
     let (mut reader, mut writer) = stream.split();
-    let permits = Arc::new(Semaphore::new(in_flight));
-    let (answers, mut to_write) = mpsc::channel::<Answer>(in_flight);
+    let (answers, mut to_write) = mpsc::channel::<Answer>(settings.in_flight.max(1));
+    // Receipts of answers taken off the queue and not known to be written.
+    let receipts: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    let receipts_now = || receipts.lock().unwrap_or_else(PoisonError::into_inner);
     let read = async {
         loop {
-            let Ok(permit) = permits.acquire().await else {
+            let Ok(place) = places.clone().acquire_owned().await else {
                 return "closed".to_string();
             };
-            permit.forget();
             let (id, request) =
                 match read_frame::<(u64, Request), _>(&mut reader, settings.max_frame).await {
                     Ok(frame) => frame,
                     Err(error) => return error.to_string(),
                 };
             let reply = Reply {
+                peer,
                 id,
                 answers: answers.clone(),
+                place,
             };
             let event = LinkEvent::Request {
                 peer,
                 request,
                 reply,
             };
-            if events.send(event).await.is_err() {
+            if reports.events.send(event).await.is_err() {
                 return "the peer stopped".to_string();
             }
         }
     };
     let write = async {
-        let mut receipts = Vec::new();
         while let Some(first) = to_write.recv().await {
-            let mut next = Some(first);
-            let mut written = 0;
-            let mut outcome = Ok(());
-            while let Some(answer) = next {
-                written += 1;
-                let receipt = answer.receipt;
-                let mut delivered = false;
-                if outcome.is_ok() {
-                    match write_answer(&mut writer, answer, settings.max_frame).await {
-                        Ok(whole) => delivered = whole,
-                        Err(error) => outcome = Err(error),
-                    }
+            let mut batch = vec![first];
+            while let Ok(more) = to_write.try_recv() {
+                batch.push(more);
+            }
+            receipts_now().extend(batch.iter().filter_map(|a| a.receipt));
+            let written = tokio::time::timeout(settings.timeout, async {
+                let mut whole = Vec::with_capacity(batch.len());
+                for answer in &batch {
+                    whole.push(write_answer(&mut writer, answer, settings.max_frame).await?);
                 }
-                receipts.extend(receipt.map(|channel| (channel, delivered)));
-                next = to_write.try_recv().ok();
+                writer.flush().await?;
+                Ok::<_, io::Error>(whole)
+            })
+            .await;
+            let whole = match written {
+                Ok(Ok(whole)) => whole,
+                Ok(Err(error)) => return error.to_string(),
+                Err(_) => return not_taken().to_string(),
+            };
+            receipts_now().clear();
+            for (answer, whole) in batch.iter().zip(whole) {
+                if let Some(channel) = answer.receipt {
+                    let _ = reports.endings.send(LinkEnd::Sent {
+                        channel,
+                        sent: whole,
+                    });
+                }
             }
-            if outcome.is_ok() {
-                outcome = writer.flush().await;
-            }
-            let flushed = outcome.is_ok();
-            for (channel, delivered) in receipts.drain(..) {
-                let sent = delivered && flushed;
-                let _ = events.send(LinkEvent::Sent { channel, sent }).await;
-            }
-            if let Err(error) = outcome {
-                return error.to_string();
-            }
-            permits.add_permits(written);
+            // The batch's places are free again as it drops.
         }
         "closed".to_string()
     };
     let why = tokio::select! {
         why = read => why,
         why = write => why,
+        _ = &mut stopped => "replaced by a new link".to_string(),
     };
     tracing::debug!(%peer, %why, "incoming link ended");
-    // Receipts still queued say their answers were not written.
+    // Every receipt not known to be written says so: those being written, and those queued.
     to_write.close();
+    let mut unsent = std::mem::take(&mut *receipts_now());
     while let Ok(answer) = to_write.try_recv() {
-        if let Some(channel) = answer.receipt {
-            let _ = events
-                .send(LinkEvent::Sent {
-                    channel,
-                    sent: false,
-                })
-                .await;
-        }
+        unsent.extend(answer.receipt);
+    }
+    for channel in unsent {
+        let _ = (reports.endings).send(LinkEnd::Sent {
+            channel,
+            sent: false,
+        });
     }
 }
 
@@ -465,9 +558,9 @@ async fn incoming_link(
 /// that says so.
 async fn write_answer<W: futures_util::AsyncWrite + Unpin>(
     writer: &mut W,
-    answer: Answer,
+    answer: &Answer,
     max_frame: usize,
-) -> std::io::Result<bool> {
+) -> io::Result<bool> {
     let (frame, whole) = match encode_frame(&(answer.id, &answer.response), max_frame) {
         Ok(frame) => (frame, true),
         Err(error) => {
@@ -496,8 +589,12 @@ mod tests {
     /// see is the bookkeeping.
     fn links() -> (Links, mpsc::Receiver<LinkEvent>) {
         let control = libp2p_stream::Behaviour::new().new_control();
-        let (tx, rx) = mpsc::channel(16);
-        (Links::new(control, tx, SETTINGS), rx)
+        let (events, rx) = mpsc::channel(16);
+        let (endings, _) = mpsc::unbounded_channel();
+        (
+            Links::new(control, Reports { events, endings }, SETTINGS),
+            rx,
+        )
     }
 
     fn audit() -> Request {
@@ -527,36 +624,66 @@ mod tests {
         links
             .send(peer, 11, audit(), now + Duration::from_secs(1))
             .unwrap();
+        let link = links.open[&peer].link;
         assert_eq!(links.next_deadline(), Some(now + SETTINGS.timeout));
         assert_eq!(links.expired(now + SETTINGS.timeout), vec![10]);
-        assert_eq!(links.answered(1), None, "the answer came too late");
-        assert_eq!(links.answered(2), Some(11));
+        assert_eq!(
+            links.answered(peer, link, 1),
+            None,
+            "the answer came too late"
+        );
+        assert_eq!(links.answered(peer, link, 2), Some(11));
         assert_eq!(links.next_deadline(), None);
         assert!(links.expired(now + 2 * SETTINGS.timeout).is_empty());
     }
 
     #[tokio::test]
-    async fn a_link_that_ends_sends_its_unwritten_requests_again_and_fails_the_rest() {
+    async fn a_link_that_ends_fails_its_requests_written_or_not() {
         let (mut links, _events) = links();
         let (peer, other) = (PeerId::random(), PeerId::random());
         let now = Instant::now();
         links.send(peer, 20, audit(), now).unwrap();
         links.send(peer, 21, audit(), now).unwrap();
         links.send(other, 22, audit(), now).unwrap();
-        let link = links.open[&peer].link;
-        // Request 2 (tag 21) was never written; request 1 (tag 20) was.
-        let (again, failed) = links.down(peer, link, false, vec![(2, audit())]);
-        assert_eq!(again, vec![(21, audit())]);
-        assert_eq!(failed, vec![20]);
+        let (link, other_link) = (links.open[&peer].link, links.open[&other].link);
+        // Request 2 (tag 21) was never written; request 1 (tag 20) was. Neither is sent
+        // again: a peer that cannot be reached would have them go round for ever.
+        let (again, mut failed) = links.down(peer, link, false, vec![(2, audit())]);
+        failed.sort_unstable();
+        assert!(again.is_empty());
+        assert_eq!(failed, vec![20, 21]);
         assert!(
             !links.open.contains_key(&peer),
             "a new link opens on the next send"
         );
         assert_eq!(
-            links.answered(3),
+            links.answered(other, other_link, 3),
             Some(22),
-            "another peer's link is untouched"
+            "another peer's is untouched"
         );
+        assert_eq!(links.next_deadline(), None);
+    }
+
+    #[tokio::test]
+    async fn an_answer_counts_only_from_the_peer_and_link_its_request_went_on() {
+        let (mut links, _events) = links();
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        let now = Instant::now();
+        links.send(peer, 40, audit(), now).unwrap();
+        links.send(other, 41, audit(), now).unwrap();
+        let (link, other_link) = (links.open[&peer].link, links.open[&other].link);
+        assert_eq!(
+            links.answered(other, other_link, 1),
+            None,
+            "another peer's answer"
+        );
+        assert_eq!(
+            links.answered(peer, other_link, 1),
+            None,
+            "another link's answer"
+        );
+        assert_eq!(links.answered(peer, link, 1), Some(40));
+        assert_eq!(links.answered(peer, link, 1), None, "answered once");
     }
 
     #[tokio::test]

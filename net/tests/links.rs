@@ -172,3 +172,48 @@ fn a_link_is_read_no_further_than_its_in_flight_bound() {
     });
     still_works(&target);
 }
+
+/// A peer's in-flight places are its own, not its link's: two gets wait on the first link,
+/// the peer opens a second (which replaces the first), and a request there is not read until
+/// an item frees a place.
+#[test]
+fn a_new_link_shares_its_peers_in_flight_places() {
+    let mut limits = Limits::default();
+    limits.streams_per_connection = 2;
+    let target = Peer::join(loopback().limits(limits)).unwrap();
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    let me = raw.number;
+    let get = |seq: u64| {
+        Request::Prim(PrimRequest {
+            key: "queue/places/u64".into(),
+            kind: Kind::Queue { capacity: 4 },
+            id: OpId { peer: me, seq },
+            op: Op::Get { wait: true },
+        })
+    };
+    let rt = runtime();
+    let mut second = rt.block_on(async {
+        let mut first = open(&raw, target_id).await;
+        send(&mut first, 1, &get(1)).await;
+        send(&mut first, 2, &get(2)).await;
+        // Both gets are read before the second link opens.
+        tokio::time::sleep(QUIET).await;
+        let mut second = open(&raw, target_id).await;
+        send(&mut second, 3, &Request::Holding { tasks: vec![] }).await;
+        let early = tokio::time::timeout(QUIET, read(&mut second)).await;
+        assert!(
+            early.is_err(),
+            "the new link was read while both places were taken: {early:?}"
+        );
+        second
+    });
+    target
+        .queue::<u64>("places", 4)
+        .blocking_put_timeout(7, ANSWER)
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(answer(&mut second).await, (3, Response::NotHeld(vec![])));
+    });
+    still_works(&target);
+}

@@ -520,15 +520,24 @@ impl Prims {
             let Some(hosted) = self.hosted.get_mut(&key) else {
                 continue;
             };
+            let mut dropped = VecDeque::new();
             if let Some(peer) = gone {
                 let mut deltas = Vec::new();
                 hosted.state.drop_holder(peer, now, &mut deltas);
                 hosted.unsent.extend(deltas);
-                hosted.waiters.retain(|w| w.id.peer != peer);
+                let (theirs, others) = (std::mem::take(&mut hosted.waiters).into_iter())
+                    .partition(|w| w.id.peer == peer);
+                hosted.waiters = others;
+                dropped = theirs;
             }
             if hosted.backup != backup {
                 hosted.backup = backup;
                 hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
+            }
+            // Answered, not forgotten: the request is still open on its link or substream,
+            // which would otherwise hold its place there until the peer disconnects.
+            for waiter in dropped {
+                self.respond(waiter.answer, Reply::Again);
             }
             self.serve_waiters(&key, now);
         }
