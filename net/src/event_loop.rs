@@ -824,6 +824,22 @@ impl EventLoop {
                     self.node.handle(Input::Response { tag, response }, now);
                 }
             }
+            LinkEvent::Down {
+                peer,
+                link,
+                unsupported,
+                unsent,
+                why,
+            } => {
+                let (again, failed) = self.links.down(peer, link, unsupported, unsent);
+                for tag in failed {
+                    let error = format!("the link to {peer} ended: {why}");
+                    self.node.handle(Input::RequestFailed { tag, error }, now);
+                }
+                for (tag, request) in again {
+                    self.send_request(peer, tag, request);
+                }
+            }
         }
     }
 
@@ -841,22 +857,6 @@ impl EventLoop {
             } => {
                 if let Some(tag) = self.links.answered(peer, link, id) {
                     self.node.handle(Input::RequestFailed { tag, error }, now);
-                }
-            }
-            LinkEnd::Down {
-                peer,
-                link,
-                unsupported,
-                unsent,
-                why,
-            } => {
-                let (again, failed) = self.links.down(peer, link, unsupported, unsent);
-                for tag in failed {
-                    let error = format!("the link to {peer} ended: {why}");
-                    self.node.handle(Input::RequestFailed { tag, error }, now);
-                }
-                for (tag, request) in again {
-                    self.send_request(peer, tag, request);
                 }
             }
         }

@@ -63,10 +63,19 @@ pub(crate) enum LinkEvent {
         id: u64,
         response: Response,
     },
+    /// Our link number `link` to `peer` ended, after every answer it read; `unsent` were
+    /// never written.
+    Down {
+        peer: PeerId,
+        link: u64,
+        unsupported: bool,
+        unsent: Vec<(u64, Request)>,
+        why: String,
+    },
 }
 
 /// How the links' work ends, on a queue of its own that never waits: at most one for each
-/// link and each receipt asked for, and one for each of our requests.
+/// receipt asked for and for each of our requests.
 #[derive(Debug)]
 pub(crate) enum LinkEnd {
     /// Whether the answer that asked for a receipt (its `channel`) was written.
@@ -77,14 +86,6 @@ pub(crate) enum LinkEnd {
         link: u64,
         id: u64,
         error: String,
-    },
-    /// Our link number `link` to `peer` ended; `unsent` were never written.
-    Down {
-        peer: PeerId,
-        link: u64,
-        unsupported: bool,
-        unsent: Vec<(u64, Request)>,
-        why: String,
     },
 }
 
@@ -264,11 +265,13 @@ impl Links {
         unsupported: bool,
         unsent: Vec<(u64, Request)>,
     ) -> (Vec<(u64, Request)>, Vec<u64>) {
-        if self.open.get(&peer).is_some_and(|open| open.link == link) {
+        let current = self.open.get(&peer).is_some_and(|open| open.link == link);
+        if current {
             self.open.remove(&peer);
         }
         let mut again = Vec::new();
-        if unsupported {
+        // An old link's news may come after the peer reconnected: it says nothing of now.
+        if unsupported && current {
             self.unsupported.insert(peer);
             for (id, request) in unsent {
                 if let Some(tag) = self.answered(peer, link, id) {
@@ -332,12 +335,18 @@ async fn outgoing(
     reports: Reports,
     settings: LinkSettings,
 ) {
-    let (unsupported, why) = match control.open_stream(peer, LINK).await {
-        Err(error) => (
+    // Requests written and not answered yet: an answer to anything else ends the link, so a
+    // peer cannot fill the event queue with answers nobody asked for.
+    let asked: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
+    let asked_now = || asked.lock().unwrap_or_else(PoisonError::into_inner);
+    let opened = tokio::time::timeout(settings.timeout, control.open_stream(peer, LINK)).await;
+    let (unsupported, why) = match opened {
+        Err(_) => (false, "the link did not open in time".to_string()),
+        Ok(Err(error)) => (
             matches!(error, OpenStreamError::UnsupportedProtocol(_)),
             error.to_string(),
         ),
-        Ok(stream) => {
+        Ok(Ok(stream)) => {
             let (mut reader, mut writer) = stream.split();
             let write = async {
                 while let Some(first) = queued.recv().await {
@@ -349,7 +358,10 @@ async fn outgoing(
                     let mut frames = Vec::new();
                     for (id, request) in batch {
                         match encode_frame(&(id, &request), settings.max_frame) {
-                            Ok(frame) => frames.extend_from_slice(&frame),
+                            Ok(frame) => {
+                                frames.extend_from_slice(&frame);
+                                asked_now().insert(id);
+                            }
                             Err(error) => {
                                 let error = format!("request not sent: {error}");
                                 let _ = reports.endings.send(LinkEnd::Unsent {
@@ -376,17 +388,25 @@ async fn outgoing(
             };
             let read = async {
                 loop {
+                    // A place in the queue first: an answer read is never dropped unsent
+                    // when the writer's end stops this.
+                    let Ok(place) = reports.events.reserve().await else {
+                        return Ok::<(), io::Error>(());
+                    };
                     let (id, response) =
                         read_frame::<(u64, Response), _>(&mut reader, settings.max_frame).await?;
-                    let event = LinkEvent::Response {
+                    if !asked_now().remove(&id) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("an answer to request {id}, which was not asked on this link"),
+                        ));
+                    }
+                    place.send(LinkEvent::Response {
                         peer,
                         link,
                         id,
                         response,
-                    };
-                    if reports.events.send(event).await.is_err() {
-                        return Ok::<(), io::Error>(());
-                    }
+                    });
                 }
             };
             let ended = tokio::select! {
@@ -402,18 +422,19 @@ async fn outgoing(
     };
     queued.close();
     let mut unsent = Vec::new();
-    while let Ok(item) = queued.try_recv() {
+    while let Some(item) = queued.recv().await {
         unsent.push(item);
     }
     tracing::debug!(%peer, %why, unsupported, "link ended");
-    let down = LinkEnd::Down {
+    // Behind every answer this link read, so none is taken for lost.
+    let down = LinkEvent::Down {
         peer,
         link,
         unsupported,
         unsent,
         why,
     };
-    let _ = reports.endings.send(down);
+    let _ = reports.events.send(down).await;
 }
 
 fn not_taken() -> io::Error {
@@ -543,7 +564,7 @@ async fn incoming_link(
     // Every receipt not known to be written says so: those being written, and those queued.
     to_write.close();
     let mut unsent = std::mem::take(&mut *receipts_now());
-    while let Ok(answer) = to_write.try_recv() {
+    while let Some(answer) = to_write.recv().await {
         unsent.extend(answer.receipt);
     }
     for channel in unsent {

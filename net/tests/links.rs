@@ -217,3 +217,26 @@ fn a_new_link_shares_its_peers_in_flight_places() {
     });
     still_works(&target);
 }
+
+/// A peer opens a link to each member it identifies; the member answering a request that
+/// was never asked ends that link (its answers are bounded by the requests sent on it).
+#[test]
+fn an_answer_to_no_request_ends_the_link() {
+    let raw = RawPeer::member();
+    let rt = runtime();
+    let mut incoming = raw.streams().accept(LINK).unwrap();
+    let target = Peer::join(loopback()).unwrap();
+    raw.connect(&target.addresses()[0]);
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        let (_, mut link) = tokio::time::timeout(ANSWER, incoming.next())
+            .await
+            .expect("the target opens a link to a member")
+            .unwrap();
+        let body = postcard::to_allocvec(&(999u64, Response::Ack)).unwrap();
+        link.write_all(&frame(&body)).await.unwrap();
+        link.flush().await.unwrap();
+        assert!(closed(&mut link).await, "an unasked answer left the link open");
+    });
+    still_works(&target);
+}
