@@ -129,24 +129,32 @@ fn a_bad_frame_ends_only_its_own_link() {
     still_works(&target);
 }
 
-/// Two gets wait on an empty queue homed at the target, which allows 2 unanswered requests
-/// a link: a third request is not even read until an item answers the first get.
-#[test]
-fn a_link_is_read_no_further_than_its_in_flight_bound() {
+/// A target that allows 2 unanswered requests a peer, and a raw peer connected to it.
+fn two_places() -> (Peer, RawPeer, PeerId) {
     let mut limits = Limits::default();
     limits.streams_per_connection = 2;
     let target = Peer::join(loopback().limits(limits)).unwrap();
     let raw = RawPeer::plain();
     let target_id = raw.connect(&target.addresses()[0]);
-    let me = raw.number;
-    let get = |seq: u64| {
-        Request::Prim(PrimRequest {
-            key: "queue/links/u64".into(),
-            kind: Kind::Queue { capacity: 4 },
-            id: OpId { peer: me, seq },
-            op: Op::Get { wait: true },
-        })
-    };
+    (target, raw, target_id)
+}
+
+/// Get `seq` of peer `me` from queue `name` of `u64`s, waiting while it is empty.
+fn waiting_get(me: u64, name: &str, seq: u64) -> Request {
+    Request::Prim(PrimRequest {
+        key: format!("queue/{name}/u64"),
+        kind: Kind::Queue { capacity: 4 },
+        id: OpId { peer: me, seq },
+        op: Op::Get { wait: true },
+    })
+}
+
+/// Two gets wait on an empty queue homed at the target, which allows 2 unanswered requests
+/// a link: a third request is not even read until an item answers the first get.
+#[test]
+fn a_link_is_read_no_further_than_its_in_flight_bound() {
+    let (target, raw, target_id) = two_places();
+    let get = |seq| waiting_get(raw.number, "links", seq);
     let rt = runtime();
     let mut link = rt.block_on(async {
         let mut link = open(&raw, target_id).await;
@@ -178,20 +186,8 @@ fn a_link_is_read_no_further_than_its_in_flight_bound() {
 /// an item frees a place.
 #[test]
 fn a_new_link_shares_its_peers_in_flight_places() {
-    let mut limits = Limits::default();
-    limits.streams_per_connection = 2;
-    let target = Peer::join(loopback().limits(limits)).unwrap();
-    let raw = RawPeer::plain();
-    let target_id = raw.connect(&target.addresses()[0]);
-    let me = raw.number;
-    let get = |seq: u64| {
-        Request::Prim(PrimRequest {
-            key: "queue/places/u64".into(),
-            kind: Kind::Queue { capacity: 4 },
-            id: OpId { peer: me, seq },
-            op: Op::Get { wait: true },
-        })
-    };
+    let (target, raw, target_id) = two_places();
+    let get = |seq| waiting_get(raw.number, "places", seq);
     let rt = runtime();
     let mut second = rt.block_on(async {
         let mut first = open(&raw, target_id).await;
@@ -236,7 +232,10 @@ fn an_answer_to_no_request_ends_the_link() {
         let body = postcard::to_allocvec(&(999u64, Response::Ack)).unwrap();
         link.write_all(&frame(&body)).await.unwrap();
         link.flush().await.unwrap();
-        assert!(closed(&mut link).await, "an unasked answer left the link open");
+        assert!(
+            closed(&mut link).await,
+            "an unasked answer left the link open"
+        );
     });
     still_works(&target);
 }
