@@ -35,6 +35,11 @@ use crate::wire::{Request, Response};
 /// The link protocol: frames of `(number, Request)` one way, `(number, Response)` back.
 pub(crate) const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
 
+/// Requests written on one link and never answered, at most: a peer that leaves more
+/// unanswered (its pings may still be answered) is not serving, and its link ends, so that
+/// the numbers kept to check its answers stay bounded.
+const MAX_UNANSWERED: usize = 1 << 16;
+
 /// What bounds a link.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinkSettings {
@@ -360,7 +365,13 @@ async fn outgoing(
                         match encode_frame(&(id, &request), settings.max_frame) {
                             Ok(frame) => {
                                 frames.extend_from_slice(&frame);
-                                asked_now().insert(id);
+                                let mut asked = asked_now();
+                                if asked.len() >= MAX_UNANSWERED {
+                                    return Err(io::Error::other(format!(
+                                        "{MAX_UNANSWERED} requests were left unanswered"
+                                    )));
+                                }
+                                asked.insert(id);
                             }
                             Err(error) => {
                                 let error = format!("request not sent: {error}");

@@ -58,13 +58,19 @@ async fn answer(stream: &mut Stream) -> (u64, Response) {
         .expect("an answer")
 }
 
-/// Whether the target closed the link: the read ends, with no answer, in time.
+/// Whether the target closed the link in time: reads (and drops whatever the target writes
+/// there, its own requests on a link it opened) until the stream ends.
 async fn closed(stream: &mut Stream) -> bool {
-    let mut byte = [0u8; 1];
-    match tokio::time::timeout(ANSWER, stream.read(&mut byte)).await {
-        Ok(Ok(0) | Err(_)) => true,
-        Ok(Ok(_)) | Err(_) => false,
-    }
+    let mut buffer = [0u8; 4096];
+    let ended = tokio::time::timeout(ANSWER, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    });
+    ended.await.is_ok()
 }
 
 #[test]
@@ -193,8 +199,9 @@ fn a_new_link_shares_its_peers_in_flight_places() {
         let mut first = open(&raw, target_id).await;
         send(&mut first, 1, &get(1)).await;
         send(&mut first, 2, &get(2)).await;
-        // Both gets are read before the second link opens.
-        tokio::time::sleep(QUIET).await;
+        // Both gets are read before the second link opens (well within this, even on a
+        // loaded machine: reading them takes microseconds).
+        tokio::time::sleep(3 * QUIET).await;
         let mut second = open(&raw, target_id).await;
         send(&mut second, 3, &Request::Holding { tasks: vec![] }).await;
         let early = tokio::time::timeout(QUIET, read(&mut second)).await;
