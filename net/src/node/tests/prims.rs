@@ -545,3 +545,23 @@ fn peers_that_are_no_home_are_never_ranked_unless_all_are() {
     ranked.sort_unstable();
     assert_eq!(ranked, vec![0, 3]);
 }
+
+#[test]
+fn a_gone_peers_waiters_are_answered_not_forgotten() {
+    let mut net = Net::new(3, 1, &[&[ADD]]);
+    let (home, _, key) = net.key_homed_away("wait/", usize::MAX);
+    net.call(0, 1, &key, QUEUE, GET);
+    net.quiet();
+    assert_eq!(net.reply(0, 1), None, "the get waits on the empty queue");
+    let open = |net: &Net| net.channels.values().filter(|(at, _)| *at == 0).count();
+    assert_eq!(open(&net), 1, "the get's request is open at the home");
+    net.kill(0);
+    net.quiet();
+    // Its request was answered (to nobody), so a link or substream holding it is freed.
+    assert_eq!(
+        open(&net),
+        0,
+        "the home still holds the gone peer's request"
+    );
+    assert!(net.nodes[home].prims.hosted.contains_key(&key));
+}
