@@ -134,8 +134,12 @@ fn main() {
         })
         .collect();
 
-    // Default models file audit records; one consumer task drains them.
-    let audit = client.queue::<(usize, u64)>("audit", 64);
+    // Default models file audit records; one consumer task drains them. The queue has room
+    // for every record: with less, more than 256 models could block on a full queue while
+    // the consumer still waits in a deque behind newer tasks, and the pool starts at most
+    // 256 stand-in threads for blocked workers, so nobody would be left to run it (seen
+    // once in CI, 2026-12-07).
+    let audit = client.queue::<(usize, u64)>("audit", DEFAULTS);
     let auditor = client.submit_local({
         let audit = audit.clone();
         move || {
