@@ -173,10 +173,7 @@ impl EventLoop {
             self.drain_outputs();
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
-            let timeout = match (node_due, self.links.next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let timeout = node_due.into_iter().chain(self.links.next_deadline()).min();
             let sleep = async {
                 match timeout {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -704,20 +701,8 @@ impl EventLoop {
                 channel,
                 request_id,
             } => {
-                self.next_channel += 1;
-                (self.channels).insert(self.next_channel, AnswerTo::Substream(channel));
-                self.inbound.insert(request_id, self.next_channel);
-                let from = peer_number(&peer);
-                tracing::trace!(from = %peer, ?request, "request");
-                self.peers.insert(from, peer);
-                self.node.handle(
-                    Input::Request {
-                        from,
-                        channel: self.next_channel,
-                        request,
-                    },
-                    now,
-                );
+                let channel = self.take_request(peer, AnswerTo::Substream(channel), request, now);
+                self.inbound.insert(request_id, channel);
             }
             request_response::Message::Response {
                 request_id,
@@ -790,6 +775,30 @@ impl EventLoop {
         }
     }
 
+    /// Hands the node a request from `peer`, whose answer goes back by `answer_to`: the
+    /// node's channel number for it.
+    fn take_request(
+        &mut self,
+        peer: PeerId,
+        answer_to: AnswerTo,
+        request: Request,
+        now: Instant,
+    ) -> u64 {
+        self.next_channel += 1;
+        let channel = self.next_channel;
+        self.channels.insert(channel, answer_to);
+        let from = peer_number(&peer);
+        tracing::trace!(from = %peer, ?request, "request");
+        self.peers.insert(from, peer);
+        let input = Input::Request {
+            from,
+            channel,
+            request,
+        };
+        self.node.handle(input, now);
+        channel
+    }
+
     fn link_event(&mut self, event: LinkEvent) {
         let now = Instant::now();
         match event {
@@ -798,19 +807,8 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let from = peer_number(&peer);
-                self.heard(from, now);
-                self.next_channel += 1;
-                let channel = self.next_channel;
-                self.channels.insert(channel, AnswerTo::Link(reply));
-                tracing::trace!(from = %peer, ?request, "request on a link");
-                self.peers.insert(from, peer);
-                let input = Input::Request {
-                    from,
-                    channel,
-                    request,
-                };
-                self.node.handle(input, now);
+                self.heard(peer_number(&peer), now);
+                self.take_request(peer, AnswerTo::Link(reply), request, now);
             }
             LinkEvent::Response {
                 peer,

@@ -58,6 +58,12 @@ async fn answer(stream: &mut Stream) -> (u64, Response) {
         .expect("an answer")
 }
 
+/// Fails the test if an answer comes within [`QUIET`].
+async fn no_answer(stream: &mut Stream, why: &str) {
+    let early = tokio::time::timeout(QUIET, read(stream)).await;
+    assert!(early.is_err(), "{why}: {early:?}");
+}
+
 /// Whether the target closed the link in time: reads (and drops whatever the target writes
 /// there, its own requests on a link it opened) until the stream ends.
 async fn closed(stream: &mut Stream) -> bool {
@@ -167,11 +173,7 @@ fn a_link_is_read_no_further_than_its_in_flight_bound() {
         send(&mut link, 1, &get(1)).await;
         send(&mut link, 2, &get(2)).await;
         send(&mut link, 3, &Request::Holding { tasks: vec![] }).await;
-        let early = tokio::time::timeout(QUIET, read(&mut link)).await;
-        assert!(
-            early.is_err(),
-            "an answer came while both gets waited: {early:?}"
-        );
+        no_answer(&mut link, "an answer came while both gets waited").await;
         link
     });
     target
@@ -204,11 +206,11 @@ fn a_new_link_shares_its_peers_in_flight_places() {
         tokio::time::sleep(3 * QUIET).await;
         let mut second = open(&raw, target_id).await;
         send(&mut second, 3, &Request::Holding { tasks: vec![] }).await;
-        let early = tokio::time::timeout(QUIET, read(&mut second)).await;
-        assert!(
-            early.is_err(),
-            "the new link was read while both places were taken: {early:?}"
-        );
+        no_answer(
+            &mut second,
+            "the new link was read while both places were taken",
+        )
+        .await;
         second
     });
     target
