@@ -170,7 +170,11 @@ impl EventLoop {
         let watch_tick = tokio::time::sleep_until(self.watch_due().into());
         tokio::pin!(watch_tick);
         loop {
-            self.drain_outputs();
+            if self.drain_outputs() {
+                // The link tasks share this thread: let them write a steal or its answer
+                // before the loop takes in more (one waited up to 150 µs).
+                tokio::task::yield_now().await;
+            }
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
             let timeout = node_due.into_iter().chain(self.links.next_deadline()).min();
@@ -180,9 +184,13 @@ impl EventLoop {
                     None => std::future::pending().await,
                 }
             };
+            // A stop is seen however full the queues are.
+            if self.commands.stop.is_stopped() {
+                return;
+            }
+            // Unbiased: no source waits behind another that is never empty (a steal behind
+            // thousands of submissions, or the other way round).
             tokio::select! {
-                biased;
-                // First: a stop is seen however full the queues are.
                 () = self.commands.stop.stopped() => return,
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
                 command = self.commands.rx.recv() => match command {
@@ -378,8 +386,20 @@ impl EventLoop {
         });
     }
 
-    fn drain_outputs(&mut self) {
+    /// Carries out the node's outputs: whether any was a steal or a steal's answer.
+    fn drain_outputs(&mut self) -> bool {
+        let mut sent = false;
         while let Some(output) = self.node.poll_output() {
+            sent |= matches!(
+                output,
+                Output::Send {
+                    request: Request::Steal { .. },
+                    ..
+                } | Output::Respond {
+                    response: Response::Stolen { .. },
+                    ..
+                }
+            );
             match output {
                 Output::Send { to, tag, request } => match self.peers.get(&to) {
                     Some(peer) => {
@@ -499,6 +519,7 @@ impl EventLoop {
                 }
             }
         }
+        sent
     }
 
     fn take_future(&mut self, task: TaskKey, index: usize) -> Option<FutureArg> {

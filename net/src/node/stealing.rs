@@ -156,6 +156,7 @@ impl Stealing {
     /// Our steal sent at `sent` was answered: its round trip counts.
     pub(super) fn answered(&mut self, sent: Instant, now: Instant) {
         let nanos = now.saturating_duration_since(sent).as_nanos();
+        tracing::debug!(round_trip_us = nanos / 1000, "steal answered");
         let _ = (self.steal_rtt).record(u64::try_from(nanos).unwrap_or(u64::MAX));
     }
 
