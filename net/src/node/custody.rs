@@ -145,7 +145,7 @@ impl Tasks {
         let unfinished = self
             .owned
             .get(&task)
-            .is_some_and(|o| matches!(o.state, State::Waiting | State::Ready { .. }));
+            .is_some_and(|o| matches!(o.state(), State::Waiting | State::Ready { .. }));
         if unfinished {
             self.early.park(task, from, notice);
         } else {

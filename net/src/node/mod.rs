@@ -31,6 +31,7 @@ mod fifo;
 mod gossip;
 mod jobs;
 mod messages;
+mod owned;
 mod owner;
 mod placement;
 mod prims;

@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use super::state::{Owned, Pending, PendingArg, State, shared};
+use super::owned::Owned;
+use super::state::{Pending, PendingArg, State, shared};
 use super::tasks::Tasks;
 use super::{Bytes, Output, SubmitArg};
 use crate::membership::Membership;
@@ -42,21 +43,19 @@ impl Tasks {
                         self.output(Output::NeedArg { task: key, index });
                         PendingArg::Local
                     }
-                    Some(input) => match &input.state {
+                    Some(input) => match &input.state() {
                         State::Failed(cause) => {
                             failed.get_or_insert_with(|| Failure::input(dep, cause));
                             PendingArg::Local
                         }
                         State::Done { holder, inline } => {
+                            let holder = *holder;
                             let arg = match inline {
                                 Some(bytes) => ArgSpec::Inline(bytes.to_vec()),
                                 None => {
                                     input.readers += 1;
                                     task.inputs.push(dep);
-                                    ArgSpec::Fetch {
-                                        task: dep,
-                                        holder: *holder,
-                                    }
+                                    ArgSpec::Fetch { task: dep, holder }
                                 }
                             };
                             PendingArg::Ready(arg)
@@ -142,7 +141,7 @@ impl Tasks {
         let first = self
             .owned
             .get(&task)
-            .is_some_and(|o| matches!(o.state, State::Waiting | State::Ready { .. }));
+            .is_some_and(|o| matches!(o.state(), State::Waiting | State::Ready { .. }));
         if !first {
             // Unknown, or finished already (it ran twice): keep one result, free the other.
             if from != self.me && matches!(done, Done::Value { inline: None, .. }) {
@@ -153,12 +152,11 @@ impl Tasks {
         match done {
             Done::Value { inline, .. } => {
                 let inline = inline.map(shared);
-                if let Some(owned) = self.owned.get_mut(&task) {
-                    owned.state = State::Done {
-                        holder: from,
-                        inline: inline.clone(),
-                    };
-                }
+                let state = State::Done {
+                    holder: from,
+                    inline: inline.clone(),
+                };
+                self.owned.set_state(&task, state);
                 // Before resolving, which may forget the task and its list of inputs.
                 self.inputs_no_longer_needed(task);
                 match inline {
@@ -216,7 +214,7 @@ impl Tasks {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
-        let State::Done { holder, inline } = &owned.state else {
+        let State::Done { holder, inline } = &owned.state() else {
             return;
         };
         let (holder, inline) = (*holder, inline.clone());
@@ -225,7 +223,7 @@ impl Tasks {
             let Some(d) = self.owned.get_mut(&dependent) else {
                 continue;
             };
-            if !matches!(d.state, State::Waiting) {
+            if !matches!(d.state(), State::Waiting) {
                 continue;
             }
             let mut fetches = 0;
@@ -258,14 +256,14 @@ impl Tasks {
                 continue;
             };
             if matches!(
-                owned.state,
+                owned.state(),
                 State::Done { .. } | State::Released | State::Failed(_)
             ) {
                 continue;
             }
-            owned.state = State::Failed(failure.clone());
             owned.args.clear();
             let dependents = std::mem::take(&mut owned.dependents);
+            self.owned.set_state(&task, State::Failed(failure.clone()));
             let cause = Failure::input(task, &failure);
             failing.extend(dependents.into_iter().map(|d| (d, cause.clone())));
             self.inputs_no_longer_needed(task);
@@ -310,14 +308,14 @@ impl Tasks {
         let releasable = owned.resolved
             && owned.readers == 0
             && owned.dependents.is_empty()
-            && matches!(owned.state, State::Done { .. } | State::Failed(_))
+            && matches!(owned.state(), State::Done { .. } | State::Failed(_))
             // Nothing can make it again: kept while a reader may run again.
             && !(is_local_value(task) && owned.lineage > 0);
         if !releasable {
             return;
         }
-        if let State::Done { holder, .. } = owned.state {
-            owned.state = State::Released;
+        if let State::Done { holder, .. } = *owned.state() {
+            self.owned.set_state(&task, State::Released);
             // Our own copy, if a task of ours fetched it as an input.
             self.cache.remove(&task);
             if holder == self.me {
@@ -344,7 +342,7 @@ impl Tasks {
                     && o.resolved
                     && o.readers == 0
                     && o.dependents.is_empty()
-                    && matches!(o.state, State::Released | State::Failed(_))
+                    && matches!(o.state(), State::Released | State::Failed(_))
             });
             if !forgettable {
                 continue;
@@ -378,13 +376,15 @@ impl Tasks {
     /// Queues an owned task once all its arguments are known, keeping its spec to run it
     /// again should its run or its result be lost.
     pub(super) fn maybe_ready(&mut self, task: TaskKey, now: Instant) {
+        let ready = (self.owned.get(&task))
+            .is_some_and(|o| matches!(o.state(), State::Waiting) && o.has_all_args());
+        if !ready {
+            return;
+        }
+        self.owned.set_state(&task, State::Ready { at: self.me });
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
-        if !matches!(owned.state, State::Waiting) || !owned.has_all_args() {
-            return;
-        }
-        owned.state = State::Ready { at: self.me };
         owned.since = Some(now);
         let args = std::mem::take(&mut owned.args)
             .into_iter()
@@ -430,7 +430,7 @@ impl Tasks {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
-        if !matches!(owned.state, State::Waiting) {
+        if !matches!(owned.state(), State::Waiting) {
             return;
         }
         match result {
@@ -466,7 +466,7 @@ impl Tasks {
     fn keep_local_value(&mut self, source: u64, bytes: Vec<u8>) -> TaskKey {
         let kept = (self.local_value_of.get(&source).copied()).filter(|key| {
             self.store.contains_key(key)
-                && (self.owned.get(key)).is_some_and(|o| matches!(o.state, State::Done { .. }))
+                && (self.owned.get(key)).is_some_and(|o| matches!(o.state(), State::Done { .. }))
         });
         if let Some(key) = kept {
             if let Some(value) = self.owned.get_mut(&key) {
@@ -480,14 +480,15 @@ impl Tasks {
             seq: LOCAL_VALUES | self.local_values,
         };
         let mut value = Owned::new(String::new(), 0);
-        value.state = State::Done {
-            holder: self.me,
-            inline: None,
-        };
         value.resolved = true;
         value.readers = 1;
         self.store.insert(key, shared(bytes));
         self.owned.insert(key, value);
+        let state = State::Done {
+            holder: self.me,
+            inline: None,
+        };
+        self.owned.set_state(&key, state);
         self.local_value_of.insert(source, key);
         key
     }

@@ -51,10 +51,15 @@ impl Tasks {
         reason: String,
         now: Instant,
     ) {
-        let lost: Vec<TaskKey> = (self.owned.iter())
-            .filter(|(_, o)| o.lost_with(peer))
-            .map(|(key, _)| *key)
-            .collect();
+        // Most suspects had none: no walk then.
+        let lost: Vec<TaskKey> = if self.owned.at(peer) == 0 {
+            Vec::new()
+        } else {
+            (self.owned.iter())
+                .filter(|(_, o)| o.lost_with(peer))
+                .map(|(key, _)| *key)
+                .collect()
+        };
         let requeued = lost.len();
         self.stats.suspicions += 1;
         tracing::info!(peer = %format_args!("{peer:016x}"), %reason, "peer suspected");
@@ -73,7 +78,7 @@ impl Tasks {
     /// The peers holding tasks of ours queued or running, or the only copy of a result of
     /// ours.
     pub(super) fn business(&self) -> HashSet<u64> {
-        self.owned.values().filter_map(|o| o.only_at()).collect()
+        self.owned.peers().collect()
     }
 
     /// Asks each peer holding tasks of ours that we have not heard of for [`AUDIT_AGE`]
@@ -90,8 +95,8 @@ impl Tasks {
         self.audit_due = None;
         let mut asks: HashMap<u64, Vec<(Instant, TaskKey)>> = HashMap::new();
         let mut pending = false;
-        for (key, owned) in &self.owned {
-            let State::Ready { at } = owned.state else {
+        for (key, owned) in self.owned.iter() {
+            let State::Ready { at } = *owned.state() else {
                 continue;
             };
             let Some(since) = owned.since else { continue };
@@ -164,7 +169,7 @@ impl Tasks {
             let Some(owned) = self.owned.get_mut(&task) else {
                 continue;
             };
-            let still_there = matches!(owned.state, State::Ready { at } if at == peer)
+            let still_there = matches!(owned.state(), State::Ready { at } if *at == peer)
                 && owned.since.is_some_and(|since| since <= asked);
             if !still_there {
                 continue;
@@ -217,15 +222,15 @@ impl Tasks {
         let Some(owned) = self.owned.get_mut(&task) else {
             return;
         };
-        let State::Ready { at } = &mut owned.state else {
+        if !matches!(owned.state(), State::Ready { .. }) {
             return;
-        };
+        }
         if hops <= owned.hops {
             return; // an older move, heard late
         }
-        *at = to;
         owned.hops = hops;
         owned.since = Some(now);
+        self.owned.set_state(&task, State::Ready { at: to });
         if to != self.me {
             self.arm_audit(now);
         }
@@ -258,7 +263,7 @@ impl Tasks {
     /// Whether the owner records `task`'s result as held (only) at `holder`.
     pub(super) fn held_at(&self, task: TaskKey, holder: u64) -> bool {
         self.owned.get(&task).is_some_and(
-            |o| matches!(o.state, State::Done { holder: h, inline: None } if h == holder),
+            |o| matches!(o.state(), State::Done { holder: h, inline: None } if *h == holder),
         )
     }
 
@@ -281,23 +286,23 @@ impl Tasks {
         let Some(owned) = self.owned.get_mut(&task) else {
             return false;
         };
-        if owned.spec.is_none() || matches!(owned.state, State::Waiting | State::Failed(_)) {
+        if owned.spec.is_none() || matches!(owned.state(), State::Waiting | State::Failed(_)) {
             return false;
         }
         if owned.reruns >= MAX_RERUNS {
             // Whatever state it is in, it fails now, and every dependent with it.
             let failure = Failure::InputLost(format!("{task} was lost {MAX_RERUNS} times"));
-            owned.state = State::Waiting;
+            self.owned.set_state(&task, State::Waiting);
             self.fail_owned(task, failure);
             return false;
         }
         owned.reruns += 1;
-        let old = std::mem::replace(&mut owned.state, State::Waiting);
+        let old = self.owned.set_state(&task, State::Waiting);
         self.stats.reruns += 1;
-        if let State::Done {
+        if let Some(State::Done {
             holder,
             inline: None,
-        } = old
+        }) = old
         {
             if holder == me {
                 self.store.remove(&task);
@@ -345,7 +350,7 @@ impl Tasks {
                 args.push(PendingArg::Local);
                 continue;
             };
-            let arg = match &input.state {
+            let arg = match &input.state() {
                 State::Failed(cause) => {
                     failed.get_or_insert(Failure::input(dep, cause));
                     PendingArg::Local
@@ -358,12 +363,10 @@ impl Tasks {
                     holder,
                     inline: None,
                 } if !members.is_down(*holder) && (*holder != self.me || held_here) => {
+                    let holder = *holder;
                     input.readers += 1;
                     inputs.push(dep);
-                    PendingArg::Ready(ArgSpec::Fetch {
-                        task: dep,
-                        holder: *holder,
-                    })
+                    PendingArg::Ready(ArgSpec::Fetch { task: dep, holder })
                 }
                 State::Waiting | State::Ready { .. } => {
                     input.dependents.push(task);

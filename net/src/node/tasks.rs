@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::custody::Early;
 use super::fifo::InputCache;
+use super::owned::OwnedTasks;
 use super::ready::Ready;
-use super::state::{Notices, Owned, Pending, Preparing};
+use super::state::{Notices, Pending, Preparing};
 use super::{Bytes, Output, Recovery, Settings, Stats};
 use crate::membership::Membership;
 use crate::wire::{GraphEvent, Request, TaskKey, TaskSpec};
@@ -43,7 +44,7 @@ pub(super) struct Tasks {
     pub(super) can_run: Vec<u64>,
     /// Fingerprints of those it runs only for itself, sorted.
     pub(super) own_only: Vec<u64>,
-    pub(super) owned: HashMap<TaskKey, Owned>,
+    pub(super) owned: OwnedTasks,
     pub(super) ready: Ready,
     pub(super) preparing: HashMap<TaskKey, Preparing>,
     pub(super) running: usize,
@@ -90,7 +91,7 @@ impl Tasks {
             settings,
             can_run,
             own_only: Vec::new(),
-            owned: HashMap::new(),
+            owned: OwnedTasks::default(),
             ready: Ready::default(),
             preparing: HashMap::new(),
             running: 0,

@@ -91,7 +91,7 @@ fn a_lost_result_still_needed_is_computed_again_before_its_dependent_runs() {
         );
     }
     net.settle();
-    let holder = |net: &Net, i| match net.nodes[0].tasks.owned[&key(i)].state {
+    let holder = |net: &Net, i| match *net.nodes[0].tasks.owned[&key(i)].state() {
         state::State::Done { holder, .. } => holder,
         ref other => panic!("BIG {i} is {other:?}"),
     };
@@ -125,10 +125,13 @@ fn lineage_reaches_back_through_released_inputs() {
     let len = net.submit(0, 3, LEN, vec![SubmitArg::Owned(copy), SubmitArg::Local]);
     net.settle();
     assert!(
-        matches!(net.nodes[0].tasks.owned[&big].state, state::State::Released),
+        matches!(
+            net.nodes[0].tasks.owned[&big].state(),
+            state::State::Released
+        ),
         "big's result is freed once copy read it"
     );
-    let state::State::Done { holder, .. } = net.nodes[0].tasks.owned[&copy].state else {
+    let state::State::Done { holder, .. } = *net.nodes[0].tasks.owned[&copy].state() else {
         panic!("copy is not done");
     };
     net.kill(holder as usize);
@@ -464,7 +467,7 @@ fn a_large_value_of_the_submitters_own_is_kept_while_a_reader_may_run_again() {
     };
     net.nodes[0].handle(input, net.now);
     net.settle();
-    let state::State::Done { holder, .. } = net.nodes[0].tasks.owned[&copy].state else {
+    let state::State::Done { holder, .. } = *net.nodes[0].tasks.owned[&copy].state() else {
         panic!("copy is not done");
     };
     net.kill(holder as usize);

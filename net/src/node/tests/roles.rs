@@ -111,7 +111,7 @@ fn a_move_from_a_peer_without_the_task_is_not_taken() {
     let (_, resolved) = ask(&mut node, 3, notify_done(key, 666), now);
     assert!(resolved.is_empty(), "a forged move let a third peer in");
     assert!(matches!(
-        node.tasks.owned[&key].state,
+        node.tasks.owned[&key].state(),
         state::State::Ready { at: 1 }
     ));
 }
