@@ -194,7 +194,8 @@ fn requests() -> Vec<Request> {
                 task: KEY,
                 holder: 5,
             },
-        ],
+        ]
+        .into(),
         hops: 1,
     };
     let kinds = [
@@ -320,7 +321,7 @@ fn responses() -> Vec<Response> {
                 key: KEY,
                 name: "sum".into(),
                 fingerprint: 1,
-                args: vec![ArgSpec::Inline(Vec::new())],
+                args: vec![ArgSpec::Inline(Vec::new())].into(),
                 hops: 0,
             }],
             ready: 3,

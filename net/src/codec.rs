@@ -181,9 +181,9 @@ mod tests {
         )
             .prop_map(|(key, name, fingerprint, args)| TaskSpec {
                 key,
-                name,
+                name: name.into(),
                 fingerprint,
-                args,
+                args: args.into(),
                 hops: 0,
             });
         prop_oneof![

@@ -23,7 +23,7 @@ fn spec(name: &str, fingerprint: u64, owner: u64, seq: u64) -> TaskSpec {
         key: TaskKey { owner, seq },
         name: name.into(),
         fingerprint,
-        args: vec![ArgSpec::Inline(postcard::to_allocvec(&21u64).unwrap())],
+        args: vec![ArgSpec::Inline(postcard::to_allocvec(&21u64).unwrap())].into(),
         hops: 0,
     }
 }

@@ -167,9 +167,9 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
     )
         .prop_map(|(key, name, fingerprint, args, hops)| TaskSpec {
             key,
-            name,
+            name: name.into(),
             fingerprint,
-            args,
+            args: args.into(),
             hops,
         })
 }

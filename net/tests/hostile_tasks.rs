@@ -22,7 +22,7 @@ fn touch(owner: u64, seq: u64, tag: &str) -> TaskSpec {
         key: TaskKey { owner, seq },
         name: "hostile::touch".into(),
         fingerprint: TouchTask::FINGERPRINT,
-        args: vec![ArgSpec::Inline(postcard::to_allocvec(tag).unwrap())],
+        args: vec![ArgSpec::Inline(postcard::to_allocvec(tag).unwrap())].into(),
         hops: 0,
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Index;
+use std::sync::Arc;
 
 use super::state::{PendingArg, State};
 use crate::wire::{ArgSpec, TaskKey, TaskSpec};
@@ -13,7 +14,7 @@ use crate::wire::{ArgSpec, TaskKey, TaskSpec};
 /// A task this peer owns.
 #[derive(Debug)]
 pub(super) struct Owned {
-    pub(super) name: String,
+    pub(super) name: Arc<str>,
     pub(super) fingerprint: u64,
     /// Private: changed only through [`OwnedTasks::set_state`], which keeps the counts.
     state: State,
@@ -49,7 +50,7 @@ pub(super) struct Owned {
 }
 
 impl Owned {
-    pub(super) fn new(name: String, fingerprint: u64) -> Owned {
+    pub(super) fn new(name: Arc<str>, fingerprint: u64) -> Owned {
         Owned {
             name,
             fingerprint,
@@ -97,7 +98,7 @@ impl Owned {
     pub(super) fn fetched_inputs(&self) -> impl Iterator<Item = TaskKey> + '_ {
         self.spec
             .iter()
-            .flat_map(|s| &s.args)
+            .flat_map(|s| s.args.iter())
             .filter_map(|a| match a {
                 ArgSpec::Fetch { task, .. } => Some(*task),
                 ArgSpec::Inline(_) => None,
@@ -248,7 +249,7 @@ mod tests {
             for (what, seq, code) in steps {
                 match what {
                     0 => {
-                        let mut o = Owned::new("t".into(), 0);
+                        let mut o = Owned::new(Arc::from("t"), 0);
                         o.state = state(code);
                         owned.insert(key(seq), o);
                     }

@@ -31,7 +31,7 @@ impl Tasks {
         now: Instant,
     ) {
         self.stats.submitted += 1;
-        let mut task = Owned::new(name, fingerprint);
+        let mut task = Owned::new(name.into(), fingerprint);
         task.retries = retries;
         let mut failed = None;
         for (index, arg) in args.into_iter().enumerate() {
@@ -479,7 +479,7 @@ impl Tasks {
             owner: self.me,
             seq: LOCAL_VALUES | self.local_values,
         };
-        let mut value = Owned::new(String::new(), 0);
+        let mut value = Owned::new(std::sync::Arc::from(""), 0);
         value.resolved = true;
         value.readers = 1;
         self.store.insert(key, shared(bytes));

@@ -115,9 +115,9 @@ mod tests {
     fn spec(seq: u64, fingerprint: u64) -> TaskSpec {
         TaskSpec {
             key: TaskKey { owner: 1, seq },
-            name: String::new(),
+            name: "".into(),
             fingerprint,
-            args: Vec::new(),
+            args: Vec::new().into(),
             hops: 0,
         }
     }

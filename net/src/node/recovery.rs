@@ -339,7 +339,7 @@ impl Tasks {
         let mut args = Vec::with_capacity(spec.args.len());
         let mut inputs = Vec::new();
         let mut failed = None;
-        for arg in spec.args {
+        for arg in spec.args.iter().cloned() {
             let ArgSpec::Fetch { task: dep, .. } = arg else {
                 args.push(PendingArg::Ready(arg));
                 continue;

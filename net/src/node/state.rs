@@ -118,7 +118,7 @@ impl Preparing {
     /// Puts a fetched input into every argument that refers to it.
     pub(super) fn fill(&mut self, dep: TaskKey, bytes: Bytes) {
         let Some(spec) = &self.spec else { return };
-        for (slot, arg) in self.args.iter_mut().zip(&spec.args) {
+        for (slot, arg) in self.args.iter_mut().zip(spec.args.iter()) {
             if matches!(arg, ArgSpec::Fetch { task, .. } if *task == dep) {
                 *slot = Some(bytes.clone());
             }

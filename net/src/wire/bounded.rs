@@ -63,6 +63,18 @@ where
     decoder.deserialize_seq(Most::<MAX, C>(PhantomData))
 }
 
+/// Decodes a sequence of at most `MAX` elements into a shared slice (one allocation kept,
+/// cloned by a count).
+pub(crate) fn most_shared<'de, const MAX: usize, D, T>(
+    decoder: D,
+) -> Result<std::sync::Arc<[T]>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    most::<MAX, D, Vec<T>>(decoder).map(Into::into)
+}
+
 struct Most<const MAX: usize, C>(PhantomData<C>);
 
 impl<'de, const MAX: usize, C> Visitor<'de> for Most<MAX, C>

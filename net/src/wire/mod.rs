@@ -11,6 +11,7 @@ pub(crate) mod bounded;
 mod prims;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,18 +34,20 @@ impl fmt::Display for TaskKey {
     }
 }
 
-/// A named task ready to run anywhere: what a steal moves.
+/// A named task ready to run anywhere: what a steal moves. Its name and arguments are
+/// shared: the owner keeps it to run it again, its ready deque and a steal's answer hold it
+/// too, and a copy costs two counts, not an allocation per argument.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSpec {
     /// The task.
     pub key: TaskKey,
     /// Its registered name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Hash of its name and signature; runners must have the same.
     pub fingerprint: u64,
     /// One per parameter.
-    #[serde(deserialize_with = "bounded::most::<{ bounded::ARGS }, _, _>")]
-    pub args: Vec<ArgSpec>,
+    #[serde(deserialize_with = "bounded::most_shared::<{ bounded::ARGS }, _, _>")]
+    pub args: Arc<[ArgSpec]>,
     /// How many times it was handed from one peer to another (or queued again): the owner
     /// keeps the location with the highest count, since notices of moves can cross.
     pub hops: u32,

@@ -751,9 +751,9 @@ fn a_thief_gets_the_oldest_tasks_it_can_run_and_the_rest_keep_their_order() {
     let members = crate::membership::Membership::new(0);
     let spec = |seq: u64, fingerprint: u64| TaskSpec {
         key: TaskKey { owner: 0, seq },
-        name: name(fingerprint),
+        name: name(fingerprint).into(),
         fingerprint,
-        args: Vec::new(),
+        args: Vec::new().into(),
         hops: 0,
     };
     // Oldest first: LEN 1, ADD 2, LEN 3, ADD 4, ADD 5.

@@ -141,7 +141,7 @@ fn push(owner: u64, n: u64) -> Request {
             key: TaskKey { owner, seq },
             name: "add".into(),
             fingerprint: ADD,
-            args: vec![ArgSpec::Inline(enc(1))],
+            args: vec![ArgSpec::Inline(enc(1))].into(),
             hops: 1,
         })
         .collect();
@@ -435,7 +435,7 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
         key: TaskKey { owner: 1, seq: 1 },
         name: "copy".into(),
         fingerprint: COPY,
-        args: vec![ArgSpec::Inline(enc(5))],
+        args: vec![ArgSpec::Inline(enc(5))].into(),
         hops: 1,
     };
     let request = Request::Push {
