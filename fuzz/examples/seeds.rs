@@ -8,8 +8,8 @@ use std::path::Path;
 
 use peer_fuzz::wire::{
     ArgSpec, Batch, Body, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg, JobSpec, JobTask,
-    Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Taken,
-    TaskKey, TaskSpec,
+    Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Suspected,
+    Taken, TaskKey, TaskSpec,
 };
 use serde::Serialize;
 
@@ -346,6 +346,13 @@ fn responses() -> Vec<Response> {
             hosted: 1,
             draining: false,
             serves: vec![0xbeef, 0xfeed],
+            local: 5,
+            suspected: vec![Suspected {
+                peer: 9,
+                ago_us: 1_500,
+                reason: "connection closed".into(),
+                requeued: 3,
+            }],
         }),
     ];
     responses.extend(

@@ -267,6 +267,14 @@ impl Config {
         self
     }
 
+    /// How long a request to another peer waits for its answer, and a write on a link for
+    /// the other side to take it, before the request fails (or the link ends); 30 s by
+    /// default.
+    pub fn request_timeout(mut self, timeout: Duration) -> Config {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Results up to this size travel with the finish notice instead of being fetched;
     /// 64 KiB by default.
     pub fn inline_max(mut self, bytes: usize) -> Config {

@@ -248,3 +248,43 @@ fn an_answer_to_no_request_ends_the_link() {
     });
     still_works(&target);
 }
+
+/// A peer that sends requests on its link and never reads the answers: once the target's
+/// writes are not taken within its request time-out, it ends the link (what it holds for
+/// that peer is then freed), and it goes on serving.
+#[test]
+fn a_link_whose_answers_are_not_read_ends_at_the_time_out() {
+    let timeout = Duration::from_secs(2);
+    let target = Peer::join(loopback().request_timeout(timeout)).unwrap();
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut link = open(&raw, target_id).await;
+        // Each answer lists the 4,096 tasks asked about (some 40 KB), far more in all than
+        // the stream's window and the sockets' buffers take while nobody reads.
+        let tasks: Vec<TaskKey> = (0..4096)
+            .map(|seq| TaskKey {
+                owner: raw.number,
+                seq: u64::MAX - seq,
+            })
+            .collect();
+        let holding = Request::Holding { tasks };
+        for id in 0..64 {
+            // The target stops reading once its writes block: the last sends may wait.
+            let sent = tokio::time::timeout(QUIET, send(&mut link, id, &holding)).await;
+            if sent.is_err() {
+                break;
+            }
+        }
+        // Well past the time-out, then read: what was written before it comes, then the
+        // end. Had the link stayed open, reading would let every answer through and the
+        // stream would not end.
+        tokio::time::sleep(3 * timeout).await;
+        assert!(
+            closed(&mut link).await,
+            "a link whose answers were never read stayed open"
+        );
+    });
+    still_works(&target);
+}
