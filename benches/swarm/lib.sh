@@ -2,9 +2,14 @@
 # (the benchmarks), start `peer join` processes on 127.0.0.1 (mDNS off) and stop them on exit.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cargo build --release -p peer-cli -p peer-harness --manifest-path "$root/Cargo.toml" >&2
-peer="$root/target/release/peer"
-harness="$root/target/release/peer-harness"
+# PEER_BIN_DIR: a directory with a build's `peer` and `peer-harness` to run instead (a
+# before/after comparison); nothing is built then.
+if [[ -n ${PEER_BIN_DIR:-} ]]; then
+  peer="$PEER_BIN_DIR/peer"; harness="$PEER_BIN_DIR/peer-harness"
+else
+  cargo build --release -p peer-cli -p peer-harness --manifest-path "$root/Cargo.toml" >&2
+  peer="$root/target/release/peer"; harness="$root/target/release/peer-harness"
+fi
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
