@@ -163,6 +163,7 @@ impl EventLoop {
                     incoming,
                     reports,
                     self.link_settings,
+                    Some(self.node.ready()),
                 )));
             }
             Err(error) => tracing::error!(%error, "links cannot be served"),
@@ -867,6 +868,12 @@ impl EventLoop {
         match ending {
             LinkEnd::Sent { channel, sent } => {
                 self.node.handle(Input::Responded { channel, sent }, now);
+            }
+            LinkEnd::Gave { peer, tasks, sent } => {
+                let thief = peer_number(&peer);
+                self.heard(thief, now);
+                self.peers.insert(thief, peer);
+                self.node.handle(Input::Gave { thief, tasks, sent }, now);
             }
             LinkEnd::Unsent {
                 peer,

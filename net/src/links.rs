@@ -14,6 +14,11 @@
 //! for a receipt (a steal's, whose tasks go back to the ready deque unless it was written) gets
 //! one, whichever way its link ends.
 //!
+//! A steal is answered by the link's task itself, from the ready deque it shares with the
+//! node, without waiting for the event loop (which may be busy for milliseconds taking in
+//! submissions); the node learns what was given from the receipt ([`LinkEnd::Gave`]), and
+//! records the moves then.
+//!
 //! Bounds: a peer has at most [`LinkSettings::in_flight`] requests read from its links and
 //! not answered yet, whatever links it opens (a new one replaces the old); a frame is checked
 //! against [`LinkSettings::max_frame`] from its length alone, as on substreams; a write that
@@ -30,7 +35,8 @@ use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::codec::{encode_frame, read_frame};
-use crate::wire::{Request, Response};
+use crate::node::Ready;
+use crate::wire::{Request, Response, TaskSpec};
 
 /// The link protocol: frames of `(number, Request)` one way, `(number, Response)` back.
 pub(crate) const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
@@ -85,6 +91,13 @@ pub(crate) enum LinkEvent {
 pub(crate) enum LinkEnd {
     /// Whether the answer that asked for a receipt (its `channel`) was written.
     Sent { channel: u64, sent: bool },
+    /// A steal from `peer` answered here with `tasks` (taken from the ready deque), and
+    /// whether the answer was written: if not, the tasks go back.
+    Gave {
+        peer: PeerId,
+        tasks: Vec<TaskSpec>,
+        sent: bool,
+    },
     /// Our request `id` on link `link` to `peer` could not be sent.
     Unsent {
         peer: PeerId,
@@ -108,8 +121,26 @@ pub(crate) struct Reply {
 struct Answer {
     id: u64,
     response: Response,
-    receipt: Option<u64>,
+    receipt: Option<Receipt>,
     _place: OwnedSemaphorePermit,
+}
+
+/// What is reported once an answer is written, or known not to be.
+#[derive(Debug)]
+enum Receipt {
+    /// The event loop's channel of the request.
+    Channel(u64),
+    /// The tasks a steal answered here took from the ready deque.
+    Gave(Vec<TaskSpec>),
+}
+
+impl Receipt {
+    fn end(self, peer: PeerId, sent: bool) -> LinkEnd {
+        match self {
+            Receipt::Channel(channel) => LinkEnd::Sent { channel, sent },
+            Receipt::Gave(tasks) => LinkEnd::Gave { peer, tasks, sent },
+        }
+    }
 }
 
 impl Reply {
@@ -126,7 +157,7 @@ impl Reply {
         let answer = Answer {
             id: self.id,
             response,
-            receipt,
+            receipt: receipt.map(Receipt::Channel),
             _place: self.place,
         };
         self.answers.try_send(answer).is_ok()
@@ -463,8 +494,14 @@ struct Serving {
 }
 
 /// Serves every link other peers open to this one, one task each; a peer's new link
-/// replaces its old one and shares its in-flight places.
-pub(crate) async fn serve(mut incoming: IncomingStreams, reports: Reports, settings: LinkSettings) {
+/// replaces its old one and shares its in-flight places. Steals are answered from `ready`
+/// when given (see the [module docs](self)), else by the event loop.
+pub(crate) async fn serve(
+    mut incoming: IncomingStreams,
+    reports: Reports,
+    settings: LinkSettings,
+    ready: Option<Ready>,
+) {
     let in_flight = settings.in_flight.max(1);
     let mut serving: HashMap<PeerId, Serving> = HashMap::new();
     while let Some((peer, stream)) = incoming.next().await {
@@ -482,6 +519,7 @@ pub(crate) async fn serve(mut incoming: IncomingStreams, reports: Reports, setti
             reports.clone(),
             settings,
             places.clone(),
+            ready.clone(),
             stopped,
         ));
         serving.insert(peer, Serving { places, stop, task });
@@ -492,19 +530,21 @@ pub(crate) async fn serve(mut incoming: IncomingStreams, reports: Reports, setti
 }
 
 /// One peer's link to this one: reads its requests while it has free places, and writes the
-/// answers as the event loop gives them.
+/// answers as the event loop gives them (and a steal's, from `ready`, at once).
 async fn incoming_link(
     peer: PeerId,
     stream: Stream,
     reports: Reports,
     settings: LinkSettings,
     places: Arc<Semaphore>,
+    ready: Option<Ready>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let (mut reader, mut writer) = stream.split();
     let (answers, mut to_write) = mpsc::channel::<Answer>(settings.in_flight.max(1));
-    // Receipts of answers taken off the queue and not known to be written.
-    let receipts: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    // Receipts of answers taken off the queue and not known to be written, by the answer's
+    // place in the batch being written.
+    let receipts: Mutex<Vec<(usize, Receipt)>> = Mutex::new(Vec::new());
     let receipts_now = || receipts.lock().unwrap_or_else(PoisonError::into_inner);
     let read = async {
         loop {
@@ -516,6 +556,24 @@ async fn incoming_link(
                     Ok(frame) => frame,
                     Err(error) => return error.to_string(),
                 };
+            if let (Request::Steal { max, can_run }, Some(ready)) = (&request, &ready) {
+                let tasks = ready.give(*max, can_run);
+                let left = u32::try_from(ready.len()).unwrap_or(u32::MAX);
+                let answer = Answer {
+                    id,
+                    response: Response::Stolen {
+                        tasks: tasks.clone(),
+                        ready: left,
+                    },
+                    receipt: Some(Receipt::Gave(tasks)),
+                    _place: place,
+                };
+                // Never full: the answer holds one of the places, and the queue has as many.
+                if answers.try_send(answer).is_err() {
+                    return "the answers' queue is gone".to_string();
+                }
+                continue;
+            }
             let reply = Reply {
                 peer,
                 id,
@@ -538,7 +596,10 @@ async fn incoming_link(
             while let Ok(more) = to_write.try_recv() {
                 batch.push(more);
             }
-            receipts_now().extend(batch.iter().filter_map(|a| a.receipt));
+            receipts_now().extend(
+                (batch.iter_mut().enumerate())
+                    .filter_map(|(i, answer)| Some((i, answer.receipt.take()?))),
+            );
             let written = tokio::time::timeout(settings.timeout, async {
                 let mut whole = Vec::with_capacity(batch.len());
                 for answer in &batch {
@@ -553,14 +614,10 @@ async fn incoming_link(
                 Ok(Err(error)) => return error.to_string(),
                 Err(_) => return not_taken().to_string(),
             };
-            receipts_now().clear();
-            for (answer, whole) in batch.iter().zip(whole) {
-                if let Some(channel) = answer.receipt {
-                    let _ = reports.endings.send(LinkEnd::Sent {
-                        channel,
-                        sent: whole,
-                    });
-                }
+            let written = std::mem::take(&mut *receipts_now());
+            for (i, receipt) in written {
+                let sent = whole.get(i).copied().unwrap_or(false);
+                let _ = reports.endings.send(receipt.end(peer, sent));
             }
             // The batch's places are free again as it drops.
         }
@@ -574,15 +631,14 @@ async fn incoming_link(
     tracing::debug!(%peer, %why, "incoming link ended");
     // Every receipt not known to be written says so: those being written, and those queued.
     to_write.close();
-    let mut unsent = std::mem::take(&mut *receipts_now());
+    let mut unsent: Vec<Receipt> = (std::mem::take(&mut *receipts_now()).into_iter())
+        .map(|(_, receipt)| receipt)
+        .collect();
     while let Some(answer) = to_write.recv().await {
         unsent.extend(answer.receipt);
     }
-    for channel in unsent {
-        let _ = (reports.endings).send(LinkEnd::Sent {
-            channel,
-            sent: false,
-        });
+    for receipt in unsent {
+        let _ = (reports.endings).send(receipt.end(peer, false));
     }
 }
 

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use futures_util::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
+use peer_core::NamedTask;
 use peer_net::wire::{Kind, Op, OpId, PrimRequest, Reply, Request, Response, TaskKey};
 use peer_net::{Limits, Peer};
-use peers::{loopback, still_works};
+use peers::{GatedTask, OpenOnDrop, loopback, still_works, wait_until};
 use raw::{RawPeer, frame};
 
 const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
@@ -287,4 +288,50 @@ fn a_link_whose_answers_are_not_read_ends_at_the_time_out() {
         );
     });
     still_works(&target);
+}
+
+/// A steal on a link is answered by the link's task from the ready deque it shares with the
+/// node (not by the event loop), and the node still records what it gave.
+#[test]
+fn a_steal_on_a_link_is_answered_and_its_tasks_recorded_as_given() {
+    // Every call through the node (none kept on the pool to be measured).
+    let target = Peer::join(loopback().keep_below(Duration::ZERO)).unwrap();
+    let _open = OpenOnDrop("links-steal");
+    // Some run on the target's worker and wait at the gate; the rest wait in its deque.
+    let _futures: Vec<_> = (0..6u64)
+        .map(|x| target.submit_named(GatedTask, ("links-steal".to_string(), x)))
+        .collect();
+    let mut waiting = 0;
+    wait_until("the tasks are started or queued", ANSWER, || {
+        let stats = target.status().unwrap().stats;
+        waiting = stats.ready;
+        stats.ready + stats.running == 6
+    });
+    assert!(waiting >= 2, "{waiting} queued");
+    let raw = RawPeer::plain();
+    let target_id = raw.connect(&target.addresses()[0]);
+    let steal = Request::Steal {
+        max: 64,
+        can_run: vec![GatedTask::FINGERPRINT],
+    };
+    let (id, answer) = runtime().block_on(async {
+        let mut link = open(&raw, target_id).await;
+        send(&mut link, 1, &steal).await;
+        answer(&mut link).await
+    });
+    assert_eq!(id, 1);
+    let Response::Stolen { tasks, ready } = answer else {
+        panic!("a steal answered {answer:?}");
+    };
+    let half = waiting.div_ceil(2);
+    assert_eq!(tasks.len() as u64, half, "half of the {waiting} queued");
+    assert_eq!(u64::from(ready), waiting - half, "the rest left");
+    assert!(
+        tasks
+            .iter()
+            .all(|t| t.fingerprint == GatedTask::FINGERPRINT && t.hops == 1)
+    );
+    wait_until("the node records what the link gave", ANSWER, || {
+        (target.status()).is_ok_and(|s| s.stats.given == half && s.stats.ready == waiting - half)
+    });
 }

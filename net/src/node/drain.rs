@@ -20,7 +20,7 @@ impl Tasks {
     /// `pushing`: whether a push of tasks is still out.
     pub(super) fn drained(&self, members: &Membership, pushing: bool) -> bool {
         self.draining
-            && self.ready.iter().all(|s| s.key.owner == self.me)
+            && self.ready.all(|s| s.key.owner == self.me)
             && self.running == 0
             && self.preparing.is_empty()
             && !pushing

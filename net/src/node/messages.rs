@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::custody::Notice;
-use super::portable;
 use super::state::{NoticeBatch, Pending};
 use super::tasks::Tasks;
 use crate::membership::Membership;
@@ -69,9 +68,12 @@ impl Tasks {
         can_run: &[u64],
         now: Instant,
     ) -> Vec<TaskSpec> {
-        let count = self.ready.runnable_by(can_run);
-        let take = count.div_ceil(2).min(max as usize);
-        self.take_oldest(members, thief, take, can_run, now)
+        if thief == self.me {
+            return Vec::new();
+        }
+        let given = self.ready.give(max, can_run);
+        self.gave(members, thief, &given, now);
+        given
     }
 
     /// Takes tasks a peer pushed here ([`may_push`](Tasks::may_push) said yes): how many.
@@ -256,7 +258,8 @@ impl Tasks {
         tasks
     }
 
-    /// Up to `take` of our ready tasks, oldest first, among those `thief` can run.
+    /// Gives `thief` the `take` oldest ready tasks it can run (`can_run`), recording the
+    /// moves.
     pub(super) fn take_oldest(
         &mut self,
         members: &Membership,
@@ -268,29 +271,24 @@ impl Tasks {
         if thief == self.me || take == 0 {
             return Vec::new();
         }
-        // From the oldest end, setting aside what the thief cannot run and putting it back
-        // in order: the cost is what is given and passed over, not the whole deque.
-        let mut given = Vec::with_capacity(take.min(self.ready.len()));
-        let mut passed_over = Vec::new();
-        while given.len() < take {
-            let Some(spec) = self.ready.pop_front() else {
-                break;
-            };
-            if portable(can_run, &spec) {
-                given.push(spec);
-            } else {
-                passed_over.push(spec);
-            }
-        }
-        for spec in passed_over.into_iter().rev() {
-            self.ready.push_front(spec);
-        }
+        let given = self.ready.take_oldest(take, can_run);
+        self.gave(members, thief, &given, now);
+        given
+    }
+
+    /// `given` left the ready deque for `thief`, each one hop further: the moves are
+    /// recorded (with their owners told).
+    pub(super) fn gave(
+        &mut self,
+        members: &Membership,
+        thief: u64,
+        given: &[TaskSpec],
+        now: Instant,
+    ) {
         self.stats.given += given.len() as u64;
-        for spec in &mut given {
-            spec.hops = spec.hops.saturating_add(1);
+        for spec in given {
             self.record_move(members, spec.key, thief, spec.hops, now);
         }
-        given
     }
 
     /// Takes back tasks that were to go to another peer and did not.

@@ -43,6 +43,8 @@ mod runner;
 mod state;
 mod stealing;
 mod tasks;
+
+pub(crate) use ready::Ready;
 #[cfg(test)]
 mod tests;
 
@@ -151,6 +153,14 @@ pub(crate) enum SubmitArg {
 /// What the node is told.
 #[derive(Debug)]
 pub(crate) enum Input {
+    /// A steal from `thief` was answered without the node, from the shared ready deque
+    /// ([`ready`](ready::Ready)): `tasks` left it, and the answer was written (`sent`) or
+    /// not, in which case they come back.
+    Gave {
+        thief: u64,
+        tasks: Vec<TaskSpec>,
+        sent: bool,
+    },
     /// A late argument of a task arrived (`Local`, or after [`Output::NeedArg`]).
     LocalArg {
         /// The task.
@@ -563,6 +573,16 @@ impl Node {
                 self.traffic.gossip_received += 1;
                 self.gossip_in(batch, now);
             }
+            Input::Gave { thief, tasks, sent } => {
+                self.traffic.requests_received += 1;
+                if sent {
+                    // A thief has nothing ready.
+                    self.stealing.load(thief, 0, now);
+                    self.tasks.gave(&self.membership, thief, &tasks, now);
+                } else {
+                    self.tasks.requeue(&self.membership, tasks, now);
+                }
+            }
             Input::Responded { channel, sent } => {
                 if let Some(tasks) = self.stealing.answer_sent(channel, sent) {
                     self.tasks.push_refused(&self.membership, tasks, now);
@@ -640,6 +660,11 @@ impl Node {
         self.gossip.handle_timeout(now);
         self.prims.handle_timeout(now);
         self.after(now);
+    }
+
+    /// The ready deque, shared with the tasks that answer steals on links.
+    pub(crate) fn ready(&self) -> Ready {
+        self.tasks.ready.clone()
     }
 
     /// The next thing to do, if any.
@@ -753,9 +778,4 @@ impl Node {
         self.gossip.push(GraphEvent::Topic { key, value }, now);
         self.after(now);
     }
-}
-
-/// Whether a thief that registers `can_run` (sorted) can run `spec`.
-fn portable(can_run: &[u64], spec: &TaskSpec) -> bool {
-    can_run.binary_search(&spec.fingerprint).is_ok()
 }

@@ -3,78 +3,95 @@
 //! end costs O(1). It also counts the tasks of each kind, so that the share a thief may take
 //! (those it can run) is counted from the kinds, not by walking a deque of thousands on
 //! every steal.
+//!
+//! The deque is shared: the node holds it, and so do the tasks that serve other peers'
+//! links, which answer a steal from it at once instead of waiting for the event loop; they
+//! tell the node afterwards what they gave ([`Input::Gave`](super::Input::Gave)), which
+//! records the moves. Every method takes the lock for itself alone.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::wire::TaskSpec;
+use crate::wire::{TaskKey, TaskSpec};
 
-/// See the [module docs](self).
+/// See the [module docs](self); clones share one deque.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Ready(Arc<Mutex<Deque>>);
+
 #[derive(Debug, Default)]
-pub(super) struct Ready {
+struct Deque {
     specs: VecDeque<TaskSpec>,
     /// Tasks of each fingerprint in `specs`; no zero entries.
     kinds: HashMap<u64, usize>,
 }
 
 impl Ready {
-    pub(super) fn len(&self) -> usize {
-        self.specs.len()
+    fn lock(&self) -> MutexGuard<'_, Deque> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().specs.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.specs.is_empty()
+        self.lock().specs.is_empty()
     }
 
-    /// Oldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &TaskSpec> {
-        self.specs.iter()
+    /// The keys of the tasks, oldest first.
+    pub(super) fn keys(&self) -> Vec<TaskKey> {
+        self.lock().specs.iter().map(|s| s.key).collect()
+    }
+
+    /// Whether `check` holds for every task.
+    pub(super) fn all(&self, check: impl FnMut(&TaskSpec) -> bool) -> bool {
+        self.lock().specs.iter().all(check)
     }
 
     /// How many of the tasks a peer that runs the kinds `can_run` (sorted) could run.
-    pub(super) fn runnable_by(&self, can_run: &[u64]) -> usize {
-        (self.kinds.iter())
-            .filter(|(kind, _)| can_run.binary_search(kind).is_ok())
-            .map(|(_, n)| n)
-            .sum()
+    #[cfg(test)]
+    fn runnable_by(&self, can_run: &[u64]) -> usize {
+        self.lock().runnable_by(can_run)
+    }
+
+    /// What a thief that runs the kinds `can_run` (sorted) and asks for at most `max` takes:
+    /// half of what it could run, rounded up, the oldest first, each counted as one more hop.
+    /// The cost is what is given and passed over, not the whole deque.
+    pub(crate) fn give(&self, max: u32, can_run: &[u64]) -> Vec<TaskSpec> {
+        let mut deque = self.lock();
+        let take = deque.runnable_by(can_run).div_ceil(2).min(max as usize);
+        deque.take_oldest(take, can_run)
+    }
+
+    /// The `take` oldest tasks that a peer running the kinds `can_run` (sorted) can run,
+    /// each counted as one more hop.
+    pub(super) fn take_oldest(&self, take: usize, can_run: &[u64]) -> Vec<TaskSpec> {
+        self.lock().take_oldest(take, can_run)
     }
 
     /// Queues a task as the newest.
     pub(super) fn push_back(&mut self, spec: TaskSpec) {
-        self.count(&spec);
-        self.specs.push_back(spec);
-    }
-
-    /// Queues a task as the oldest.
-    pub(super) fn push_front(&mut self, spec: TaskSpec) {
-        self.count(&spec);
-        self.specs.push_front(spec);
+        self.lock().push_back(spec);
     }
 
     /// Queues tasks as the newest, in order.
     pub(super) fn extend(&mut self, specs: impl IntoIterator<Item = TaskSpec>) {
+        let mut deque = self.lock();
         for spec in specs {
-            self.push_back(spec);
+            deque.push_back(spec);
         }
     }
 
     /// The newest task.
     pub(super) fn pop_back(&mut self) -> Option<TaskSpec> {
-        let spec = self.specs.pop_back()?;
-        self.uncount(&spec);
-        Some(spec)
-    }
-
-    /// The oldest task.
-    pub(super) fn pop_front(&mut self) -> Option<TaskSpec> {
-        let spec = self.specs.pop_front()?;
-        self.uncount(&spec);
-        Some(spec)
+        self.lock().pop_back()
     }
 
     /// Keeps only the tasks for which `keep` holds.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&TaskSpec) -> bool) {
-        let kinds = &mut self.kinds;
-        self.specs.retain(|spec| {
+        let deque = &mut *self.lock();
+        let kinds = &mut deque.kinds;
+        deque.specs.retain(|spec| {
             let kept = keep(spec);
             if !kept {
                 uncount(kinds, spec);
@@ -85,8 +102,61 @@ impl Ready {
 
     /// Takes every task out, oldest first.
     pub(super) fn take_all(&mut self) -> VecDeque<TaskSpec> {
-        self.kinds.clear();
-        std::mem::take(&mut self.specs)
+        let mut deque = self.lock();
+        deque.kinds.clear();
+        std::mem::take(&mut deque.specs)
+    }
+}
+
+impl Deque {
+    fn take_oldest(&mut self, take: usize, can_run: &[u64]) -> Vec<TaskSpec> {
+        let mut given = Vec::with_capacity(take.min(self.specs.len()));
+        let mut passed_over = Vec::new();
+        while given.len() < take {
+            let Some(mut spec) = self.pop_front() else {
+                break;
+            };
+            if can_run.binary_search(&spec.fingerprint).is_ok() {
+                spec.hops = spec.hops.saturating_add(1);
+                given.push(spec);
+            } else {
+                passed_over.push(spec);
+            }
+        }
+        // Back in their order.
+        for spec in passed_over.into_iter().rev() {
+            self.push_front(spec);
+        }
+        given
+    }
+
+    fn runnable_by(&self, can_run: &[u64]) -> usize {
+        (self.kinds.iter())
+            .filter(|(kind, _)| can_run.binary_search(kind).is_ok())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    fn push_back(&mut self, spec: TaskSpec) {
+        self.count(&spec);
+        self.specs.push_back(spec);
+    }
+
+    fn push_front(&mut self, spec: TaskSpec) {
+        self.count(&spec);
+        self.specs.push_front(spec);
+    }
+
+    fn pop_back(&mut self) -> Option<TaskSpec> {
+        let spec = self.specs.pop_back()?;
+        self.uncount(&spec);
+        Some(spec)
+    }
+
+    fn pop_front(&mut self) -> Option<TaskSpec> {
+        let spec = self.specs.pop_front()?;
+        self.uncount(&spec);
+        Some(spec)
     }
 
     fn count(&mut self, spec: &TaskSpec) {
@@ -125,29 +195,52 @@ mod tests {
     /// The counts always match a walk of the deque.
     fn check(ready: &Ready) {
         for can_run in [&[][..], &[1], &[2], &[1, 2], &[1, 2, 3]] {
-            let walked = ready
-                .iter()
+            let walked = (ready.lock().specs.iter())
                 .filter(|s| can_run.binary_search(&s.fingerprint).is_ok())
                 .count();
             assert_eq!(ready.runnable_by(can_run), walked, "{can_run:?}");
         }
     }
 
+    fn seqs(specs: &[TaskSpec]) -> Vec<u64> {
+        specs.iter().map(|s| s.key.seq).collect()
+    }
+
     #[test]
     fn the_counts_follow_every_change() {
         let mut ready = Ready::default();
-        ready.extend([spec(1, 1), spec(2, 2), spec(3, 1)]);
-        ready.push_front(spec(0, 3));
+        ready.extend([spec(0, 3), spec(1, 1), spec(2, 2), spec(3, 1)]);
         check(&ready);
-        assert_eq!(ready.pop_front().map(|s| s.key.seq), Some(0));
         assert_eq!(ready.pop_back().map(|s| s.key.seq), Some(3));
         check(&ready);
         ready.push_back(spec(4, 2));
         ready.retain(|s| s.fingerprint != 2);
         check(&ready);
-        assert_eq!(ready.iter().map(|s| s.key.seq).collect::<Vec<_>>(), vec![1]);
-        assert_eq!(ready.take_all().len(), 1);
+        assert_eq!(
+            ready.keys().iter().map(|k| k.seq).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(ready.take_all().len(), 2);
         assert!(ready.is_empty());
+        check(&ready);
+    }
+
+    #[test]
+    fn a_thief_gets_half_of_what_it_can_run_oldest_first_the_rest_in_order() {
+        let mut ready = Ready::default();
+        ready.extend((0..7).map(|seq| spec(seq, if seq % 3 == 0 { 9 } else { 1 })));
+        // Kind 1: 1, 2, 4, 5 (four); kind 9: 0, 3, 6.
+        let given = ready.give(64, &[1]);
+        assert_eq!(seqs(&given), vec![1, 2], "half of four, the oldest");
+        assert!(given.iter().all(|s| s.hops == 1), "each one more hop");
+        let left: Vec<u64> = ready.keys().iter().map(|k| k.seq).collect();
+        assert_eq!(left, vec![0, 3, 4, 5, 6], "passed over, in order");
+        check(&ready);
+        assert_eq!(seqs(&ready.give(1, &[1, 9])), vec![0], "no more than asked");
+        assert!(ready.give(64, &[2]).is_empty(), "nothing it can run");
+        let shared = ready.clone();
+        assert_eq!(shared.give(64, &[1, 9]).len(), 2, "clones share the deque");
+        assert_eq!(ready.len(), 2);
         check(&ready);
     }
 }

@@ -190,7 +190,7 @@ impl Tasks {
         &self,
         in_flight: impl Iterator<Item = &'a Pending>,
     ) -> HashSet<TaskKey> {
-        let mut held: HashSet<TaskKey> = self.ready.iter().map(|s| s.key).collect();
+        let mut held: HashSet<TaskKey> = self.ready.keys().into_iter().collect();
         held.extend(self.preparing.keys());
         held.extend(self.running_keys.keys());
         for notices in self.notices.values() {

@@ -763,7 +763,73 @@ fn a_thief_gets_the_oldest_tasks_it_can_run_and_the_rest_keep_their_order() {
     let given = tasks.take_oldest(&members, 9, 2, &[ADD], Instant::now());
     let seqs = |specs: &mut dyn Iterator<Item = &TaskSpec>| specs.map(|s| s.key.seq).collect();
     let given: Vec<u64> = seqs(&mut given.iter());
-    let left: Vec<u64> = seqs(&mut tasks.ready.iter());
+    let left: Vec<u64> = tasks.ready.keys().iter().map(|k| k.seq).collect();
     assert_eq!(given, vec![2, 4], "the two oldest the thief runs");
     assert_eq!(left, vec![1, 3, 5], "the rest in their order");
+}
+
+/// A steal answered on a link, without the node (`Ready::give`): the node records the moves
+/// once the answer is written, and queues the tasks again if it was not.
+#[test]
+fn tasks_given_off_the_node_are_recorded_when_sent_and_queued_again_when_not() {
+    let mut node = Node::new(
+        0,
+        vec![ADD],
+        Settings {
+            // Runs nothing itself: the tasks wait for thieves.
+            slots: 0,
+            ..Settings::default()
+        },
+    );
+    let now = Instant::now();
+    node.handle(
+        Input::Identified {
+            peer: 1,
+            home: true,
+        },
+        now,
+    );
+    let keys: Vec<TaskKey> = (1..=4).map(|seq| TaskKey { owner: 0, seq }).collect();
+    for key in &keys {
+        node.submit(
+            *key,
+            "add".into(),
+            ADD,
+            vec![SubmitArg::Inline(enc(1))],
+            now,
+        );
+    }
+    let at = |node: &Node, key: &TaskKey| match *node.tasks.owned[key].state() {
+        state::State::Ready { at } => at,
+        ref other => panic!("{key} is {other:?}"),
+    };
+    let ready = node.ready();
+    let given = ready.give(64, &[ADD]);
+    assert_eq!(given.len(), 2, "half of four");
+    assert_eq!(ready.len(), 2);
+    node.handle(
+        Input::Gave {
+            thief: 1,
+            tasks: given.clone(),
+            sent: true,
+        },
+        now,
+    );
+    for spec in &given {
+        assert_eq!(at(&node, &spec.key), 1, "recorded at the thief");
+    }
+    assert_eq!(node.stats().given, 2);
+    let lost = ready.give(64, &[ADD]);
+    assert_eq!(lost.len(), 1);
+    node.handle(
+        Input::Gave {
+            thief: 1,
+            tasks: lost.clone(),
+            sent: false,
+        },
+        now,
+    );
+    assert_eq!(ready.len(), 2, "queued again");
+    assert_eq!(at(&node, &lost[0].key), 0, "still here");
+    assert_eq!(node.stats().given, 2, "not counted as given");
 }
