@@ -4,8 +4,8 @@
 //!
 //! Each peer opens its own link to another for its requests ([`Links::send`]); the other
 //! answers on the same stream, by request number, in any order (a primitive's answer may
-//! come much later). The links' tasks run beside the event loop, which still decides every
-//! answer. A peer that does not speak [`LINK`] gets its requests as before, a request and
+//! come much later). The links' tasks run beside the event loop, which decides every answer
+//! but a steal's (below). A peer that does not speak [`LINK`] gets its requests as before, a request and
 //! a response on a substream of their own (`codec::PROTOCOL`), and so do fetches and
 //! published values: a large value on a link would hold up every steal behind it.
 //!
