@@ -21,6 +21,11 @@ fn name(fingerprint: u64) -> String {
     ["", "add", "fail", "big", "len", "copy"][fingerprint as usize].to_string()
 }
 
+/// `node` identified `peer`, a member that may be home of primitives.
+fn identified(node: &mut Node, peer: u64, now: Instant) {
+    node.handle(Input::Identified { peer, home: true }, now);
+}
+
 fn enc(v: u64) -> Vec<u8> {
     postcard::to_allocvec(&v).unwrap()
 }
@@ -103,13 +108,7 @@ impl Net {
         for a in 0..n {
             for b in 0..n {
                 if a != b {
-                    net.nodes[a].handle(
-                        Input::Identified {
-                            peer: b as u64,
-                            home: true,
-                        },
-                        net.now,
-                    );
+                    identified(&mut net.nodes[a], b as u64, net.now);
                 }
             }
         }
@@ -472,20 +471,8 @@ fn a_result_computed_twice_is_kept_once() {
     );
     let now = Instant::now();
     let key = TaskKey { owner: 0, seq: 1 };
-    node.handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
-    node.handle(
-        Input::Identified {
-            peer: 2,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut node, 1, now);
+    identified(&mut node, 2, now);
     node.submit(key, "add".into(), ADD, vec![SubmitArg::Inline(enc(1))], now);
     let done = |size| crate::wire::Done::Value { size, inline: None };
     // Peer 1 steals it and hands it on to peer 2; both finish it.
@@ -587,13 +574,7 @@ fn idle_nodes_go_quiet_once_no_work_is_left() {
 fn tasks_pushed_to_a_peer_that_vanished_are_run_here_after_all() {
     let mut node = Node::new(0, vec![ADD], Settings::default());
     let now = Instant::now();
-    node.handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut node, 1, now);
     node.handle(
         Input::Request {
             from: 1,
@@ -782,13 +763,7 @@ fn tasks_given_off_the_node_are_recorded_when_sent_and_queued_again_when_not() {
         },
     );
     let now = Instant::now();
-    node.handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut node, 1, now);
     let keys: Vec<TaskKey> = (1..=4).map(|seq| TaskKey { owner: 0, seq }).collect();
     for key in &keys {
         node.submit(

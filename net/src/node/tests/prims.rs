@@ -222,26 +222,14 @@ fn a_home_that_was_stopped_and_comes_back_serves_the_newest_state() {
     let before = now.checked_sub(Duration::from_secs(3)).unwrap();
     net.nodes[home].handle_watch_timeout(before);
     net.nodes[home].handle_watch_timeout(now);
-    net.nodes[0].handle(
-        Input::Identified {
-            peer: home as u64,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut net.nodes[0], home as u64, now);
     net.call(0, 12, &key, QUEUE, GET);
     net.quiet();
     // The peer that took over does not yet see it, so refuses its claim: the get waits
     // until views agree.
     assert_eq!(net.reply(0, 12), None);
     let other = backup;
-    net.nodes[other].handle(
-        Input::Identified {
-            peer: home as u64,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut net.nodes[other], home as u64, now);
     for seq in 13..16 {
         net.call(0, seq, &key, QUEUE, GET);
     }
@@ -300,20 +288,8 @@ fn a_peer_whose_view_lags_does_not_host_a_key_a_second_time() {
     // Node 2 comes back; only node 2 has heard so far.
     net.cut[2] = false;
     let now = net.now;
-    net.nodes[2].handle(
-        Input::Identified {
-            peer: 0,
-            home: true,
-        },
-        now,
-    );
-    net.nodes[2].handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut net.nodes[2], 0, now);
+    identified(&mut net.nodes[2], 1, now);
     net.call(2, 2, &key, LOCK, Op::Available);
     net.quiet();
     net.call(1, 3, &key, LOCK, Op::Available);
@@ -327,20 +303,8 @@ fn a_peer_whose_view_lags_does_not_host_a_key_a_second_time() {
     net.quiet();
     net.tick(Duration::from_millis(100));
     let now = net.now;
-    net.nodes[0].handle(
-        Input::Identified {
-            peer: 2,
-            home: true,
-        },
-        now,
-    );
-    net.nodes[1].handle(
-        Input::Identified {
-            peer: 2,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut net.nodes[0], 2, now);
+    identified(&mut net.nodes[1], 2, now);
     for _ in 0..20 {
         net.tick(Duration::from_millis(100));
     }
@@ -363,13 +327,7 @@ fn a_home_that_steps_down_for_an_unreachable_peer_keeps_what_it_answered() {
     net.call(h, 2, &key, QUEUE, put(2));
     // It hears of node 2 before anything was delivered; node 2 is not reachable after all.
     let now = net.now;
-    net.nodes[h].handle(
-        Input::Identified {
-            peer: 2,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut net.nodes[h], 2, now);
     net.quiet();
     net.nodes[h].handle(
         Input::Disconnected {

@@ -405,13 +405,7 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
     };
     let mut node = Node::new(0, vec![ADD], settings).running_own(vec![COPY]);
     let now = Instant::now();
-    node.handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut node, 1, now);
     assert_eq!(node.report(Instant::now()).serves, vec![ADD], "not offered");
     let own = TaskKey { owner: 0, seq: 1 };
     node.submit(
@@ -616,13 +610,7 @@ fn a_last_task_this_peer_withholds_is_pushed_to_a_waiting_peer() {
     // Peer 0 runs ADD but not COPY; peer 1 runs COPY and waits for work.
     let mut node = Node::new(0, vec![ADD], settings);
     let now = Instant::now();
-    node.handle(
-        Input::Identified {
-            peer: 1,
-            home: true,
-        },
-        now,
-    );
+    identified(&mut node, 1, now);
     let lifeline = Request::Lifeline {
         can_run: vec![COPY],
     };
