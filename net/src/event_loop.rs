@@ -829,7 +829,7 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                self.heard(peer_number(&peer), now);
+                self.heard_on_link(peer, now);
                 self.take_request(peer, AnswerTo::Link(reply), request, now);
             }
             LinkEvent::Response {
@@ -839,7 +839,7 @@ impl EventLoop {
                 response,
             } => {
                 if let Some(tag) = self.links.answered(peer, link, id) {
-                    self.heard(peer_number(&peer), now);
+                    self.heard_on_link(peer, now);
                     tracing::trace!(tag, ?response, "response on a link");
                     self.node.handle(Input::Response { tag, response }, now);
                 }
@@ -869,10 +869,15 @@ impl EventLoop {
             LinkEnd::Sent { channel, sent } => {
                 self.node.handle(Input::Responded { channel, sent }, now);
             }
-            LinkEnd::Gave { peer, tasks, sent } => {
+            // Not news from the thief (only that our write ended): nothing is `heard`. Its
+            // place is freed once the node has taken it.
+            LinkEnd::Gave {
+                peer,
+                tasks,
+                sent,
+                place: _place,
+            } => {
                 let thief = peer_number(&peer);
-                self.heard(thief, now);
-                self.peers.insert(thief, peer);
                 self.node.handle(Input::Gave { thief, tasks, sent }, now);
             }
             LinkEnd::Unsent {
@@ -901,6 +906,15 @@ impl EventLoop {
     /// A peer showed it is alive: a suspect that speaks again is back.
     fn heard(&mut self, number: u64, now: Instant) {
         self.node.heard(number, now);
+    }
+
+    /// A message from `peer` read on a link: it counts as hearing from the peer only while
+    /// connected, since one read before its connection closed may be taken in after (the
+    /// loop takes its sources in turn), and must not bring back a peer just suspected.
+    fn heard_on_link(&mut self, peer: PeerId, now: Instant) {
+        if self.swarm.is_connected(&peer) {
+            self.heard(peer_number(&peer), now);
+        }
     }
 
     /// Starts, retunes or stops the pinger of `number` as membership asks.

@@ -92,11 +92,14 @@ pub(crate) enum LinkEnd {
     /// Whether the answer that asked for a receipt (its `channel`) was written.
     Sent { channel: u64, sent: bool },
     /// A steal from `peer` answered here with `tasks` (taken from the ready deque), and
-    /// whether the answer was written: if not, the tasks go back.
+    /// whether the answer was written: if not, the tasks go back. Holds the request's
+    /// in-flight place until the loop has taken it, so that a peer's steals cannot run
+    /// ahead of the loop by more than its places.
     Gave {
         peer: PeerId,
         tasks: Vec<TaskSpec>,
         sent: bool,
+        place: OwnedSemaphorePermit,
     },
     /// Our request `id` on link `link` to `peer` could not be sent.
     Unsent {
@@ -122,7 +125,8 @@ struct Answer {
     id: u64,
     response: Response,
     receipt: Option<Receipt>,
-    _place: OwnedSemaphorePermit,
+    /// The request's in-flight place, unless its receipt holds it.
+    _place: Option<OwnedSemaphorePermit>,
 }
 
 /// What is reported once an answer is written, or known not to be.
@@ -130,15 +134,20 @@ struct Answer {
 enum Receipt {
     /// The event loop's channel of the request.
     Channel(u64),
-    /// The tasks a steal answered here took from the ready deque.
-    Gave(Vec<TaskSpec>),
+    /// The tasks a steal answered here took from the ready deque, and its place.
+    Gave(Vec<TaskSpec>, OwnedSemaphorePermit),
 }
 
 impl Receipt {
     fn end(self, peer: PeerId, sent: bool) -> LinkEnd {
         match self {
             Receipt::Channel(channel) => LinkEnd::Sent { channel, sent },
-            Receipt::Gave(tasks) => LinkEnd::Gave { peer, tasks, sent },
+            Receipt::Gave(tasks, place) => LinkEnd::Gave {
+                peer,
+                tasks,
+                sent,
+                place,
+            },
         }
     }
 }
@@ -158,7 +167,7 @@ impl Reply {
             id: self.id,
             response,
             receipt: receipt.map(Receipt::Channel),
-            _place: self.place,
+            _place: Some(self.place),
         };
         self.answers.try_send(answer).is_ok()
     }
@@ -557,7 +566,7 @@ async fn incoming_link(
                     Err(error) => return error.to_string(),
                 };
             if let (Request::Steal { max, can_run }, Some(ready)) = (&request, &ready) {
-                let tasks = ready.give(*max, can_run);
+                let tasks = ready.give_unrecorded(*max, can_run);
                 let left = u32::try_from(ready.len()).unwrap_or(u32::MAX);
                 let answer = Answer {
                     id,
@@ -565,11 +574,15 @@ async fn incoming_link(
                         tasks: tasks.clone(),
                         ready: left,
                     },
-                    receipt: Some(Receipt::Gave(tasks)),
-                    _place: place,
+                    receipt: Some(Receipt::Gave(tasks, place)),
+                    _place: None,
                 };
                 // Never full: the answer holds one of the places, and the queue has as many.
-                if answers.try_send(answer).is_err() {
+                if let Err(error) = answers.try_send(answer) {
+                    // Its tasks go back all the same.
+                    if let Some(receipt) = error.into_inner().receipt {
+                        let _ = reports.endings.send(receipt.end(peer, false));
+                    }
                     return "the answers' queue is gone".to_string();
                 }
                 continue;

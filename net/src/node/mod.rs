@@ -575,6 +575,7 @@ impl Node {
             }
             Input::Gave { thief, tasks, sent } => {
                 self.traffic.requests_received += 1;
+                self.tasks.ready.recorded(&tasks);
                 if sent {
                     // A thief has nothing ready.
                     self.stealing.load(thief, 0, now);

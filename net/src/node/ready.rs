@@ -7,9 +7,11 @@
 //! The deque is shared: the node holds it, and so do the tasks that serve other peers'
 //! links, which answer a steal from it at once instead of waiting for the event loop; they
 //! tell the node afterwards what they gave ([`Input::Gave`](super::Input::Gave)), which
-//! records the moves. Every method takes the lock for itself alone.
+//! records the moves. Until then the tasks are still held here as far as audits and
+//! draining are concerned ([`unrecorded`](Ready::unrecorded)). Every method takes the lock
+//! for itself alone.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::wire::{TaskKey, TaskSpec};
@@ -23,6 +25,8 @@ struct Deque {
     specs: VecDeque<TaskSpec>,
     /// Tasks of each fingerprint in `specs`; no zero entries.
     kinds: HashMap<u64, usize>,
+    /// Given by a link's task, their moves not recorded by the node yet.
+    unrecorded: HashSet<TaskKey>,
 }
 
 impl Ready {
@@ -61,6 +65,29 @@ impl Ready {
         let mut deque = self.lock();
         let take = deque.runnable_by(can_run).div_ceil(2).min(max as usize);
         deque.take_oldest(take, can_run)
+    }
+
+    /// As [`give`](Ready::give), for a link's task: the tasks count as held here until the
+    /// node has [`recorded`](Ready::recorded) where they went.
+    pub(crate) fn give_unrecorded(&self, max: u32, can_run: &[u64]) -> Vec<TaskSpec> {
+        let mut deque = self.lock();
+        let take = deque.runnable_by(can_run).div_ceil(2).min(max as usize);
+        let given = deque.take_oldest(take, can_run);
+        deque.unrecorded.extend(given.iter().map(|s| s.key));
+        given
+    }
+
+    /// The node recorded the moves of `given` (or took them back).
+    pub(super) fn recorded(&self, given: &[TaskSpec]) {
+        let mut deque = self.lock();
+        for spec in given {
+            deque.unrecorded.remove(&spec.key);
+        }
+    }
+
+    /// Tasks a link's task gave whose moves the node has not recorded yet.
+    pub(super) fn unrecorded(&self) -> Vec<TaskKey> {
+        self.lock().unrecorded.iter().copied().collect()
     }
 
     /// The `take` oldest tasks that a peer running the kinds `can_run` (sorted) can run,
@@ -242,5 +269,23 @@ mod tests {
         assert_eq!(shared.give(64, &[1, 9]).len(), 2, "clones share the deque");
         assert_eq!(ready.len(), 2);
         check(&ready);
+    }
+
+    #[test]
+    fn what_a_link_gave_counts_as_held_until_the_node_records_it() {
+        let mut ready = Ready::default();
+        ready.extend((0..4).map(|seq| spec(seq, 1)));
+        let given = ready.give_unrecorded(64, &[1]);
+        assert_eq!(seqs(&given), vec![0, 1]);
+        let mut held = ready.unrecorded();
+        held.sort();
+        assert_eq!(held, given.iter().map(|s| s.key).collect::<Vec<_>>());
+        ready.recorded(&given);
+        assert!(ready.unrecorded().is_empty());
+        assert!(
+            ready.give(64, &[1]).len() == 1,
+            "a node's give is recorded at once"
+        );
+        assert!(ready.unrecorded().is_empty());
     }
 }

@@ -191,6 +191,7 @@ impl Tasks {
         in_flight: impl Iterator<Item = &'a Pending>,
     ) -> HashSet<TaskKey> {
         let mut held: HashSet<TaskKey> = self.ready.keys().into_iter().collect();
+        held.extend(self.ready.unrecorded());
         held.extend(self.preparing.keys());
         held.extend(self.running_keys.keys());
         for notices in self.notices.values() {

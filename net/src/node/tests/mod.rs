@@ -779,9 +779,14 @@ fn tasks_given_off_the_node_are_recorded_when_sent_and_queued_again_when_not() {
         ref other => panic!("{key} is {other:?}"),
     };
     let ready = node.ready();
-    let given = ready.give(64, &[ADD]);
+    let given = ready.give_unrecorded(64, &[ADD]);
     assert_eq!(given.len(), 2, "half of four");
     assert_eq!(ready.len(), 2);
+    let held = |node: &Node| node.tasks.held_keys(std::iter::empty());
+    assert!(
+        given.iter().all(|s| held(&node).contains(&s.key)),
+        "held here until the node records the move: an audit must not run them again"
+    );
     node.handle(
         Input::Gave {
             thief: 1,
@@ -792,9 +797,10 @@ fn tasks_given_off_the_node_are_recorded_when_sent_and_queued_again_when_not() {
     );
     for spec in &given {
         assert_eq!(at(&node, &spec.key), 1, "recorded at the thief");
+        assert!(!held(&node).contains(&spec.key), "no longer held here");
     }
     assert_eq!(node.stats().given, 2);
-    let lost = ready.give(64, &[ADD]);
+    let lost = ready.give_unrecorded(64, &[ADD]);
     assert_eq!(lost.len(), 1);
     node.handle(
         Input::Gave {
