@@ -62,17 +62,14 @@ impl Ready {
     /// half of what it could run, rounded up, the oldest first, each counted as one more hop.
     /// The cost is what is given and passed over, not the whole deque.
     pub(crate) fn give(&self, max: u32, can_run: &[u64]) -> Vec<TaskSpec> {
-        let mut deque = self.lock();
-        let take = deque.runnable_by(can_run).div_ceil(2).min(max as usize);
-        deque.take_oldest(take, can_run)
+        self.lock().give(max, can_run)
     }
 
     /// As [`give`](Ready::give), for a link's task: the tasks count as held here until the
     /// node has [`recorded`](Ready::recorded) where they went.
     pub(crate) fn give_unrecorded(&self, max: u32, can_run: &[u64]) -> Vec<TaskSpec> {
         let mut deque = self.lock();
-        let take = deque.runnable_by(can_run).div_ceil(2).min(max as usize);
-        let given = deque.take_oldest(take, can_run);
+        let given = deque.give(max, can_run);
         deque.unrecorded.extend(given.iter().map(|s| s.key));
         given
     }
@@ -136,6 +133,11 @@ impl Ready {
 }
 
 impl Deque {
+    fn give(&mut self, max: u32, can_run: &[u64]) -> Vec<TaskSpec> {
+        let take = self.runnable_by(can_run).div_ceil(2).min(max as usize);
+        self.take_oldest(take, can_run)
+    }
+
     fn take_oldest(&mut self, take: usize, can_run: &[u64]) -> Vec<TaskSpec> {
         let mut given = Vec::with_capacity(take.min(self.specs.len()));
         let mut passed_over = Vec::new();
