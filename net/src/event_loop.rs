@@ -100,7 +100,8 @@ impl EventLoop {
         let (internal_tx, internal_rx) = mpsc::channel(4096);
         let control = swarm.behaviour().alive.new_control();
         // Requests and answers, with room for a burst; the endings of the links' work, one
-        // for each link, receipt and unsent request at most, so never waited on.
+        // for each steal answered on a link (held to its peer's places) and each unsent
+        // request at most, so never waited on.
         let (events, link_rx) = mpsc::channel(1024);
         let (endings, link_end_rx) = mpsc::unbounded_channel();
         let reports = Reports { events, endings };
@@ -163,7 +164,7 @@ impl EventLoop {
                     incoming,
                     reports,
                     self.link_settings,
-                    Some(self.node.ready()),
+                    self.node.ready(),
                 )));
             }
             Err(error) => tracing::error!(%error, "links cannot be served"),
@@ -423,13 +424,8 @@ impl EventLoop {
                             let tasks = &mut self.swarm.behaviour_mut().tasks;
                             tasks.send_response(handle, response).is_ok()
                         }
-                        // Only a steal's answer is waited for: its tasks go back to the
-                        // ready deque unless it was written.
-                        Some(AnswerTo::Link(reply)) => {
-                            let receipt = matches!(&response, Response::Stolen { tasks, .. } if !tasks.is_empty())
-                                .then_some(channel);
-                            reply.send(response, receipt)
-                        }
+                        // Steals on links never come here: their tasks answer them.
+                        Some(AnswerTo::Link(reply)) => reply.send(response),
                     };
                     if !sent {
                         let input = Input::Responded {
@@ -866,9 +862,6 @@ impl EventLoop {
     fn link_ended(&mut self, ending: LinkEnd) {
         let now = Instant::now();
         match ending {
-            LinkEnd::Sent { channel, sent } => {
-                self.node.handle(Input::Responded { channel, sent }, now);
-            }
             // Not news from the thief (only that our write ended): nothing is `heard`. Its
             // place is freed once the node has taken it.
             LinkEnd::Gave {

@@ -10,14 +10,13 @@
 //! published values: a large value on a link would hold up every steal behind it.
 //!
 //! Every request sent ends once: answered (only by the peer and link it went on), or failed
-//! when its link ends, when it cannot be encoded, or at its time-out. Every answer that asked
-//! for a receipt (a steal's, whose tasks go back to the ready deque unless it was written) gets
-//! one, whichever way its link ends.
+//! when its link ends, when it cannot be encoded, or at its time-out.
 //!
 //! A steal is answered by the link's task itself, from the ready deque it shares with the
 //! node, without waiting for the event loop (which may be busy for milliseconds taking in
-//! submissions); the node learns what was given from the receipt ([`LinkEnd::Gave`]), and
-//! records the moves then.
+//! submissions). The node learns what was given from a receipt ([`LinkEnd::Gave`]), sent
+//! once the answer is written or known not to be, whichever way the link ends, and records
+//! the moves then (or queues the tasks again).
 //!
 //! Bounds: a peer has at most [`LinkSettings::in_flight`] requests read from its links and
 //! not answered yet, whatever links it opens (a new one replaces the old); a frame is checked
@@ -86,11 +85,10 @@ pub(crate) enum LinkEvent {
 }
 
 /// How the links' work ends, on a queue of its own that never waits: at most one for each
-/// receipt asked for and for each of our requests.
+/// steal answered on a link (held to the peer's in-flight places) and for each of our
+/// requests.
 #[derive(Debug)]
 pub(crate) enum LinkEnd {
-    /// Whether the answer that asked for a receipt (its `channel`) was written.
-    Sent { channel: u64, sent: bool },
     /// A steal from `peer` answered here with `tasks` (taken from the ready deque), and
     /// whether the answer was written: if not, the tasks go back. Holds the request's
     /// in-flight place until the loop has taken it, so that a peer's steals cannot run
@@ -124,30 +122,26 @@ pub(crate) struct Reply {
 struct Answer {
     id: u64,
     response: Response,
+    /// A steal answered here: reported once written, or known not to be.
     receipt: Option<Receipt>,
     /// The request's in-flight place, unless its receipt holds it.
     _place: Option<OwnedSemaphorePermit>,
 }
 
-/// What is reported once an answer is written, or known not to be.
+/// The tasks a steal answered on a link took from the ready deque, and the request's place.
 #[derive(Debug)]
-enum Receipt {
-    /// The event loop's channel of the request.
-    Channel(u64),
-    /// The tasks a steal answered here took from the ready deque, and its place.
-    Gave(Vec<TaskSpec>, OwnedSemaphorePermit),
+struct Receipt {
+    tasks: Vec<TaskSpec>,
+    place: OwnedSemaphorePermit,
 }
 
 impl Receipt {
     fn end(self, peer: PeerId, sent: bool) -> LinkEnd {
-        match self {
-            Receipt::Channel(channel) => LinkEnd::Sent { channel, sent },
-            Receipt::Gave(tasks, place) => LinkEnd::Gave {
-                peer,
-                tasks,
-                sent,
-                place,
-            },
+        LinkEnd::Gave {
+            peer,
+            tasks: self.tasks,
+            sent,
+            place: self.place,
         }
     }
 }
@@ -158,15 +152,14 @@ impl Reply {
         self.peer
     }
 
-    /// Queues the answer; with `receipt`, a [`LinkEnd::Sent`] for that channel says
-    /// whether it was written. False when the link is gone.
-    pub(crate) fn send(self, response: Response, receipt: Option<u64>) -> bool {
+    /// Queues the answer: false when the link is gone.
+    pub(crate) fn send(self, response: Response) -> bool {
         // Never full: every answer queued holds one of the link's places, and the queue has
         // as many.
         let answer = Answer {
             id: self.id,
             response,
-            receipt: receipt.map(Receipt::Channel),
+            receipt: None,
             _place: Some(self.place),
         };
         self.answers.try_send(answer).is_ok()
@@ -504,12 +497,12 @@ struct Serving {
 
 /// Serves every link other peers open to this one, one task each; a peer's new link
 /// replaces its old one and shares its in-flight places. Steals are answered from `ready`
-/// when given (see the [module docs](self)), else by the event loop.
+/// (see the [module docs](self)).
 pub(crate) async fn serve(
     mut incoming: IncomingStreams,
     reports: Reports,
     settings: LinkSettings,
-    ready: Option<Ready>,
+    ready: Ready,
 ) {
     let in_flight = settings.in_flight.max(1);
     let mut serving: HashMap<PeerId, Serving> = HashMap::new();
@@ -546,7 +539,7 @@ async fn incoming_link(
     reports: Reports,
     settings: LinkSettings,
     places: Arc<Semaphore>,
-    ready: Option<Ready>,
+    ready: Ready,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let (mut reader, mut writer) = stream.split();
@@ -565,7 +558,7 @@ async fn incoming_link(
                     Ok(frame) => frame,
                     Err(error) => return error.to_string(),
                 };
-            if let (Request::Steal { max, can_run }, Some(ready)) = (&request, &ready) {
+            if let Request::Steal { max, can_run } = &request {
                 let tasks = ready.give_unrecorded(*max, can_run);
                 let left = u32::try_from(ready.len()).unwrap_or(u32::MAX);
                 let answer = Answer {
@@ -574,7 +567,7 @@ async fn incoming_link(
                         tasks: tasks.clone(),
                         ready: left,
                     },
-                    receipt: Some(Receipt::Gave(tasks, place)),
+                    receipt: Some(Receipt { tasks, place }),
                     _place: None,
                 };
                 // Never full: the answer holds one of the places, and the queue has as many.

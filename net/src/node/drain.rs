@@ -21,7 +21,7 @@ impl Tasks {
     pub(super) fn drained(&self, members: &Membership, pushing: bool) -> bool {
         self.draining
             && self.ready.all(|s| s.key.owner == self.me)
-            && self.ready.unrecorded().is_empty()
+            && !self.ready.has_unrecorded()
             && self.running == 0
             && self.preparing.is_empty()
             && !pushing

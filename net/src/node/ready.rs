@@ -43,8 +43,17 @@ impl Ready {
     }
 
     /// The keys of the tasks, oldest first.
+    #[cfg(test)]
     pub(super) fn keys(&self) -> Vec<TaskKey> {
         self.lock().specs.iter().map(|s| s.key).collect()
+    }
+
+    /// Adds to `held` the tasks held here: those queued, and those a link's task gave whose
+    /// moves the node has not recorded yet.
+    pub(super) fn held(&self, held: &mut HashSet<TaskKey>) {
+        let deque = self.lock();
+        held.extend(deque.specs.iter().map(|s| s.key));
+        held.extend(deque.unrecorded.iter().copied());
     }
 
     /// Whether `check` holds for every task.
@@ -82,9 +91,9 @@ impl Ready {
         }
     }
 
-    /// Tasks a link's task gave whose moves the node has not recorded yet.
-    pub(super) fn unrecorded(&self) -> Vec<TaskKey> {
-        self.lock().unrecorded.iter().copied().collect()
+    /// Whether a link's task gave tasks whose moves the node has not recorded yet.
+    pub(super) fn has_unrecorded(&self) -> bool {
+        !self.lock().unrecorded.is_empty()
     }
 
     /// The `take` oldest tasks that a peer running the kinds `can_run` (sorted) can run,
@@ -279,15 +288,18 @@ mod tests {
         ready.extend((0..4).map(|seq| spec(seq, 1)));
         let given = ready.give_unrecorded(64, &[1]);
         assert_eq!(seqs(&given), vec![0, 1]);
-        let mut held = ready.unrecorded();
-        held.sort();
-        assert_eq!(held, given.iter().map(|s| s.key).collect::<Vec<_>>());
+        assert!(ready.has_unrecorded());
+        let mut held = HashSet::new();
+        ready.held(&mut held);
+        let mut expected: HashSet<TaskKey> = ready.keys().into_iter().collect();
+        expected.extend(given.iter().map(|s| s.key));
+        assert_eq!(held, expected, "the queued and the given");
         ready.recorded(&given);
-        assert!(ready.unrecorded().is_empty());
+        assert!(!ready.has_unrecorded());
         assert!(
             ready.give(64, &[1]).len() == 1,
             "a node's give is recorded at once"
         );
-        assert!(ready.unrecorded().is_empty());
+        assert!(!ready.has_unrecorded());
     }
 }

@@ -190,8 +190,8 @@ impl Tasks {
         &self,
         in_flight: impl Iterator<Item = &'a Pending>,
     ) -> HashSet<TaskKey> {
-        let mut held: HashSet<TaskKey> = self.ready.keys().into_iter().collect();
-        held.extend(self.ready.unrecorded());
+        let mut held = HashSet::new();
+        self.ready.held(&mut held);
         held.extend(self.preparing.keys());
         held.extend(self.running_keys.keys());
         for notices in self.notices.values() {
