@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use peer_fuzz::wire::{
-    ArgSpec, Batch, Body, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg, JobSpec, JobTask,
+    ArgSpec, Batch, CallArgs, Body, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg, JobSpec, JobTask,
     Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Suspected,
     Taken, TaskKey, TaskSpec,
 };
@@ -196,6 +196,7 @@ fn requests() -> Vec<Request> {
             },
         ]
         .into(),
+        calls: vec![CallArgs(vec![0, 1]), CallArgs(vec![1, 0])].into(),
         hops: 1,
     };
     let kinds = [
@@ -323,6 +324,7 @@ fn responses() -> Vec<Response> {
                 fingerprint: 1,
                 args: vec![ArgSpec::Inline(Vec::new())].into(),
                 hops: 0,
+                calls: Default::default(),
             }],
             ready: 3,
         },

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::wire::{Request, Response};
 
 /// The steal/fetch/done protocol's name and version; peers with another version do not talk.
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/2");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/3");
 
 /// Encodes one frame, refusing a message over `max` bytes.
 pub(crate) fn encode_frame<T: Serialize>(message: &T, max: usize) -> io::Result<Vec<u8>> {
@@ -185,6 +185,7 @@ mod tests {
                 fingerprint,
                 args: args.into(),
                 hops: 0,
+                calls: Default::default(),
             });
         prop_oneof![
             (any::<u32>(), proptest::collection::vec(any::<u64>(), 0..8))

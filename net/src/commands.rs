@@ -16,7 +16,7 @@ use libp2p::PeerId;
 use peer_core::ext::FutureArg;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::node::{Bytes, SubmitArg};
+use crate::node::{Bytes, NewTask};
 use crate::status::{PeerAnswer, Status};
 use crate::sync::CallSlot;
 use crate::wire::{Failure, JobSpec, Kind, Op, TaskKey};
@@ -35,19 +35,16 @@ pub(crate) type Resolver = Box<dyn FnOnce(Result<Bytes, Failure>) + Send>;
 pub(crate) enum Command {
     /// Take in a task this peer owns.
     Submit {
-        key: TaskKey,
-        name: String,
-        fingerprint: u64,
-        args: Vec<SubmitArg>,
+        task: NewTask,
         /// Futures of the arguments, by index: encoded when the node asks (`Local`
         /// arguments at once, `Owned` ones only if the node no longer tracks them).
         futures: Vec<(usize, FutureArg)>,
-        /// Runs again after a panic, this many times at most.
-        retries: u32,
         resolve: Resolver,
     },
     /// A worker of this peer's pool starts (`true`) or ends (`false`) a wait on a future.
     Waiting(bool),
+    /// A batch of calls opened: hand it on within [`crate::batch::FLUSH_AFTER`].
+    BatchOpened,
     /// Take in a detached job this peer submits.
     Detach(JobSpec, oneshot::Sender<Result<(), String>>),
     /// Publish a value under a name.
@@ -88,6 +85,8 @@ pub(crate) enum Internal {
         task: TaskKey,
         result: Result<Vec<u8>, Failure>,
         took: Duration,
+        /// The calls it ran: more than one for a batch.
+        calls: usize,
     },
     /// A watched peer answered a ping.
     Alive(u64),
@@ -189,11 +188,11 @@ impl Commands {
     /// Sends a command if the queue has room now; never waits. For calls from `poll`.
     pub(crate) fn try_send(&self, command: Command) -> Result<(), TrySend> {
         if self.stop.is_stopped() {
-            return Err(TrySend::Stopped(command));
+            return Err(TrySend::Stopped(Box::new(command)));
         }
         self.tx.try_send(command).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(back) => TrySend::Full(back),
-            mpsc::error::TrySendError::Closed(back) => TrySend::Stopped(back),
+            mpsc::error::TrySendError::Full(back) => TrySend::Full(Box::new(back)),
+            mpsc::error::TrySendError::Closed(back) => TrySend::Stopped(Box::new(back)),
         })
     }
 
@@ -211,12 +210,13 @@ impl Commands {
     }
 }
 
-/// Why [`Commands::try_send`] did not send: the command comes back.
+/// Why [`Commands::try_send`] did not send: the command comes back (boxed: the rare case
+/// pays for its size, not every `Result`).
 pub(crate) enum TrySend {
     /// The queue is full.
-    Full(Command),
+    Full(Box<Command>),
     /// The loop has stopped.
-    Stopped(Command),
+    Stopped(Box<Command>),
 }
 
 /// A [`Commands`] that does not keep the loop's queue open.

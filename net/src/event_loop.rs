@@ -3,9 +3,8 @@
 //! decisions are made here.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
@@ -17,6 +16,7 @@ use peer_core::ext::{ArgFailure, FutureArg};
 use peer_core::named::registry;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch;
 use crate::behaviour::{Behaviour, BehaviourEvent, GRAPH_TOPIC, RELAY_BYTES, peer_number};
 use crate::codec::PROTOCOL;
 use crate::commands::{Command, Inbox, Internal, Lookup, Resolver};
@@ -24,6 +24,7 @@ use crate::links::{self, LinkEnd, LinkEvent, LinkSettings, Links, Reply, Reports
 use crate::local_first::LocalFirst;
 use crate::node::{Bytes, Input, Node, Output, SubmitArg};
 use crate::pings::{self, Pinger};
+use crate::remote::SwarmTasks;
 use crate::status::{PeerAnswer, Status, Suspicion};
 use crate::sync::{CallSlot, Topics};
 use crate::wire::{Batch, Failure, Request, Response, TaskKey, TaskSpec};
@@ -72,6 +73,10 @@ pub(crate) struct EventLoop {
     reports: HashMap<u64, oneshot::Sender<Vec<PeerAnswer>>>,
     /// Where the run time of this peer's own named tasks run here goes, if anywhere.
     local_first: Option<Arc<LocalFirst>>,
+    /// Whose open batches of calls to hand on when they are due ([`crate::batch`]).
+    batches: Weak<SwarmTasks>,
+    /// When the next open batch is due, if one is open.
+    batch_due: Option<Instant>,
     /// Our requests on long-lived streams, and the requests other peers send on theirs.
     links: Links,
     link_rx: mpsc::Receiver<LinkEvent>,
@@ -133,6 +138,8 @@ impl EventLoop {
             unreached_bootstrap: HashSet::new(),
             reports: HashMap::new(),
             local_first: None,
+            batches: Weak::new(),
+            batch_due: None,
             links,
             link_rx,
             link_end_rx,
@@ -143,6 +150,12 @@ impl EventLoop {
     /// Measures each named task run here into `local_first`.
     pub(crate) fn measuring(mut self, local_first: Arc<LocalFirst>) -> EventLoop {
         self.local_first = Some(local_first);
+        self
+    }
+
+    /// Hands on the open batches of `tasks` when they are due.
+    pub(crate) fn batching(mut self, tasks: Weak<SwarmTasks>) -> EventLoop {
+        self.batches = tasks;
         self
     }
 
@@ -179,7 +192,10 @@ impl EventLoop {
             }
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
-            let timeout = node_due.into_iter().chain(self.links.next_deadline()).min();
+            let timeout = (node_due.into_iter())
+                .chain(self.links.next_deadline())
+                .chain(self.batch_due)
+                .min();
             let sleep = async {
                 match timeout {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -211,6 +227,9 @@ impl EventLoop {
                         let error = "no answer on the link in time".to_string();
                         self.node.handle(Input::RequestFailed { tag, error }, now);
                     }
+                    if self.batch_due.is_some_and(|due| due <= now) {
+                        self.hand_on_batches(now);
+                    }
                 }
                 () = &mut watch_tick => {
                     self.watch_step(Instant::now());
@@ -220,10 +239,29 @@ impl EventLoop {
         }
     }
 
+    /// Takes in the batches of calls open long enough (see [`crate::batch`]).
+    fn hand_on_batches(&mut self, now: Instant) {
+        self.batch_due = None;
+        let Some(tasks) = self.batches.upgrade() else {
+            return;
+        };
+        let (due, next) = tasks.due_batches(now);
+        self.batch_due = next;
+        for command in due {
+            self.command(command);
+        }
+    }
+
     fn internal(&mut self, internal: Internal) {
         let now = Instant::now();
         match internal {
-            Internal::Ran { task, result, took } => {
+            Internal::Ran {
+                task,
+                result,
+                took,
+                calls,
+            } => {
+                self.node.ran_calls(calls.saturating_sub(1));
                 self.node.handle(Input::Ran { task, result, took }, now)
             }
             // A suspect whose connection survived answers again: it is back.
@@ -248,18 +286,15 @@ impl EventLoop {
     fn command(&mut self, command: Command) {
         match command {
             Command::Submit {
-                key,
-                name,
-                fingerprint,
-                args,
+                task,
                 futures,
-                retries,
                 resolve,
             } => {
+                let key = task.key;
                 self.resolvers.insert(key, resolve);
                 let mut kept = Vec::new();
                 for (index, future) in futures {
-                    if matches!(args.get(index), Some(SubmitArg::Local)) {
+                    if matches!(task.args.get(index), Some(SubmitArg::Local)) {
                         self.encode_arg(key, index, future);
                     } else {
                         kept.push((index, future));
@@ -268,10 +303,13 @@ impl EventLoop {
                 if !kept.is_empty() {
                     self.futures.insert(key, kept);
                 }
-                self.node
-                    .submit_retrying(key, name, fingerprint, args, retries, Instant::now());
+                self.node.submit_task(task, Instant::now());
             }
             Command::Waiting(waiting) => self.node.waiting(waiting, Instant::now()),
+            Command::BatchOpened => {
+                let due = Instant::now() + batch::FLUSH_AFTER;
+                self.batch_due = Some(self.batch_due.map_or(due, |d| d.min(due)));
+            }
             Command::PeerIds(numbers, reply) => {
                 let me = *self.swarm.local_peer_id();
                 let known = numbers
@@ -553,18 +591,38 @@ impl EventLoop {
         // Only this peer's own tasks are measured: others' must not decide what it keeps.
         let local_first = (self.local_first.clone()).filter(|_| task.owner == self.node.me());
         let fingerprint = spec.fingerprint;
+        let calls = spec.calls;
+        let count = calls.len().max(1);
         let job = move || {
             let started = Instant::now();
-            let result = match catch_unwind(AssertUnwindSafe(|| registration.call_shared(&args))) {
-                Ok(Ok(bytes)) => Ok(bytes),
-                Ok(Err(error)) => Err(call_failure(error)),
-                Err(payload) => Err(Failure::Panicked(panic_message(payload.as_ref()))),
+            let (result, measure) = if calls.is_empty() {
+                let result = batch::run_call(registration, &args);
+                let size = result.as_ref().ok().map(Vec::len);
+                (result, size.map(|size| (started.elapsed(), size)))
+            } else {
+                let results = batch::run_calls(registration, task, &calls, &args);
+                // Measured as a call of average time and the largest result.
+                let largest = results
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .map(Vec::len)
+                    .max();
+                let mean = started.elapsed() / u32::try_from(calls.len()).unwrap_or(u32::MAX);
+                let encoded = postcard::to_allocvec(&results)
+                    .map_err(|e| Failure::BadResult(format!("a batch's results: {e}")));
+                (encoded, largest.map(|size| (mean, size)))
             };
             let took = started.elapsed();
-            if let (Some(local_first), Ok(bytes)) = (&local_first, &result) {
-                local_first.ran(fingerprint, took, bytes.len());
+            if let (Some(local_first), Some((took, size))) = (&local_first, measure) {
+                local_first.ran(fingerprint, took, size);
             }
-            let _ = tx.blocking_send(Internal::Ran { task, result, took });
+            let calls = count;
+            let _ = tx.blocking_send(Internal::Ran {
+                task,
+                result,
+                took,
+                calls,
+            });
         };
         drop(self.local.submit_local(job));
     }
@@ -961,23 +1019,5 @@ impl Drop for EventLoop {
                 slot.stopped();
             }
         }
-    }
-}
-
-fn call_failure(error: peer_core::ext::CallError) -> Failure {
-    use peer_core::ext::CallError;
-    match error {
-        CallError::DecodeResult(m) | CallError::EncodeResult(m) => Failure::BadResult(m),
-        other => Failure::BadArguments(other.to_string()),
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
     }
 }

@@ -30,6 +30,7 @@
 //! `docs/swarm.md`; the protocol logic is a sans-IO state machine tested without sockets, and
 //! one event loop per peer owns the libp2p `Swarm`.
 
+mod batch;
 mod behaviour;
 mod codec;
 mod commands;

@@ -38,7 +38,7 @@ use crate::node::Ready;
 use crate::wire::{Request, Response, TaskSpec};
 
 /// The link protocol: frames of `(number, Request)` one way, `(number, Response)` back.
-pub(crate) const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
+pub(crate) const LINK: StreamProtocol = StreamProtocol::new("/peer/link/2");
 
 /// Requests written on one link and never answered, at most: a peer that leaves more
 /// unanswered (its pings may still be answered) is not serving, and its link ends, so that

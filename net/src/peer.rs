@@ -137,6 +137,7 @@ impl Peer {
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
         let pool = client.pool_view();
         let counter = Arc::clone(&peers);
+        let batches = Arc::downgrade(&tasks);
         let thread = std::thread::Builder::new()
             .name("peer-net".into())
             .spawn(move || {
@@ -153,7 +154,9 @@ impl Peer {
                 runtime.block_on(async move {
                     let started = start(key, &config, node, pool, inbox, ready_tx, topics);
                     let mut event_loop = match started {
-                        Ok(event_loop) => event_loop.counting_peers(counter).measuring(local_first),
+                        Ok(event_loop) => (event_loop.counting_peers(counter))
+                            .measuring(local_first)
+                            .batching(batches),
                         Err(e) => {
                             let _ = started_tx.send(Err(e));
                             return;

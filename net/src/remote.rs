@@ -1,21 +1,23 @@
 //! The swarm behind `peer_core::Client`: named tasks of every client of this peer, and of
 //! every task running on its workers, become tasks this peer owns and any peer may run.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peer_core::TaskError;
 use peer_core::TaskId;
 use peer_core::ext::{ArgSlot, Call, Place, Remote};
 use tokio::sync::oneshot;
 
+use crate::batch::{BATCH_BYTES, Batches, Joining};
 use crate::commands::{Command, Commands, Resolver, TrySend};
 use crate::local_first::LocalFirst;
-use crate::node::SubmitArg;
-use crate::wire::{Failure, TaskKey};
+use crate::node::{NewTask, SubmitArg};
+use crate::wire::{CALL_RESULT, CallArgs, CallResults, Failure, TaskKey, bounded};
 
 /// Which swarm task stands behind which local future, both ways, while it may be used as
 /// an argument or named in an error.
@@ -39,6 +41,8 @@ pub(crate) struct SwarmTasks {
     local_only: Arc<AtomicU64>,
     /// Which named tasks are cheaper to run here than to hand to the node.
     local_first: Arc<LocalFirst>,
+    /// Calls of kept kinds the pool could not keep up with, gathered to go as batches.
+    batches: Batches<Call>,
     /// Peers up, as the event loop counts them.
     peers: Arc<AtomicUsize>,
     /// Named tasks that no connected peer registered when first submitted.
@@ -63,6 +67,7 @@ impl SwarmTasks {
             keys: Arc::default(),
             local_only,
             local_first,
+            batches: Batches::default(),
             peers,
             unserved: Arc::default(),
             thread: Mutex::new(None),
@@ -118,16 +123,8 @@ impl SwarmTasks {
         drop(spawned);
     }
 
-    /// Sends a command, waiting while the loop's queue is full, which is back-pressure on
-    /// a submitter far ahead of the swarm. A command for a stopped loop is dropped: a
-    /// dropped resolver fails its future with `Shutdown`.
-    fn send(&self, command: Command) {
-        let _ = self.commands.send(command);
-    }
-}
-
-impl Remote for SwarmTasks {
-    fn submit(&self, call: Call) {
+    /// Hands one call to the node as a task of its own.
+    fn submit_one(&self, call: Call) {
         let Call {
             name,
             signature,
@@ -181,21 +178,192 @@ impl Remote for SwarmTasks {
                 Err(error) => done.complete(Err(error)),
             }
         });
-        self.send(Command::Submit {
+        let task = NewTask {
             key,
             name: name.to_string(),
             fingerprint,
             args,
-            futures,
+            calls: Arc::new([]),
             retries,
+        };
+        self.send(Command::Submit {
+            task,
+            futures,
             resolve,
         });
+    }
+
+    /// The open batches due at `now`, as the commands that submit them, with when the next
+    /// open one will be due (see [`crate::batch`]).
+    pub(crate) fn due_batches(&self, now: Instant) -> (Vec<Command>, Option<Instant>) {
+        let (due, next) = self.batches.due(now);
+        let due = due.into_iter().map(|calls| self.batch_command(calls));
+        (due.collect(), next)
+    }
+
+    /// One task for `calls`, all of one kind: their arguments in one list, a future read
+    /// by several calls in it once; its result split among their futures.
+    fn batch_command(&self, calls: Vec<Call>) -> Command {
+        let key = TaskKey {
+            owner: self.me,
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+        };
+        let (name, signature, fingerprint) = match calls.first() {
+            Some(call) => (call.name, call.signature, call.fingerprint),
+            None => ("", "", 0),
+        };
+        let mut args = Vec::new();
+        let mut futures = Vec::new();
+        let mut layout = Vec::with_capacity(calls.len());
+        let mut dones = Vec::with_capacity(calls.len());
+        // A future read by several calls is one argument; one made by an earlier call of
+        // the batch is that call's result.
+        let mut shared: HashMap<TaskId, u16> = HashMap::new();
+        let first_with_peers = {
+            let mut keys = lock(&self.keys);
+            for (position, call) in calls.into_iter().enumerate() {
+                let mut mine = Vec::with_capacity(call.args.len());
+                for slot in call.args {
+                    // Within `bounded::ARGS`, which a batch's size keeps to.
+                    let next = u16::try_from(args.len()).unwrap_or(u16::MAX);
+                    let index = match slot {
+                        ArgSlot::Encoded(bytes) => {
+                            args.push(SubmitArg::Inline(bytes));
+                            next
+                        }
+                        ArgSlot::Future(future) => match shared.entry(future.task) {
+                            Entry::Occupied(seen) => *seen.get(),
+                            Entry::Vacant(first) => {
+                                args.push(match keys.by_id.get(&future.task) {
+                                    Some(dep) => SubmitArg::Owned(*dep),
+                                    None => SubmitArg::Local,
+                                });
+                                futures.push((usize::from(next), future));
+                                *first.insert(next)
+                            }
+                        },
+                    };
+                    mine.push(index);
+                }
+                layout.push(CallArgs(mine));
+                // Within `bounded::CALLS`, which a batch's size keeps to.
+                let result = u16::try_from(position).map_or(u16::MAX, |p| CALL_RESULT + p);
+                shared.insert(call.task, result);
+                dones.push((call.task, call.done));
+            }
+            self.peers.load(Ordering::Relaxed) > 0 && keys.checked.insert(fingerprint)
+        };
+        if first_with_peers {
+            self.check_served(name, fingerprint);
+        }
+        let keys = Arc::clone(&self.keys);
+        let resolve: Resolver = Box::new(move |result| {
+            let count = dones.len();
+            let results =
+                result.and_then(|bytes| match postcard::from_bytes::<CallResults>(&bytes) {
+                    Ok(results) if results.len() == count => Ok(results),
+                    Ok(results) => Err(Failure::BadResult(format!(
+                        "a batch of {count} calls came back with {} results",
+                        results.len()
+                    ))),
+                    Err(error) => Err(Failure::BadResult(format!("a batch's results: {error}"))),
+                });
+            // Errors are named under the lock; futures complete after it, since their
+            // dependents may submit.
+            let outcomes: Vec<Result<Vec<u8>, TaskError>> = {
+                let keys = lock(&keys);
+                let error = |failure, id| task_error(failure, id, name, signature, &keys);
+                match results {
+                    Ok(results) => (dones.iter().zip(results))
+                        .map(|((id, _), result)| result.map_err(|failure| error(failure, *id)))
+                        .collect(),
+                    Err(failure) => (dones.iter())
+                        .map(|(id, _)| Err(error(failure.clone(), *id)))
+                        .collect(),
+                }
+            };
+            for ((_, done), outcome) in dones.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(bytes) => done.complete(Ok(&bytes)),
+                    Err(error) => done.complete(Err(error)),
+                }
+            }
+        });
+        let task = NewTask {
+            key,
+            name: name.to_string(),
+            fingerprint,
+            args,
+            calls: layout.into(),
+            retries: 0,
+        };
+        Command::Submit {
+            task,
+            futures,
+            resolve,
+        }
+    }
+
+    /// Sends a command, waiting while the loop's queue is full, which is back-pressure on
+    /// a submitter far ahead of the swarm. A command for a stopped loop is dropped: a
+    /// dropped resolver fails its future with `Shutdown`.
+    fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+}
+
+impl Remote for SwarmTasks {
+    fn submit(&self, call: Call) {
+        // Only kinds kept here have a batch size, and their calls come here only when the
+        // pool cannot keep up (`LocalFirst::place`).
+        let size = match self.local_first.batch_size(call.fingerprint) {
+            Some(size) if call.retries == 0 && !call.args.is_empty() => size,
+            _ => return self.submit_one(call),
+        };
+        let size = size.min(bounded::ARGS / call.args.len());
+        let mut bytes = 0;
+        let mut waits_on = Vec::new();
+        for slot in &call.args {
+            match slot {
+                ArgSlot::Encoded(value) => bytes += value.len(),
+                ArgSlot::Future(future) if !future.done => waits_on.push(future.task.as_u64()),
+                ArgSlot::Future(_) => {}
+            }
+        }
+        if bytes >= BATCH_BYTES {
+            return self.submit_one(call);
+        }
+        let joining = Joining {
+            fingerprint: call.fingerprint,
+            id: call.task.as_u64(),
+            waits_on: &waits_on,
+            bytes,
+            call,
+        };
+        let added = self.batches.add(joining, size, Instant::now());
+        if let Some(calls) = added.full {
+            let command = self.batch_command(calls);
+            self.send(command);
+        }
+        if added.opened {
+            self.send(Command::BatchOpened);
+        }
     }
 
     fn place(&self, fingerprint: u64) -> Place {
         // A worker must not wait for a probe that may be queued behind it.
         let on_worker = peer_core::Client::with_current(|_| ()).is_some();
-        self.local_first.place(fingerprint, !on_worker)
+        let peers_up = self.peers.load(Ordering::Relaxed) > 0;
+        // While a batch of the kind is open, its calls join it: a call kept between two
+        // of them would make the next one open a batch of its own (`batch::Batches`).
+        if peers_up && self.batches.is_open(fingerprint) {
+            return Place::Remote;
+        }
+        self.local_first.place(fingerprint, !on_worker, peers_up)
+    }
+
+    fn kept_ended(&self) {
+        self.local_first.kept_ended();
     }
 
     fn measured(&self, fingerprint: u64, took: Duration, size: usize) {

@@ -25,6 +25,7 @@ fn spec(name: &str, fingerprint: u64, owner: u64, seq: u64) -> TaskSpec {
         fingerprint,
         args: vec![ArgSpec::Inline(postcard::to_allocvec(&21u64).unwrap())].into(),
         hops: 0,
+        calls: Default::default(),
     }
 }
 

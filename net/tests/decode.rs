@@ -15,9 +15,9 @@ use std::fmt::Debug;
 use std::path::Path;
 
 use peer_net::wire::{
-    ArgSpec, Batch, Body, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg, JobSpec, JobTask,
-    Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request, Response, Suspected,
-    Taken, TaskKey, TaskSpec,
+    ArgSpec, Batch, Body, CallArgs, Delta, Done, Failure, GraphEvent, Holder, Item, JobArg,
+    JobSpec, JobTask, Kind, Moved, Op, OpId, PeerReport, PrimRequest, PrimState, Reply, Request,
+    Response, Suspected, Taken, TaskKey, TaskSpec,
 };
 use proptest::collection::{vec, vec_deque};
 use proptest::option;
@@ -163,13 +163,15 @@ fn task_spec() -> impl Strategy<Value = TaskSpec> {
         text(),
         any::<u64>(),
         vec(arg_spec(), 0..4),
+        vec(vec(any::<u16>(), 0..4).prop_map(CallArgs), 0..3),
         any::<u32>(),
     )
-        .prop_map(|(key, name, fingerprint, args, hops)| TaskSpec {
+        .prop_map(|(key, name, fingerprint, args, calls, hops)| TaskSpec {
             key,
             name: name.into(),
             fingerprint,
             args: args.into(),
+            calls: calls.into(),
             hops,
         })
 }

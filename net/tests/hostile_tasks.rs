@@ -24,6 +24,7 @@ fn touch(owner: u64, seq: u64, tag: &str) -> TaskSpec {
         fingerprint: TouchTask::FINGERPRINT,
         args: vec![ArgSpec::Inline(postcard::to_allocvec(tag).unwrap())].into(),
         hops: 0,
+        calls: Default::default(),
     }
 }
 

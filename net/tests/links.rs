@@ -20,7 +20,7 @@ use peer_net::{Limits, Peer};
 use peers::{GatedTask, OpenOnDrop, loopback, still_works, wait_until};
 use raw::{RawPeer, frame};
 
-const LINK: StreamProtocol = StreamProtocol::new("/peer/link/1");
+const LINK: StreamProtocol = StreamProtocol::new("/peer/link/2");
 /// Long enough for an answer on loopback, even on a loaded machine.
 const ANSWER: Duration = Duration::from_secs(10);
 /// How long a test waits to see that no answer comes.

@@ -100,6 +100,7 @@ impl<E: Element> Gathered<Vec<E>> for Vec<TaskFuture<E>> {
         ArgSlot::Future(FutureArg {
             // No one task makes this value: a fresh id the receiver knows as local.
             task: TaskId::next(),
+            done: self.iter().all(TaskFuture::is_done),
             encoded: Box::pin(async move {
                 let mut values = Vec::with_capacity(self.len());
                 for future in self.iter() {
@@ -124,6 +125,9 @@ pub enum ArgSlot {
 pub struct FutureArg {
     /// The earlier task.
     pub task: TaskId,
+    /// Whether its value was there when the call was made: a task not done then may come
+    /// to depend on work submitted after the call.
+    pub done: bool,
     /// Resolves to the encoded value, or to why there is none.
     pub encoded: Pin<Box<dyn Future<Output = Result<Vec<u8>, ArgFailure>> + Send>>,
 }
@@ -152,6 +156,7 @@ impl<T: Serialize + Send + Sync + 'static> Arg<T> {
             Arg::Value(v) => encode_one(index, &v).map(ArgSlot::Encoded),
             Arg::Future(f) => Ok(ArgSlot::Future(FutureArg {
                 task: f.id(),
+                done: f.is_done(),
                 encoded: Box::pin(async move {
                     let value = (&f).await.map_err(ArgFailure::Input)?;
                     encode_one(index, value).map_err(ArgFailure::Encode)

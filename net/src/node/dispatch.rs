@@ -5,11 +5,12 @@
 //! state lives here.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::requests::Sent;
 use super::state::Pending;
-use super::{Node, Output, gossip, jobs, prims, stealing, tasks};
+use super::{NewTask, Node, Output, gossip, jobs, prims, stealing, tasks};
 use crate::membership::Change;
 use crate::wire::{Batch, GraphEvent, Request, Response};
 
@@ -354,7 +355,17 @@ impl Node {
                     name,
                     fingerprint,
                     args,
-                } => (self.tasks).take_in(key, name, fingerprint, args, 0, now),
+                } => {
+                    let task = NewTask {
+                        key,
+                        name,
+                        fingerprint,
+                        args,
+                        calls: Arc::new([]),
+                        retries: 0,
+                    };
+                    self.tasks.take_in(task, now);
+                }
                 jobs::Effect::Gossip(event) => self.gossip.push(event, now),
                 jobs::Effect::Send {
                     to,

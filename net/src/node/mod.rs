@@ -57,7 +57,7 @@ use peer_steal::policy;
 
 use crate::membership::Membership;
 use crate::wire::{
-    Batch, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
+    Batch, CallArgs, Failure, GraphEvent, Kind, Op, Reply, Request, Response, TaskKey, TaskSpec,
 };
 
 /// Rounds of failing requests to suspects in one step, at most. One round is the rule:
@@ -137,6 +137,21 @@ impl Default for Settings {
             home: true,
         }
     }
+}
+
+/// A task this peer takes in as its owner ([`Node::submit_task`]).
+#[derive(Debug)]
+pub(crate) struct NewTask {
+    /// `key.owner` is this peer and `key.seq` unused: the submitter numbers its tasks so
+    /// it knows the key without a round trip.
+    pub(crate) key: TaskKey,
+    pub(crate) name: String,
+    pub(crate) fingerprint: u64,
+    pub(crate) args: Vec<SubmitArg>,
+    /// Empty for one call; else a batch of calls of the task (see [`crate::batch`]).
+    pub(crate) calls: Arc<[CallArgs]>,
+    /// How many times it runs again after a panic.
+    pub(crate) retries: u32,
 }
 
 /// One argument of a submitted task.
@@ -338,8 +353,9 @@ pub(crate) struct Recovery {
 pub struct Stats {
     /// Tasks submitted here (to the swarm: calls kept on this peer's pool are not).
     pub submitted: u64,
-    /// Tasks run here, with the calls this peer's clients kept on its pool, counted as they
-    /// are kept ([`Status::kept_here`](crate::Status::kept_here)).
+    /// Tasks run here (each call of a batch counts), with the calls this peer's clients
+    /// kept on its pool, counted as they are kept
+    /// ([`Status::kept_here`](crate::Status::kept_here)).
     pub ran: u64,
     /// Tasks received by stealing.
     pub stolen: u64,
@@ -530,23 +546,26 @@ impl Node {
         args: Vec<SubmitArg>,
         now: Instant,
     ) {
-        self.submit_retrying(key, name, fingerprint, args, 0, now);
+        let task = NewTask {
+            key,
+            name,
+            fingerprint,
+            args,
+            calls: Arc::new([]),
+            retries: 0,
+        };
+        self.submit_task(task, now);
     }
 
-    /// Takes in a task this peer owns, which runs again up to `retries` times after a
-    /// panic. `key.owner` must be this peer and `key.seq` unused: the submitter numbers its
-    /// tasks so it knows the key without a round trip.
-    pub(crate) fn submit_retrying(
-        &mut self,
-        key: TaskKey,
-        name: String,
-        fingerprint: u64,
-        args: Vec<SubmitArg>,
-        retries: u32,
-        now: Instant,
-    ) {
-        (self.tasks).take_in(key, name, fingerprint, args, retries, now);
+    /// Takes in a task this peer owns.
+    pub(crate) fn submit_task(&mut self, task: NewTask, now: Instant) {
+        self.tasks.take_in(task, now);
         self.after(now);
+    }
+
+    /// A batch run here held `more` calls than the one task that counts as run.
+    pub(crate) fn ran_calls(&mut self, more: usize) {
+        self.tasks.stats.ran += more as u64;
     }
 
     /// Feeds one observation.

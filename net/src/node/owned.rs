@@ -9,7 +9,7 @@ use std::ops::Index;
 use std::sync::Arc;
 
 use super::state::{PendingArg, State};
-use crate::wire::{ArgSpec, TaskKey, TaskSpec};
+use crate::wire::{ArgSpec, CallArgs, TaskKey, TaskSpec};
 
 /// A task this peer owns.
 #[derive(Debug)]
@@ -35,6 +35,8 @@ pub(super) struct Owned {
     pub(super) spec: Option<TaskSpec>,
     /// The highest hop count heard of ([`TaskSpec::hops`]).
     pub(super) hops: u32,
+    /// The calls of a batch ([`TaskSpec::calls`]); empty for one call.
+    pub(super) calls: Arc<[CallArgs]>,
     /// Owned tasks that read this result by fetching it and are still tracked: while any
     /// is, this record is kept so that it can run again for them.
     pub(super) lineage: usize,
@@ -63,6 +65,7 @@ impl Owned {
             resolved: false,
             spec: None,
             hops: 0,
+            calls: Arc::new([]),
             lineage: 0,
             reruns: 0,
             retries: 0,

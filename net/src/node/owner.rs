@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::owned::Owned;
 use super::state::{Pending, PendingArg, State, shared};
 use super::tasks::Tasks;
-use super::{Bytes, Output, SubmitArg};
+use super::{Bytes, NewTask, Output, SubmitArg};
 use crate::membership::Membership;
 use crate::wire::{ArgSpec, Done, Failure, GraphEvent, Request, TaskKey, TaskSpec};
 
@@ -21,18 +21,19 @@ fn is_local_value(task: TaskKey) -> bool {
 
 impl Tasks {
     /// Takes in a task this peer owns (`key.owner` is this peer, `key.seq` unused).
-    pub(super) fn take_in(
-        &mut self,
-        key: TaskKey,
-        name: String,
-        fingerprint: u64,
-        args: Vec<SubmitArg>,
-        retries: u32,
-        now: Instant,
-    ) {
+    pub(super) fn take_in(&mut self, new: NewTask, now: Instant) {
+        let NewTask {
+            key,
+            name,
+            fingerprint,
+            args,
+            calls,
+            retries,
+        } = new;
         self.stats.submitted += 1;
         let mut task = Owned::new(name.into(), fingerprint);
         task.retries = retries;
+        task.calls = calls;
         let mut failed = None;
         for (index, arg) in args.into_iter().enumerate() {
             let pending = match arg {
@@ -402,6 +403,7 @@ impl Tasks {
             name: owned.name.clone(),
             fingerprint: owned.fingerprint,
             args,
+            calls: owned.calls.clone(),
             hops: owned.hops,
         };
         owned.spec = Some(spec.clone());

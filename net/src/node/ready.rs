@@ -227,6 +227,7 @@ mod tests {
             fingerprint,
             args: Vec::new().into(),
             hops: 0,
+            calls: Default::default(),
         }
     }
 

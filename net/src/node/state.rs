@@ -149,7 +149,7 @@ impl Preparing {
 impl Failure {
     /// The failure of a task whose input `dep` failed with `cause`; keeps the first cause so
     /// long chains stay shallow.
-    pub(super) fn input(dep: TaskKey, cause: &Failure) -> Failure {
+    pub(crate) fn input(dep: TaskKey, cause: &Failure) -> Failure {
         match cause {
             Failure::Input { .. } => cause.clone(),
             other => Failure::Input {

@@ -183,9 +183,9 @@ impl Overflow {
                 Err(TrySend::Stopped(command)) => {
                     s.stopped = true;
                     drop(s);
-                    return refuse(command);
+                    return refuse(*command);
                 }
-                Err(TrySend::Full(command)) => command,
+                Err(TrySend::Full(command)) => *command,
             }
         } else {
             command

@@ -18,6 +18,8 @@ pub(crate) const ARGS: usize = 4096;
 pub(crate) const FINGERPRINTS: usize = 65_536;
 /// Notices of each kind in one `Notify`.
 pub(crate) const NOTICES: usize = 65_536;
+/// Calls in one batch task.
+pub(crate) const CALLS: usize = 1024;
 /// Tasks in one push or steal answer.
 pub(crate) const TASKS: usize = 4096;
 /// Tasks asked about in one audit, or answered as not held.

@@ -48,10 +48,29 @@ pub struct TaskSpec {
     /// One per parameter.
     #[serde(deserialize_with = "bounded::most_shared::<{ bounded::ARGS }, _, _>")]
     pub args: Arc<[ArgSpec]>,
+    /// Empty for one call of the task with `args`. Else a batch of calls of the same task
+    /// (see `crate::batch`), each naming its arguments by their index in `args`; its
+    /// result is a [`CallResults`].
+    #[serde(deserialize_with = "bounded::most_shared::<{ bounded::CALLS }, _, _>")]
+    pub calls: Arc<[CallArgs]>,
     /// How many times it was handed from one peer to another (or queued again): the owner
     /// keeps the location with the highest count, since notices of moves can cross.
     pub hops: u32,
 }
+
+/// The arguments of one call of a batch, one per parameter: below [`CALL_RESULT`], an index
+/// into its task's `args`; from it, the result of the earlier call of the batch at
+/// `index - CALL_RESULT` (a call that reads one submitted just before it, as in a chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallArgs(
+    #[serde(deserialize_with = "bounded::most::<{ bounded::ARGS }, _, _>")] pub Vec<u16>,
+);
+
+/// Where [`CallArgs`] indices stop naming the task's arguments and name earlier calls.
+pub const CALL_RESULT: u16 = 1 << 15;
+
+/// What a batch of calls produced, one outcome per call, in order: a batch task's result.
+pub type CallResults = Vec<Result<Vec<u8>, Failure>>;
 
 /// One argument of a task on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

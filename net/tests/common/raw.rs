@@ -1,5 +1,5 @@
 //! A raw libp2p peer for hostile-peer tests: TCP, noise, yamux and the task protocol
-//! (`/peer/tasks/2`) with a codec that sends requests byte for byte. A *member* also speaks
+//! (`/peer/tasks/3`) with a codec that sends requests byte for byte. A *member* also speaks
 //! identify (`/peer/1`, `peer/<version>`), so that `peer_net` nodes take it for a member,
 //! signed gossipsub on `peer/graph/1`, and answers the pings of `/peer/alive/1`.
 //!

@@ -13,7 +13,7 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use peer_net::wire::{Reply, Request, Response};
 
 /// The task protocol, as `peer_net` speaks it.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/2");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/peer/tasks/3");
 
 /// Writes requests and responses as given (a request must carry its own length prefix, so
 /// that a test can lie about it); reads length-prefixed frames.

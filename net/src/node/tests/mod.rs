@@ -698,14 +698,15 @@ fn a_panic_with_retries_left_runs_the_task_again_and_is_not_a_loss() {
     let mut node = Node::new(0, vec![ADD], Settings::default());
     let now = Instant::now();
     let key = TaskKey { owner: 0, seq: 1 };
-    node.submit_retrying(
+    let task = NewTask {
         key,
-        "add".into(),
-        ADD,
-        vec![SubmitArg::Inline(enc(1))],
-        2,
-        now,
-    );
+        name: "add".into(),
+        fingerprint: ADD,
+        args: vec![SubmitArg::Inline(enc(1))],
+        calls: Default::default(),
+        retries: 2,
+    };
+    node.submit_task(task, now);
     let panicked = || Input::Ran {
         task: key,
         result: Err(Failure::Panicked("not yet".into())),
@@ -736,6 +737,7 @@ fn a_thief_gets_the_oldest_tasks_it_can_run_and_the_rest_keep_their_order() {
         fingerprint,
         args: Vec::new().into(),
         hops: 0,
+        calls: Default::default(),
     };
     // Oldest first: LEN 1, ADD 2, LEN 3, ADD 4, ADD 5.
     for (seq, fingerprint) in [(1, LEN), (2, ADD), (3, LEN), (4, ADD), (5, ADD)] {

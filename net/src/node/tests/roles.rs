@@ -143,6 +143,7 @@ fn push(owner: u64, n: u64) -> Request {
             fingerprint: ADD,
             args: vec![ArgSpec::Inline(enc(1))].into(),
             hops: 1,
+            calls: Default::default(),
         })
         .collect();
     Request::Push { tasks }
@@ -431,6 +432,7 @@ fn a_task_served_only_to_its_own_peer_is_neither_offered_nor_run_for_others() {
         fingerprint: COPY,
         args: vec![ArgSpec::Inline(enc(5))].into(),
         hops: 1,
+        calls: Default::default(),
     };
     let request = Request::Push {
         tasks: vec![theirs.clone()],
