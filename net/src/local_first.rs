@@ -23,11 +23,13 @@
 //!   with no result; a run through the node that fails is not measured.
 //! - Only kinds this peer runs for itself are kept: a task it withholds
 //!   ([`Config::withhold_task`]) always goes to the swarm.
-//! - Kept calls the pool cannot keep up with go to the swarm in batches: once
-//!   [`BACKLOG`] kept calls wait for this pool (and some peer is up), further calls of a
-//!   kept kind are handed on, gathered by [`crate::batch`] into node tasks of about
-//!   [`BATCH_WORK`] each. A batch costs the node what one call would, so thieves can share
-//!   a loop of tiny calls that one at a time would cost more to move than to run.
+//! - Kept calls the pool cannot keep up with go to the swarm in batches: once the kept
+//!   work not yet run (estimated from the kinds' means, drained by the pool's workers)
+//!   reaches [`BACKLOG`] per worker, and some peer is up, further calls of a kept kind
+//!   are handed on, gathered by [`crate::batch`] into node tasks of about [`BATCH_WORK`]
+//!   each. A batch costs the node what one call would, so thieves can share a loop of
+//!   calls that one at a time would cost more to move than to run. The estimate takes no
+//!   word from the workers: a kept call costs no more than before.
 //! - A kind with large results is not kept: a kept value that tasks elsewhere read is
 //!   encoded once per reader and served from this peer (`Tasks::keep_local_value`), while
 //!   through the node it is encoded once and fetched from whoever made it.
@@ -36,9 +38,9 @@
 //! [`Config::withhold_task`]: crate::Config::withhold_task
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peer_core::ext::Place;
 
@@ -48,15 +50,21 @@ pub(crate) const RESAMPLE: u32 = 64;
 /// How long a call waits, once per kind, for the measure of the kind's first call.
 pub(crate) const PROBE_WAIT: Duration = Duration::from_millis(2);
 
-/// Kept calls waiting for (or running on) this pool beyond which calls of kept kinds are
-/// handed on in batches.
-pub(crate) const BACKLOG: usize = 256;
+/// Kept work not yet run, per worker of the pool, beyond which calls of kept kinds are
+/// handed on in batches: a few batches' worth, so the pool never waits for the swarm.
+pub(crate) const BACKLOG: Duration = Duration::from_millis(4);
 
 /// The work a batch of kept calls aims at: enough that the node's cost per task (some
 /// 15–40 µs) is a few percent of it, little enough that a steal of half the batches
 /// still balances. (W2 on 2 processes: 1.56–1.79 × ideal at 2 ms, 1.87–1.99 at 1 ms,
 /// 1.66–1.86 at 4 ms.)
 pub(crate) const BATCH_WORK: Duration = Duration::from_millis(2);
+
+/// Calls faster than this stay on the pool however far behind it is: a call handed on in
+/// a batch costs its submitter about a microsecond more (its future, its arguments and
+/// result encoded), which a call this short never wins back (W9: 10,000 calls of 0.6 µs
+/// took 2.3–2.5 × the local client's time when they were batched too).
+pub(crate) const BATCH_MIN: Duration = Duration::from_micros(5);
 
 /// Bounds on the calls of a batch.
 const BATCH_CALLS: std::ops::RangeInclusive<usize> = 8..=1024;
@@ -89,18 +97,50 @@ pub(crate) struct Estimates {
     /// The kinds this peer runs for itself, sorted: no other is kept.
     runs: Vec<u64>,
     kinds: HashMap<u64, Kind>,
+    /// The pool's workers, which drain the kept work.
+    workers: u32,
+    /// The kept work not yet run, as of `backlog_at`: each kept call adds its kind's mean,
+    /// and time takes away `workers` times itself.
+    backlog: Duration,
+    backlog_at: Option<Instant>,
 }
 
 impl Estimates {
-    /// Keeps kinds of `runs` (fingerprints) that run faster than `below`.
-    pub(crate) fn new(below: Duration, inline_max: usize, mut runs: Vec<u64>) -> Estimates {
+    /// Keeps kinds of `runs` (fingerprints) that run faster than `below`, on a pool of
+    /// `workers`.
+    pub(crate) fn new(
+        below: Duration,
+        inline_max: usize,
+        mut runs: Vec<u64>,
+        workers: usize,
+    ) -> Estimates {
         runs.sort_unstable();
         Estimates {
             below,
             inline_max,
             runs,
             kinds: HashMap::new(),
+            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            backlog: Duration::ZERO,
+            backlog_at: None,
         }
+    }
+
+    /// Whether a call of kind `fingerprint` that [`Estimates::place`] keeps here at `now`
+    /// should be handed on instead, the pool being [`BACKLOG`] behind; if not, its work
+    /// counts in the backlog.
+    pub(crate) fn behind(&mut self, fingerprint: u64, now: Instant) -> bool {
+        let drained = self
+            .backlog_at
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.backlog = self.backlog.saturating_sub(drained * self.workers);
+        self.backlog_at = Some(now);
+        if self.backlog >= BACKLOG * self.workers && self.batch_size(fingerprint).is_some() {
+            return true;
+        }
+        let mean = self.kinds.get(&fingerprint).and_then(|kind| kind.mean);
+        self.backlog += mean.unwrap_or_default();
+        false
     }
 
     /// A call of kind `fingerprint` ran on this peer's workers in `took`, with a result of
@@ -138,11 +178,12 @@ impl Estimates {
     }
 
     /// How many calls of kind `fingerprint` make a batch, if its calls are kept here (cheap,
-    /// small results): about [`BATCH_WORK`] of them.
+    /// small results) but not too short to hand on ([`BATCH_MIN`]): about [`BATCH_WORK`]
+    /// of them.
     pub(crate) fn batch_size(&self, fingerprint: u64) -> Option<usize> {
         let kind = self.kinds.get(&fingerprint)?;
         let mean = kind.mean?;
-        if self.below.is_zero() || kind.large || mean >= self.below {
+        if self.below.is_zero() || kind.large || mean >= self.below || mean < BATCH_MIN {
             return None;
         }
         let calls = BATCH_WORK.as_nanos() / mean.as_nanos().max(1);
@@ -188,8 +229,6 @@ pub(crate) struct LocalFirst {
     probe_wait: Duration,
     /// Shared with the node, which counts them in what this peer ran.
     kept: Arc<AtomicU64>,
-    /// Kept calls whose tasks have not ended ([`LocalFirst::kept_ended`]).
-    backlog: AtomicUsize,
 }
 
 impl LocalFirst {
@@ -198,14 +237,14 @@ impl LocalFirst {
         below: Duration,
         inline_max: usize,
         runs: Vec<u64>,
+        workers: usize,
         kept: Arc<AtomicU64>,
     ) -> LocalFirst {
         LocalFirst {
-            estimates: Mutex::new(Estimates::new(below, inline_max, runs)),
+            estimates: Mutex::new(Estimates::new(below, inline_max, runs, workers)),
             measured: Condvar::new(),
             probe_wait: PROBE_WAIT,
             kept,
-            backlog: AtomicUsize::new(0),
         }
     }
 
@@ -229,24 +268,15 @@ impl LocalFirst {
                 .0;
         }
         let place = estimates.place(fingerprint);
-        drop(estimates);
-        // Relaxed: a count that decides nothing exactly; each call reads it once.
-        if place == Place::Here && peers_up && self.backlog.load(Ordering::Relaxed) >= BACKLOG {
+        if place != Place::Remote && peers_up && estimates.behind(fingerprint, Instant::now()) {
             return Place::Remote;
         }
+        drop(estimates);
         if place != Place::Remote {
             // Relaxed: a count read on its own, for the status.
             self.kept.fetch_add(1, Ordering::Relaxed);
-            self.backlog.fetch_add(1, Ordering::Relaxed);
         }
         place
-    }
-
-    /// A kept call's task ended, run or dropped.
-    pub(crate) fn kept_ended(&self) {
-        // Never below zero, should a remote be told of a call it did not keep.
-        let _ =
-            (self.backlog).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     /// See [`Estimates::batch_size`].
@@ -269,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_first_call_of_a_kind_is_measured_here_and_the_rest_wait_for_its_measure() {
-        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8], 1);
         assert_eq!(e.place(7), Place::HereMeasured);
         assert!(e.wait_for_probe(7), "the second call waits");
         assert!(!e.wait_for_probe(7), "once");
@@ -286,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_cheap_kind_is_kept_and_measured_again_once_in_resample_calls() {
-        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8], 1);
         e.ran(7, 3 * US, 8);
         let places: Vec<Place> = (0..RESAMPLE * 3).map(|_| e.place(7)).collect();
         let measured = places.iter().filter(|p| **p == Place::HereMeasured).count();
@@ -296,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_slow_or_large_kind_goes_to_the_swarm() {
-        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8], 1);
         e.ran(1, 100 * US, 8);
         e.ran(2, 3 * US, 4096);
         assert_eq!(e.place(1), Place::Remote);
@@ -305,7 +335,7 @@ mod tests {
 
     #[test]
     fn the_mean_follows_a_kind_that_grows_heavier_or_larger() {
-        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8]);
+        let mut e = Estimates::new(20 * US, 1024, vec![1, 2, 7, 8], 1);
         e.ran(7, 2 * US, 8);
         assert_eq!(e.place(7), Place::Here);
         for _ in 0..4 {
@@ -322,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_kind_this_peer_does_not_run_goes_to_the_swarm() {
-        let mut e = Estimates::new(20 * US, 1024, vec![7]);
+        let mut e = Estimates::new(20 * US, 1024, vec![7], 1);
         e.ran(3, 2 * US, 8);
         assert_eq!(e.place(3), Place::Remote);
         assert_eq!(e.place(7), Place::HereMeasured);
@@ -333,7 +363,7 @@ mod tests {
         let first = LocalFirst {
             // Long, so that a slow machine cannot make the test pass the wrong way.
             probe_wait: Duration::from_secs(60),
-            ..LocalFirst::new(20 * US, 1024, vec![7], Arc::default())
+            ..LocalFirst::new(20 * US, 1024, vec![7], 1, Arc::default())
         };
         assert_eq!(first.place(7, true, false), Place::HereMeasured);
         std::thread::scope(|s| {
@@ -354,47 +384,55 @@ mod tests {
 
     #[test]
     fn zero_keeps_nothing() {
-        let mut e = Estimates::new(Duration::ZERO, 1024, vec![7, 9]);
+        let mut e = Estimates::new(Duration::ZERO, 1024, vec![7, 9], 1);
         e.ran(7, Duration::ZERO, 0);
         assert_eq!(e.place(7), Place::Remote);
         assert_eq!(e.place(9), Place::Remote);
     }
 
     #[test]
-    fn calls_beyond_the_backlog_go_to_the_swarm_while_peers_are_up() {
-        let first = LocalFirst::new(20 * US, 1024, vec![7], Arc::default());
-        first.ran(7, 4 * US, 8);
-        let kept = (0..BACKLOG).filter(|_| first.place(7, false, true) != Place::Remote);
-        assert_eq!(kept.count(), BACKLOG, "the pool takes a backlog's worth");
-        assert_eq!(first.place(7, false, true), Place::Remote, "then they go");
-        assert_ne!(
-            first.place(7, false, false),
-            Place::Remote,
-            "not with no peer up"
-        );
-        first.kept_ended();
-        first.kept_ended();
-        assert_ne!(
-            first.place(7, false, true),
-            Place::Remote,
-            "a call ended: room for one"
-        );
-        assert_eq!(first.place(7, false, true), Place::Remote);
+    fn calls_beyond_the_backlog_are_handed_on_until_the_workers_catch_up() {
+        let mut e = Estimates::new(20 * US, 1024, vec![7, 9], 2);
+        e.ran(7, 8 * US, 8);
+        let start = Instant::now();
+        // 2 workers, 4 ms each, of 8 µs calls: 1,000 calls at one instant.
+        let kept = (0..2_000).take_while(|_| !e.behind(7, start)).count();
+        assert_eq!(kept, 1_000);
+        assert!(e.behind(7, start), "then they go");
+        // 1 ms later the workers ran 2 ms of them: room for 250 more.
+        let later = start + Duration::from_millis(1);
+        let kept = (0..2_000).take_while(|_| !e.behind(7, later)).count();
+        assert_eq!(kept, 250);
+        // A kind too short to hand on is kept however far behind the pool is.
+        e.ran(9, BATCH_MIN / 2, 8);
+        assert!(!e.behind(9, later));
+    }
+
+    #[test]
+    fn nothing_is_handed_on_while_no_peer_is_up() {
+        let first = LocalFirst::new(20 * US, 1024, vec![7], 1, Arc::default());
+        first.ran(7, 8 * US, 8);
+        let up = (0..2_000).filter(|_| first.place(7, false, true) == Place::Remote);
+        assert!(up.count() > 1_000, "handed on with a peer up");
+        let alone = (0..2_000).filter(|_| first.place(7, false, false) == Place::Remote);
+        assert_eq!(alone.count(), 0, "kept with none");
     }
 
     #[test]
     fn a_batch_holds_about_its_work_of_calls_of_a_kept_kind_only() {
-        let mut e = Estimates::new(20 * US, 1024, vec![7, 8, 9]);
+        let mut e = Estimates::new(20 * US, 1024, vec![7, 8, 9], 1);
         assert_eq!(e.batch_size(7), None, "not measured yet");
-        e.ran(7, 4 * US, 8);
-        let calls = (BATCH_WORK.as_micros() / 4) as usize;
+        e.ran(7, 8 * US, 8);
+        let calls = (BATCH_WORK.as_micros() / 8) as usize;
         assert_eq!(e.batch_size(7), Some(calls));
         e.ran(8, 30 * US, 8);
         assert_eq!(e.batch_size(8), None, "too slow to be kept");
-        e.ran(9, 4 * US, 4096);
+        e.ran(9, 8 * US, 4096);
         assert_eq!(e.batch_size(9), None, "its results are large");
-        let mut tiny = Estimates::new(20 * US, 1024, vec![7]);
-        tiny.ran(7, Duration::from_nanos(1), 8);
-        assert_eq!(tiny.batch_size(7), Some(*BATCH_CALLS.end()), "bounded");
+        let mut short = Estimates::new(20 * US, 1024, vec![7, 8], 1);
+        short.ran(7, BATCH_MIN, 8);
+        assert_eq!(short.batch_size(7), Some(400), "2 ms of 5 µs calls");
+        short.ran(8, BATCH_MIN / 2, 8);
+        assert_eq!(short.batch_size(8), None, "too short to hand on");
     }
 }

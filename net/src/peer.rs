@@ -89,6 +89,7 @@ impl Peer {
             config.keep_below,
             config.inline_max,
             runs_here,
+            workers,
             Arc::clone(&kept_here),
         ));
         // Named tasks of this peer's clients, and of the tasks on its workers, go to the swarm.

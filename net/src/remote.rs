@@ -362,10 +362,6 @@ impl Remote for SwarmTasks {
         self.local_first.place(fingerprint, !on_worker, peers_up)
     }
 
-    fn kept_ended(&self) {
-        self.local_first.kept_ended();
-    }
-
     fn measured(&self, fingerprint: u64, took: Duration, size: usize) {
         self.local_first.ran(fingerprint, took, size);
     }

@@ -50,7 +50,7 @@ pub struct Client {
     backend: Arc<dyn Backend>,
     /// Where named tasks run, if not on this pool (the swarm).
     remote: Option<Arc<dyn Remote>>,
-    /// In the view that runs a call the remote kept here: what the remote is told of it.
+    /// In the view that runs a call placed [`Place::HereMeasured`]: whom to tell.
     probe: Probe,
     /// Keeps the worker threads running; `None` in the view given to tasks, so that workers
     /// never keep their own pool alive.
@@ -188,9 +188,10 @@ impl Client {
         };
         match remote.place(N::FINGERPRINT) {
             Place::Remote => crate::named::remote::submit::<N, A, F>(remote, args, retries),
-            place => {
+            Place::Here => args.submit::<N>(&self.pool_view(), retries),
+            Place::HereMeasured => {
                 let view = Client {
-                    probe: Probe::kept(remote, place == Place::HereMeasured),
+                    probe: Probe(Some(Arc::clone(remote))),
                     ..self.pool_view()
                 };
                 args.submit::<N>(&view, retries)

@@ -42,12 +42,6 @@ pub trait Remote: Send + Sync + 'static {
         let _ = (fingerprint, took, size);
     }
 
-    /// A call this remote placed [`Place::Here`] or [`Place::HereMeasured`] ended: it ran,
-    /// or it was dropped unrun (an input failed, the pool stopped). Beside
-    /// [`Remote::place`], this tells a remote how many kept calls wait for this pool, so it
-    /// can hand on those the pool cannot keep up with.
-    fn kept_ended(&self) {}
-
     /// A worker of this client's pool starts (`true`) or ends (`false`) a wait on a future:
     /// while it waits, it only helps with what is already in the pool, so a remote that
     /// counts running tasks should hand the pool one more.
@@ -74,33 +68,11 @@ pub enum Place {
     HereMeasured,
 }
 
-/// What a call kept on the client's pool carries for its remote: whom to tell its measure
-/// (placed [`Place::HereMeasured`]), and a token that tells [`Remote::kept_ended`] when the
-/// call's task is gone, run or not.
+/// What measures a call placed [`Place::HereMeasured`]: the remote to tell, if any.
 #[derive(Clone, Default)]
-pub(crate) struct Probe {
-    measure: Option<Arc<dyn Remote>>,
-    _kept: Option<Arc<Kept>>,
-}
-
-/// Tells its remote that a kept call ended, when the last clone of its [`Probe`] drops.
-struct Kept(Arc<dyn Remote>);
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        self.0.kept_ended();
-    }
-}
+pub(crate) struct Probe(pub(crate) Option<Arc<dyn Remote>>);
 
 impl Probe {
-    /// The probe of a call `remote` placed here: measured if `measure`.
-    pub(crate) fn kept(remote: &Arc<dyn Remote>, measure: bool) -> Probe {
-        Probe {
-            measure: measure.then(|| Arc::clone(remote)),
-            _kept: Some(Arc::new(Kept(Arc::clone(remote)))),
-        }
-    }
-
     /// Runs `call` of `N`; if this is a probe, tells the remote how long it took and the
     /// encoded size of its result.
     pub(crate) fn call<N: NamedTask>(&self, call: impl FnOnce() -> N::Output) -> N::Output {
@@ -113,7 +85,7 @@ impl Probe {
         &self,
         call: impl FnOnce() -> Result<N::Output, E>,
     ) -> Result<N::Output, E> {
-        let Some(remote) = &self.measure else {
+        let Some(remote) = &self.0 else {
             return call();
         };
         // Reports on the way out, a panic's too: a probe must always come back.
