@@ -66,6 +66,10 @@ pub(crate) const BATCH_WORK: Duration = Duration::from_millis(2);
 /// took 2.3–2.5 × the local client's time when they were batched too).
 pub(crate) const BATCH_MIN: Duration = Duration::from_micros(5);
 
+/// Calls longer than this go one by one: the node's cost per task is a few percent of
+/// them at most, and a batch of fewer calls would balance worse for little gain.
+pub(crate) const BATCH_MOST: Duration = Duration::from_micros(250);
+
 /// Bounds on the calls of a batch.
 const BATCH_CALLS: std::ops::RangeInclusive<usize> = 8..=1024;
 
@@ -177,18 +181,25 @@ impl Estimates {
             .is_some_and(|kind| kind.probing)
     }
 
-    /// How many calls of kind `fingerprint` make a batch, if its calls are kept here (cheap,
-    /// small results) but not too short to hand on ([`BATCH_MIN`]): about [`BATCH_WORK`]
-    /// of them.
+    /// How many calls of kind `fingerprint` make a batch, if its calls may go in batches
+    /// (measured between [`BATCH_MIN`] and [`BATCH_MOST`], small results): about
+    /// [`BATCH_WORK`] of them.
     pub(crate) fn batch_size(&self, fingerprint: u64) -> Option<usize> {
         let kind = self.kinds.get(&fingerprint)?;
         let mean = kind.mean?;
-        if self.below.is_zero() || kind.large || mean >= self.below || mean < BATCH_MIN {
+        if self.below.is_zero() || kind.large || mean < BATCH_MIN || mean > BATCH_MOST {
             return None;
         }
         let calls = BATCH_WORK.as_nanos() / mean.as_nanos().max(1);
         let calls = usize::try_from(calls).unwrap_or(usize::MAX);
         Some(calls.clamp(*BATCH_CALLS.start(), *BATCH_CALLS.end()))
+    }
+
+    /// Whether calls of kind `fingerprint` are kept here (once measured).
+    fn keeps(&self, fingerprint: u64) -> bool {
+        self.runs.binary_search(&fingerprint).is_ok()
+            && (self.kinds.get(&fingerprint))
+                .is_some_and(|k| !k.large && k.mean.is_some_and(|mean| mean < self.below))
     }
 
     /// Where this call of kind `fingerprint` runs (see the [module docs](self)).
@@ -279,9 +290,18 @@ impl LocalFirst {
         place
     }
 
-    /// See [`Estimates::batch_size`].
+    /// How many calls of kind `fingerprint` make a batch, if this call, which the swarm
+    /// takes, goes in one: a call of a kept kind comes to the swarm only when the pool is
+    /// behind ([`LocalFirst::place`]); a call of a kind handed on anyway, when the work
+    /// this peer holds is (see [`Estimates::behind`]); else it goes alone, at once.
     pub(crate) fn batch_size(&self, fingerprint: u64) -> Option<usize> {
-        self.lock().batch_size(fingerprint)
+        let mut estimates = self.lock();
+        let size = estimates.batch_size(fingerprint)?;
+        if estimates.keeps(fingerprint) || estimates.behind(fingerprint, Instant::now()) {
+            Some(size)
+        } else {
+            None
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Estimates> {
@@ -409,6 +429,23 @@ mod tests {
     }
 
     #[test]
+    fn calls_of_a_kind_handed_on_anyway_go_alone_until_this_peer_is_behind() {
+        // 100 µs: not kept, but short enough to batch.
+        let first = LocalFirst::new(20 * US, 1024, vec![7], 1, Arc::default());
+        first.ran(7, 100 * US, 8);
+        assert_eq!(first.place(7, false, true), Place::Remote);
+        let alone = (0..1_000)
+            .take_while(|_| first.batch_size(7).is_none())
+            .count();
+        // 40 calls fill 4 ms; a few more while the clock runs.
+        assert!(
+            (40..=60).contains(&alone),
+            "4 ms of work go alone first: {alone}"
+        );
+        assert_eq!(first.batch_size(7), Some(20), "then 2 ms batches");
+    }
+
+    #[test]
     fn nothing_is_handed_on_while_no_peer_is_up() {
         let first = LocalFirst::new(20 * US, 1024, vec![7], 1, Arc::default());
         first.ran(7, 8 * US, 8);
@@ -419,14 +456,14 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_holds_about_its_work_of_calls_of_a_kept_kind_only() {
+    fn a_batch_holds_about_its_work_of_calls_neither_too_short_nor_too_long() {
         let mut e = Estimates::new(20 * US, 1024, vec![7, 8, 9], 1);
         assert_eq!(e.batch_size(7), None, "not measured yet");
         e.ran(7, 8 * US, 8);
         let calls = (BATCH_WORK.as_micros() / 8) as usize;
         assert_eq!(e.batch_size(7), Some(calls));
-        e.ran(8, 30 * US, 8);
-        assert_eq!(e.batch_size(8), None, "too slow to be kept");
+        e.ran(8, 300 * US, 8);
+        assert_eq!(e.batch_size(8), None, "too slow to batch");
         e.ran(9, 8 * US, 4096);
         assert_eq!(e.batch_size(9), None, "its results are large");
         let mut short = Estimates::new(20 * US, 1024, vec![7, 8], 1);

@@ -314,8 +314,7 @@ impl SwarmTasks {
 
 impl Remote for SwarmTasks {
     fn submit(&self, call: Call) {
-        // Only kinds kept here have a batch size, and their calls come here only when the
-        // pool cannot keep up (`LocalFirst::place`).
+        // Calls of short kinds go in batches while this peer is behind (`local_first`).
         let size = match self.local_first.batch_size(call.fingerprint) {
             Some(size) if call.retries == 0 && !call.args.is_empty() => size,
             _ => return self.submit_one(call),
