@@ -215,6 +215,19 @@ pub(crate) fn run_calls(
     results
 }
 
+/// The results of a batch of `count` calls from its encoded result, as any peer may have
+/// sent it: results that do not decode, or not one per call, fail every call.
+pub(crate) fn results(bytes: &[u8], count: usize) -> Result<CallResults, Failure> {
+    match postcard::from_bytes::<CallResults>(bytes) {
+        Ok(results) if results.len() == count => Ok(results),
+        Ok(results) => Err(Failure::BadResult(format!(
+            "a batch of {count} calls came back with {} results",
+            results.len()
+        ))),
+        Err(error) => Err(Failure::BadResult(format!("a batch's results: {error}"))),
+    }
+}
+
 /// Runs one call of a registered task: its encoded result, or why there is none (a panic
 /// is caught and named).
 pub(crate) fn run_call(registration: &Registration, args: &[Bytes]) -> Result<Vec<u8>, Failure> {
@@ -264,6 +277,20 @@ mod tests {
         result
             .as_ref()
             .map(|bytes| postcard::from_bytes(bytes).unwrap())
+    }
+
+    #[test]
+    fn results_not_one_per_call_or_not_decoding_fail_the_batch() {
+        let two: CallResults = vec![Ok(vec![1]), Err(Failure::UnknownTask)];
+        let bytes = postcard::to_allocvec(&two).unwrap();
+        assert_eq!(results(&bytes, 2), Ok(two));
+        assert!(
+            matches!(results(&bytes, 3), Err(Failure::BadResult(m)) if m.contains("2 results"))
+        );
+        assert!(matches!(results(&[0xff; 9], 2), Err(Failure::BadResult(_))));
+        // A count far beyond the bytes that follow it is refused, not allocated.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(results(&huge, 2), Err(Failure::BadResult(_))));
     }
 
     #[test]

@@ -13,11 +13,11 @@ use peer_core::TaskId;
 use peer_core::ext::{ArgSlot, Call, Place, Remote};
 use tokio::sync::oneshot;
 
-use crate::batch::{BATCH_BYTES, Batches, Joining};
+use crate::batch::{self, BATCH_BYTES, Batches, Joining};
 use crate::commands::{Command, Commands, Resolver, TrySend};
 use crate::local_first::LocalFirst;
 use crate::node::{NewTask, SubmitArg};
-use crate::wire::{CALL_RESULT, CallArgs, CallResults, Failure, TaskKey, bounded};
+use crate::wire::{CALL_RESULT, CallArgs, Failure, TaskKey, bounded};
 
 /// Which swarm task stands behind which local future, both ways, while it may be used as
 /// an argument or named in an error.
@@ -258,16 +258,7 @@ impl SwarmTasks {
         }
         let keys = Arc::clone(&self.keys);
         let resolve: Resolver = Box::new(move |result| {
-            let count = dones.len();
-            let results =
-                result.and_then(|bytes| match postcard::from_bytes::<CallResults>(&bytes) {
-                    Ok(results) if results.len() == count => Ok(results),
-                    Ok(results) => Err(Failure::BadResult(format!(
-                        "a batch of {count} calls came back with {} results",
-                        results.len()
-                    ))),
-                    Err(error) => Err(Failure::BadResult(format!("a batch's results: {error}"))),
-                });
+            let results = result.and_then(|bytes| batch::results(&bytes, dones.len()));
             // Errors are named under the lock; futures complete after it, since their
             // dependents may submit.
             let outcomes: Vec<Result<Vec<u8>, TaskError>> = {
