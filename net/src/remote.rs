@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use peer_core::TaskError;
 use peer_core::TaskId;
-use peer_core::ext::{ArgSlot, Call, Place, Remote};
+use peer_core::ext::{ArgSlot, Call, Done, Place, Remote};
 use tokio::sync::oneshot;
 
 use crate::batch::{self, BATCH_BYTES, Batches, Joining};
@@ -173,18 +173,11 @@ impl SwarmTasks {
                 }
             }
             drop(keys);
-            match outcome {
-                Ok(bytes) => done.complete(Ok(&bytes)),
-                Err(error) => done.complete(Err(error)),
-            }
+            complete(done, outcome);
         });
         let task = NewTask {
-            key,
-            name: name.to_string(),
-            fingerprint,
-            args,
-            calls: Arc::new([]),
             retries,
+            ..NewTask::one(key, name.to_string(), fingerprint, args)
         };
         self.send(Command::Submit {
             task,
@@ -274,19 +267,12 @@ impl SwarmTasks {
                 }
             };
             for ((_, done), outcome) in dones.into_iter().zip(outcomes) {
-                match outcome {
-                    Ok(bytes) => done.complete(Ok(&bytes)),
-                    Err(error) => done.complete(Err(error)),
-                }
+                complete(done, outcome);
             }
         });
         let task = NewTask {
-            key,
-            name: name.to_string(),
-            fingerprint,
-            args,
             calls: layout.into(),
-            retries: 0,
+            ..NewTask::one(key, name.to_string(), fingerprint, args)
         };
         Command::Submit {
             task,
@@ -374,6 +360,18 @@ impl Remote for SwarmTasks {
         if let Some(thread) = lock(&self.thread).take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Completes a future with its task's encoded result, or its error.
+fn complete<B>(done: Done, outcome: Result<B, TaskError>)
+where
+    B: std::ops::Deref,
+    B::Target: AsRef<[u8]>,
+{
+    match outcome {
+        Ok(bytes) => done.complete(Ok((*bytes).as_ref())),
+        Err(error) => done.complete(Err(error)),
     }
 }
 

@@ -5,7 +5,6 @@
 //! state lives here.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::requests::Sent;
@@ -356,14 +355,7 @@ impl Node {
                     fingerprint,
                     args,
                 } => {
-                    let task = NewTask {
-                        key,
-                        name,
-                        fingerprint,
-                        args,
-                        calls: Arc::new([]),
-                        retries: 0,
-                    };
+                    let task = NewTask::one(key, name, fingerprint, args);
                     self.tasks.take_in(task, now);
                 }
                 jobs::Effect::Gossip(event) => self.gossip.push(event, now),

@@ -154,6 +154,25 @@ pub(crate) struct NewTask {
     pub(crate) retries: u32,
 }
 
+impl NewTask {
+    /// One call of the task, not run again after a panic.
+    pub(crate) fn one(
+        key: TaskKey,
+        name: String,
+        fingerprint: u64,
+        args: Vec<SubmitArg>,
+    ) -> NewTask {
+        NewTask {
+            key,
+            name,
+            fingerprint,
+            args,
+            calls: Arc::new([]),
+            retries: 0,
+        }
+    }
+}
+
 /// One argument of a submitted task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SubmitArg {
@@ -546,15 +565,7 @@ impl Node {
         args: Vec<SubmitArg>,
         now: Instant,
     ) {
-        let task = NewTask {
-            key,
-            name,
-            fingerprint,
-            args,
-            calls: Arc::new([]),
-            retries: 0,
-        };
-        self.submit_task(task, now);
+        self.submit_task(NewTask::one(key, name, fingerprint, args), now);
     }
 
     /// Takes in a task this peer owns.
