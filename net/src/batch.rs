@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -29,21 +30,25 @@ pub(crate) const FLUSH_AT_MOST: Duration = Duration::from_millis(2);
 
 /// The open batches of calls `C`, one per kind of task (by fingerprint) at most.
 ///
-/// A batch runs as one task, once every future it reads is done, so it must not read a
-/// future that waits for one of its own calls (a call kept on the pool that reads one of
-/// them, say): both would wait for good. So a call joins an open batch only if each future
-/// it waits on is a call of the batch, or one its first call waits on too (made before
-/// the batch, so it cannot wait for it); else the open batch goes first and the call opens
-/// the next.
+/// A batch runs as one task once every future it reads has its value, so grouping calls
+/// must not make one wait for what it does not read: a call kept on the pool (or a task
+/// running there) that reads a call of the batch, while the batch waits for it, would wait
+/// for good. So a batch opened by a call that waits on nothing takes only calls whose
+/// futures are its own calls (it waits on nothing outside); a batch opened by a call that
+/// waits on futures F takes only calls that wait on all of F or on its own calls, and on
+/// nothing else (all its calls wait on F anyway). A call that does not fit goes alone, or,
+/// if the open batch has [`REPLACE_AT`] calls, sends it on and opens the next ([`Fit`]).
 pub(crate) struct Batches<C> {
     open: Mutex<HashMap<u64, Open<C>>>,
+    /// How many are open: read without the lock while none is.
+    count: AtomicUsize,
 }
 
 struct Open<C> {
     calls: Vec<C>,
     /// The ids of their futures.
     ids: HashSet<u64>,
-    /// The futures not done that its first call waits on.
+    /// The futures without values that its first call waits on.
     before: Vec<u64>,
     /// The bytes of their arguments.
     bytes: usize,
@@ -57,11 +62,42 @@ impl<C> Open<C> {
     fn due(&self) -> Instant {
         (self.joined + FLUSH_AFTER).min(self.opened + FLUSH_AT_MOST)
     }
+
+    /// Whether a call that waits on `waits_on` may join (see [`Batches`]).
+    fn takes(&self, waits_on: &[u64]) -> bool {
+        let own = |dep: &u64| self.ids.contains(dep);
+        if self.before.is_empty() {
+            return waits_on.iter().all(own);
+        }
+        let known = waits_on
+            .iter()
+            .all(|dep| own(dep) || self.before.contains(dep));
+        let through_own = waits_on.iter().any(own);
+        let all_before = self.before.iter().all(|dep| waits_on.contains(dep));
+        known && (through_own || all_before)
+    }
 }
 
 /// A batch whose arguments reach this many bytes goes, however few its calls: a batch
 /// crosses the wire in one frame.
 pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+
+/// An open batch of at least this many calls goes ahead of a call that cannot join it, and
+/// that call opens the next; a smaller one stays open, and the call goes alone.
+pub(crate) const REPLACE_AT: usize = 8;
+
+/// Where a call stands with the open batch of its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// None is open: the call may open one.
+    Open,
+    /// It may join the open one.
+    Join,
+    /// It cannot join, and the open one goes first: the call opens the next.
+    Replace,
+    /// It cannot join, and the open one stays: the call goes alone.
+    Refuse,
+}
 
 /// One call for [`Batches::add`].
 pub(crate) struct Joining<'a, C> {
@@ -69,7 +105,7 @@ pub(crate) struct Joining<'a, C> {
     pub(crate) fingerprint: u64,
     /// The id of its future.
     pub(crate) id: u64,
-    /// The ids of the futures it reads that were not done when it was made.
+    /// The ids of the futures it reads that have no values yet.
     pub(crate) waits_on: &'a [u64],
     /// The bytes of its encoded arguments.
     pub(crate) bytes: usize,
@@ -77,25 +113,51 @@ pub(crate) struct Joining<'a, C> {
 }
 
 /// What [`Batches::add`] did with a call.
-pub(crate) struct Added<C> {
-    /// A batch to hand on now: the call's own, filled by it, or the one open before it,
-    /// which it could not join.
-    pub(crate) full: Option<Vec<C>>,
-    /// The call opened a batch: someone must hand it on within [`FLUSH_AFTER`].
-    pub(crate) opened: bool,
+pub(crate) enum Added<C> {
+    /// It joined the open batch; if it filled it, the batch to hand on now.
+    Joined(Option<Vec<C>>),
+    /// It opened a batch, to hand on within [`FLUSH_AT_MOST`]; with the batch open before
+    /// it, to hand on now.
+    Opened(Option<Vec<C>>),
+    /// It could not join the open batch (see [`Fit::Refuse`]): here it is back.
+    Refused(C),
 }
 
 impl<C> Default for Batches<C> {
     fn default() -> Self {
         Batches {
             open: Mutex::default(),
+            count: AtomicUsize::new(0),
         }
     }
 }
 
 impl<C> Batches<C> {
+    /// Whether any batch is open; no lock.
+    pub(crate) fn any_open(&self) -> bool {
+        // Relaxed: a batch opened meanwhile is seen by `add`, which decides under the lock.
+        self.count.load(Ordering::Relaxed) > 0
+    }
+
+    /// Where a call of kind `fingerprint` that waits on `waits_on` stands.
+    pub(crate) fn fit(&self, fingerprint: u64, waits_on: &[u64]) -> Fit {
+        if !self.any_open() {
+            return Fit::Open;
+        }
+        Self::fit_in(self.lock().get(&fingerprint), waits_on)
+    }
+
+    fn fit_in(open: Option<&Open<C>>, waits_on: &[u64]) -> Fit {
+        match open {
+            None => Fit::Open,
+            Some(batch) if batch.takes(waits_on) => Fit::Join,
+            Some(batch) if batch.calls.len() >= REPLACE_AT => Fit::Replace,
+            Some(_) => Fit::Refuse,
+        }
+    }
+
     /// Adds a call to the open batch of its kind, which is full at `size` calls or
-    /// [`BATCH_BYTES`].
+    /// [`BATCH_BYTES`], or opens one (see [`Fit`]).
     pub(crate) fn add(&self, joining: Joining<'_, C>, size: usize, now: Instant) -> Added<C> {
         let Joining {
             fingerprint,
@@ -105,29 +167,26 @@ impl<C> Batches<C> {
             call,
         } = joining;
         let mut open = self.lock();
-        let mut full = None;
-        if let Some(batch) = open.get_mut(&fingerprint) {
-            let joins =
-                (waits_on.iter()).all(|dep| batch.ids.contains(dep) || batch.before.contains(dep));
-            if joins {
+        let before = match Self::fit_in(open.get(&fingerprint), waits_on) {
+            Fit::Refuse => return Added::Refused(call),
+            Fit::Join => {
+                let Some(batch) = open.get_mut(&fingerprint) else {
+                    return Added::Refused(call);
+                };
                 batch.calls.push(call);
                 batch.ids.insert(id);
                 batch.bytes += bytes;
                 batch.joined = now;
                 if batch.calls.len() < size.max(2) && batch.bytes < BATCH_BYTES {
-                    return Added {
-                        full: None,
-                        opened: false,
-                    };
+                    return Added::Joined(None);
                 }
-                let batch = open.remove(&fingerprint).map(|b| b.calls);
-                return Added {
-                    full: batch,
-                    opened: false,
-                };
+                let full = open.remove(&fingerprint).map(|b| b.calls);
+                self.count.store(open.len(), Ordering::Relaxed);
+                return Added::Joined(full);
             }
-            full = open.remove(&fingerprint).map(|b| b.calls);
-        }
+            Fit::Replace => open.remove(&fingerprint).map(|b| b.calls),
+            Fit::Open => None,
+        };
         let batch = Open {
             calls: vec![call],
             ids: HashSet::from([id]),
@@ -137,12 +196,8 @@ impl<C> Batches<C> {
             joined: now,
         };
         open.insert(fingerprint, batch);
-        Added { full, opened: true }
-    }
-
-    /// Whether a batch of kind `fingerprint` is open.
-    pub(crate) fn is_open(&self, fingerprint: u64) -> bool {
-        self.lock().contains_key(&fingerprint)
+        self.count.store(open.len(), Ordering::Relaxed);
+        Added::Opened(before)
     }
 
     /// Takes the batches due at `now` (no call joined for [`FLUSH_AFTER`], or open for
@@ -161,7 +216,15 @@ impl<C> Batches<C> {
                 true
             }
         });
+        self.count.store(open.len(), Ordering::Relaxed);
         (due, next)
+    }
+
+    /// Takes every open batch: at shutdown, to fail their calls rather than hold them.
+    pub(crate) fn take_all(&self) -> Vec<Vec<C>> {
+        let mut open = self.lock();
+        self.count.store(0, Ordering::Relaxed);
+        open.drain().map(|(_, batch)| batch.calls).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Open<C>>> {
@@ -178,7 +241,9 @@ pub(crate) fn run_calls(
     calls: &[CallArgs],
     args: &[Bytes],
 ) -> CallResults {
-    let mut results: CallResults = Vec::with_capacity(calls.len());
+    // Results stay shared while the batch runs: a call that reads an earlier one 4,096
+    // times holds 4,096 counts, not 4,096 copies.
+    let mut results: Vec<Result<Bytes, Failure>> = Vec::with_capacity(calls.len());
     let mut mine = Vec::new();
     for call in calls {
         mine.clear();
@@ -192,7 +257,7 @@ pub(crate) fn run_calls(
                     ))
                 }),
                 Some(earlier) => match results.get(usize::from(earlier)) {
-                    Some(Ok(bytes)) => Ok(Bytes::new(bytes.clone())),
+                    Some(Ok(bytes)) => Ok(Bytes::clone(bytes)),
                     Some(Err(cause)) => Err(Failure::input(task, cause)),
                     None => Err(Failure::BadArguments(format!(
                         "a call of the batch reads call {earlier}, which is not before it"
@@ -209,10 +274,41 @@ pub(crate) fn run_calls(
         }
         results.push(match failed {
             Some(failure) => Err(failure),
-            None => run_call(registration, &mine),
+            None => run_call(registration, &mine).map(Bytes::new),
         });
     }
-    results
+    drop(mine);
+    (results.into_iter())
+        .map(|result| result.map(|bytes| Bytes::try_unwrap(bytes).unwrap_or_else(|b| (*b).clone())))
+        .collect()
+}
+
+/// The earlier call of batch `batch` whose failure made call `i` fail as its input (the
+/// first of a chain of such calls to fail of itself), if that is why call `i` failed.
+pub(crate) fn failed_input(
+    mut i: usize,
+    batch: TaskKey,
+    results: &CallResults,
+    calls: &[CallArgs],
+) -> Option<usize> {
+    let mut found = None;
+    // Each step goes to an earlier call, so this ends; results may come from any peer.
+    while let Some(Err(Failure::Input { task, .. })) = results.get(i) {
+        if *task != batch {
+            break;
+        }
+        let reads = calls.get(i).map_or(&[][..], |call| &call.0[..]);
+        let Some(earlier) = (reads.iter())
+            .filter_map(|index| index.checked_sub(CALL_RESULT))
+            .map(usize::from)
+            .find(|p| *p < i && matches!(results.get(*p), Some(Err(_))))
+        else {
+            break;
+        };
+        found = Some(earlier);
+        i = earlier;
+    }
+    found
 }
 
 /// The results of a batch of `count` calls from its encoded result, as any peer may have
@@ -294,6 +390,45 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_passed_along_calls_of_the_batch_is_traced_to_the_first() {
+        let key = TaskKey { owner: 1, seq: 9 };
+        let other = TaskKey { owner: 2, seq: 3 };
+        let panicked = Failure::Panicked("boom".into());
+        let results: CallResults = vec![
+            Ok(vec![1]),
+            Err(panicked.clone()),
+            Err(Failure::input(key, &panicked)),   // reads call 1
+            Err(Failure::input(key, &panicked)),   // reads calls 0 and 2
+            Err(Failure::input(other, &panicked)), // an input from outside the batch
+        ];
+        let calls = [
+            CallArgs(vec![0]),
+            CallArgs(vec![1]),
+            CallArgs(vec![CALL_RESULT + 1]),
+            CallArgs(vec![CALL_RESULT, CALL_RESULT + 2]),
+            CallArgs(vec![2]),
+        ];
+        assert_eq!(failed_input(2, key, &results, &calls), Some(1));
+        assert_eq!(
+            failed_input(3, key, &results, &calls),
+            Some(1),
+            "through call 2"
+        );
+        assert_eq!(
+            failed_input(1, key, &results, &calls),
+            None,
+            "failed of itself"
+        );
+        assert_eq!(
+            failed_input(4, key, &results, &calls),
+            None,
+            "not the batch's"
+        );
+        assert_eq!(failed_input(0, key, &results, &calls), None);
+        assert_eq!(failed_input(9, key, &results, &calls), None);
+    }
+
+    #[test]
     fn each_call_runs_on_its_arguments_and_fails_alone() {
         let halve = registry()
             .get("peer_net::batch::tests::halve")
@@ -327,8 +462,14 @@ mod tests {
         );
     }
 
-    /// Adds call `id` of kind `fingerprint`, which waits on `waits_on`, to batches of 3.
-    fn add(batches: &Batches<u64>, fingerprint: u64, id: u64, waits_on: &[u64]) -> Added<u64> {
+    /// Adds call `id` of kind `fingerprint`, which waits on `waits_on`, to batches of
+    /// `size`.
+    fn add(
+        batches: &Batches<u64>,
+        size: usize,
+        (fingerprint, id): (u64, u64),
+        waits_on: &[u64],
+    ) -> Added<u64> {
         let joining = Joining {
             fingerprint,
             id,
@@ -336,37 +477,71 @@ mod tests {
             bytes: 1,
             call: id,
         };
-        batches.add(joining, 3, Instant::now())
+        batches.add(joining, size, Instant::now())
     }
 
     #[test]
     fn a_batch_goes_when_full_and_a_new_one_opens_after_it() {
         let batches = Batches::default();
-        assert!(add(&batches, 7, 1, &[]).opened);
-        let joined = add(&batches, 7, 2, &[1]);
+        assert!(matches!(add(&batches, 3, (7, 1), &[]), Added::Opened(None)));
         assert!(
-            !joined.opened && joined.full.is_none(),
+            matches!(add(&batches, 3, (7, 2), &[1]), Added::Joined(None)),
             "it reads a call of the batch"
         );
-        assert!(add(&batches, 8, 3, &[]).opened, "one batch per kind");
-        let filled = add(&batches, 7, 4, &[]);
-        assert_eq!(filled.full, Some(vec![1, 2, 4]), "in order");
-        assert!(!filled.opened);
-        assert!(add(&batches, 7, 5, &[]).opened);
+        assert!(
+            matches!(add(&batches, 3, (8, 3), &[]), Added::Opened(None)),
+            "one per kind"
+        );
+        match add(&batches, 3, (7, 4), &[]) {
+            Added::Joined(full) => assert_eq!(full, Some(vec![1, 2, 4]), "in order"),
+            _ => panic!("the third call fills the batch"),
+        }
+        assert!(matches!(add(&batches, 3, (7, 5), &[]), Added::Opened(None)));
     }
 
     #[test]
-    fn a_call_that_may_wait_for_the_batch_goes_in_the_next() {
+    fn a_batch_takes_only_calls_that_wait_on_what_it_waits_on() {
         let batches = Batches::default();
-        // The first call reads 100 (the data of a loop, say): others may read it too.
-        assert!(add(&batches, 7, 1, &[100]).opened);
-        assert!(add(&batches, 7, 2, &[100]).full.is_none());
-        // 50 was not done, and may wait for call 1 (a kept call that reads it).
-        let next = add(&batches, 7, 3, &[50]);
-        assert_eq!(next.full, Some(vec![1, 2]), "the open batch goes first");
-        assert!(next.opened, "and the call opens the next");
-        let (due, _) = batches.due(Instant::now() + FLUSH_AFTER);
-        assert_eq!(due, [vec![3]]);
+        // The first call reads 100, not done yet (the data of a loop, say).
+        assert!(matches!(
+            add(&batches, 100, (7, 1), &[100]),
+            Added::Opened(None)
+        ));
+        assert_eq!(batches.fit(7, &[100]), Fit::Join, "reads it too");
+        assert_eq!(batches.fit(7, &[1]), Fit::Join, "reads a call of the batch");
+        assert_eq!(batches.fit(7, &[1, 100]), Fit::Join);
+        // A call that waits on nothing would wait for 100 in it; one that waits on 50 too,
+        // and 50 may wait on a call of the batch (a kept call that reads it, say).
+        assert_eq!(batches.fit(7, &[]), Fit::Refuse);
+        assert_eq!(batches.fit(7, &[50]), Fit::Refuse);
+        assert_eq!(batches.fit(7, &[100, 50]), Fit::Refuse);
+        assert_eq!(batches.fit(8, &[50]), Fit::Open, "another kind");
+        assert!(matches!(
+            add(&batches, 100, (7, 2), &[50]),
+            Added::Refused(2)
+        ));
+        for id in 3..=9 {
+            assert!(matches!(
+                add(&batches, 100, (7, id), &[100]),
+                Added::Joined(None)
+            ));
+        }
+        // Eight calls open: the next that cannot join sends them on and opens the next.
+        assert_eq!(batches.fit(7, &[50]), Fit::Replace);
+        match add(&batches, 100, (7, 10), &[50]) {
+            Added::Opened(Some(before)) => assert_eq!(before, [1, 3, 4, 5, 6, 7, 8, 9]),
+            _ => panic!("it replaces the open batch"),
+        }
+
+        // A batch whose first call waits on nothing takes only calls that wait on nothing
+        // outside it: it waits on nothing.
+        let free = Batches::default();
+        assert!(matches!(add(&free, 100, (7, 1), &[]), Added::Opened(None)));
+        assert_eq!(free.fit(7, &[]), Fit::Join);
+        assert_eq!(free.fit(7, &[1]), Fit::Join);
+        assert_eq!(free.fit(7, &[100]), Fit::Refuse);
+        assert_eq!(free.take_all(), [vec![1]]);
+        assert_eq!(free.fit(7, &[100]), Fit::Open, "none open after take_all");
     }
 
     #[test]

@@ -130,16 +130,16 @@ impl Estimates {
         }
     }
 
-    /// Whether a call of kind `fingerprint` that [`Estimates::place`] keeps here at `now`
-    /// should be handed on instead, the pool being [`BACKLOG`] behind; if not, its work
+    /// Whether a call of kind `fingerprint` that would run here at `now` should be handed
+    /// on instead (if it `may` be), the pool being [`BACKLOG`] behind; if not, its work
     /// counts in the backlog.
-    pub(crate) fn behind(&mut self, fingerprint: u64, now: Instant) -> bool {
+    pub(crate) fn behind(&mut self, fingerprint: u64, now: Instant, may: bool) -> bool {
         let drained = self
             .backlog_at
             .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
         self.backlog = self.backlog.saturating_sub(drained * self.workers);
         self.backlog_at = Some(now);
-        if self.backlog >= BACKLOG * self.workers && self.batch_size(fingerprint).is_some() {
+        if may && self.backlog >= BACKLOG * self.workers && self.batch_size(fingerprint).is_some() {
             return true;
         }
         let mean = self.kinds.get(&fingerprint).and_then(|kind| kind.mean);
@@ -267,9 +267,10 @@ impl LocalFirst {
 
     /// See [`Estimates::place`]; counts the calls kept here. A call of a kind whose first
     /// call is being measured waits for it if it `may_wait` (see the [module docs](self)):
-    /// not on a worker of the pool, where the probe may be queued behind it. With
-    /// `peers_up`, a call beyond the [`BACKLOG`] goes to the swarm, to be batched.
-    pub(crate) fn place(&self, fingerprint: u64, may_wait: bool, peers_up: bool) -> Place {
+    /// not on a worker of the pool, where the probe may be queued behind it. If it may
+    /// `hand_on` (a peer is up, and the call could go in a batch), a call beyond the
+    /// [`BACKLOG`] goes to the swarm, to be batched.
+    pub(crate) fn place(&self, fingerprint: u64, may_wait: bool, hand_on: bool) -> Place {
         let mut estimates = self.lock();
         if may_wait && estimates.wait_for_probe(fingerprint) {
             estimates = self
@@ -279,7 +280,7 @@ impl LocalFirst {
                 .0;
         }
         let place = estimates.place(fingerprint);
-        if place != Place::Remote && peers_up && estimates.behind(fingerprint, Instant::now()) {
+        if place != Place::Remote && estimates.behind(fingerprint, Instant::now(), hand_on) {
             return Place::Remote;
         }
         drop(estimates);
@@ -297,7 +298,7 @@ impl LocalFirst {
     pub(crate) fn batch_size(&self, fingerprint: u64) -> Option<usize> {
         let mut estimates = self.lock();
         let size = estimates.batch_size(fingerprint)?;
-        if estimates.keeps(fingerprint) || estimates.behind(fingerprint, Instant::now()) {
+        if estimates.keeps(fingerprint) || estimates.behind(fingerprint, Instant::now(), true) {
             Some(size)
         } else {
             None
@@ -416,16 +417,16 @@ mod tests {
         e.ran(7, 8 * US, 8);
         let start = Instant::now();
         // 2 workers, 4 ms each, of 8 µs calls: 1,000 calls at one instant.
-        let kept = (0..2_000).take_while(|_| !e.behind(7, start)).count();
+        let kept = (0..2_000).take_while(|_| !e.behind(7, start, true)).count();
         assert_eq!(kept, 1_000);
-        assert!(e.behind(7, start), "then they go");
+        assert!(e.behind(7, start, true), "then they go");
         // 1 ms later the workers ran 2 ms of them: room for 250 more.
         let later = start + Duration::from_millis(1);
-        let kept = (0..2_000).take_while(|_| !e.behind(7, later)).count();
+        let kept = (0..2_000).take_while(|_| !e.behind(7, later, true)).count();
         assert_eq!(kept, 250);
         // A kind too short to hand on is kept however far behind the pool is.
         e.ran(9, BATCH_MIN / 2, 8);
-        assert!(!e.behind(9, later));
+        assert!(!e.behind(9, later, true));
     }
 
     #[test]

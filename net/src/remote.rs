@@ -13,7 +13,7 @@ use peer_core::TaskId;
 use peer_core::ext::{ArgSlot, Call, Done, Place, Remote};
 use tokio::sync::oneshot;
 
-use crate::batch::{self, BATCH_BYTES, Batches, Joining};
+use crate::batch::{self, Added, BATCH_BYTES, Batches, Fit, Joining};
 use crate::commands::{Command, Commands, Resolver, TrySend};
 use crate::local_first::LocalFirst;
 use crate::node::{NewTask, SubmitArg};
@@ -249,6 +249,8 @@ impl SwarmTasks {
         if first_with_peers {
             self.check_served(name, fingerprint);
         }
+        let layout: Arc<[CallArgs]> = layout.into();
+        let reads = Arc::clone(&layout);
         let keys = Arc::clone(&self.keys);
         let resolve: Resolver = Box::new(move |result| {
             let results = result.and_then(|bytes| batch::results(&bytes, dones.len()));
@@ -258,9 +260,28 @@ impl SwarmTasks {
                 let keys = lock(&keys);
                 let error = |failure, id| task_error(failure, id, name, signature, &keys);
                 match results {
-                    Ok(results) => (dones.iter().zip(results))
-                        .map(|((id, _), result)| result.map_err(|failure| error(failure, *id)))
-                        .collect(),
+                    Ok(results) => {
+                        let ids: Vec<TaskId> = dones.iter().map(|(id, _)| *id).collect();
+                        // A call that failed because an earlier call of the batch did names
+                        // that call as its input, as a call of its own would.
+                        let named: Vec<Option<TaskError>> = (0..ids.len())
+                            .map(|i| {
+                                let p = batch::failed_input(i, key, &results, &reads)?;
+                                let cause = results[p].as_ref().err()?.clone();
+                                Some(TaskError::InputFailed {
+                                    task: ids[i],
+                                    input: ids[p],
+                                    cause: Arc::new(error(cause, ids[p])),
+                                })
+                            })
+                            .collect();
+                        (results.into_iter().zip(named).zip(&ids))
+                            .map(|((result, named), id)| match (result, named) {
+                                (Err(_), Some(named)) => Err(named),
+                                (result, _) => result.map_err(|failure| error(failure, *id)),
+                            })
+                            .collect()
+                    }
                     Err(failure) => (dones.iter())
                         .map(|(id, _)| Err(error(failure.clone(), *id)))
                         .collect(),
@@ -271,7 +292,7 @@ impl SwarmTasks {
             }
         });
         let task = NewTask {
-            calls: layout.into(),
+            calls: layout,
             ..NewTask::one(key, name.to_string(), fingerprint, args)
         };
         Command::Submit {
@@ -293,10 +314,10 @@ impl Remote for SwarmTasks {
     fn submit(&self, call: Call) {
         // Calls of short kinds go in batches while this peer is behind (`local_first`).
         let size = match self.local_first.batch_size(call.fingerprint) {
-            Some(size) if call.retries == 0 && !call.args.is_empty() => size,
+            Some(size) if call.retries == 0 => size,
             _ => return self.submit_one(call),
         };
-        let size = size.min(bounded::ARGS / call.args.len());
+        let size = size.min(bounded::ARGS / call.args.len().max(1));
         let mut bytes = 0;
         let mut waits_on = Vec::new();
         for slot in &call.args {
@@ -316,26 +337,37 @@ impl Remote for SwarmTasks {
             bytes,
             call,
         };
-        let added = self.batches.add(joining, size, Instant::now());
-        if let Some(calls) = added.full {
+        let (full, opened) = match self.batches.add(joining, size, Instant::now()) {
+            Added::Joined(full) => (full, false),
+            Added::Opened(before) => (before, true),
+            Added::Refused(call) => return self.submit_one(call),
+        };
+        if let Some(calls) = full {
             let command = self.batch_command(calls);
             self.send(command);
         }
-        if added.opened {
-            self.send(Command::BatchOpened);
+        if opened && self.commands.send(Command::BatchOpened).is_err() {
+            // No loop to hand it on: its calls fail (`Shutdown`) instead of waiting.
+            drop(self.batches.take_all());
         }
     }
 
-    fn place(&self, fingerprint: u64) -> Place {
+    fn place(&self, fingerprint: u64, waits_on: &[TaskId]) -> Place {
         // A worker must not wait for a probe that may be queued behind it.
         let on_worker = peer_core::Client::with_current(|_| ()).is_some();
-        let peers_up = self.peers.load(Ordering::Relaxed) > 0;
-        // While a batch of the kind is open, its calls join it: a call kept between two
-        // of them would make the next one open a batch of its own (`batch::Batches`).
-        if peers_up && self.batches.is_open(fingerprint) {
-            return Place::Remote;
+        let mut hand_on = self.peers.load(Ordering::Relaxed) > 0;
+        if hand_on && self.batches.any_open() {
+            let waits_on: Vec<u64> = waits_on.iter().map(|id| id.as_u64()).collect();
+            match self.batches.fit(fingerprint, &waits_on) {
+                // While a batch of the kind is open, the calls that fit it join it: one kept
+                // between two of them would make the next open a batch of its own.
+                Fit::Join => return Place::Remote,
+                // One that does not fit stays here, as it would have (`batch::Batches`).
+                Fit::Refuse => hand_on = false,
+                Fit::Open | Fit::Replace => {}
+            }
         }
-        self.local_first.place(fingerprint, !on_worker, peers_up)
+        self.local_first.place(fingerprint, !on_worker, hand_on)
     }
 
     fn measured(&self, fingerprint: u64, took: Duration, size: usize) {
@@ -353,6 +385,8 @@ impl Remote for SwarmTasks {
     fn shutdown(&self) {
         // A signal, not a queued command: a full queue cannot hold it up.
         self.commands.stop();
+        // Calls still gathering fail (`Shutdown`) rather than wait for a loop that is gone.
+        drop(self.batches.take_all());
         let on_loop = *lock(&self.loop_thread) == Some(std::thread::current().id());
         if on_loop {
             return;

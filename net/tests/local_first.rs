@@ -186,3 +186,80 @@ fn calls_the_pool_cannot_keep_up_with_go_to_idle_peers_in_batches() {
     );
     assert!(status.kept_here > 256, "the pool kept its backlog's worth");
 }
+
+/// Fails on purpose.
+#[peer_core::task]
+fn broken(n: u64) -> u64 {
+    panic!("broken {n}")
+}
+
+#[test]
+fn a_task_that_submits_calls_while_a_batch_waits_for_it_does_not_wait_for_good() {
+    let peers = swarm(2);
+    let client = &peers[0];
+    assert_eq!(
+        client.submit_named(SpinAddTask, (1u64, 1u64)).wait(),
+        Ok(&2)
+    );
+    // A task on the pool that, once its gate opens, calls spin_add and waits for the calls.
+    let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let opened = std::sync::Arc::clone(&gate);
+    let fan: TaskFuture<u64> = client.submit_local(move || {
+        opened.wait();
+        let inner = peer_core::Client::current().expect("on a worker");
+        // From 100: 13 panics.
+        let calls = inner.map_named(SpinAddTask, (100..300u64).map(|i| (i, 1u64)));
+        inner.gather(calls).unwrap().iter().sum()
+    });
+    // A burst that puts the pool far behind (its one worker waits in the fan), then far
+    // more calls reading the fan's result than it keeps up with: they go in batches that
+    // wait for the fan, the last one still open when the fan runs.
+    let burst = client.map_named(SpinAddTask, (100..20_100u64).map(|i| (i, 1u64)));
+    let readers = client.map_named(SpinAddTask, (100..5_150u64).map(|i| (i, &fan)));
+    gate.wait();
+    let sum = fan
+        .wait_timeout(Duration::from_secs(60))
+        .expect("the fan waits for good");
+    assert_eq!(sum, Ok(&(101..=300u64).sum()));
+    let sum = *sum.unwrap();
+    assert_eq!(client.gather(burst).unwrap().len(), 20_000);
+    for (i, reader) in readers.iter().enumerate() {
+        let got = reader
+            .wait_timeout(Duration::from_secs(60))
+            .expect("a reader waits for good");
+        assert_eq!(got, Ok(&(i as u64 + 100 + sum)));
+    }
+}
+
+#[test]
+fn a_failed_input_fails_only_the_batched_calls_that_read_it() {
+    let peers = swarm(2);
+    let client = &peers[0];
+    assert_eq!(
+        client.submit_named(SpinAddTask, (1u64, 1u64)).wait(),
+        Ok(&2)
+    );
+    let failed: TaskFuture<u64> = client.submit_named(BrokenTask, 1u64);
+    assert!(failed.wait().is_err());
+    // Calls that read the failed future, between calls that do not, while the pool is
+    // behind: only the readers fail.
+    let mut calls = Vec::new();
+    // From 100: 13 panics.
+    for i in 100..6_100u64 {
+        if i % 100 == 7 {
+            calls.push((i, client.submit_named(SpinAddTask, (i, &failed))));
+        } else {
+            calls.push((i, client.submit_named(SpinAddTask, (i, 1u64))));
+        }
+    }
+    for (i, call) in calls {
+        match call.wait() {
+            Ok(sum) => assert_eq!(*sum, i + 1),
+            Err(error) => assert_eq!(i % 100, 7, "call {i} failed: {error}"),
+        }
+    }
+    assert!(
+        client.status().unwrap().stats.submitted < 2_000,
+        "the calls that do not read it went in batches"
+    );
+}

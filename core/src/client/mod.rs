@@ -186,7 +186,9 @@ impl Client {
         let Some(remote) = &self.remote else {
             return args.submit::<N>(self, retries);
         };
-        match remote.place(N::FINGERPRINT) {
+        let mut waits_on = Vec::new();
+        args.pending(&mut waits_on);
+        match remote.place(N::FINGERPRINT, &waits_on) {
             Place::Remote => crate::named::remote::submit::<N, A, F>(remote, args, retries),
             Place::Here => args.submit::<N>(&self.pool_view(), retries),
             Place::HereMeasured => {

@@ -33,6 +33,18 @@ pub trait IntoArg<T> {
     /// too), hidden.
     #[doc(hidden)]
     fn into_arg(self) -> Arg<T>;
+
+    /// Adds to `out` what the argument waits on: the id of a future without its value yet
+    /// (not done, or failed). Hidden: how a remote tells which calls may share a task.
+    #[doc(hidden)]
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        let _ = out;
+    }
+}
+
+/// Whether a future has its value (it is done, and did not fail).
+fn has_value<T: Send + Sync + 'static>(future: &TaskFuture<T>) -> bool {
+    future.try_get().is_some_and(|result| result.is_ok())
 }
 
 impl<T: Send + Sync + 'static> IntoArg<T> for T {
@@ -44,6 +56,23 @@ impl<T: Send + Sync + 'static> IntoArg<T> for T {
 impl<T: Send + Sync + 'static> IntoArg<T> for &TaskFuture<T> {
     fn into_arg(self) -> Arg<T> {
         Arg::Future(self.clone())
+    }
+
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        if !has_value(self) {
+            out.push(self.id());
+        }
+    }
+}
+
+/// A gather's [`IntoArg::pending`]: no one task makes its value, so it waits on an id of
+/// its own (as its [`FutureArg`] does) while an element has no value.
+fn gather_pending<'a, E: Element>(
+    mut futures: impl Iterator<Item = &'a TaskFuture<E>>,
+    out: &mut Vec<TaskId>,
+) {
+    if !futures.all(has_value) {
+        out.push(TaskId::next());
     }
 }
 
@@ -58,11 +87,19 @@ impl<E: Element> IntoArg<Vec<E>> for &[TaskFuture<E>] {
     fn into_arg(self) -> Arg<Vec<E>> {
         Arg::Gather(Gather(Box::new(self.to_vec())))
     }
+
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        gather_pending(self.iter(), out);
+    }
 }
 
 impl<E: Element> IntoArg<Vec<E>> for &Vec<TaskFuture<E>> {
     fn into_arg(self) -> Arg<Vec<E>> {
         self.as_slice().into_arg()
+    }
+
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        gather_pending(self.iter(), out);
     }
 }
 
@@ -71,11 +108,19 @@ impl<E: Element> IntoArg<Vec<E>> for &[&TaskFuture<E>] {
         let futures: Vec<TaskFuture<E>> = self.iter().map(|f| (*f).clone()).collect();
         Arg::Gather(Gather(Box::new(futures)))
     }
+
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        gather_pending(self.iter().copied(), out);
+    }
 }
 
 impl<E: Element> IntoArg<Vec<E>> for &Vec<&TaskFuture<E>> {
     fn into_arg(self) -> Arg<Vec<E>> {
         self.as_slice().into_arg()
+    }
+
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        gather_pending(self.iter().copied(), out);
     }
 }
 
@@ -100,7 +145,7 @@ impl<E: Element> Gathered<Vec<E>> for Vec<TaskFuture<E>> {
         ArgSlot::Future(FutureArg {
             // No one task makes this value: a fresh id the receiver knows as local.
             task: TaskId::next(),
-            done: self.iter().all(TaskFuture::is_done),
+            done: self.iter().all(has_value),
             encoded: Box::pin(async move {
                 let mut values = Vec::with_capacity(self.len());
                 for future in self.iter() {
@@ -125,8 +170,8 @@ pub enum ArgSlot {
 pub struct FutureArg {
     /// The earlier task.
     pub task: TaskId,
-    /// Whether its value was there when the call was made: a task not done then may come
-    /// to depend on work submitted after the call.
+    /// Whether its value was there when the call was made (done, not failed): a task not
+    /// done then may come to depend on work submitted after the call.
     pub done: bool,
     /// Resolves to the encoded value, or to why there is none.
     pub encoded: Pin<Box<dyn Future<Output = Result<Vec<u8>, ArgFailure>> + Send>>,
@@ -156,7 +201,7 @@ impl<T: Serialize + Send + Sync + 'static> Arg<T> {
             Arg::Value(v) => encode_one(index, &v).map(ArgSlot::Encoded),
             Arg::Future(f) => Ok(ArgSlot::Future(FutureArg {
                 task: f.id(),
-                done: f.is_done(),
+                done: has_value(&f),
                 encoded: Box::pin(async move {
                     let value = (&f).await.map_err(ArgFailure::Input)?;
                     encode_one(index, value).map_err(ArgFailure::Encode)
@@ -189,6 +234,12 @@ pub trait IntoArgs<A: Args, F = form::Tuple> {
     /// when done. How `peer-net` sends a call across the swarm; an extension point, hidden.
     #[doc(hidden)]
     fn into_slots(self) -> Result<Vec<ArgSlot>, CallError>;
+
+    /// Adds to `out` what the arguments wait on (see [`IntoArg::pending`]). Hidden.
+    #[doc(hidden)]
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        let _ = out;
+    }
 }
 
 /// Submits a call whose arguments are all values: one ready task that owns them.
@@ -235,6 +286,10 @@ where
         IntoArgs::<(A,)>::into_slots((self,))
     }
 
+    fn pending(&self, out: &mut Vec<TaskId>) {
+        IntoArg::pending(self, out);
+    }
+
     fn submit<N: NamedTask<Args = (A,)>>(
         self,
         client: &Client,
@@ -252,6 +307,10 @@ macro_rules! into_args_tuple {
         {
             fn into_slots(self) -> Result<Vec<ArgSlot>, CallError> {
                 Ok(vec![$(self.$i.into_arg().into_slot($i)?),+])
+            }
+
+            fn pending(&self, out: &mut Vec<TaskId>) {
+                $(IntoArg::pending(&self.$i, out);)+
             }
 
             fn submit<N: NamedTask<Args = ($($A,)+)>>(

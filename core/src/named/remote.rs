@@ -30,9 +30,10 @@ pub trait Remote: Send + Sync + 'static {
     /// Where this call of the named task with `fingerprint` runs: handed to the remote
     /// ([`Place::Remote`], the default), or on the client's own pool as a local client would
     /// run it (typed, nothing encoded; the remote never sees it), for a remote that finds
-    /// the task cheaper to run than to hand on.
-    fn place(&self, fingerprint: u64) -> Place {
-        let _ = fingerprint;
+    /// the task cheaper to run than to hand on. `waits_on`: the futures among its arguments
+    /// that have no value yet.
+    fn place(&self, fingerprint: u64, waits_on: &[TaskId]) -> Place {
+        let _ = (fingerprint, waits_on);
         Place::Remote
     }
 
