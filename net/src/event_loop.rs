@@ -190,6 +190,13 @@ impl EventLoop {
                 // before the loop takes in more (one waited up to 150 µs).
                 tokio::task::yield_now().await;
             }
+            // Checked at every turn too: the timer below wakes at a millisecond's grain.
+            if let Some(due) = self.batch_due {
+                let now = Instant::now();
+                if due <= now {
+                    self.hand_on_batches(now);
+                }
+            }
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
             let timeout = (node_due.into_iter())
