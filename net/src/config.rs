@@ -285,8 +285,10 @@ impl Config {
     /// Named tasks whose runs on this peer average less than this, with results that
     /// travel inline, run on this peer's own pool when its clients submit them, as a local
     /// client's would, instead of going through the swarm: handing a task on costs the
-    /// submitter more than that (`net/src/local_first.rs`). 20 µs by default; zero sends
-    /// every call through the swarm.
+    /// submitter more than that (`net/src/local_first.rs`). While the pool is behind (over
+    /// 4 ms of such work per worker) and a peer is up, those of 5 µs or more go to the swarm
+    /// in batches of about 2 ms of calls each (`net/src/batch.rs`). 20 µs by default; zero
+    /// sends every call through the swarm.
     pub fn keep_below(mut self, run_time: Duration) -> Config {
         self.keep_below = run_time;
         self
