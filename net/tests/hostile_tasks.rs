@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use peer_core::NamedTask;
 use peer_net::Peer;
-use peer_net::wire::{ArgSpec, Done, Request, Response, TaskKey, TaskSpec};
+use peer_net::wire::{
+    ArgSpec, CALL_RESULT, CallArgs, CallResults, Done, Failure, Request, Response, TaskKey,
+    TaskSpec,
+};
 use peers::{TouchTask, loopback, runs, still_works};
 use raw::{Heard, RawPeer, number};
 
@@ -131,4 +134,60 @@ fn pushes_and_steal_answers_are_cut_at_the_tasks_per_message() {
     );
     assert_eq!(runs("stolen"), 4);
     assert_eq!(runs("pushed"), 4);
+}
+
+/// A batch task (`TaskSpec::calls`, `net/src/batch.rs`) crafted by a member: its calls name
+/// an argument that is not there, a call after them, and a call that failed. The target
+/// runs the one good call once, fails each bad one alone, reports one outcome per call to
+/// the owner, and keeps working.
+#[test]
+fn a_crafted_batch_fails_its_bad_calls_alone() {
+    let target = Peer::join(loopback()).unwrap();
+    let raw = RawPeer::member();
+    let me = raw.number;
+    let batch = TaskSpec {
+        calls: vec![
+            CallArgs(vec![0]),               // runs, once
+            CallArgs(vec![7]),               // no such argument
+            CallArgs(vec![CALL_RESULT + 3]), // a call after it
+            CallArgs(vec![CALL_RESULT + 1]), // reads the failed call 1
+        ]
+        .into(),
+        ..touch(me, 301, "batched")
+    };
+    raw.answer_first_steal(vec![batch]);
+    let _target_id = raw.connect(&target.addresses()[0]);
+    let results = raw.wait_for(
+        "the batch's results",
+        Duration::from_secs(20),
+        |h| match h {
+            Heard::Request {
+                request: Request::Notify { done, .. },
+                ..
+            } => done.iter().find_map(|(task, done)| match done {
+                Done::Value {
+                    inline: Some(bytes),
+                    ..
+                } if task.seq == 301 => Some(postcard::from_bytes::<CallResults>(bytes).unwrap()),
+                _ => None,
+            }),
+            _ => None,
+        },
+    );
+    assert_eq!(results.len(), 4, "one outcome per call: {results:?}");
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(results[1], Err(Failure::BadArguments(_))),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[2], Err(Failure::BadArguments(_))),
+        "{results:?}"
+    );
+    assert!(
+        matches!(results[3], Err(Failure::Input { .. })),
+        "{results:?}"
+    );
+    assert_eq!(runs("batched"), 1, "only the good call ran");
+    still_works(&target);
 }
