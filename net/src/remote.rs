@@ -81,6 +81,12 @@ impl SwarmTasks {
         *lock(&self.thread) = Some(thread);
     }
 
+    /// Whether this is the first call of kind `fingerprint` while peers are connected: its
+    /// servers are then looked for ([`SwarmTasks::check_served`]).
+    fn first_with_peers(&self, keys: &mut Keys, fingerprint: u64) -> bool {
+        self.peers.load(Ordering::Relaxed) > 0 && keys.checked.insert(fingerprint)
+    }
+
     /// Named tasks submitted here that no connected peer registered, when first submitted.
     pub(crate) fn unserved(&self) -> Vec<String> {
         lock(&self.unserved).clone()
@@ -157,7 +163,7 @@ impl SwarmTasks {
                     }
                 }
             }
-            self.peers.load(Ordering::Relaxed) > 0 && keys.checked.insert(fingerprint)
+            self.first_with_peers(&mut keys, fingerprint)
         };
         if first_with_peers {
             self.check_served(name, fingerprint);
@@ -244,7 +250,7 @@ impl SwarmTasks {
                 shared.insert(call.task, result);
                 dones.push((call.task, call.done));
             }
-            self.peers.load(Ordering::Relaxed) > 0 && keys.checked.insert(fingerprint)
+            self.first_with_peers(&mut keys, fingerprint)
         };
         if first_with_peers {
             self.check_served(name, fingerprint);
