@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Homes(String, oneshot::Sender<Vec<PeerId>>),
     /// Start leaving the swarm: take no more work, hand queued tasks back.
     Drain,
+    /// About to stop: hand what this peer hosts to its backups, and say when they have it.
+    Leave(std::sync::mpsc::SyncSender<()>),
     /// Every connected peer's report, and this peer's.
     Reports(oneshot::Sender<Vec<PeerAnswer>>),
     /// The libp2p ids of the peers known by these numbers (those this peer still knows).

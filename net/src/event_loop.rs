@@ -82,6 +82,8 @@ pub(crate) struct EventLoop {
     link_rx: mpsc::Receiver<LinkEvent>,
     link_end_rx: mpsc::UnboundedReceiver<LinkEnd>,
     link_settings: LinkSettings,
+    /// Told once this leaving peer's backups hold what it hosts ([`Command::Leave`]).
+    leaving: Option<std::sync::mpsc::SyncSender<()>>,
 }
 
 /// The way back for one answer: the request's own substream, or the link it came on.
@@ -140,6 +142,7 @@ impl EventLoop {
             local_first: None,
             batches: Weak::new(),
             batch_due: None,
+            leaving: None,
             links,
             link_rx,
             link_end_rx,
@@ -196,6 +199,9 @@ impl EventLoop {
                 if due <= now {
                     self.hand_on_batches(now);
                 }
+            }
+            if self.leaving.is_some() && self.node.handed_off() {
+                let _ = self.leaving.take().map(|done| done.send(()));
             }
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
@@ -403,6 +409,10 @@ impl EventLoop {
                 let _ = reply.send(homes);
             }
             Command::Drain => self.node.drain(Instant::now()),
+            Command::Leave(done) => {
+                self.node.hand_off(Instant::now());
+                self.leaving = Some(done);
+            }
             Command::Reports(reply) => {
                 self.next_lookup += 1;
                 self.reports.insert(self.next_lookup, reply);

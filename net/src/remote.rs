@@ -19,6 +19,10 @@ use crate::local_first::LocalFirst;
 use crate::node::{NewTask, SubmitArg};
 use crate::wire::{CALL_RESULT, CallArgs, Failure, TaskKey, bounded};
 
+/// How long a peer that stops waits for its backups to take what it hosts: a snapshot's
+/// round trip or two, unless a backup hangs.
+const HAND_OFF: Duration = Duration::from_secs(2);
+
 /// Which swarm task stands behind which local future, both ways, while it may be used as
 /// an argument or named in an error.
 #[derive(Default)]
@@ -79,6 +83,17 @@ impl SwarmTasks {
     pub(crate) fn set_thread(&self, thread: JoinHandle<()>) {
         *lock(&self.loop_thread) = Some(thread.thread().id());
         *lock(&self.thread) = Some(thread);
+    }
+
+    /// Before the loop stops: waits (at most [`HAND_OFF`]) until the backups of the named
+    /// primitives this peer hosts hold all of their state, so that the peer that takes over
+    /// has it even if the backup itself left unnoticed meanwhile.
+    fn hand_off(&self) {
+        let (done, handed) = std::sync::mpsc::sync_channel(1);
+        if self.commands.try_send(Command::Leave(done)).is_ok() {
+            // An error: the loop is gone, nothing to wait for.
+            let _ = handed.recv_timeout(HAND_OFF);
+        }
     }
 
     /// Whether this is the first call of kind `fingerprint` while peers are connected: its
@@ -389,11 +404,14 @@ impl Remote for SwarmTasks {
     }
 
     fn shutdown(&self) {
+        let on_loop = *lock(&self.loop_thread) == Some(std::thread::current().id());
+        if !on_loop {
+            self.hand_off();
+        }
         // A signal, not a queued command: a full queue cannot hold it up.
         self.commands.stop();
         // Calls still gathering fail (`Shutdown`) rather than wait for a loop that is gone.
         drop(self.batches.take_all());
-        let on_loop = *lock(&self.loop_thread) == Some(std::thread::current().id());
         if on_loop {
             return;
         }

@@ -253,6 +253,10 @@ impl Running {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
+            // Read as they come, so that a process that does not exit shows what it said.
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
             assert!(
                 Instant::now() < deadline,
                 "it did not exit; the lines so far:\n{}",

@@ -775,6 +775,18 @@ impl Node {
         self.after(now);
     }
 
+    /// This peer is about to leave: the backups of the keys it hosts get their whole state
+    /// once more; [`Node::handed_off`] says when they have it.
+    pub(crate) fn hand_off(&mut self, now: Instant) {
+        self.prims.hand_off(now);
+        self.after(now);
+    }
+
+    /// Whether the backup of every key this peer hosts has all of its changes.
+    pub(crate) fn handed_off(&self) -> bool {
+        self.prims.handed_off()
+    }
+
     /// The peers in the order they would be home of `key`: the home first, then its backup.
     pub(crate) fn ranked_homes(&self, key: &str) -> Vec<u64> {
         self.prims.ranked_homes(&self.membership, key)

@@ -543,6 +543,26 @@ impl Prims {
         }
     }
 
+    /// This peer is leaving: each hosted key's backup gets the whole state once more, so
+    /// the peer that takes over when this one is gone holds every change. A backup that
+    /// left unnoticed fails the snapshot, and the next peer gets it instead
+    /// ([`replicated`](Prims::replicated)).
+    pub(crate) fn hand_off(&mut self, now: Instant) {
+        let keys: Vec<String> = self.hosted.keys().cloned().collect();
+        for key in keys {
+            if let Some(hosted) = self.hosted.get_mut(&key) {
+                hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
+            }
+            self.flush_replication(&key);
+        }
+    }
+
+    /// Whether every hosted key's backup has acknowledged all its changes (or there is no
+    /// peer to give them to): a leaving peer may go.
+    pub(crate) fn handed_off(&self) -> bool {
+        (self.hosted.values()).all(|h| !h.in_flight && h.unsent.is_empty() && h.held.is_empty())
+    }
+
     /// This peer was held up: if others suspected it, another peer took over its keys and
     /// may have changed them. Each hosted key becomes a copy again, so the next operation
     /// claims it and finds the newest state; waiters ask again.

@@ -185,6 +185,46 @@ fn a_key_moves_to_a_peer_that_joins_as_its_home_without_losing_items() {
     assert!(net.nodes[2].prims.hosted.contains_key(&key));
 }
 
+/// Two programs that host and back up a queue leave one after the other: the home's
+/// last act hands the state to a peer that is still there.
+#[test]
+fn a_leaving_home_hands_its_state_on_past_a_backup_that_left_unnoticed() {
+    let mut net = Net::new(4, 1, &[&[ADD]]);
+    let (home, backup, key) = net.key_homed_away("leaving", 0);
+    let third = 6 - home - backup;
+    for v in 0..20 {
+        net.call(0, u64::from(v), &key, QUEUE, put(v));
+    }
+    net.quiet();
+    for v in 0..20 {
+        assert_eq!(net.reply(0, v), Some(Reply::Done));
+    }
+    // The backup is gone; the home has not heard yet.
+    net.dead[backup] = true;
+    let now = net.now;
+    net.nodes[home].hand_off(now);
+    assert!(!net.nodes[home].handed_off(), "a snapshot is on its way");
+    net.quiet();
+    assert!(net.nodes[home].handed_off());
+    assert!(net.nodes[third].prims.replicas.contains_key(&key));
+    net.kill(backup);
+    net.kill(home);
+    for seq in 100..120 {
+        net.call(0, seq, &key, QUEUE, GET);
+    }
+    for _ in 0..5 {
+        net.tick(Duration::from_millis(100));
+    }
+    let mut got: Vec<u8> = (100..120)
+        .map(|seq| match net.reply(0, seq) {
+            Some(Reply::Item(item)) => item[0],
+            other => panic!("get {seq}: {other:?}"),
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..20).collect::<Vec<u8>>(), "each item exactly once");
+}
+
 #[test]
 fn topic_values_reach_other_peers_by_gossip() {
     let mut net = Net::new(3, 1, &[&[ADD]]);
