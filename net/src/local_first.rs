@@ -73,6 +73,11 @@ pub(crate) const BATCH_MOST: Duration = Duration::from_micros(250);
 /// Bounds on the calls of a batch.
 const BATCH_CALLS: std::ops::RangeInclusive<usize> = 8..=1024;
 
+/// The results a batch is expected to return, at most (by its kind's mean result size):
+/// a batch's results travel as one value, fetched like any task's, so 1,024 calls of
+/// 64 KiB must not make one 64 MiB value (the frame limit).
+pub(crate) const BATCH_RESULTS: usize = 1 << 20;
+
 /// Weight of a new run in a kind's running mean, as a divisor (a new run counts for 1/4).
 const WEIGHT: u32 = 4;
 
@@ -83,6 +88,8 @@ struct Kind {
     mean: Option<Duration>,
     /// Its last measured result was over the inline limit.
     large: bool,
+    /// The running mean of its results' encoded size.
+    size: usize,
     /// A first call runs here to be measured, its measure not back yet.
     probing: bool,
     /// A call waited for that measure already.
@@ -159,6 +166,10 @@ impl Estimates {
             None => took,
         });
         kind.large = size > self.inline_max;
+        kind.size = match kind.size {
+            0 => size,
+            mean => (mean * (WEIGHT as usize - 1) + size) / WEIGHT as usize,
+        };
         kind.probing = false;
     }
 
@@ -183,7 +194,7 @@ impl Estimates {
 
     /// How many calls of kind `fingerprint` make a batch, if its calls may go in batches
     /// (measured between [`BATCH_MIN`] and [`BATCH_MOST`], small results): about
-    /// [`BATCH_WORK`] of them.
+    /// [`BATCH_WORK`] of them, and [`BATCH_RESULTS`] of results at most.
     pub(crate) fn batch_size(&self, fingerprint: u64) -> Option<usize> {
         let kind = self.kinds.get(&fingerprint)?;
         let mean = kind.mean?;
@@ -192,7 +203,11 @@ impl Estimates {
         }
         let calls = BATCH_WORK.as_nanos() / mean.as_nanos().max(1);
         let calls = usize::try_from(calls).unwrap_or(usize::MAX);
-        Some(calls.clamp(*BATCH_CALLS.start(), *BATCH_CALLS.end()))
+        let fit = BATCH_RESULTS / kind.size.max(1);
+        if fit < *BATCH_CALLS.start() {
+            return None;
+        }
+        Some(calls.min(fit).clamp(*BATCH_CALLS.start(), *BATCH_CALLS.end()))
     }
 
     /// Whether calls of kind `fingerprint` are kept here (once measured).
@@ -468,6 +483,17 @@ mod tests {
         assert_eq!(e.batch_size(8), None, "too slow to batch");
         e.ran(9, 8 * US, 4096);
         assert_eq!(e.batch_size(9), None, "its results are large");
+        // Results under the inline limit, but 250 of them make a batch's worth.
+        let mut wide = Estimates::new(20 * US, 64 << 10, vec![7, 8], 1);
+        for _ in 0..20 {
+            wide.ran(7, 8 * US, 8 << 10);
+            wide.ran(8, 8 * US, 60 << 10);
+        }
+        let size = wide.kinds[&7].size;
+        assert_eq!(wide.batch_size(7), Some(BATCH_RESULTS / size), "results bound it");
+        assert!(BATCH_RESULTS / size < calls);
+        assert_eq!(wide.batch_size(8), Some(BATCH_RESULTS / wide.kinds[&8].size));
+        assert!(wide.batch_size(8).unwrap() * (60 << 10) <= BATCH_RESULTS + (60 << 10));
         let mut short = Estimates::new(20 * US, 1024, vec![7, 8], 1);
         short.ran(7, BATCH_MIN, 8);
         assert_eq!(short.batch_size(7), Some(400), "2 ms of 5 µs calls");
