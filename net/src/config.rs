@@ -61,7 +61,7 @@ pub struct Limits {
     /// Largest gossip message, in bytes (1 MiB; libp2p's own limit is 16 MiB).
     pub gossip_bytes: usize,
     /// Gossip batches taken from one peer per second, on average, with a second's worth at
-    /// once; more are dropped (1,000: a peer batches its events every 5 ms, or sooner when
+    /// once; more are dropped (1,000: a peer batches its events every 20 ms, or sooner when
     /// 1,024 are waiting).
     pub gossip_per_sec: u32,
     /// Tasks taken in one push or one steal answer (64).

@@ -207,7 +207,11 @@ impl Estimates {
         if fit < *BATCH_CALLS.start() {
             return None;
         }
-        Some(calls.min(fit).clamp(*BATCH_CALLS.start(), *BATCH_CALLS.end()))
+        Some(
+            calls
+                .min(fit)
+                .clamp(*BATCH_CALLS.start(), *BATCH_CALLS.end()),
+        )
     }
 
     /// Whether calls of kind `fingerprint` are kept here (once measured).
@@ -490,9 +494,16 @@ mod tests {
             wide.ran(8, 8 * US, 60 << 10);
         }
         let size = wide.kinds[&7].size;
-        assert_eq!(wide.batch_size(7), Some(BATCH_RESULTS / size), "results bound it");
+        assert_eq!(
+            wide.batch_size(7),
+            Some(BATCH_RESULTS / size),
+            "results bound it"
+        );
         assert!(BATCH_RESULTS / size < calls);
-        assert_eq!(wide.batch_size(8), Some(BATCH_RESULTS / wide.kinds[&8].size));
+        assert_eq!(
+            wide.batch_size(8),
+            Some(BATCH_RESULTS / wide.kinds[&8].size)
+        );
         assert!(wide.batch_size(8).unwrap() * (60 << 10) <= BATCH_RESULTS + (60 << 10));
         let mut short = Estimates::new(20 * US, 1024, vec![7, 8], 1);
         short.ran(7, BATCH_MIN, 8);

@@ -315,16 +315,22 @@ impl Tasks {
         if !releasable {
             return;
         }
-        if let State::Done { holder, .. } = *owned.state() {
+        if let State::Done { holder, inline } = owned.state() {
+            // A result that came inline is kept by nobody but us (the runner sent it with
+            // its notice, dependents got it in their specs): nothing to tell anyone. In W5
+            // at 1 ms that was a notice, and its answer, for every task run elsewhere.
+            let (holder, held) = (*holder, inline.is_none());
             self.owned.set_state(&task, State::Released);
-            // Our own copy, if a task of ours fetched it as an input.
-            self.cache.remove(&task);
-            if holder == self.me {
-                self.store.remove(&task);
-            } else {
-                self.release_at(holder, task);
+            if held {
+                // Our own copy, if a task of ours fetched it as an input.
+                self.cache.remove(&task);
+                if holder == self.me {
+                    self.store.remove(&task);
+                } else {
+                    self.release_at(holder, task);
+                }
+                self.gossip(GraphEvent::Released(task));
             }
-            self.gossip(GraphEvent::Released(task));
         }
         self.maybe_forget(task);
     }

@@ -69,6 +69,8 @@ struct Net {
     topic_values: Vec<(usize, String, Vec<u8>)>,
     /// Gathered reports: (node, waiter) -> reports.
     reports: HashMap<(usize, u64), Vec<super::report::Report>>,
+    /// Results each node asked another to free.
+    releases_sent: Vec<usize>,
 }
 
 impl Net {
@@ -104,6 +106,7 @@ impl Net {
             replies: HashMap::new(),
             topic_values: Vec::new(),
             reports: HashMap::new(),
+            releases_sent: vec![0; n],
         };
         for a in 0..n {
             for b in 0..n {
@@ -228,6 +231,9 @@ impl Net {
                             .push_back((i, Input::RequestFailed { tag, error }));
                     }
                     Output::Send { to, tag, request } => {
+                        if let Request::Notify { release, .. } = &request {
+                            self.releases_sent[i] += release.len();
+                        }
                         self.next_channel += 1;
                         self.channels.insert(self.next_channel, (i, tag));
                         let from = i as u64;
@@ -381,6 +387,34 @@ fn dependents_fetch_large_inputs_from_their_holders_and_results_are_released() {
     }
     let fetched: u64 = net.nodes.iter().map(|n| n.stats().fetches).sum();
     assert!(fetched > 0, "no input was fetched from another peer");
+    net.assert_all_released();
+}
+
+/// A small result travels inline with its notice and is kept by no runner: freeing it
+/// costs no message. A large one is kept by its runner until its owner frees it.
+#[test]
+fn only_results_kept_by_their_runners_are_released_there() {
+    let mut net = Net::new(3, 1, &[&[ADD, BIG]]);
+    for i in 0..300 {
+        net.submit(0, i, ADD, vec![SubmitArg::Inline(enc(i))]);
+    }
+    net.settle();
+    let ran: Vec<u64> = net.nodes.iter().map(|n| n.stats().ran).collect();
+    assert!(ran[1] + ran[2] > 0, "nothing ran elsewhere: {ran:?}");
+    assert_eq!(
+        net.releases_sent,
+        vec![0, 0, 0],
+        "small results are freed in place"
+    );
+    net.assert_all_released();
+    for i in 0..40 {
+        net.submit(0, 1_000 + i, BIG, vec![SubmitArg::Inline(enc(100 + i))]);
+    }
+    net.settle();
+    let held_elsewhere: u64 =
+        (net.nodes[1..].iter()).map(|n| n.stats().ran).sum::<u64>() - (ran[1] + ran[2]);
+    assert!(held_elsewhere > 0, "no large result ran elsewhere");
+    assert_eq!(net.releases_sent[0] as u64, held_elsewhere);
     net.assert_all_released();
 }
 

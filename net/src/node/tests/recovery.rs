@@ -262,11 +262,11 @@ fn a_detached_job_is_adopted_by_one_successor_and_published_everywhere() {
         net.nodes[0].detach(job, net.now).is_err(),
         "names are unique"
     );
-    // The job's description goes out by gossip (the batch is due 5 ms later); only that
-    // reaches the others before the owner dies: no thief got a task.
+    // The job's description goes out by gossip (the batch is due one gossip interval
+    // later); only that reaches the others before the owner dies: no thief got a task.
     net.drain_outputs();
     net.wire.clear();
-    net.now += Duration::from_millis(5);
+    net.now += Settings::default().gossip_interval;
     net.nodes[0].handle_timeout(net.now);
     net.drain_outputs();
     let gossip: Vec<(usize, Input)> = net
@@ -304,17 +304,19 @@ fn a_newcomer_hears_of_the_jobs_running_when_it_joins() {
         }],
         output: 0,
     };
+    let batch = Settings::default().gossip_interval;
     owner.detach(job.clone(), now).unwrap();
-    owner.handle_timeout(now + Duration::from_millis(5));
+    owner.handle_timeout(now + batch);
     while owner.poll_output().is_some() {}
+    let joined = now + batch + Duration::from_millis(1);
     owner.handle(
         Input::Identified {
             peer: 7,
             home: true,
         },
-        now + Duration::from_millis(6),
+        joined,
     );
-    owner.handle_timeout(now + Duration::from_millis(11));
+    owner.handle_timeout(joined + batch);
     let announced = std::iter::from_fn(|| owner.poll_output()).any(|o| {
         matches!(o, Output::Publish(ref batch) if batch.events.contains(&GraphEvent::Detached(job.clone())))
     });
