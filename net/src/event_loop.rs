@@ -32,6 +32,10 @@ use crate::wire::{Batch, Failure, Request, Response, TaskKey, TaskSpec};
 /// Addresses of one peer taken from its identify message.
 const MAX_ADDRESSES: usize = 16;
 
+/// How long a peer that stops keeps its loop turning after it flushed its gossip, for the
+/// batch to leave its connections (a detached job's description travels only by gossip).
+const LAST_GOSSIP: Duration = Duration::from_millis(10);
+
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     node: Node,
@@ -82,8 +86,9 @@ pub(crate) struct EventLoop {
     link_rx: mpsc::Receiver<LinkEvent>,
     link_end_rx: mpsc::UnboundedReceiver<LinkEnd>,
     link_settings: LinkSettings,
-    /// Told once this leaving peer's backups hold what it hosts ([`Command::Leave`]).
-    leaving: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Told once this leaving peer's backups hold what it hosts ([`Command::Leave`]), and
+    /// not before the instant with it: its last gossip gets that long to go out.
+    leaving: Option<(std::sync::mpsc::SyncSender<()>, Instant)>,
 }
 
 /// The way back for one answer: the request's own substream, or the link it came on.
@@ -200,14 +205,16 @@ impl EventLoop {
                     self.hand_on_batches(now);
                 }
             }
-            if self.leaving.is_some() && self.node.handed_off() {
-                let _ = self.leaving.take().map(|done| done.send(()));
+            let leave_at = self.leaving.as_ref().map(|(_, at)| *at);
+            if leave_at.is_some_and(|at| at <= Instant::now()) && self.node.handed_off() {
+                let _ = self.leaving.take().map(|(done, _)| done.send(()));
             }
             (self.peer_count).store(self.node.peers_up(), Ordering::Relaxed);
             let node_due = self.node.poll_timeout();
             let timeout = (node_due.into_iter())
                 .chain(self.links.next_deadline())
                 .chain(self.batch_due)
+                .chain(self.leaving.as_ref().map(|(_, at)| *at))
                 .min();
             let sleep = async {
                 match timeout {
@@ -410,8 +417,9 @@ impl EventLoop {
             }
             Command::Drain => self.node.drain(Instant::now()),
             Command::Leave(done) => {
-                self.node.hand_off(Instant::now());
-                self.leaving = Some(done);
+                let now = Instant::now();
+                self.node.hand_off(now);
+                self.leaving = Some((done, now + LAST_GOSSIP));
             }
             Command::Reports(reply) => {
                 self.next_lookup += 1;

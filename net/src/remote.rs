@@ -90,8 +90,10 @@ impl SwarmTasks {
     /// has it even if the backup itself left unnoticed meanwhile.
     fn hand_off(&self) {
         let (done, handed) = std::sync::mpsc::sync_channel(1);
+        // Not sent when the loop's queue is full (it stops without the hand-off, as it
+        // did before there was one) or the loop is gone; an error while waiting is the
+        // loop ending.
         if self.commands.try_send(Command::Leave(done)).is_ok() {
-            // An error: the loop is gone, nothing to wait for.
             let _ = handed.recv_timeout(HAND_OFF);
         }
     }

@@ -91,7 +91,8 @@ impl Gossip {
         self.outputs.pop_front()
     }
 
-    fn flush(&mut self) {
+    /// Publishes the events waiting for their batch now.
+    pub(super) fn flush(&mut self) {
         self.due = None;
         if self.pending.is_empty() {
             return;

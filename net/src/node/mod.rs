@@ -779,8 +779,11 @@ impl Node {
 
     /// This peer is about to leave: the backups of the keys it hosts get their whole state
     /// once more; [`Node::handed_off`] says when they have it.
+    /// Gossip waiting for its batch goes now too: a job detached or a value published
+    /// just before the stop must not wait 20 ms for a peer that is leaving.
     pub(crate) fn hand_off(&mut self, now: Instant) {
-        self.prims.hand_off(now);
+        self.prims.hand_off(&self.membership, now);
+        self.gossip.flush();
         self.after(now);
     }
 

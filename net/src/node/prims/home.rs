@@ -544,10 +544,26 @@ impl Prims {
     }
 
     /// This peer is leaving: each hosted key's backup gets the whole state once more, so
-    /// the peer that takes over when this one is gone holds every change. A backup that
-    /// left unnoticed fails the snapshot, and the next peer gets it instead
-    /// ([`replicated`](Prims::replicated)).
-    pub(crate) fn hand_off(&mut self, now: Instant) {
+    /// the peer that takes over when this one is gone holds every change; a snapshot to a
+    /// new backup still in flight (the old one just left) is waited for too. A backup that
+    /// cannot be reached fails the snapshot, and the next peer gets it instead
+    /// ([`replicated`](Prims::replicated)). A copy this peer keeps of a key whose home is
+    /// gone, and which it would host at the next operation, is hosted now, so that it goes
+    /// on to the next peer rather than leave with this one.
+    pub(crate) fn hand_off(&mut self, members: &Membership, now: Instant) {
+        let orphans: Vec<String> = (self.replicas.keys())
+            .filter(|key| !self.hosted.contains_key(*key) && !self.claims.contains_key(*key))
+            .filter(|key| self.ranked_homes(members, key)[0] == self.me)
+            .cloned()
+            .collect();
+        for key in orphans {
+            if let Some(copy) = self.replicas.remove(&key) {
+                // As a claim takes a copy: leases as time left, then by this peer's clock.
+                let mut state = copy.snapshot(now);
+                state.apply(&Delta::Snapshot(state.clone()), now);
+                self.host(members, key, state, now);
+            }
+        }
         let keys: Vec<String> = self.hosted.keys().cloned().collect();
         for key in keys {
             if let Some(hosted) = self.hosted.get_mut(&key) {

@@ -850,3 +850,18 @@ fn tasks_given_off_the_node_are_recorded_when_sent_and_queued_again_when_not() {
     assert_eq!(at(&node, &lost[0].key), 0, "still here");
     assert_eq!(node.stats().given, 2, "not counted as given");
 }
+
+/// A value published (or a job detached) just before the stop goes with the hand-off, not
+/// a gossip interval later, when the peer may be gone.
+#[test]
+fn a_leaving_peer_publishes_its_waiting_gossip_at_once() {
+    let now = Instant::now();
+    let mut node = Node::new(0, vec![ADD], Settings::default());
+    node.publish("answer".into(), Ok(enc(42)), now);
+    let published = |node: &mut Node| {
+        std::iter::from_fn(|| node.poll_output()).any(|o| matches!(o, Output::Publish(_)))
+    };
+    assert!(!published(&mut node), "batched for the gossip interval");
+    node.hand_off(now);
+    assert!(published(&mut node), "flushed by the hand-off");
+}

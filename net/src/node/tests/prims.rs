@@ -191,14 +191,8 @@ fn a_key_moves_to_a_peer_that_joins_as_its_home_without_losing_items() {
 fn a_leaving_home_hands_its_state_on_past_a_backup_that_left_unnoticed() {
     let mut net = Net::new(4, 1, &[&[ADD]]);
     let (home, backup, key) = net.key_homed_away("leaving", 0);
-    let third = 6 - home - backup;
-    for v in 0..20 {
-        net.call(0, u64::from(v), &key, QUEUE, put(v));
-    }
-    net.quiet();
-    for v in 0..20 {
-        assert_eq!(net.reply(0, v), Some(Reply::Done));
-    }
+    let next = net.nodes[home].ranked_homes(&key)[2] as usize;
+    fill(&mut net, &key);
     // The backup is gone; the home has not heard yet.
     net.dead[backup] = true;
     let now = net.now;
@@ -206,11 +200,47 @@ fn a_leaving_home_hands_its_state_on_past_a_backup_that_left_unnoticed() {
     assert!(!net.nodes[home].handed_off(), "a snapshot is on its way");
     net.quiet();
     assert!(net.nodes[home].handed_off());
-    assert!(net.nodes[third].prims.replicas.contains_key(&key));
+    assert!(net.nodes[next].prims.replicas.contains_key(&key));
     net.kill(backup);
     net.kill(home);
+    assert_all_twenty_got(&mut net, &key);
+}
+
+/// The other order: the home leaves first, and its backup, which would take the key over
+/// at the next operation, leaves before one comes.
+#[test]
+fn a_leaving_backup_hosts_and_hands_on_a_key_whose_home_is_gone() {
+    let mut net = Net::new(4, 1, &[&[ADD]]);
+    let (home, backup, key) = net.key_homed_away("orphan", 0);
+    fill(&mut net, &key);
+    net.kill(home);
+    net.quiet();
+    assert!(net.nodes[backup].prims.replicas.contains_key(&key));
+    let next = net.nodes[backup].ranked_homes(&key)[1] as usize;
+    let now = net.now;
+    net.nodes[backup].hand_off(now);
+    net.quiet();
+    assert!(net.nodes[backup].handed_off());
+    assert!(net.nodes[next].prims.replicas.contains_key(&key));
+    net.kill(backup);
+    assert_all_twenty_got(&mut net, &key);
+}
+
+/// Node 0 puts 0..20 into the queue `key`.
+fn fill(net: &mut Net, key: &str) {
+    for v in 0..20 {
+        net.call(0, u64::from(v), key, QUEUE, put(v));
+    }
+    net.quiet();
+    for v in 0..20 {
+        assert_eq!(net.reply(0, v), Some(Reply::Done));
+    }
+}
+
+/// Node 0 gets 20 items from `key`: each of 0..20 once.
+fn assert_all_twenty_got(net: &mut Net, key: &str) {
     for seq in 100..120 {
-        net.call(0, seq, &key, QUEUE, GET);
+        net.call(0, seq, key, QUEUE, GET);
     }
     for _ in 0..5 {
         net.tick(Duration::from_millis(100));
