@@ -201,7 +201,7 @@ impl Prims {
         let Some(hosted) = self.hosted.get_mut(key) else {
             return;
         };
-        if hosted.in_flight {
+        if hosted.in_flight || hosted.resend_at.is_some() {
             return;
         }
         let Some(backup) = hosted.backup else {
@@ -253,6 +253,7 @@ impl Prims {
             held,
         } = sent;
         let current = self.hosted.get(&key).is_some_and(|h| h.batch == batch);
+        let ranked = self.ranked_homes(members, &key);
         let Some(hosted) = self.hosted.get_mut(&key).filter(|_| current) else {
             // A batch of an earlier hosting: the state that made these answers was kept as
             // a copy here (and replicated anew if hosted again).
@@ -264,6 +265,7 @@ impl Prims {
         hosted.in_flight = false;
         match response {
             Ok(Response::Ack) if hosted.backup == Some(peer) => {
+                hosted.refused = 0;
                 for (answer, reply) in held {
                     self.respond(answer, reply);
                 }
@@ -275,12 +277,25 @@ impl Prims {
                     tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "backup lost");
                     hosted.backup = None;
                 }
+                if matches!(other, Ok(Response::Refused(_))) && hosted.backup == Some(peer) {
+                    // The first refusal is a copy that missed changes: the snapshot below
+                    // mends it. A refused snapshot is a peer that keeps no copy: the next
+                    // of the ranking backs the key up, after a pause.
+                    hosted.refused += 1;
+                    if hosted.refused >= 2 {
+                        tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "backup refuses copies");
+                        let after = ranked.iter().skip_while(|p| **p != peer).skip(1);
+                        let next = (after.chain(&ranked)).find(|p| **p != self.me && **p != peer);
+                        hosted.backup = Some(next.copied().unwrap_or(peer));
+                        hosted.refused = 0;
+                        hosted.resend_at = Some(now + RETRY);
+                    }
+                }
                 let mut all = held;
                 all.append(&mut hosted.held);
                 hosted.held = all;
                 hosted.unsent = vec![Delta::Snapshot(hosted.state.snapshot(now))];
                 if hosted.backup.is_none() {
-                    let ranked = self.ranked_homes(members, &key);
                     let backup = ranked.into_iter().find(|p| *p != self.me && *p != peer);
                     if let Some(hosted) = self.hosted.get_mut(&key) {
                         hosted.backup = backup;
@@ -419,6 +434,8 @@ impl Prims {
             in_flight: false,
             batch: 0,
             backup_seq: 0,
+            refused: 0,
+            resend_at: None,
         };
         self.hosted.insert(key.clone(), hosted);
         self.flush_replication(&key);
@@ -459,6 +476,9 @@ impl Prims {
             let Some(hosted) = self.hosted.get_mut(&key) else {
                 continue;
             };
+            if hosted.resend_at.is_some_and(|at| at <= now) {
+                hosted.resend_at = None;
+            }
             let mut deltas = Vec::new();
             hosted.state.expire(now, &mut deltas);
             let (ended, waiting) = std::mem::take(&mut hosted.waiters)
@@ -478,7 +498,7 @@ impl Prims {
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let hosted = self.hosted.values().flat_map(|h| {
             let until = h.waiters.iter().map(|w| w.until).min();
-            [h.state.next_expiry(), until]
+            [h.state.next_expiry(), until, h.resend_at]
         });
         let retries = self.retries.iter().map(|(at, _)| Some(*at));
         hosted.chain(retries).flatten().min()

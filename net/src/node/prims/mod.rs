@@ -170,6 +170,12 @@ pub(super) struct Hosted {
     batch: u64,
     /// The backup's `seq` once it has applied every batch sent: the next batch's base.
     backup_seq: u64,
+    /// Batches the backup refused in a row: a refused snapshot means it will not keep a
+    /// copy (at its bound of keys, or it sees another home), and the next peer takes over.
+    refused: u32,
+    /// No batch goes to the backup before this (after a refused snapshot), so that a
+    /// refusing peer costs a request every [`RETRY`], not a busy loop.
+    resend_at: Option<Instant>,
 }
 
 /// Changes of a hosted key sent to its backup, with the answers that wait for them.

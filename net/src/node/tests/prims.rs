@@ -226,6 +226,31 @@ fn a_leaving_backup_hosts_and_hands_on_a_key_whose_home_is_gone() {
     assert_all_twenty_got(&mut net, &key);
 }
 
+/// A backup at its bound of keys refuses every copy: the home moves the copy to the next
+/// peer, after a pause, instead of sending it again and again and holding every answer.
+#[test]
+fn a_backup_that_refuses_copies_is_replaced_by_the_next_peer() {
+    let mut net = Net::new(4, 1, &[&[ADD]]);
+    let (home, backup, key) = net.key_homed_away("refused", 0);
+    let next = net.nodes[home].ranked_homes(&key)[2] as usize;
+    net.nodes[backup].prims.limits.prim_keys = 0;
+    for v in 0..5 {
+        net.call(0, u64::from(v), &key, QUEUE, put(v));
+    }
+    net.quiet();
+    let sent_before = net.nodes[home].stats().requests_sent;
+    for _ in 0..3 {
+        net.tick(Duration::from_millis(100));
+    }
+    for v in 0..5 {
+        assert_eq!(net.reply(0, v), Some(Reply::Done), "put {v}");
+    }
+    assert!(net.nodes[next].prims.replicas.contains_key(&key));
+    assert!(!net.nodes[backup].prims.replicas.contains_key(&key));
+    let sent = net.nodes[home].stats().requests_sent - sent_before;
+    assert!(sent < 20, "{sent} requests in 300 ms: the home is looping");
+}
+
 /// Node 0 puts 0..20 into the queue `key`.
 fn fill(net: &mut Net, key: &str) {
     for v in 0..20 {
