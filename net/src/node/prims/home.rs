@@ -253,7 +253,6 @@ impl Prims {
             held,
         } = sent;
         let current = self.hosted.get(&key).is_some_and(|h| h.batch == batch);
-        let ranked = self.ranked_homes(members, &key);
         let Some(hosted) = self.hosted.get_mut(&key).filter(|_| current) else {
             // A batch of an earlier hosting: the state that made these answers was kept as
             // a copy here (and replicated anew if hosted again).
@@ -272,7 +271,12 @@ impl Prims {
             }
             other => {
                 // Lost, refused (no copy there), or sent to a former backup: send the whole
-                // state to the backup, with these answers waiting for it.
+                // state to the backup, with these answers waiting for it. (The ranking is
+                // read only here: an acknowledgement, the common answer, needs none.)
+                let ranked = self.ranked_homes(members, &key);
+                let Some(hosted) = self.hosted.get_mut(&key) else {
+                    return;
+                };
                 if other.is_err() && hosted.backup == Some(peer) {
                     tracing::debug!(%key, peer = %format_args!("{peer:016x}"), "backup lost");
                     hosted.backup = None;
